@@ -1,0 +1,37 @@
+/* arena.h: a bump allocator for per-request work.
+ *
+ * The normaliser builds each event (and unpacks protobuf input) in an arena,
+ * so a request's hundreds of small allocations are freed in one reset. The
+ * arena owns everything allocated from it; nothing allocated from it may be
+ * freed on its own.
+ */
+#ifndef YJ_ARENA_H
+#define YJ_ARENA_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+struct yj_arena_block;
+
+struct yj_arena {
+	struct yj_arena_block *head;  /* newest block, owned */
+	size_t block_size;            /* size of a fresh block */
+	ProtobufCAllocator pb;        /* protobuf-c allocator drawing on this arena */
+};
+
+/* Set up an empty arena (no memory taken until the first allocation). */
+void yj_arena_init(struct yj_arena *a, size_t block_size);
+
+/* size bytes, 16-byte aligned, or NULL when memory is exhausted. */
+void *yj_arena_alloc(struct yj_arena *a, size_t size);
+
+/* A NUL-terminated copy of s[0..len), or NULL. */
+char *yj_arena_strndup(struct yj_arena *a, const char *s, size_t len);
+
+/* Forget every allocation, keeping the first block for reuse. */
+void yj_arena_reset(struct yj_arena *a);
+
+/* Free every block. The arena may be used again after yj_arena_init. */
+void yj_arena_free(struct yj_arena *a);
+
+#endif

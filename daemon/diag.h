@@ -1,0 +1,21 @@
+/* diag.h: collecting "FILE:LINE: message" diagnostics.
+ *
+ * Config and reference-table loaders report every problem they find (not
+ * just the first) through a yj_diag, so `yjlinkd --check` and a refused
+ * reload list them all.
+ */
+#ifndef YJ_DIAG_H
+#define YJ_DIAG_H
+
+struct yj_diag {
+	/* Called once per problem; NULL prints "file:line: msg" to stderr. */
+	void (*report)(void *arg, const char *file, int line, const char *msg);
+	void *arg;   /* passed to report */
+	int count;   /* problems reported so far */
+};
+
+/* Report one problem. line 0 means the file as a whole ("file: msg"). */
+void yj_diag_report(struct yj_diag *d, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,464 @@
+/* ingest.c: see ingest.h. */
+#include "ingest.h"
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+
+const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1e300,
+};
+
+/* One request waiting for the group commit. Everything it points to lives
+ * in the batch arena. */
+struct s_pending {
+	yj_reply_fn done;
+	void *arg;
+	enum yj_feed feed;
+	const char *origin;
+	const char *sender;          /* NULL when unauthenticated */
+	const char *feed_name;       /* as received, for quarantine */
+	const char *content_type;    /* as received, for quarantine */
+	const uint8_t *raw;          /* payload as received, cut at quarantine_max_bytes */
+	size_t raw_len;              /* bytes kept */
+	size_t raw_total;            /* bytes received */
+	unsigned frames;
+	const char *source_id;       /* "" when unreadable */
+	const char *force;           /* event's force (accepted events) */
+	/* accepted by the normaliser: */
+	const uint8_t *event;        /* packed normalised Event */
+	size_t event_len;
+	uint8_t hash[16];
+	const char *source_key;
+	const char *child_id;
+	const char *custody_key;
+	int64_t occurred_us;
+	/* decided (again on every run of the write function): */
+	struct yj_reject rej;        /* pre-store refusal, code NONE otherwise */
+	struct yj_reject store_rej;  /* conflict/forbidden found in the transaction */
+	enum yj_status status;
+	uint64_t seq;
+};
+
+struct yj_ingest {
+	struct yj_store *store;          /* borrowed */
+	const struct yj_config *cfg;     /* borrowed */
+	const struct yj_refdata *ref;    /* borrowed */
+	struct yj_arena scratch;         /* per-request normaliser memory */
+	struct yj_arena batch;           /* memory of the current batch */
+	struct s_pending *pend;          /* current batch, owned */
+	size_t n_pend, cap_pend;
+	int draining;
+	int64_t batch_now_us;            /* stored_at of the batch being written */
+	struct yj_ingest_stats stats;
+};
+
+int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const struct yj_refdata *ref,
+		  struct yj_ingest **out)
+{
+	struct yj_ingest *ing = calloc(1, sizeof(*ing));
+	if (!ing)
+		return YJ_ENOMEM;
+	if (sodium_init() < 0) {
+		free(ing);
+		return YJ_EIO;
+	}
+	ing->store = store;
+	ing->cfg = cfg;
+	ing->ref = ref;
+	yj_arena_init(&ing->scratch, 32768);
+	yj_arena_init(&ing->batch, 1 << 20);
+	*out = ing;
+	return 0;
+}
+
+void yj_ingest_destroy(struct yj_ingest **ping)
+{
+	struct yj_ingest *ing = ping ? *ping : NULL;
+	if (!ing)
+		return;
+	yj_arena_free(&ing->scratch);
+	yj_arena_free(&ing->batch);
+	free(ing->pend);
+	free(ing);
+	*ping = NULL;
+}
+
+void yj_ingest_set_config(struct yj_ingest *ing, const struct yj_config *cfg, const struct yj_refdata *ref)
+{
+	ing->cfg = cfg;
+	ing->ref = ref;
+}
+
+size_t yj_ingest_pending(const struct yj_ingest *ing) { return ing->n_pend; }
+void yj_ingest_set_draining(struct yj_ingest *ing, int on) { ing->draining = on; }
+const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing) { return &ing->stats; }
+
+static const char *s_copy(struct yj_arena *a, const void *s, size_t len)
+{
+	return yj_arena_strndup(a, s ? s : "", s ? len : 0);
+}
+
+static void s_reply_retry(yj_reply_fn done, void *arg, const char *source_id, const char *reason)
+{
+	struct yj_reply r = {
+		.status = YJ_STATUS_RETRY,
+		.source_id = source_id ? source_id : "",
+		.source_id_len = source_id ? strlen(source_id) : 0,
+		.detail = reason,
+		.detail_len = strlen(reason),
+		.reason = reason,
+	};
+	done(arg, &r);
+}
+
+/* Fill the accepted-event fields of p from the normalised event. */
+static int s_take_event(struct yj_ingest *ing, struct s_pending *p, const Yjlink__V1__Event *ev)
+{
+	struct yj_arena *a = &ing->batch;
+	size_t len = protobuf_c_message_get_packed_size(&ev->base);
+	uint8_t *buf = yj_arena_alloc(a, len ? len : 1);
+	char tmp[600];
+	if (!buf)
+		return YJ_ENOMEM;
+	protobuf_c_message_pack(&ev->base, buf);
+	p->event = buf;
+	p->event_len = len;
+	crypto_generichash(p->hash, sizeof(p->hash), buf, len, NULL, 0);
+	p->force = s_copy(a, ev->force, strlen(ev->force));
+	snprintf(tmp, sizeof(tmp), "%s/%s", ev->force, ev->source_id);
+	p->source_key = s_copy(a, tmp, strlen(tmp));
+	size_t n = yj_event_child_id(ev, tmp, sizeof(tmp));
+	p->child_id = s_copy(a, tmp, n);
+	p->custody_key = NULL;
+	if (ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody && ev->custody->record_id) {
+		snprintf(tmp, sizeof(tmp), "%s/%s", ev->force, ev->custody->record_id);
+		p->custody_key = s_copy(a, tmp, strlen(tmp));
+	}
+	p->occurred_us = ev->occurred_at ? ev->occurred_at->unix_us : 0;
+	if (!p->force || !p->source_key || !p->child_id)
+		return YJ_ENOMEM;
+	return 0;
+}
+
+int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg)
+{
+	int rc = 0;
+
+	if (ing->draining) {
+		s_reply_retry(done, arg, "", "shutting down");
+		ing->stats.retries++;
+		return 0;
+	}
+	if (ing->n_pend == ing->cap_pend) {
+		size_t ncap = ing->cap_pend ? ing->cap_pend * 2 : 1024;
+		struct s_pending *np = realloc(ing->pend, ncap * sizeof(*np));
+		if (!np) {
+			s_reply_retry(done, arg, "", "overloaded");
+			return YJ_ENOMEM;
+		}
+		ing->pend = np;
+		ing->cap_pend = ncap;
+	}
+	struct s_pending *p = &ing->pend[ing->n_pend];
+	memset(p, 0, sizeof(*p));
+	p->done = done;
+	p->arg = arg;
+	p->origin = req->origin;
+	p->frames = req->frames;
+	p->source_id = "";
+
+	struct yj_arena *a = &ing->batch;
+	size_t keep = req->payload_len;
+	if (keep > (size_t)ing->cfg->ingest_quarantine_max_bytes)
+		keep = (size_t)ing->cfg->ingest_quarantine_max_bytes;
+	uint8_t *raw = yj_arena_alloc(a, keep ? keep : 1);
+	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
+	p->feed_name = s_copy(a, req->feed, req->feed_len);
+	p->content_type = s_copy(a, req->content_type, req->content_type_len);
+	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender)) {
+		s_reply_retry(done, arg, "", "overloaded");
+		return YJ_ENOMEM;
+	}
+	if (keep)
+		memcpy(raw, req->payload, keep);
+	p->raw = raw;
+	p->raw_len = keep;
+	p->raw_total = req->payload_len;
+
+	/* The protocol checks of interfaces.md §1, in its order. */
+	enum yj_feed feed = yj_feed_from_name(req->feed, req->feed_len);
+	enum yj_content_type ct = yj_content_type_from_name(req->content_type, req->content_type_len);
+	if (req->protocol_error) {
+		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "", "%s", req->protocol_error);
+	} else if (feed == YJ_FEED_NONE) {
+		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "",
+			      "unknown feed: expected custody, arrest, voluntary_interview or outcome");
+	} else if (ct == YJ_CT_NONE) {
+		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "",
+			      "unknown content type: expected application/json or application/x-protobuf");
+	} else {
+		struct yj_norm_opts o = { ing->ref, yj_clock_now_us(), (size_t)ing->cfg->ingest_max_message_bytes };
+		struct yj_norm_result res;
+		yj_arena_reset(&ing->scratch);
+		rc = yj_normalise(&o, feed, ct, req->payload, req->payload_len, &ing->scratch, &res);
+		if (rc == YJ_ENOMEM) {
+			s_reply_retry(done, arg, "", "overloaded");
+			return rc;
+		}
+		if (res.source_id)
+			p->source_id = s_copy(a, res.source_id, strlen(res.source_id));
+		if (!p->source_id) {
+			s_reply_retry(done, arg, "", "overloaded");
+			return YJ_ENOMEM;
+		}
+		p->feed = feed;
+		if (rc == 0) {
+			rc = s_take_event(ing, p, res.event);
+			if (rc) {
+				s_reply_retry(done, arg, p->source_id, "overloaded");
+				return rc;
+			}
+		} else {
+			p->rej = res.reject;
+			rc = 0;
+		}
+	}
+	ing->n_pend++;
+	if (ing->n_pend >= (size_t)ing->cfg->ingest_batch_max)
+		return yj_ingest_flush(ing);
+	return 0;
+}
+
+static int s_forbidden(const struct yj_ingest *ing, const struct s_pending *p)
+{
+	/* Authenticated senders are bound to forces by their CURVE key; until a
+	 * key binding is configured every sender is held to ingest.forces. */
+	const struct yj_strlist *l = &ing->cfg->ingest_forces;
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i], p->force) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+static size_t s_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+static size_t s_field_bytes(uint8_t *out, unsigned field, const void *data, size_t len)
+{
+	size_t n = s_varint(out, (uint64_t)field << 3 | 2);
+	n += s_varint(out + n, len);
+	memcpy(out + n, data, len);
+	return n + len;
+}
+
+/* yjlink.v1.Record written by hand around the already packed event, so the
+ * event is packed once per request, not once per commit attempt. */
+static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p)
+{
+	const char *feed = yj_feed_name(p->feed);
+	const char *sender = p->sender ? p->sender : p->origin;
+	size_t cap = 64 + strlen(feed) + strlen(sender) + p->event_len;
+	uint8_t stackbuf[4096];
+	uint8_t *buf = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+	if (!buf)
+		return YJ_ENOMEM;
+	size_t n = 0;
+	n += s_varint(buf + n, 1 << 3 | 0);
+	n += s_varint(buf + n, p->seq);
+	n += s_varint(buf + n, 2 << 3 | 0);
+	n += s_varint(buf + n, (uint64_t)ing->batch_now_us);
+	n += s_field_bytes(buf + n, 3, feed, strlen(feed));
+	n += s_field_bytes(buf + n, 4, sender, strlen(sender));
+	n += s_field_bytes(buf + n, 5, p->event, p->event_len);
+	struct yj_event_keys keys = {
+		.source_key = p->source_key,
+		.hash = p->hash,
+		.child_id = p->child_id,
+		.occurred_us = p->occurred_us,
+		.custody_key = p->custody_key,
+	};
+	int rc = yj_store_put_event(txn, p->seq, &keys, buf, n);
+	if (buf != stackbuf)
+		free(buf);
+	return rc;
+}
+
+static int s_quarantine(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, const struct yj_reject *rej)
+{
+	Yjlink__V1__Quarantined q = YJLINK__V1__QUARANTINED__INIT;
+	q.has_received_at_us = 1;
+	q.received_at_us = ing->batch_now_us;
+	q.origin = (char *)p->origin;
+	q.feed = (char *)p->feed_name;
+	q.content_type = (char *)p->content_type;
+	q.error = (char *)yj_reject_code_name(rej->code);
+	q.field = (char *)rej->field;
+	q.reason = (char *)rej->reason;
+	q.source_id = (char *)p->source_id;
+	q.has_payload = 1;
+	q.payload.data = (uint8_t *)p->raw;
+	q.payload.len = p->raw_len;
+	q.has_payload_bytes = 1;
+	q.payload_bytes = p->raw_total;
+	q.has_frames = 1;
+	q.frames = p->frames;
+	size_t len = protobuf_c_message_get_packed_size(&q.base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return YJ_ENOMEM;
+	protobuf_c_message_pack(&q.base, buf);
+	uint64_t id = 0;
+	int rc = yj_store_quarantine_put(txn, buf, len, &id);
+	free(buf);
+	return rc;
+}
+
+/* The batch's write transaction. May run more than once (map growth): it
+ * decides everything afresh from the pending requests each time. */
+static int s_write_batch(struct yj_txn *txn, void *arg)
+{
+	struct yj_ingest *ing = arg;
+	int rc = 0;
+
+	for (size_t i = 0; i < ing->n_pend && !rc; i++) {
+		struct s_pending *p = &ing->pend[i];
+		p->store_rej.code = YJ_REJ_NONE;
+		p->seq = 0;
+		if (p->rej.code != YJ_REJ_NONE) {
+			p->status = YJ_STATUS_REJECT;
+			rc = s_quarantine(txn, ing, p, &p->rej);
+			continue;
+		}
+		struct yj_source_ref ref;
+		int found = yj_store_find_source(txn, p->source_key, &ref);
+		if (found < 0 && found != YJ_ENOENT) {
+			rc = found;
+			break;
+		}
+		if (found == 0 && memcmp(ref.hash, p->hash, sizeof(ref.hash)) != 0) {
+			yj_reject_set(&p->store_rej, YJ_REJ_CONFLICT, "source_id",
+				      "source_id already stored as seq %llu with different content",
+				      (unsigned long long)ref.seq);
+		} else if (s_forbidden(ing, p)) {
+			yj_reject_set(&p->store_rej, YJ_REJ_FORBIDDEN, "force",
+				      "this sender may not send for force %s", p->force);
+		}
+		if (p->store_rej.code != YJ_REJ_NONE) {
+			p->status = YJ_STATUS_REJECT;
+			rc = s_quarantine(txn, ing, p, &p->store_rej);
+		} else if (found == 0) {
+			p->status = YJ_STATUS_DUP;
+			p->seq = ref.seq;
+		} else {
+			rc = yj_store_next_seq(txn, &p->seq);
+			if (!rc)
+				rc = s_put_record(txn, ing, p);
+			p->status = YJ_STATUS_OK;
+		}
+	}
+	return rc;
+}
+
+static void s_observe_commit(struct yj_ingest *ing, double secs)
+{
+	size_t b = 0;
+	while (b < YJ_COMMIT_BUCKETS - 1 && secs > yj_commit_bucket_bounds[b])
+		b++;
+	ing->stats.commit_buckets[b]++;
+	ing->stats.commit_seconds_sum += secs;
+	ing->stats.batches++;
+}
+
+static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
+{
+	char detail[512];
+	struct yj_reply r = { .status = p->status, .source_id = p->source_id, .source_id_len = strlen(p->source_id) };
+	const struct yj_reject *rej = p->rej.code ? &p->rej : &p->store_rej;
+
+	switch (p->status) {
+	case YJ_STATUS_OK:
+	case YJ_STATUS_DUP:
+		r.seq = p->seq;
+		r.detail_len = (size_t)snprintf(detail, sizeof(detail), "%llu", (unsigned long long)p->seq);
+		r.detail = detail;
+		if (p->status == YJ_STATUS_OK) {
+			ing->stats.ingested[p->feed]++;
+			if (p->seq > ing->stats.last_seq)
+				ing->stats.last_seq = p->seq;
+			ing->stats.last_ok_us = ing->batch_now_us;
+		} else {
+			ing->stats.dups++;
+		}
+		break;
+	case YJ_STATUS_REJECT: {
+		cJSON *o = cJSON_CreateObject();
+		char *s = NULL;
+		if (o && cJSON_AddStringToObject(o, "error", yj_reject_code_name(rej->code)) &&
+		    cJSON_AddStringToObject(o, "field", rej->field) && cJSON_AddStringToObject(o, "reason", rej->reason))
+			s = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		snprintf(detail, sizeof(detail), "%s",
+			 s ? s : "{\"error\":\"value\",\"field\":\"\",\"reason\":\"rejected\"}");
+		cJSON_free(s);
+		r.detail = detail;
+		r.detail_len = strlen(detail);
+		r.error = yj_reject_code_name(rej->code);
+		r.field = rej->field;
+		r.reason = rej->reason;
+		ing->stats.rejected[rej->code]++;
+		yj_info("ingest: REJECT %s field=%s origin=%s", r.error, rej->field, p->origin);
+		break;
+	}
+	case YJ_STATUS_RETRY:
+		r.detail = r.reason = "retry";
+		r.detail_len = 5;
+		ing->stats.retries++;
+		break;
+	}
+	p->done(p->arg, &r);
+}
+
+int yj_ingest_flush(struct yj_ingest *ing)
+{
+	if (ing->n_pend == 0)
+		return 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ing->batch_now_us = yj_clock_now_us();
+	int rc = yj_store_write(ing->store, s_write_batch, ing);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+
+	if (rc) {
+		const char *why = rc == YJ_ENOSPC ? "store full: disk or map at its cap" : "store error";
+		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", ing->n_pend, yj_strerror(rc));
+		for (size_t i = 0; i < ing->n_pend; i++) {
+			s_reply_retry(ing->pend[i].done, ing->pend[i].arg, ing->pend[i].source_id, why);
+			ing->stats.retries++;
+		}
+	} else {
+		for (size_t i = 0; i < ing->n_pend; i++)
+			s_send_reply(ing, &ing->pend[i]);
+	}
+	ing->n_pend = 0;
+	yj_arena_reset(&ing->batch);
+	return rc;
+}

@@ -1,0 +1,67 @@
+/* ingest.h: the ingest core. Inputs submit requests; the core checks the
+ * framing, normalises, and collects them into a batch; yj_ingest_flush()
+ * (called once per loop iteration, before the loop sleeps) writes the whole
+ * batch in one synced LMDB transaction and only then sends every reply:
+ * group commit, persist before acknowledge.
+ *
+ * Decisions that need the store (DUP, REJECT conflict, REJECT forbidden)
+ * are made inside the write transaction, so two copies of one message in one
+ * batch come out as OK then DUP.
+ *
+ * Ownership: the core borrows the store, config and reference tables; it
+ * owns its batch. yj_ingest_set_config() swaps the borrowed config and tables
+ * on reload (the caller keeps the old ones alive until it returns).
+ */
+#ifndef YJ_INGEST_H
+#define YJ_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter.h"
+#include "config.h"
+#include "normalise.h"
+#include "refdata.h"
+#include "store.h"
+
+#define YJ_COMMIT_BUCKETS 12
+
+struct yj_ingest_stats {
+	uint64_t ingested[YJ_FEED_COUNT];          /* OK, by feed */
+	uint64_t rejected[YJ_REJ_FORBIDDEN + 1];   /* REJECT, by code */
+	uint64_t dups;                             /* DUP replies */
+	uint64_t retries;                          /* RETRY replies */
+	uint64_t batches;                          /* group commits */
+	uint64_t commit_buckets[YJ_COMMIT_BUCKETS];/* yjlink_commit_seconds histogram, cumulative-less counts */
+	double commit_seconds_sum;
+	uint64_t last_seq;                         /* highest seq acknowledged */
+	int64_t last_ok_us;                        /* wall time of the last OK */
+};
+
+/* Upper bounds of the commit histogram buckets, seconds (last is +Inf). */
+extern const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS];
+
+struct yj_ingest;
+
+int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const struct yj_refdata *ref,
+		  struct yj_ingest **out);
+void yj_ingest_destroy(struct yj_ingest **ing);
+void yj_ingest_set_config(struct yj_ingest *ing, const struct yj_config *cfg, const struct yj_refdata *ref);
+
+/* Take one request (see adapter.h). Flushes by itself when the batch holds
+ * ingest.batch_max requests. Returns 0 or YJ_ENOMEM (then done was called
+ * with RETRY). */
+int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg);
+
+/* Commit the batch and send its replies. Returns 0, or the store's error
+ * (the replies then said RETRY). */
+int yj_ingest_flush(struct yj_ingest *ing);
+
+size_t yj_ingest_pending(const struct yj_ingest *ing);
+
+/* While draining, new requests are answered RETRY at once. */
+void yj_ingest_set_draining(struct yj_ingest *ing, int on);
+
+const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing);
+
+#endif

@@ -1,0 +1,960 @@
+/* store.c: see store.h.
+ *
+ * Every LMDB call of yjlink is in this file, and so is the translation of its
+ * codes into err.h's: nothing above this file sees an MDB_* value.
+ *
+ * Threading: the store belongs to one thread (the main loop). The environment
+ * is opened MDB_NOTLS so that a read transaction may be open while that same
+ * thread writes (a read inside a write function, or the cached reader below).
+ */
+#include "store.h"
+
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* Bump on any incompatible change of the layout; an older binary refuses a
+ * newer store rather than misreading it. */
+#define S_SCHEMA_VERSION 1
+#define S_META_SCHEMA "store.schema_version"
+/* Highest seq / quarantine id ever handed out: kept only when the highest
+ * entry is deleted (retention), so that a number is never reused. */
+#define S_META_EVENTS_HW "store.events_hw"
+#define S_META_QUAR_HW "store.quarantine_hw"
+
+#define S_DEFAULT_MAP (UINT64_C(1) << 20)
+#define S_DEFAULT_READERS 126
+/* Bounds one call's retries (map doubling, resize, reader check) so that a
+ * misbehaving environment ends in an error, not in a loop. */
+#define S_MAX_ATTEMPTS 64
+#define S_SEQ_LEN 8
+#define S_SOURCE_REF_LEN (8 + 16)
+/* Free space below which a failed commit is put down to a full disk. */
+#define S_DISK_FULL_SLACK (UINT64_C(4) << 20)
+
+struct yj_store {
+	MDB_env *env;                 /* the environment; NULL only inside a reopen */
+	MDB_dbi dbi[YJ_DB_COUNT];     /* handles of the named databases, fixed at open */
+	char *path;                   /* directory of data.mdb, owned */
+	size_t page;                  /* OS page size: map sizes are multiples of it */
+	size_t max_map_size;          /* growth cap, bytes */
+	unsigned max_readers;         /* reader slots asked of LMDB */
+	size_t max_key;               /* LMDB's key size limit (511 by default) */
+	MDB_txn *rtxn;                /* a reset read transaction kept for the next read */
+	int in_write;                 /* inside yj_store_write: forbids nesting and remaps */
+	int reopening;                /* inside s_reopen: a second one would recurse */
+	unsigned active_reads;        /* read transactions now open */
+	unsigned map_grows;           /* times the map was doubled since open */
+	unsigned stale_readers;       /* readers cleared by mdb_reader_check at open */
+};
+
+struct yj_txn {
+	struct yj_store *store;       /* the store it belongs to */
+	MDB_txn *txn;                 /* the LMDB transaction */
+	int rc;                       /* sticky error, 0 while all is well */
+	int mdb_rc;                   /* LMDB code behind rc (0: ours), read by the recovery wrapper */
+	int rdonly;                   /* a read transaction: every write is refused */
+	uint64_t next_seq;            /* next event seq, 0 until first asked */
+	uint64_t next_qid;            /* next quarantine id, 0 until first asked */
+	MDB_cursor *cur[YJ_DB_COUNT]; /* write cursors, opened on first use and kept to the end */
+};
+
+static const struct {
+	const char *name;
+	unsigned flags;
+} s_dbs[YJ_DB_COUNT] = {
+	[YJ_DB_META] = { "meta", 0 },
+	[YJ_DB_EVENTS] = { "events", 0 },
+	[YJ_DB_SOURCE] = { "source", 0 },
+	[YJ_DB_CHILD] = { "child", MDB_DUPSORT | MDB_DUPFIXED },
+	[YJ_DB_TIME] = { "time", MDB_DUPSORT | MDB_DUPFIXED },
+	[YJ_DB_CUSTODY] = { "custody", MDB_DUPSORT | MDB_DUPFIXED },
+	[YJ_DB_QUARANTINE] = { "quarantine", 0 },
+};
+
+static int s_env_open(struct yj_store *s, size_t map_size);
+static int s_write(struct yj_store *s, yj_store_txn_fn fn, void *arg);
+
+/* --- errors --- */
+
+static int s_disk_full(int mrc)
+{
+	/* EFBIG: a file size limit (RLIMIT_FSIZE, a filesystem's maximum) is,
+	 * for the caller, the same condition as a full disk. */
+	return mrc == ENOSPC || mrc == EDQUOT || mrc == EFBIG;
+}
+
+static int s_xlate(int mrc)
+{
+	switch (mrc) {
+	case MDB_SUCCESS: return YJ_OK;
+	case MDB_NOTFOUND: return YJ_ENOENT;
+	case MDB_KEYEXIST: return YJ_EEXIST;
+	case MDB_BAD_VALSIZE: return YJ_EINVAL;
+	case MDB_MAP_FULL: return YJ_ENOSPC;
+	case ENOMEM: return YJ_ENOMEM;
+	default: break;
+	}
+	return s_disk_full(mrc) ? YJ_ENOSPC : YJ_ESTORE;
+}
+
+/* LMDB reports a short write, which is how a filling disk usually shows,
+ * as EIO: ask the filesystem whether it is full. */
+static int s_disk_now_full(const struct yj_store *s)
+{
+	struct statvfs vfs;
+	if (statvfs(s->path, &vfs))
+		return 0;
+	/* Root may use the blocks reserved for it; anyone else may not. */
+	uint64_t blocks = geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail;
+	return (uint64_t)blocks * vfs.f_frsize < S_DISK_FULL_SLACK;
+}
+
+/* Record an LMDB failure in txn (sticky) and return its yjlink code. A
+ * missing key is an answer, not a failure: it leaves the transaction alone. */
+static int s_fail(struct yj_txn *t, int mrc, const char *what)
+{
+	int rc = s_xlate(mrc);
+	if (rc == YJ_ENOENT)
+		return rc;
+	if (rc == YJ_ESTORE)
+		yj_err("store: %s: %s", what, mdb_strerror(mrc));
+	t->rc = rc;
+	t->mdb_rc = mrc;
+	return rc;
+}
+
+static int s_bad(struct yj_txn *t, int rc)
+{
+	t->rc = rc;
+	t->mdb_rc = 0;
+	return rc;
+}
+
+/* The checks every operation starts with. */
+static int s_check(struct yj_txn *t, enum yj_db db, const void *key, size_t klen, int write)
+{
+	if (!t)
+		return YJ_EINVAL;
+	if (t->rc)
+		return t->rc;
+	if ((unsigned)db >= YJ_DB_COUNT || (write && t->rdonly))
+		return s_bad(t, YJ_EINVAL);
+	if (key && (klen == 0 || klen > t->store->max_key))
+		return s_bad(t, YJ_EINVAL);
+	return 0;
+}
+
+/* --- transactions --- */
+
+static int s_dupfixed(enum yj_db db)
+{
+	return (s_dbs[db].flags & MDB_DUPFIXED) != 0;
+}
+
+static int s_cursor(struct yj_txn *t, enum yj_db db, MDB_cursor **out)
+{
+	if (!t->cur[db]) {
+		int mrc = mdb_cursor_open(t->txn, t->store->dbi[db], &t->cur[db]);
+		if (mrc) {
+			t->cur[db] = NULL;
+			return s_fail(t, mrc, "cursor open");
+		}
+	}
+	*out = t->cur[db];
+	return 0;
+}
+
+/* Cursors must go before their transaction: read-transaction cursors are not
+ * freed by LMDB, and closing all of them keeps both kinds alike. */
+static void s_cursors_close(struct yj_txn *t)
+{
+	for (int i = 0; i < YJ_DB_COUNT; i++) {
+		if (t->cur[i])
+			mdb_cursor_close(t->cur[i]);
+		t->cur[i] = NULL;
+	}
+}
+
+static void s_txn_init(struct yj_txn *t, struct yj_store *s, int rdonly)
+{
+	memset(t, 0, sizeof(*t));
+	t->store = s;
+	t->rdonly = rdonly;
+}
+
+static void s_txn_abort(struct yj_txn *t)
+{
+	s_cursors_close(t);
+	if (t->txn)
+		mdb_txn_abort(t->txn);
+	t->txn = NULL;
+}
+
+/* After a failed meta-page write LMDB marks the environment unusable
+ * (MDB_PANIC) for good; closing and opening it again is the one way back. */
+static int s_reopen(struct yj_store *s)
+{
+	if (s->in_write || s->active_reads || s->reopening) {
+		yj_err("store: environment unusable and in use: cannot reopen it now");
+		return YJ_ESTORE;
+	}
+	yj_warn("store: environment unusable after an I/O error: reopening %s", s->path);
+	if (s->rtxn)
+		mdb_txn_abort(s->rtxn);
+	s->rtxn = NULL;
+	if (s->env)
+		mdb_env_close(s->env);
+	s->env = NULL;
+	s->reopening = 1;
+	/* The map size committed last is in the meta page: 0 keeps it. */
+	int rc = s_env_open(s, 0);
+	s->reopening = 0;
+	return rc;
+}
+
+/* Remapping moves the map: every pointer a caller got from an open
+ * transaction would dangle. Allowed only when none is open. */
+static int s_can_remap(const struct yj_store *s)
+{
+	if (s->in_write || s->active_reads) {
+		yj_warn("store: the map must be remapped but a transaction is open: try again later");
+		return 0;
+	}
+	return 1;
+}
+
+/* Begin a transaction, handling the conditions that a retry cures. */
+static int s_begin(struct yj_store *s, int rdonly, MDB_txn **out)
+{
+	int checked = 0, reopened = 0;
+
+	for (int attempt = 0; attempt < S_MAX_ATTEMPTS; attempt++) {
+		int mrc;
+		/* A failed reopen left no environment: try again, the cause
+		 * (a full disk) may be gone. */
+		if (!s->env) {
+			int rc = reopened++ ? YJ_ESTORE : s_reopen(s);
+			if (rc)
+				return rc;
+		}
+		if (rdonly && s->rtxn) {
+			MDB_txn *txn = s->rtxn;
+			s->rtxn = NULL;
+			mrc = mdb_txn_renew(txn);
+			if (!mrc) {
+				*out = txn;
+				return 0;
+			}
+			mdb_txn_abort(txn);
+		} else {
+			mrc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, out);
+			if (!mrc)
+				return 0;
+		}
+		switch (mrc) {
+		case MDB_MAP_RESIZED:
+			/* Another process grew the map: adopt its size. */
+			if (!s_can_remap(s))
+				return YJ_EAGAIN;
+			mrc = mdb_env_set_mapsize(s->env, 0);
+			if (mrc) {
+				yj_err("store: adopting the grown map: %s", mdb_strerror(mrc));
+				return YJ_ESTORE;
+			}
+			continue;
+		case MDB_READERS_FULL: {
+			int dead = 0;
+			if (checked++) {
+				yj_err("store: all %u reader slots in use", s->max_readers);
+				return YJ_EAGAIN;
+			}
+			mdb_reader_check(s->env, &dead);
+			yj_warn("store: reader table full, %d stale slots cleared", dead);
+			continue;
+		}
+		case MDB_PANIC: {
+			int rc = reopened++ ? YJ_ESTORE : s_reopen(s);
+			if (rc)
+				return rc;
+			continue;
+		}
+		default:
+			break;
+		}
+		yj_err("store: begin %s transaction: %s", rdonly ? "read" : "write", mdb_strerror(mrc));
+		return s_xlate(mrc) == YJ_ENOMEM ? YJ_ENOMEM : YJ_ESTORE;
+	}
+	yj_err("store: could not begin a transaction after %d attempts", S_MAX_ATTEMPTS);
+	return YJ_ESTORE;
+}
+
+static size_t s_round(size_t v, size_t page)
+{
+	return (v + page - 1) / page * page;
+}
+
+/* Double the map, up to the cap. No transaction may be open here. */
+static int s_grow(struct yj_store *s)
+{
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	size_t cur = info.me_mapsize;
+	if (cur >= s->max_map_size) {
+		yj_warn("store: map full at its cap of %zu MiB: write refused", s->max_map_size >> 20);
+		return YJ_ENOSPC;
+	}
+	/* A write inside a read function: the map cannot move under it. */
+	if (s->active_reads) {
+		yj_warn("store: map full and a read transaction open: cannot grow it now");
+		return YJ_ENOSPC;
+	}
+	size_t next = cur > s->max_map_size / 2 ? s->max_map_size : s_round(cur * 2, s->page);
+	int mrc = mdb_env_set_mapsize(s->env, next);
+	if (mrc) {
+		yj_err("store: growing the map to %zu bytes: %s", next, mdb_strerror(mrc));
+		return YJ_ESTORE;
+	}
+	s->map_grows++;
+	yj_info("store: map grown from %zu to %zu KiB", cur >> 10, next >> 10);
+	return 0;
+}
+
+/* The one recovery wrapper: every write transaction of the store runs here. */
+static int s_write(struct yj_store *s, yj_store_txn_fn fn, void *arg)
+{
+	struct yj_txn t;
+	int rc = 0;
+
+	s->in_write = 1;
+	for (int attempt = 0;; attempt++) {
+		if (attempt == S_MAX_ATTEMPTS) {
+			yj_err("store: write not committed after %d attempts", S_MAX_ATTEMPTS);
+			rc = YJ_ESTORE;
+			goto out;
+		}
+		s_txn_init(&t, s, 0);
+		s->in_write = 0; /* a reopen in s_begin is safe: nothing is open yet */
+		rc = s_begin(s, 0, &t.txn);
+		s->in_write = 1;
+		if (rc)
+			goto out;
+		int frc = fn(&t, arg);
+		if (t.mdb_rc == MDB_MAP_FULL) {
+			/* Whatever fn made of the error, the cure is the same. */
+			s_txn_abort(&t);
+			if ((rc = s_grow(s)))
+				goto out;
+			continue;
+		}
+		if (frc < 0 || t.rc) {
+			s_txn_abort(&t);
+			rc = frc < 0 ? frc : t.rc;
+			goto out;
+		}
+		s_cursors_close(&t);
+		/* The commit frees the transaction whatever it returns. */
+		int mrc = mdb_txn_commit(t.txn);
+		t.txn = NULL;
+		if (mrc == MDB_MAP_FULL) {
+			if ((rc = s_grow(s)))
+				goto out;
+			continue;
+		}
+		if (mrc) {
+			rc = s_xlate(mrc) == YJ_ENOSPC || (mrc == EIO && s_disk_now_full(s)) ? YJ_ENOSPC : YJ_ESTORE;
+			if (rc == YJ_ENOSPC)
+				yj_warn("store: commit failed, disk full: %s", mdb_strerror(mrc));
+			else
+				yj_err("store: commit failed: %s", mdb_strerror(mrc));
+		}
+		goto out;
+	}
+out:
+	s->in_write = 0;
+	return rc;
+}
+
+int yj_store_write(struct yj_store *store, yj_store_txn_fn fn, void *arg)
+{
+	if (!store || !fn)
+		return YJ_EINVAL;
+	/* LMDB has one writer: a nested write would wait for itself. */
+	if (store->in_write)
+		return YJ_EINVAL;
+	return s_write(store, fn, arg);
+}
+
+int yj_store_read(struct yj_store *store, yj_store_txn_fn fn, void *arg)
+{
+	struct yj_txn t;
+	int rc = 0;
+
+	if (!store || !fn)
+		return YJ_EINVAL;
+	s_txn_init(&t, store, 1);
+	if ((rc = s_begin(store, 1, &t.txn)))
+		goto out;
+	store->active_reads++;
+	rc = fn(&t, arg);
+	if (rc >= 0 && t.rc)
+		rc = t.rc;
+	s_cursors_close(&t);
+	store->active_reads--;
+	/* Keeping one reset reader saves a malloc and a slot search per read. */
+	if (!store->rtxn) {
+		mdb_txn_reset(t.txn);
+		store->rtxn = t.txn;
+	} else {
+		mdb_txn_abort(t.txn);
+	}
+	t.txn = NULL;
+out:
+	return rc;
+}
+
+int yj_txn_rc(const struct yj_txn *txn)
+{
+	return txn ? txn->rc : YJ_EINVAL;
+}
+
+/* --- generic access --- */
+
+int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+	       const void **val, size_t *vlen)
+{
+	int rc = s_check(txn, db, key, klen, 0);
+	if (rc)
+		return rc;
+	if (!key)
+		return s_bad(txn, YJ_EINVAL);
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v;
+	int mrc = mdb_get(txn->txn, txn->store->dbi[db], &k, &v);
+	if (mrc)
+		return s_fail(txn, mrc, "get");
+	if (val)
+		*val = v.mv_data;
+	if (vlen)
+		*vlen = v.mv_size;
+	return 0;
+}
+
+/* The seq caches follow the last key of their database: an append moves
+ * them on, any other change makes them be read again. */
+static void s_note_write(struct yj_txn *t, enum yj_db db, const void *key, size_t klen, int append)
+{
+	uint64_t *cache = db == YJ_DB_EVENTS ? &t->next_seq : db == YJ_DB_QUARANTINE ? &t->next_qid : NULL;
+	if (!cache)
+		return;
+	*cache = append && klen == S_SEQ_LEN ? yj_be64_get(key) + 1 : 0;
+}
+
+static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
+		 const void *val, size_t vlen, unsigned flags)
+{
+	int rc = s_check(t, db, key, klen, 1);
+	if (rc)
+		return rc;
+	if (!key || (!val && vlen) || (s_dupfixed(db) && vlen != S_SEQ_LEN))
+		return s_bad(t, YJ_EINVAL);
+	MDB_cursor *c;
+	if ((rc = s_cursor(t, db, &c)))
+		return rc;
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
+	int mrc = mdb_cursor_put(c, &k, &v, flags);
+	if (mrc)
+		return s_fail(t, mrc, "put");
+	return 0;
+}
+
+int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+	       const void *val, size_t vlen)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, 0);
+	if (!rc)
+		s_note_write(txn, db, key, klen, 0);
+	return rc;
+}
+
+int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+		  const void *val, size_t vlen)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, MDB_APPEND);
+	if (!rc)
+		s_note_write(txn, db, key, klen, 1);
+	return rc;
+}
+
+static int s_last_u64(struct yj_txn *t, enum yj_db db, uint64_t *out);
+
+/* Deleting the highest seq must not let it be handed out again. */
+static int s_keep_high_water(struct yj_txn *t, enum yj_db db, const void *key, size_t klen)
+{
+	const char *name = db == YJ_DB_EVENTS ? S_META_EVENTS_HW : S_META_QUAR_HW;
+	uint64_t last = 0, hw = 0;
+	int rc;
+	if (klen != S_SEQ_LEN)
+		return 0;
+	if ((rc = s_last_u64(t, db, &last)))
+		return rc;
+	uint64_t seq = yj_be64_get(key);
+	if (seq != last)
+		return 0;
+	const void *v;
+	size_t vlen;
+	rc = yj_txn_get(t, YJ_DB_META, name, strlen(name), &v, &vlen);
+	if (rc && rc != YJ_ENOENT)
+		return rc;
+	if (!rc && vlen == S_SEQ_LEN)
+		hw = yj_be64_get(v);
+	if (hw >= seq)
+		return 0;
+	uint8_t b[S_SEQ_LEN];
+	yj_be64_put(b, seq);
+	return s_put(t, YJ_DB_META, name, strlen(name), b, sizeof(b), 0);
+}
+
+int yj_txn_del(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen)
+{
+	int rc = s_check(txn, db, key, klen, 1);
+	if (rc)
+		return rc;
+	if (!key)
+		return s_bad(txn, YJ_EINVAL);
+	if ((db == YJ_DB_EVENTS || db == YJ_DB_QUARANTINE) && (rc = s_keep_high_water(txn, db, key, klen)))
+		return rc;
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	int mrc = mdb_del(txn->txn, txn->store->dbi[db], &k, NULL);
+	if (mrc)
+		return s_fail(txn, mrc, "del");
+	s_note_write(txn, db, key, klen, 0);
+	return 0;
+}
+
+/* Iteration has a cursor of its own: fn may write to the same database, and
+ * LMDB keeps a tracked cursor valid across those writes. */
+static int s_walk(struct yj_txn *t, enum yj_db db, MDB_cursor_op first_op, const MDB_val *from,
+		  int reverse, int dups, yj_store_iter_fn fn, void *arg)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k = { 0 }, v = { 0 };
+	int rc = 0, mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->store->dbi[db], &c);
+	if (mrc) {
+		c = NULL;
+		rc = s_fail(t, mrc, "cursor open");
+		goto out;
+	}
+	if (from)
+		k = *from;
+	mrc = mdb_cursor_get(c, &k, &v, first_op);
+	if (reverse && from) {
+		/* SET_RANGE found the first key >= from: step back unless equal. */
+		if (mrc == MDB_NOTFOUND)
+			mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		else if (!mrc && mdb_cmp(t->txn, t->store->dbi[db], &k, from) != 0)
+			mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+		else if (!mrc && (s_dbs[db].flags & MDB_DUPSORT))
+			mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	}
+	while (!mrc) {
+		rc = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+		if (rc)
+			break;
+		mrc = mdb_cursor_get(c, &k, &v, dups ? MDB_NEXT_DUP : reverse ? MDB_PREV : MDB_NEXT);
+	}
+	if (rc < 0) {
+		s_bad(t, rc);
+		goto out;
+	}
+	if (rc > 0) {
+		rc = 0;
+		goto out;
+	}
+	if (mrc != MDB_NOTFOUND)
+		rc = s_fail(t, mrc, "iterate");
+out:
+	if (c)
+		mdb_cursor_close(c);
+	return rc;
+}
+
+int yj_txn_iter(struct yj_txn *txn, enum yj_db db, const void *from, size_t flen, int reverse,
+		yj_store_iter_fn fn, void *arg)
+{
+	int rc = s_check(txn, db, from, flen, 0);
+	if (rc)
+		return rc;
+	if (!fn)
+		return s_bad(txn, YJ_EINVAL);
+	MDB_val f = { .mv_size = flen, .mv_data = (void *)from };
+	MDB_cursor_op op = from ? MDB_SET_RANGE : reverse ? MDB_LAST : MDB_FIRST;
+	return s_walk(txn, db, op, from ? &f : NULL, reverse, 0, fn, arg);
+}
+
+int yj_txn_iter_dups(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+		     yj_store_iter_fn fn, void *arg)
+{
+	int rc = s_check(txn, db, key, klen, 0);
+	if (rc)
+		return rc;
+	if (!key || !fn)
+		return s_bad(txn, YJ_EINVAL);
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	return s_walk(txn, db, MDB_SET_KEY, &k, 0, 1, fn, arg);
+}
+
+static int s_last_u64(struct yj_txn *t, enum yj_db db, uint64_t *out)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	/* The kept cursor: for EVENTS this leaves it where the next append goes,
+	 * so the append does not search the tree again. */
+	if ((rc = s_cursor(t, db, &c)))
+		return rc;
+	int mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (mrc == MDB_NOTFOUND) {
+		*out = 0;
+		return 0;
+	}
+	if (mrc)
+		return s_fail(t, mrc, "last key");
+	if (k.mv_size != S_SEQ_LEN)
+		return s_bad(t, YJ_EINVAL);
+	*out = yj_be64_get(k.mv_data);
+	return 0;
+}
+
+int yj_txn_last_u64(struct yj_txn *txn, enum yj_db db, uint64_t *out)
+{
+	int rc = s_check(txn, db, NULL, 0, 0);
+	if (rc)
+		return rc;
+	if (!out)
+		return s_bad(txn, YJ_EINVAL);
+	return s_last_u64(txn, db, out);
+}
+
+/* --- events and quarantine --- */
+
+/* max(last key, high-water mark) + 1, once per transaction. */
+static int s_next_id(struct yj_txn *t, enum yj_db db, uint64_t *cache, uint64_t *out)
+{
+	int rc = s_check(t, db, NULL, 0, 0);
+	if (rc)
+		return rc;
+	if (!out)
+		return s_bad(t, YJ_EINVAL);
+	if (!*cache) {
+		const char *name = db == YJ_DB_EVENTS ? S_META_EVENTS_HW : S_META_QUAR_HW;
+		uint64_t last = 0;
+		const void *v;
+		size_t vlen;
+		if ((rc = s_last_u64(t, db, &last)))
+			return rc;
+		rc = yj_txn_get(t, YJ_DB_META, name, strlen(name), &v, &vlen);
+		if (rc && rc != YJ_ENOENT)
+			return rc;
+		if (!rc && vlen == S_SEQ_LEN && yj_be64_get(v) > last)
+			last = yj_be64_get(v);
+		if (last == UINT64_MAX)
+			return s_bad(t, YJ_ERANGE);
+		*cache = last + 1;
+	}
+	*out = *cache;
+	return 0;
+}
+
+int yj_store_next_seq(struct yj_txn *txn, uint64_t *seq)
+{
+	return s_next_id(txn, YJ_DB_EVENTS, txn ? &txn->next_seq : NULL, seq);
+}
+
+static int s_key_len(struct yj_txn *t, const char *key, size_t *len)
+{
+	if (!key)
+		return 0;
+	*len = strlen(key);
+	return *len == 0 || *len > t->store->max_key ? YJ_EINVAL : 0;
+}
+
+int yj_store_put_event(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys,
+		       const void *record, size_t len)
+{
+	size_t slen = 0, clen = 0, ulen = 0;
+	uint8_t k[S_SEQ_LEN], tk[S_SEQ_LEN], ref[S_SOURCE_REF_LEN];
+	int rc = s_check(txn, YJ_DB_EVENTS, NULL, 0, 1);
+	if (rc)
+		return rc;
+	/* Every key is checked before the first write. */
+	if (!seq || !keys || !keys->source_key || !keys->hash || !keys->child_id || (!record && len) ||
+	    s_key_len(txn, keys->source_key, &slen) || s_key_len(txn, keys->child_id, &clen) ||
+	    s_key_len(txn, keys->custody_key, &ulen))
+		return s_bad(txn, YJ_EINVAL);
+
+	yj_be64_put(k, seq);
+	if ((rc = s_put(txn, YJ_DB_EVENTS, k, sizeof(k), record, len, MDB_APPEND)))
+		return rc;
+	memcpy(ref, k, sizeof(k));
+	memcpy(ref + sizeof(k), keys->hash, 16);
+	/* A source key is stored once: the caller looked it up first. */
+	if ((rc = s_put(txn, YJ_DB_SOURCE, keys->source_key, slen, ref, sizeof(ref), MDB_NOOVERWRITE)))
+		return rc;
+	if ((rc = s_put(txn, YJ_DB_CHILD, keys->child_id, clen, k, sizeof(k), 0)))
+		return rc;
+	yj_be64_put(tk, yj_time_key(keys->occurred_us));
+	if ((rc = s_put(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k), 0)))
+		return rc;
+	if (keys->custody_key && (rc = s_put(txn, YJ_DB_CUSTODY, keys->custody_key, ulen, k, sizeof(k), 0)))
+		return rc;
+	txn->next_seq = seq + 1;
+	return 0;
+}
+
+int yj_store_get_event(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len)
+{
+	uint8_t k[S_SEQ_LEN];
+	yj_be64_put(k, seq);
+	return yj_txn_get(txn, YJ_DB_EVENTS, k, sizeof(k), record, len);
+}
+
+int yj_store_find_source(struct yj_txn *txn, const char *source_key, struct yj_source_ref *out)
+{
+	const void *v;
+	size_t vlen;
+	if (!txn)
+		return YJ_EINVAL;
+	if (!source_key)
+		return txn->rc ? txn->rc : s_bad(txn, YJ_EINVAL);
+	int rc = yj_txn_get(txn, YJ_DB_SOURCE, source_key, strlen(source_key), &v, &vlen);
+	if (rc)
+		return rc;
+	if (vlen != S_SOURCE_REF_LEN) {
+		yj_err("store: source index entry of %zu bytes, expected %d", vlen, S_SOURCE_REF_LEN);
+		return s_bad(txn, YJ_ESTORE);
+	}
+	if (out) {
+		out->seq = yj_be64_get(v);
+		memcpy(out->hash, (const uint8_t *)v + 8, sizeof(out->hash));
+	}
+	return 0;
+}
+
+int yj_store_quarantine_put(struct yj_txn *txn, const void *rec, size_t len, uint64_t *id)
+{
+	uint64_t qid = 0;
+	uint8_t k[S_SEQ_LEN];
+	int rc = s_check(txn, YJ_DB_QUARANTINE, NULL, 0, 1);
+	if (rc)
+		return rc;
+	if ((rc = s_next_id(txn, YJ_DB_QUARANTINE, &txn->next_qid, &qid)))
+		return rc;
+	yj_be64_put(k, qid);
+	if ((rc = yj_txn_append(txn, YJ_DB_QUARANTINE, k, sizeof(k), rec, len)))
+		return rc;
+	if (id)
+		*id = qid;
+	return 0;
+}
+
+/* --- open, close, stats --- */
+
+/* Opens every named database and checks the schema version. */
+static int s_open_fn(struct yj_txn *t, void *arg)
+{
+	struct yj_store *s = arg;
+	const void *v;
+	size_t vlen;
+
+	for (int i = 0; i < YJ_DB_COUNT; i++) {
+		int mrc = mdb_dbi_open(t->txn, s_dbs[i].name, MDB_CREATE | s_dbs[i].flags, &s->dbi[i]);
+		if (mrc) {
+			yj_err("store: opening database '%s': %s", s_dbs[i].name, mdb_strerror(mrc));
+			return s_fail(t, mrc, "open database");
+		}
+	}
+	int rc = yj_txn_get(t, YJ_DB_META, S_META_SCHEMA, strlen(S_META_SCHEMA), &v, &vlen);
+	if (rc == YJ_ENOENT) {
+		uint8_t b[S_SEQ_LEN];
+		yj_be64_put(b, S_SCHEMA_VERSION);
+		return yj_txn_put(t, YJ_DB_META, S_META_SCHEMA, strlen(S_META_SCHEMA), b, sizeof(b));
+	}
+	if (rc)
+		return rc;
+	if (vlen != S_SEQ_LEN) {
+		yj_err("store: %s: schema version record is damaged (%zu bytes)", s->path, vlen);
+		return YJ_ESTORE;
+	}
+	uint64_t ver = yj_be64_get(v);
+	if (ver > S_SCHEMA_VERSION) {
+		yj_err("store: %s has schema version %llu, this build reads up to %d: refusing to open it "
+		       "(was it written by a newer yjlinkd?)",
+		       s->path, (unsigned long long)ver, S_SCHEMA_VERSION);
+		return YJ_ESTORE;
+	}
+	return 0;
+}
+
+static int s_file_exists(const char *dir, const char *name)
+{
+	char p[4096];
+	struct stat st;
+	if (snprintf(p, sizeof(p), "%s/%s", dir, name) >= (int)sizeof(p))
+		return 0;
+	return stat(p, &st) == 0;
+}
+
+/* map_size 0: keep the size committed in the store. */
+static int s_env_open(struct yj_store *s, size_t map_size)
+{
+	int rc = 0, mrc;
+	int existed = s_file_exists(s->path, "data.mdb");
+
+	if ((mrc = mdb_env_create(&s->env))) {
+		s->env = NULL;
+		goto fail;
+	}
+	if ((mrc = mdb_env_set_maxdbs(s->env, YJ_DB_COUNT)) ||
+	    (mrc = mdb_env_set_maxreaders(s->env, s->max_readers)))
+		goto fail;
+	/* A new store starts at map_size; an existing one at the size it last
+	 * had (held in its meta page), which may be more after growth. */
+	if (!existed && map_size && (mrc = mdb_env_set_mapsize(s->env, map_size)))
+		goto fail;
+	/* Durable commits: neither MDB_NOSYNC nor MDB_NOMETASYNC. No
+	 * MDB_WRITEMAP either: with it a full disk becomes SIGBUS. */
+	if ((mrc = mdb_env_open(s->env, s->path, MDB_NOTLS, 0600)))
+		goto fail;
+	if (existed && map_size) {
+		MDB_envinfo info;
+		mdb_env_info(s->env, &info);
+		if (info.me_mapsize < map_size && (mrc = mdb_env_set_mapsize(s->env, map_size)))
+			goto fail;
+	}
+	s->max_key = (size_t)mdb_env_get_maxkeysize(s->env);
+	int dead = 0;
+	if ((mrc = mdb_reader_check(s->env, &dead)))
+		goto fail;
+	s->stale_readers += (unsigned)dead;
+	if (dead)
+		yj_notice("store: %d stale reader slots cleared", dead);
+	rc = s_write(s, s_open_fn, s);
+	if (rc)
+		goto out;
+	return 0;
+fail:
+	yj_err("store: opening %s: %s", s->path, mdb_strerror(mrc));
+	rc = s_xlate(mrc) == YJ_ENOSPC ? YJ_ENOSPC : YJ_ESTORE;
+out:
+	if (s->env)
+		mdb_env_close(s->env);
+	s->env = NULL;
+	return rc;
+}
+
+static int s_mkdir(const char *path)
+{
+	struct stat st;
+	if (mkdir(path, 0700) == 0)
+		return 0;
+	int err = errno;
+	if (err == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	yj_err("store: cannot create directory %s: %s", path, strerror(err == EEXIST ? ENOTDIR : err));
+	return YJ_EIO;
+}
+
+int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out)
+{
+	struct yj_store *s = NULL;
+	int rc = 0;
+
+	if (!out)
+		return YJ_EINVAL;
+	*out = NULL;
+	if (!opts || !opts->path || !*opts->path)
+		return YJ_EINVAL;
+	if ((rc = s_mkdir(opts->path)))
+		return rc;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(opts->path))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	long pg = sysconf(_SC_PAGESIZE);
+	s->page = pg > 0 ? (size_t)pg : 4096;
+	size_t map = s_round(opts->map_size ? opts->map_size : S_DEFAULT_MAP, s->page);
+	s->max_map_size = opts->max_map_size > map ? s_round(opts->max_map_size, s->page) : map;
+	s->max_readers = opts->max_readers ? opts->max_readers : S_DEFAULT_READERS;
+	if ((rc = s_env_open(s, map)))
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	if (s) {
+		free(s->path);
+		free(s);
+	}
+	return rc;
+}
+
+void yj_store_close(struct yj_store **store)
+{
+	if (!store || !*store)
+		return;
+	struct yj_store *s = *store;
+	if (s->rtxn)
+		mdb_txn_abort(s->rtxn);
+	if (s->env)
+		mdb_env_close(s->env);
+	free(s->path);
+	free(s);
+	*store = NULL;
+}
+
+static int s_stats_fn(struct yj_txn *t, void *arg)
+{
+	struct yj_store_stats *st = arg;
+	MDB_stat ms;
+	int mrc;
+
+	if ((mrc = mdb_stat(t->txn, t->store->dbi[YJ_DB_EVENTS], &ms)))
+		return s_fail(t, mrc, "stat");
+	st->events = ms.ms_entries;
+	if ((mrc = mdb_stat(t->txn, t->store->dbi[YJ_DB_QUARANTINE], &ms)))
+		return s_fail(t, mrc, "stat");
+	st->quarantined = ms.ms_entries;
+	return yj_txn_last_u64(t, YJ_DB_EVENTS, &st->last_seq);
+}
+
+int yj_store_stats(struct yj_store *store, struct yj_store_stats *st)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (!store || !st)
+		return YJ_EINVAL;
+	memset(st, 0, sizeof(*st));
+	if (!store->env)
+		return YJ_ESTORE;
+	mdb_env_info(store->env, &info);
+	mdb_env_stat(store->env, &ms);
+	st->map_size = info.me_mapsize;
+	st->used_bytes = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+	st->map_grows = store->map_grows;
+	st->stale_readers = store->stale_readers;
+	return yj_store_read(store, s_stats_fn, st);
+}

@@ -1,0 +1,148 @@
+/* store.h: the LMDB store. One environment, one writer (the main loop),
+ * named databases fixed at open, big-endian uint64 keys.
+ *
+ * Durability contract: yj_store_write() returns 0 only after the transaction
+ * is committed and synced to disk. The ingest core sends OK replies only
+ * after that return (persist before acknowledge).
+ *
+ * Map growth: on MDB_MAP_FULL the transaction is aborted, the map doubled (up
+ * to max_map_size) and the write function run again from the start. Hence a
+ * write function must derive everything it writes from its argument and
+ * reset its outputs at its start: it may run more than once per call.
+ *
+ * Ownership: yj_store_open() returns a store the caller owns and closes with
+ * yj_store_close(). Data pointers handed out inside a transaction (get, iter)
+ * point into the map and are valid only until that transaction ends.
+ */
+#ifndef YJ_STORE_H
+#define YJ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The named databases. Adding one is compatible: it is created on open. */
+enum yj_db {
+	YJ_DB_META = 0,      /* string key -> value: schema version, counters */
+	YJ_DB_EVENTS,        /* seq (be64) -> packed yjlink.v1.Record */
+	YJ_DB_SOURCE,        /* "<force>/<source_id>" -> struct yj_source_ref (idempotency) */
+	YJ_DB_CHILD,         /* "<force>/<person_id>" -> seq (be64), DUPSORT|DUPFIXED */
+	YJ_DB_TIME,          /* occurred_at (be64, biased) -> seq (be64), DUPSORT|DUPFIXED */
+	YJ_DB_CUSTODY,       /* "<force>/<record_id>" -> seq (be64), DUPSORT|DUPFIXED */
+	YJ_DB_QUARANTINE,    /* id (be64) -> packed yjlink.v1.Quarantined */
+	YJ_DB_COUNT
+};
+
+struct yj_store_opts {
+	const char *path;         /* directory holding data.mdb; created 0700 if missing */
+	size_t map_size;          /* initial map size in bytes (rounded up to the page size) */
+	size_t max_map_size;      /* growth cap; at the cap a write returns YJ_ENOSPC */
+	unsigned max_readers;     /* LMDB reader slots; 0 means 126 */
+};
+
+struct yj_store_stats {
+	size_t map_size;          /* current map size, bytes */
+	size_t used_bytes;        /* pages in use * page size */
+	uint64_t last_seq;        /* highest event seq, 0 when empty */
+	uint64_t events;          /* entries in YJ_DB_EVENTS */
+	uint64_t quarantined;     /* entries in YJ_DB_QUARANTINE */
+	unsigned map_grows;       /* times the map was grown since open */
+	unsigned stale_readers;   /* readers cleared by mdb_reader_check at open */
+};
+
+/* Idempotency record: the event a (force, source_id) pair was stored as,
+ * and a hash of its normalised content. */
+struct yj_source_ref {
+	uint64_t seq;
+	uint8_t hash[16];
+};
+
+struct yj_store;
+struct yj_txn;  /* sticky error: after one failure every later call returns it and commit aborts */
+
+int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out);
+void yj_store_close(struct yj_store **store);
+int yj_store_stats(struct yj_store *store, struct yj_store_stats *st);
+
+typedef int (*yj_store_txn_fn)(struct yj_txn *txn, void *arg);
+
+/* Run fn in one write transaction and commit it durably. fn returns 0 to
+ * commit, or a negative code to abort (returned as is). Returns 0;
+ * YJ_ENOSPC when the map is at its cap or the disk is full (nothing written);
+ * YJ_ESTORE on any other LMDB failure. */
+int yj_store_write(struct yj_store *store, yj_store_txn_fn fn, void *arg);
+
+/* Run fn in a read-only transaction. Returns fn's result or a store error. */
+int yj_store_read(struct yj_store *store, yj_store_txn_fn fn, void *arg);
+
+/* The transaction's sticky error (0 while all is well). */
+int yj_txn_rc(const struct yj_txn *txn);
+
+/* --- generic key/value access, for every module that keeps state --- */
+int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+	       const void **val, size_t *vlen);  /* YJ_ENOENT when absent */
+/* Write key -> val; for DUPSORT databases adds a value. */
+int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+	       const void *val, size_t vlen);
+/* Append with a key greater than every key present (MDB_APPEND). */
+int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+		  const void *val, size_t vlen);
+/* Delete key (every value of it in a DUPSORT database). YJ_ENOENT if absent. */
+int yj_txn_del(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen);
+
+/* Called per entry; return 0 to go on, 1 to stop (not an error), <0 to fail. */
+typedef int (*yj_store_iter_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+/* Entries with key >= from (from NULL: the first), in key order; reverse=1
+ * walks down from the last key <= from (from NULL: the last). */
+int yj_txn_iter(struct yj_txn *txn, enum yj_db db, const void *from, size_t flen, int reverse,
+		yj_store_iter_fn fn, void *arg);
+/* Every value of one key in a DUPSORT database, in order. */
+int yj_txn_iter_dups(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
+		     yj_store_iter_fn fn, void *arg);
+/* Highest key of a be64-keyed database (0 when empty). */
+int yj_txn_last_u64(struct yj_txn *txn, enum yj_db db, uint64_t *out);
+
+/* --- events --- */
+struct yj_event_keys {
+	const char *source_key;   /* "<force>/<source_id>" */
+	const uint8_t *hash;      /* 16-byte hash of the normalised event */
+	const char *child_id;     /* "<force>/<person_id>" */
+	int64_t occurred_us;      /* occurred_at, UTC microseconds */
+	const char *custody_key;  /* "<force>/<record_id>", NULL for other feeds */
+};
+
+/* The next event sequence number (last + 1; 1 for an empty store). Within
+ * one transaction each call after an append returns the next one. */
+int yj_store_next_seq(struct yj_txn *txn, uint64_t *seq);
+/* Store the packed Record under seq (which must be yj_store_next_seq's) and
+ * every index entry of keys. */
+int yj_store_put_event(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys,
+		       const void *record, size_t len);
+int yj_store_get_event(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len);
+/* YJ_ENOENT when this (force, source_id) was never stored. */
+int yj_store_find_source(struct yj_txn *txn, const char *source_key, struct yj_source_ref *out);
+
+/* --- quarantine --- */
+/* Store a packed Quarantined under the next id, returned in *id. */
+int yj_store_quarantine_put(struct yj_txn *txn, const void *rec, size_t len, uint64_t *id);
+
+/* --- helpers --- */
+static inline void yj_be64_put(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static inline uint64_t yj_be64_get(const uint8_t in[8])
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | in[i];
+	return v;
+}
+
+/* Time keys sort signed values: flip the sign bit. */
+static inline uint64_t yj_time_key(int64_t us) { return (uint64_t)us ^ (UINT64_C(1) << 63); }
+
+#endif

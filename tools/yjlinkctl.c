@@ -1,0 +1,304 @@
+/* yjlinkctl: the operator tool (interfaces.md §6). Talks to a running
+ * yjlinkd over its control socket; see docs/control.md for the protocol.
+ *
+ * Exit codes: 0 done, 1 refused or failed (also: daemon unreachable),
+ * 2 usage error.
+ */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "diag.h"
+
+#define S_DEFAULT_CONFIG "/etc/yjlink/yjlinkd.conf"
+
+struct s_opts {
+	const char *config;    /* --config */
+	const char *control;   /* --control */
+	const char *reason;    /* --reason */
+	const char *child, *since, *feed, *by, *rule;
+	long limit;            /* --limit, 0 = daemon's default */
+	int json;              /* --json */
+	int timeout_ms;        /* --timeout seconds * 1000 */
+};
+
+static void s_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: yjlinkctl [--config FILE | --control ENDPOINT] [--json] [--timeout S] COMMAND ...\n"
+		"\n"
+		"commands:\n"
+		"  status                                   version, uptime, feeds, counts, store\n"
+		"  events [--child ID] [--since T] [--feed F] [--limit N]\n"
+		"                                           list stored events, newest first\n"
+		"  show SEQ --reason TEXT                   one event in full (audited)\n"
+		"  quarantine list [--limit N]              rejected input\n"
+		"  quarantine show ID --reason TEXT         one rejected message, raw (audited)\n"
+		"  reload                                   re-read the config, like SIGHUP\n"
+		"  clock set T                              move the daemon's clock (testing.clock_control)\n"
+		"\n"
+		"The daemon is found through --control, or the control.endpoint of --config\n"
+		"(default %s, else the built-in default config).\n",
+		S_DEFAULT_CONFIG);
+}
+
+static char *s_endpoint(const struct s_opts *o)
+{
+	if (o->control)
+		return strdup(o->control);
+	const char *file = o->config;
+	if (!file && access(S_DEFAULT_CONFIG, R_OK) == 0)
+		file = S_DEFAULT_CONFIG;
+	struct yj_config *cfg = NULL;
+	struct yj_diag diag = { NULL, NULL, 0 };
+	if (yj_config_load(file, NULL, 0, &diag, &cfg) != 0) {
+		fprintf(stderr, "yjlinkctl: cannot read the config to find the daemon; give --control ENDPOINT\n");
+		return NULL;
+	}
+	char *ep = strdup(cfg->control_endpoint);
+	yj_config_free(&cfg);
+	return ep;
+}
+
+/* Send {"cmd", "args"}; on success *reply holds the daemon's JSON. Returns the exit code. */
+static int s_call(const struct s_opts *o, cJSON *req, cJSON **reply)
+{
+	int code = 1;
+	char *ep = s_endpoint(o);
+	void *ctx = NULL, *sock = NULL;
+	char *body = NULL;
+	zmq_msg_t m[3];
+	int nm = 0;
+
+	if (!ep)
+		return 1;
+	ctx = zmq_ctx_new();
+	sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+	if (!sock)
+		goto out;
+	int linger = 0;
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(sock, ZMQ_RCVTIMEO, &o->timeout_ms, sizeof(o->timeout_ms));
+	if (zmq_connect(sock, ep) != 0) {
+		fprintf(stderr, "yjlinkctl: cannot connect to %s: %s\n", ep, zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	body = cJSON_PrintUnformatted(req);
+	if (!body || zmq_send(sock, "YJC1", 4, ZMQ_SNDMORE) < 0 || zmq_send(sock, body, strlen(body), 0) < 0)
+		goto out;
+	for (int more = 1; more && nm < 3; nm++) {
+		zmq_msg_init(&m[nm]);
+		if (zmq_msg_recv(&m[nm], sock, 0) < 0) {
+			zmq_msg_close(&m[nm]);
+			fprintf(stderr,
+				"yjlinkctl: no answer from yjlinkd at %s within %d s: is it running? "
+				"(systemctl status yjlinkd)\n",
+				ep, o->timeout_ms / 1000);
+			goto out;
+		}
+		more = zmq_msg_more(&m[nm]);
+	}
+	if (nm != 3 || zmq_msg_size(&m[1]) != 1) {
+		fprintf(stderr, "yjlinkctl: malformed answer from %s\n", ep);
+		goto out;
+	}
+	code = *(char *)zmq_msg_data(&m[1]) - '0';
+	*reply = cJSON_ParseWithLength(zmq_msg_data(&m[2]), zmq_msg_size(&m[2]));
+	if (!*reply) {
+		fprintf(stderr, "yjlinkctl: unreadable answer from %s\n", ep);
+		code = 1;
+	}
+out:
+	for (int i = 0; i < nm; i++)
+		zmq_msg_close(&m[i]);
+	cJSON_free(body);
+	if (sock)
+		zmq_close(sock);
+	if (ctx)
+		zmq_ctx_term(ctx);
+	free(ep);
+	return code;
+}
+
+static const char *s_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double s_num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void s_print_object(const cJSON *o, int indent)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, o) {
+		if (cJSON_IsObject(it)) {
+			printf("%*s%s:\n", indent, "", it->string);
+			s_print_object(it, indent + 2);
+		} else if (cJSON_IsString(it)) {
+			printf("%*s%s: %s\n", indent, "", it->string, it->valuestring);
+		} else if (cJSON_IsNumber(it)) {
+			printf("%*s%s: %.0f\n", indent, "", it->string, it->valuedouble);
+		} else {
+			char *s = cJSON_PrintUnformatted(it);
+			printf("%*s%s: %s\n", indent, "", it->string ? it->string : "", s ? s : "");
+			cJSON_free(s);
+		}
+	}
+}
+
+static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
+{
+	if (!strcmp(cmd, "events")) {
+		const cJSON *e;
+		printf("%-10s %-20s %-26s %-12s %-24s %s\n", "SEQ", "FEED", "OCCURRED_AT", "FORCE", "SOURCE_ID", "STATUS");
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "events")) {
+			printf("%-10.0f %-20s %-26s %-12s %-24s %s\n", s_num(e, "seq"), s_str(e, "feed"),
+			       s_str(e, "occurred_at"), s_str(e, "force"), s_str(e, "source_id"),
+			       s_str(e, "custody_status"));
+		}
+	} else if (!strcmp(cmd, "quarantine") && (!sub || !strcmp(sub, "list"))) {
+		const cJSON *e;
+		printf("%-8s %-26s %-6s %-20s %-13s %-28s %s\n", "ID", "RECEIVED_AT", "ORIGIN", "FEED", "ERROR", "FIELD",
+		       "SOURCE_ID");
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "entries")) {
+			printf("%-8.0f %-26s %-6s %-20.20s %-13s %-28s %s\n", s_num(e, "id"), s_str(e, "received_at"),
+			       s_str(e, "origin"), s_str(e, "feed"), s_str(e, "error"), s_str(e, "field"),
+			       s_str(e, "source_id"));
+		}
+	} else if (!strcmp(cmd, "show")) {
+		char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r, "event"));
+		printf("%s\n", s ? s : "");
+		cJSON_free(s);
+	} else {
+		s_print_object(r, 0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "control", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'j' },         { "reason", required_argument, NULL, 'r' },
+		{ "child", required_argument, NULL, 'k' },  { "since", required_argument, NULL, 's' },
+		{ "feed", required_argument, NULL, 'f' },   { "limit", required_argument, NULL, 'l' },
+		{ "by", required_argument, NULL, 'b' },     { "rule", required_argument, NULL, 'R' },
+		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct s_opts o = { .timeout_ms = 10000 };
+	int c;
+	/* Options may follow the command words (yjlinkctl show 42 --reason x). */
+	while ((c = getopt_long(argc, argv, "+", lopts, NULL)) != -1 || optind < argc) {
+		if (c == -1) {
+			/* A positional word: collect it and go on parsing. */
+			optind++;
+			continue;
+		}
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 'C': o.control = optarg; break;
+		case 'j': o.json = 1; break;
+		case 'r': o.reason = optarg; break;
+		case 'k': o.child = optarg; break;
+		case 's': o.since = optarg; break;
+		case 'f': o.feed = optarg; break;
+		case 'b': o.by = optarg; break;
+		case 'R': o.rule = optarg; break;
+		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
+		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
+		case 'h': s_usage(stdout); return 0;
+		default: s_usage(stderr); return 2;
+		}
+	}
+	/* Collect the positional words (getopt with "+" stopped at each). */
+	const char *words[8];
+	int nw = 0;
+	for (int i = 1; i < argc && nw < 8; i++) {
+		if (argv[i][0] == '-' && argv[i][1] == '-') {
+			const struct option *lo;
+			for (lo = lopts; lo->name; lo++) {
+				if (!strcmp(argv[i] + 2, lo->name))
+					break;
+			}
+			if (lo->name && lo->has_arg == required_argument)
+				i++;
+			continue;
+		}
+		words[nw++] = argv[i];
+	}
+	if (nw == 0) {
+		s_usage(stderr);
+		return 2;
+	}
+	const char *cmd = words[0], *sub = nw > 1 ? words[1] : NULL;
+	cJSON *req = cJSON_CreateObject(), *args = cJSON_AddObjectToObject(req, "args");
+	cJSON_AddStringToObject(req, "cmd", cmd);
+	if (o.reason)
+		cJSON_AddStringToObject(args, "reason", o.reason);
+	if (o.child)
+		cJSON_AddStringToObject(args, "child", o.child);
+	if (o.since)
+		cJSON_AddStringToObject(args, "since", o.since);
+	if (o.feed)
+		cJSON_AddStringToObject(args, "feed", o.feed);
+	if (o.by)
+		cJSON_AddStringToObject(args, "by", o.by);
+	if (o.rule)
+		cJSON_AddStringToObject(args, "rule", o.rule);
+	if (o.limit)
+		cJSON_AddNumberToObject(args, "limit", (double)o.limit);
+
+	int usage = 0;
+	if (!strcmp(cmd, "show")) {
+		if (nw != 2)
+			usage = 1;
+		else
+			cJSON_AddStringToObject(args, "seq", words[1]);
+	} else if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "dlq") || !strcmp(cmd, "holds") ||
+		   !strcmp(cmd, "digest") || !strcmp(cmd, "audit")) {
+		if (sub)
+			cJSON_AddStringToObject(args, "sub", sub);
+		if (nw > 2)
+			cJSON_AddStringToObject(args, !strcmp(cmd, "quarantine") || !strcmp(cmd, "dlq") ? "id" : "arg",
+						words[2]);
+	} else if (!strcmp(cmd, "clock")) {
+		if (nw != 3 || strcmp(words[1], "set"))
+			usage = 1;
+		else
+			cJSON_AddStringToObject(args, "set", words[2]);
+	} else if (nw != 1) {
+		usage = 1;
+	}
+	if (usage) {
+		fprintf(stderr, "yjlinkctl: wrong arguments for '%s'\n", cmd);
+		s_usage(stderr);
+		cJSON_Delete(req);
+		return 2;
+	}
+	cJSON *reply = NULL;
+	int code = s_call(&o, req, &reply);
+	cJSON_Delete(req);
+	if (!reply)
+		return code ? code : 1;
+	if (o.json) {
+		char *s = cJSON_PrintUnformatted(reply);
+		printf("%s\n", s ? s : "{}");
+		cJSON_free(s);
+	} else if (code) {
+		fprintf(stderr, "yjlinkctl: %s\n", s_str(reply, "error"));
+	} else {
+		s_print_human(cmd, sub, reply);
+	}
+	cJSON_Delete(reply);
+	return code;
+}
