@@ -305,8 +305,9 @@ static ProtobufCMessage *s_new_msg(struct s_ctx *c, const ProtobufCMessageDescri
 	return m;
 }
 
-/* A code echoed in a reason: short printable codes only, so a reason never
- * carries free text, which could be personal data. */
+/* A reference-table code echoed in a reason: short printable codes only,
+ * so a reason never carries free text, which could be personal data. Enum
+ * values are not echoed: a name typed into the wrong field would be. */
 static const char *s_echo(const char *s, char *buf, size_t size)
 {
 	size_t n = strlen(s);
@@ -751,7 +752,7 @@ static void s_check_string(struct s_ctx *c, struct s_rule r, const char *leaf, c
 		break;
 	case CK_CUSTODY_STATUS:
 		if (!s_in(s, s_custody_statuses))
-			s_rej(c, YJ_REJ_VALUE, leaf, "status%s is not a custody status", s_echo(s, e, sizeof(e)));
+			s_rej(c, YJ_REJ_VALUE, leaf, "not a custody status");
 		break;
 	case CK_INTERVIEW_STATUS:
 		if (!s_in(s, s_interview_statuses))
@@ -759,7 +760,7 @@ static void s_check_string(struct s_ctx *c, struct s_rule r, const char *leaf, c
 		break;
 	case CK_DISPOSAL:
 		if (!s_in(s, s_disposals))
-			s_rej(c, YJ_REJ_VALUE, leaf, "disposal%s is not a known disposal", s_echo(s, e, sizeof(e)));
+			s_rej(c, YJ_REJ_VALUE, leaf, "not a disposal");
 		break;
 	case CK_PNC:
 		if (!s_pnc_ok(s))
@@ -983,6 +984,30 @@ bad:
 /* Bytes that end a run of plain string content. */
 static bool s_str_special(unsigned ch) { return ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x80; }
 
+/* Index of the first special byte at or after i. Most of a payload is
+ * plain ASCII inside strings, so 8 bytes are tested at once. In each of the
+ * SWAR masks below only bits above a true hit can be false, so on a
+ * little-endian machine the lowest set bit is the first special byte. */
+static size_t s_skip_plain(const unsigned char *p, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+	while (n - i >= 8) {
+		uint64_t w, q, b, hit;
+		memcpy(&w, p + i, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		hit = (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & high;
+		if (hit)
+			return i + (size_t)__builtin_ctzll(hit) / 8;
+		i += 8;
+	}
+#endif
+	while (i < n && !s_str_special(p[i]))
+		i++;
+	return i;
+}
+
 /* What cJSON does not check by itself: encoding (stops at the first
  * problem, as nothing else can win over it) and the syntax rules it is lax
  * about (the first is kept while scanning on for encoding problems). */
@@ -996,8 +1021,7 @@ static void s_prepass(const unsigned char *p, size_t n, struct yj_reject *rej)
 	while (i < n) {
 		unsigned ch = p[i];
 		if (in_str) {
-			while (i < n && !s_str_special(p[i]))
-				i++;
+			i = s_skip_plain(p, i, n);
 			if (i >= n)
 				break;
 			ch = p[i];
@@ -1131,15 +1155,21 @@ static const cJSON *s_dup_key(struct s_ctx *c, const cJSON *obj)
 	return NULL;
 }
 
-/* Walks the whole tree, not only the fields the schema knows: a duplicate
- * inside an unknown field is still syntax, which outranks schema. Depth is
- * bounded by the pre-pass. */
+static bool s_syntax_found(const struct s_ctx *c)
+{
+	return (c->rej->code != YJ_REJ_NONE && c->rej->code <= YJ_REJ_SYNTAX) || c->rc;
+}
+
+/* Duplicate keys anywhere under node. The schema walk finds duplicates of
+ * the fields it knows for free (a field seen twice); this is for what it
+ * does not descend into: unknown fields, another feed's object, values of
+ * the wrong type. A duplicate there is still syntax, which outranks
+ * schema. Depth is bounded by the pre-pass. */
 static void s_dups(struct s_ctx *c, const cJSON *node)
 {
 	size_t idx = 0;
-	bool obj = cJSON_IsObject(node);
 
-	if (obj) {
+	if (cJSON_IsObject(node)) {
 		const cJSON *d = s_dup_key(c, node);
 		/* Document order: a duplicate is reported only after the
 		 * subtrees of the keys before it. */
@@ -1147,7 +1177,7 @@ static void s_dups(struct s_ctx *c, const cJSON *node)
 			s_push(c, k->string, 0);
 			s_dups(c, k);
 			s_pop(c);
-			if (c->rej->code != YJ_REJ_NONE || c->rc)
+			if (s_syntax_found(c))
 				return;
 		}
 		if (d)
@@ -1160,12 +1190,22 @@ static void s_dups(struct s_ctx *c, const cJSON *node)
 		s_push(c, NULL, idx);
 		s_dups(c, k);
 		s_pop(c);
-		if (c->rej->code != YJ_REJ_NONE || c->rc)
+		if (s_syntax_found(c))
 			return;
 	}
 }
 
 /* ------------------------------------------------------ JSON schema walk */
+
+/* s_dups for the value of key leaf of the object being walked. */
+static void s_dups_at(struct s_ctx *c, const char *leaf, size_t index, const cJSON *v)
+{
+	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+		return;
+	s_push(c, leaf, index);
+	s_dups(c, v);
+	s_pop(c);
+}
 
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg);
 
@@ -1182,6 +1222,19 @@ static const char *s_json_type(const cJSON *v)
 	if (cJSON_IsArray(v))
 		return "an array";
 	return "an object";
+}
+
+static const char *s_json_expected(const ProtobufCFieldDescriptor *fd)
+{
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_STRING: return "a string";
+	case PROTOBUF_C_TYPE_BOOL: return "a boolean";
+	case PROTOBUF_C_TYPE_INT32: return "an integer";
+	default: break;
+	}
+	if (fd->descriptor == &yjlink__v1__time__descriptor)
+		return "an RFC 3339 timestamp string";
+	return fd->label == PROTOBUF_C_LABEL_REPEATED ? "an array" : "an object";
 }
 
 /* Fill one field of msg from JSON value v; true when it was stored and
@@ -1252,6 +1305,8 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 				memset(items, 0, n * sizeof(*items));
 			s_push(c, fd->name, 0);
 			for (const cJSON *it = v->child; it; it = it->next, i++) {
+				if (!cJSON_IsObject(it))
+					s_dups_at(c, NULL, i, it);
 				s_push(c, NULL, i);
 				if (!cJSON_IsObject(it)) {
 					s_rej(c, YJ_REJ_SCHEMA, NULL, "must be an object, not %s", s_json_type(it));
@@ -1285,26 +1340,45 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 	default:
 		break;
 	}
-	s_rej(c, YJ_REJ_SCHEMA, fd->name, "wrong type: %s", s_json_type(v));
+	s_dups_at(c, fd->name, 0, v);
+	s_rej(c, YJ_REJ_SCHEMA, fd->name, "must be %s, not %s", s_json_expected(fd), s_json_type(v));
 	return false;
 }
 
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
 {
 	const struct s_rules *rs = s_rules_for(md);
+	const cJSON *dup = NULL;
+	bool dup_known = false;
 	uint32_t seen = 0;
 
-	for (const cJSON *k = obj->child; k && !c->rc; k = k->next) {
+	for (const cJSON *k = obj->child; k && !s_syntax_found(c); k = k->next) {
 		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(md, k->string);
-		if (!fd) {
-			s_rej(c, YJ_REJ_SCHEMA, k->string, "unknown field");
+		bool other_feed = fd && (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->id != c->body_id;
+		if (!fd || other_feed) {
+			/* keys the schema does not know can only repeat each other;
+			 * look once per object, on the rare path */
+			if (!dup_known) {
+				dup = s_dup_key(c, obj);
+				dup_known = true;
+			}
+			if (k == dup) {
+				s_rej(c, YJ_REJ_SYNTAX, k->string, "duplicate key");
+				continue;
+			}
+			s_dups_at(c, k->string, 0, k);
+			if (!fd)
+				s_rej(c, YJ_REJ_SCHEMA, k->string, "unknown field");
+			else
+				s_rej(c, YJ_REJ_SCHEMA, k->string, "object of another feed than %s", yj_feed_name(c->feed));
 			continue;
 		}
-		seen |= 1u << (fd - md->fields);
-		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->id != c->body_id) {
-			s_rej(c, YJ_REJ_SCHEMA, k->string, "object of another feed than %s", yj_feed_name(c->feed));
+		uint32_t bit = 1u << (fd - md->fields);
+		if (seen & bit) {
+			s_rej(c, YJ_REJ_SYNTAX, k->string, "duplicate key");
 			continue;
 		}
+		seen |= bit;
 		if (s_json_field(c, fd, k, msg))
 			s_check_field(c, rs, fd, msg);
 	}
@@ -1345,10 +1419,8 @@ static Yjlink__V1__Event *s_norm_json(struct s_ctx *c, const char *p, size_t n, 
 		yj_reject_set(c->rej, YJ_REJ_SYNTAX, "", "data after the JSON value");
 		return NULL;
 	}
-	s_dups(c, *root);
-	if (c->rej->code != YJ_REJ_NONE || c->rc)
-		return NULL;
 	if (!cJSON_IsObject(*root)) {
+		s_dups(c, *root);
 		yj_reject_set(c->rej, YJ_REJ_SCHEMA, "", "payload is not a JSON object");
 		return NULL;
 	}

@@ -249,17 +249,16 @@ static int s_begin(struct yj_store *s, int rdonly, MDB_txn **out)
 		if (rdonly && s->rtxn) {
 			MDB_txn *txn = s->rtxn;
 			s->rtxn = NULL;
-			mrc = mdb_txn_renew(txn);
-			if (!mrc) {
+			if (!mdb_txn_renew(txn)) {
 				*out = txn;
 				return 0;
 			}
+			/* Whatever spoilt the kept reader, a new one tells. */
 			mdb_txn_abort(txn);
-		} else {
-			mrc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, out);
-			if (!mrc)
-				return 0;
 		}
+		mrc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, out);
+		if (!mrc)
+			return 0;
 		switch (mrc) {
 		case MDB_MAP_RESIZED:
 			/* Another process grew the map: adopt its size. */

@@ -79,18 +79,18 @@ static const struct sim_offence sim_offences[] = {
 	{"CJ88116", "Assault by beating", 0, 12},
 	{"OF61016", "Assault occasioning actual bodily harm", 0, 6},
 	{"OF61102", "Assault an emergency worker", 0, 3},
-	{"PU86001", "Use threatening, abusive, insulting words or behaviour to cause fear or provocation of violence", 0, 5},
+	{"PU86001", "Threatening behaviour causing fear of violence", 0, 5},
 	{"PU86011", "Affray", 0, 2},
 	{"MD71230", "Possess a controlled drug of Class B - cannabis", 0, 8},
-	{"RT88191", "Use a motor vehicle on a road without third party insurance", 0, 2},
-	{"RT88334", "Drive a motor vehicle otherwise than in accordance with a licence", 0, 2},
-	{"CA03012", "Send by public communication network an offensive / indecent / obscene / menacing message", 0, 2},
-	{"CJ03507", "Possess a knife blade or sharply pointed article in a public place", 1, 4},
+	{"RT88191", "Drive without insurance", 0, 2},
+	{"RT88334", "Drive otherwise than in accordance with a licence", 0, 2},
+	{"CA03012", "Send an offensive or menacing message by a public network", 0, 2},
+	{"CJ03507", "Possess a bladed article in a public place", 1, 3},
 	{"CJ03523", "Possess an offensive weapon in a public place", 1, 2},
-	{"TH68001", "Robbery", 1, 4},
-	{"TH68011", "Burglary dwelling with intent to steal", 1, 3},
+	{"TH68001", "Robbery", 1, 3},
+	{"TH68011", "Burglary dwelling with intent to steal", 1, 2},
 	{"OF61017", "Wounding with intent to do grievous bodily harm", 1, 1},
-	{"MD71131", "Be concerned in the supply of a controlled drug of Class A - crack cocaine", 1, 2},
+	{"MD71131", "Concerned in the supply of Class A - crack cocaine", 1, 2},
 	{"SX03001", "Sexual assault on a female", 1, 1},
 	{"CD71005", "Arson endangering life", 1, 1},
 };
@@ -197,10 +197,10 @@ static const struct sim_weighted_code sim_ethnicities[] = {
 };
 
 static const char *const sim_reasons[] = {
-	"Arrested on suspicion of %s. Detention authorised to secure and preserve evidence and to obtain evidence by questioning (PACE s.37(2)).",
-	"Arrested on suspicion of %s; necessity: to allow the prompt and effective investigation of the offence (PACE Code G 2.9(e)).",
-	"Arrested on suspicion of %s following a report from a member of the public. Detention authorised pending interview with an appropriate adult.",
-	"Arrested on suspicion of %s. Detention authorised to obtain evidence by questioning; further enquiries with the victim outstanding.",
+	"Suspicion of %s. Detention to obtain evidence by questioning.",
+	"Suspicion of %s; necessity: prompt and effective investigation.",
+	"Suspicion of %s, reported by a member of the public.",
+	"Suspicion of %s. Detention to secure and preserve evidence.",
 };
 
 static const char *const sim_aa_family_rel_f[] = {"mother", "grandmother", "aunt", "step-mother", "older sister"};

@@ -780,9 +780,9 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 	double ur = s_rand_f(&r);
 	uint64_t rpick = s_rng_next(&r);
 	if (c->looked_after) {
-		if (c->home && ur < 0.55)
+		if (c->home && ur < 0.45)
 			c->responsible = c->home;
-		else if (ur < 0.9)
+		else if (ur < 0.85)
 			c->responsible = t->far[rpick % t->n_far];
 		else
 			c->responsible = t->own[rpick % t->n_own];
@@ -805,7 +805,7 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 		else if (uphone < 0.9)
 			snprintf(c->sw_phone, sizeof(c->sw_phone), "07700 900%03u", phone);
 	}
-	c->court_order = s_chance(&r, 0.05);
+	c->court_order = s_chance(&r, 0.06);
 	c->mappa = s_chance(&r, 0.004);
 }
 
@@ -842,7 +842,7 @@ struct sim_event {
 	const char *aa_rel;
 	int64_t aa_called;          /* 0 when not sent */
 	int64_t aa_arrived;         /* 0 when not sent */
-	char reason[400];
+	char reason[400];           /* "" when not sent */
 	/* arrest */
 	char arrest_id[40];
 	int64_t arrested_at;
@@ -1026,7 +1026,11 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 	switch (type) {
 	case F_CUSTODY: {
 		int linked = (g->o->feeds & (1u << F_ARREST)) && s_chance(r, 0.4);
-		int64_t t0 = linked ? t + s_rand_range(r, 15, 50) * S_MIN : t;
+		int64_t lead = linked ? s_rand_range(r, 15, 50) * S_MIN : 0;
+		/* live: the child arrives now, so the arrest lies in the past */
+		if (g->live)
+			t -= lead;
+		int64_t t0 = t + lead;
 		int path_w[SIM_COUNT(s_paths)];
 		for (size_t i = 0; i < SIM_COUNT(s_paths); i++)
 			path_w[i] = s_paths[i].weight;
@@ -1253,7 +1257,7 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	s_rng_init(&r, g->o->seed, 0xe915, p->ep);
 	ev->local = s_chance(&r, 0.35);
 
-	int n_off_w[3] = {70, 22, 8};
+	int n_off_w[3] = {80, 16, 4};
 	int n_off = 1 + (int)s_pick_weighted_int(&r, n_off_w, 3);
 	int has_off = s_chance(&r, 0.9);
 	for (int i = 0; i < 3; i++) {
@@ -1314,7 +1318,7 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 		}
 	}
 
-	int has_aa = s_chance(&r, 0.65);
+	int has_aa = s_chance(&r, 0.6);
 	int aa_f = s_chance(&r, 0.7);
 	size_t aa_rel_i = s_rng_next(&r);
 	const char *aa_given = aa_f ? sim_adult_given_f[s_rand_u(&r, SIM_COUNT(sim_adult_given_f))]
@@ -1323,6 +1327,7 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	int64_t aa_called = p->t0 + s_rand_range(&r, 10, 40) * S_MIN;
 	int64_t aa_arrived = aa_called + s_rand_range(&r, 30, 150) * S_MIN;
 	size_t reason_i = s_rand_u(&r, SIM_COUNT(sim_reasons));
+	int has_reason = s_chance(&r, 0.6);
 	int has_loc = s_chance(&r, 0.9);
 	int summons = s_chance(&r, 0.35);
 	int arrest_loc = s_chance(&r, 0.8);
@@ -1358,11 +1363,13 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 			if (aa_arrived <= when)
 				ev->aa_arrived = aa_arrived;
 		}
-		char what[160];
-		snprintf(what, sizeof(what), "%s", ev->off[0]->description);
-		if (what[0] >= 'A' && what[0] <= 'Z')
-			what[0] = (char)(what[0] + 32);
-		snprintf(ev->reason, sizeof(ev->reason), sim_reasons[reason_i], what);
+		if (has_reason) {
+			char what[160];
+			snprintf(what, sizeof(what), "%s", ev->off[0]->description);
+			if (what[0] >= 'A' && what[0] <= 'Z')
+				what[0] = (char)(what[0] + 32);
+			snprintf(ev->reason, sizeof(ev->reason), sim_reasons[reason_i], what);
+		}
 		break;
 	}
 	case F_ARREST:
@@ -1561,7 +1568,8 @@ static int s_event_json(const struct sim_event *ev, const char *force, struct si
 				s_buf_kts(b, &f3, "arrived_at", ev->aa_arrived, ev->local);
 			s_buf_puts(b, "}");
 		}
-		s_buf_kstr(b, &f2, "reason", ev->reason);
+		if (ev->reason[0])
+			s_buf_kstr(b, &f2, "reason", ev->reason);
 		break;
 	case F_ARREST:
 		s_buf_puts(b, ",\"arrest\":{");
@@ -1703,7 +1711,7 @@ static int s_event_pb(const struct sim_event *ev, const char *force, struct sim_
 			}
 			cu.appropriate_adult = &aa;
 		}
-		cu.reason = S_PBSTR(ev->reason);
+		cu.reason = ev->reason[0] ? S_PBSTR(ev->reason) : NULL;
 		e.body_case = YJLINK__V1__EVENT__BODY_CUSTODY;
 		e.custody = &cu;
 		break;
@@ -1789,10 +1797,10 @@ struct sim_counts {
 	uint64_t sent, ok, dup, reject, retry, failed;
 };
 
-static void s_summary(FILE *f, const struct sim_counts *k, int64_t t0_us)
+/* rate: answered events per second when sending, written ones otherwise */
+static void s_summary(FILE *f, const struct sim_counts *k, uint64_t done, int64_t t0_us)
 {
 	double el = (double)(s_mono_us() - t0_us) / 1e6;
-	uint64_t done = k->ok + k->dup + k->reject;
 	fprintf(f, "sent=%" PRIu64 " ok=%" PRIu64 " dup=%" PRIu64 " reject=%" PRIu64 " retry=%" PRIu64
 		   " elapsed=%.3f rate=%.1f\n",
 		k->sent, k->ok, k->dup, k->reject, k->retry, el, el > 0 ? (double)done / el : 0.0);
@@ -1920,7 +1928,7 @@ out:
 	}
 	free(b.p);
 	/* stdout carries the events themselves with --stdout */
-	s_summary(o->to_stdout || (o->jsonl && strcmp(o->jsonl, "-") == 0) ? stderr : stdout, k, t0);
+	s_summary(o->to_stdout || (o->jsonl && strcmp(o->jsonl, "-") == 0) ? stderr : stdout, k, k->sent, t0);
 	return rc;
 }
 
@@ -2377,7 +2385,7 @@ out:
 		fflush(s.acks);
 	s.k.failed += s.bad_replies;
 	*out_k = s.k;
-	s_summary(stdout, &s.k, t0);
+	s_summary(stdout, &s.k, s.k.ok + s.k.dup + s.k.reject, t0);
 	s_sender_free(&s);
 	return rc;
 }

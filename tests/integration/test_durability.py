@@ -20,7 +20,7 @@ NOW = "2026-11-20T12:00:00Z"
 
 def run_sim(daemon, seed, count, acks, timeout=60, extra=()):
     argv = [yjtest.YJLINK_SIM, "--endpoint", daemon.ingest, "--seed", str(seed), "--now", NOW,
-            "--days", "30", "--count", str(count), "--window", "1000", "--acks", acks, "--timeout", "5"]
+            "--days", "30", "--per-day", str(count // 25 + 1), "--count", str(count), "--window", "1000", "--acks", acks, "--timeout", "5"]
     return subprocess.Popen(argv + list(extra), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
@@ -54,7 +54,7 @@ class CrashTest(unittest.TestCase):
             sim = run_sim(self.daemon, seed=100 + r, count=40000, acks=acks)
             time.sleep(self.rng.uniform(0.3, 1.5))
             self.daemon.kill()
-            sim.wait(timeout=60)
+            sim.communicate(timeout=60)
             before = {s: v for s, v in read_acks(acks).items() if v[0] == "OK"}
             total_ok += len(before)
 
@@ -63,6 +63,7 @@ class CrashTest(unittest.TestCase):
             acks2 = os.path.join(self.daemon.dir, "acks-%d-again" % r)
             sim = run_sim(self.daemon, seed=100 + r, count=40000, acks=acks2)
             out, _ = sim.communicate(timeout=300)
+            sim.stdout.close()
             self.assertEqual(sim.returncode, 0, out)
             after = read_acks(acks2)
             for sid, (status, seq) in before.items():

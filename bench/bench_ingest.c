@@ -1,0 +1,180 @@
+/* bench_ingest: durable ingest through the real daemon, next to the raw
+ * LMDB limit measured in the same run (spec/quality.md "durable ingest":
+ * >= 100,000 events/s and >= 0.25 of the raw limit).
+ *
+ * Starts build/yjlinkd on a private store and port, pipelines N distinct
+ * ~600-byte JSON custody events over YJL1 from one DEALER, counts OK
+ * replies, then times the plain LMDB loop of bench_raw.inc on the same disk.
+ *
+ *   bench_ingest [--events N] [--window W] [--dir D] [--yjlinkd PATH]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench_raw.h"
+#include "bench_raw.inc"
+
+static double s_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One custody event of about 600 bytes, distinct by i. */
+static int s_event(char *buf, size_t size, unsigned long i, const char *occurred, const char *dob)
+{
+	return snprintf(buf, size,
+			"{\"source_id\":\"bench-%lu\",\"force\":\"E23000029\",\"occurred_at\":\"%s\","
+			"\"child\":{\"person_id\":\"TVP-P%07lu\",\"pnc_id\":\"09/123456X\",\"given_name\":\"Sam\","
+			"\"family_name\":\"Benchmark\",\"date_of_birth\":\"%s\",\"gender\":\"female\",\"ethnicity\":\"W1\","
+			"\"home_la\":\"E06000042\",\"home_postcode\":\"MK9 2HP\",\"looked_after\":false},"
+			"\"offences\":[{\"code\":\"TH68010\",\"description\":\"Theft from a shop or stall\"}],"
+			"\"markers\":{\"live_investigation\":false,\"serious_offence\":false},"
+			"\"custody\":{\"record_id\":\"CR-%lu\",\"suite\":\"TVP-MK\",\"arrived_at\":\"%s\","
+			"\"status\":\"detained\",\"status_at\":\"%s\",\"asn\":\"2600TV0100000%05lu\","
+			"\"reason\":\"Arrested on suspicion of theft; detention authorised to secure and preserve "
+			"evidence and to obtain evidence by questioning.\"}}",
+			i, occurred, i % 200000, dob, i, occurred, occurred, i % 100000);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long n = 200000, window = 20000;
+	const char *dir = NULL;
+	char yjlinkd[4096] = "";
+	static const struct option opts[] = {
+		{ "events", required_argument, NULL, 'n' }, { "window", required_argument, NULL, 'w' },
+		{ "dir", required_argument, NULL, 'd' },    { "yjlinkd", required_argument, NULL, 'y' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': n = strtoul(optarg, NULL, 10); break;
+		case 'w': window = strtoul(optarg, NULL, 10); break;
+		case 'd': dir = optarg; break;
+		case 'y': snprintf(yjlinkd, sizeof(yjlinkd), "%s", optarg); break;
+		default: fprintf(stderr, "usage: bench_ingest [--events N] [--window W] [--dir D] [--yjlinkd PATH]\n"); return 2;
+		}
+	}
+	if (!*yjlinkd) {
+		/* Beside this binary, in the build directory. */
+		ssize_t len = readlink("/proc/self/exe", yjlinkd, sizeof(yjlinkd) - 16);
+		if (len <= 0)
+			return 1;
+		yjlinkd[len] = '\0';
+		strcpy(strrchr(yjlinkd, '/') + 1, "yjlinkd");
+	}
+	char tmpl[] = "/tmp/yjbench-XXXXXX";
+	if (!dir && !(dir = mkdtemp(tmpl))) {
+		perror("mkdtemp");
+		return 1;
+	}
+	char store[4200], ctl[4200], ep[64], set1[4300], set2[128], set3[4300], rawdir[4200];
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(ctl, sizeof(ctl), "ipc://%s/control.sock", dir);
+	int port = 20000 + (int)(getpid() % 20000);
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+	snprintf(set1, sizeof(set1), "store.path=%s", store);
+	snprintf(set2, sizeof(set2), "ingest.endpoint=%s", ep);
+	snprintf(set3, sizeof(set3), "control.endpoint=%s", ctl);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		freopen("/dev/null", "w", stderr);
+		execl(yjlinkd, "yjlinkd", "--set", set1, "--set", set2, "--set", set3, "--set", "metrics.endpoint=",
+		      "--set", "notify.endpoint=tcp://127.0.0.1:0", (char *)NULL);
+		_exit(127);
+	}
+
+	/* Payloads made before the clock starts. */
+	char occurred[32], dob[32];
+	time_t t = time(NULL) - 3600;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(occurred, sizeof(occurred), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(dob, sizeof(dob), "%04d-03-15", tm.tm_year + 1900 - 15);
+	char **payload = calloc(n, sizeof(*payload));
+	size_t total_bytes = 0;
+	for (unsigned long i = 0; i < n; i++) {
+		char buf[1024];
+		int len = s_event(buf, sizeof(buf), i, occurred, dob);
+		payload[i] = strdup(buf);
+		total_bytes += (size_t)len;
+	}
+
+	void *ctx = zmq_ctx_new();
+	void *s = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0, tmo = 30000;
+	zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_connect(s, ep);
+	usleep(300000);
+
+	unsigned long sent = 0, got = 0, ok = 0, other = 0;
+	double t0 = s_now();
+	while (got < n) {
+		while (sent < n && sent - got < window) {
+			zmq_send(s, "YJL1", 4, ZMQ_SNDMORE);
+			zmq_send(s, "custody", 7, ZMQ_SNDMORE);
+			zmq_send(s, "application/json", 16, ZMQ_SNDMORE);
+			zmq_send(s, payload[sent], strlen(payload[sent]), 0);
+			sent++;
+		}
+		char f[4][256];
+		int more = 1, k = 0;
+		while (more) {
+			int r = zmq_recv(s, f[k < 4 ? k : 3], 255, 0);
+			if (r < 0) {
+				fprintf(stderr, "bench_ingest: no reply for 30 s (%s); is %s working?\n",
+					zmq_strerror(zmq_errno()), yjlinkd);
+				kill(pid, SIGKILL);
+				return 1;
+			}
+			f[k < 4 ? k : 3][r < 255 ? r : 255] = '\0';
+			size_t ml = sizeof(more);
+			zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+			k++;
+		}
+		got++;
+		if (!strcmp(f[1], "OK"))
+			ok++;
+		else if (other++ < 3)
+			fprintf(stderr, "bench_ingest: %s %s\n", f[1], f[3]);
+	}
+	double ingest_s = s_now() - t0;
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+
+	snprintf(rawdir, sizeof(rawdir), "%s/raw", dir);
+	mkdir(rawdir, 0700);
+	double raw = yj_bench_raw_lmdb(rawdir, n);
+	double rate = (double)ok / ingest_s;
+
+	printf("durable ingest: %lu events (%.0f bytes avg) in %.3f s = %.0f events/s (%lu OK, %lu other)\n", n,
+	       (double)total_bytes / (double)n, ingest_s, rate, ok, other);
+	printf("raw LMDB limit: %.0f events/s (600-byte values, 1,000 per synced txn)\n", raw);
+	printf("ratio ingest/raw: %.3f   (bar: >= 100000 events/s and >= 0.25)\n", raw > 0 ? rate / raw : 0);
+	for (unsigned long i = 0; i < n; i++)
+		free(payload[i]);
+	free(payload);
+	char cmd[4300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir == tmpl && system(cmd) != 0)
+		fprintf(stderr, "bench_ingest: could not remove %s\n", dir);
+	return 0;
+}
