@@ -18,7 +18,7 @@
  * interfaces.md §2 are exactly the .proto field names, so one table of extra
  * rules per message (s_rules) is all the schema the code carries.
  *
- * Choices where the spec is silent (docs/ repeats them):
+ * Choices where the spec is silent:
  * - JSON null is the wrong type (schema) for every field, required or not:
  *   a sender that means "absent" leaves the field out, and null for a
  *   required field must not slip through as "missing" with a weaker code.
@@ -435,9 +435,10 @@ size_t yj_time_format(const Yjlink__V1__Time *t, char *buf, size_t size)
 	yj_civil_from_days((int32_t)days, &y, &m, &d);
 	unsigned us = (unsigned)(rem % 1000000) % 1000000u, sec = (unsigned)(rem / 1000000) % 86400u;
 	if (us) {
-		snprintf(frac, sizeof(frac), ".%06u", us);
-		for (size_t k = strlen(frac); frac[k - 1] == '0'; k--)
-			frac[k - 1] = '\0';
+		int digits = 6;
+		for (; us % 10 == 0; us /= 10)
+			digits--;
+		snprintf(frac, sizeof(frac), ".%0*u", digits, us);
 	}
 	if (off)
 		snprintf(zone, sizeof(zone), "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60, abs(off) % 60);
@@ -744,7 +745,7 @@ static void s_check_string(struct s_ctx *c, struct s_rule r, const char *leaf, c
 		break;
 	case CK_ETHNICITY:
 		if (!yj_ref_ethnicity(ref, s))
-			s_rej(c, YJ_REJ_VALUE, leaf, "ethnicity%s is not a census code", s_echo(s, e, sizeof(e)));
+			s_rej(c, YJ_REJ_VALUE, leaf, "not a census ethnicity code");
 		break;
 	case CK_GENDER:
 		if (!s_in(s, s_genders))

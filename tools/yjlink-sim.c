@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -36,7 +34,7 @@
 #include "sim_names.h"
 #include "yjlink.pb-c.h"
 
-/* Exit codes of the tool (interfaces.md: 0 ok, 1 failure, 2 usage). */
+/* Exit codes, as for yjlinkctl (interfaces.md §6). */
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -89,8 +87,7 @@ static const struct sim_path s_paths[] = {
 	{7, 2, {CS_DETAINED, CS_CHARGED_BAILED}},
 };
 
-/* Share of new episodes by feed, and the events each produces on average;
- * --per-day counts events, so the episode rate divides by the latter. */
+/* Share of new episodes by feed. */
 static const double s_type_weight[F_COUNT] = {0.40, 0.15, 0.20, 0.25};
 
 /* ------------------------------------------------------------------ options */
@@ -112,6 +109,7 @@ struct sim_opts {
 	double per_day;
 	uint64_t children;   /* 0 = derived */
 	unsigned feeds;      /* bit per enum sim_feed */
+	int feeds_given;     /* --feed was used */
 	double lac_pct;
 	uint64_t window;
 	double timeout;
@@ -287,7 +285,7 @@ static int s_parse_rfc3339(const char *s, int64_t *out)
 	} else {
 		return YJ_EINVAL;
 	}
-	if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 60)
+	if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59)
 		return YJ_EINVAL;
 	int32_t day = yj_days_from_civil(y, (unsigned)mo, (unsigned)d);
 	int ry;
@@ -523,7 +521,7 @@ static void s_tables_free(struct sim_tables *t)
 
 /* Returns 0, YJ_EINVAL (force unknown: a usage error), YJ_ENOENT (the
  * tables lack what the feeds need) or a load error. */
-static int s_tables_load(struct sim_tables *t, const struct sim_opts *o)
+static int s_tables_load(struct sim_tables *t, struct sim_opts *o)
 {
 	struct yj_diag diag = {0};
 	int rc;
@@ -618,9 +616,14 @@ static int s_tables_load(struct sim_tables *t, const struct sim_opts *o)
 	if (t->n_own == 0) {
 		fprintf(stderr, "yjlink-sim: no upper-tier local authority lies in force %s\n", o->force);
 		rc = YJ_ENOENT;
-	} else if ((o->feeds & (1u << F_CUSTODY)) && t->n_suites == 0) {
+	} else if ((o->feeds & (1u << F_CUSTODY)) && t->n_suites == 0 && o->feeds_given) {
 		fprintf(stderr, "yjlink-sim: no custody suite of force %s in the reference table\n", o->force);
 		rc = YJ_ENOENT;
+	} else if ((o->feeds & (1u << F_CUSTODY)) && t->n_suites == 0) {
+		/* not asked for by name: the other feeds are still worth having */
+		fprintf(stderr, "yjlink-sim: no custody suite of force %s in the reference table: no custody feed\n",
+			o->force);
+		o->feeds &= ~(1u << F_CUSTODY);
 	} else if ((o->feeds & (1u << F_OUTCOME)) && t->n_oc_all == 0) {
 		fprintf(stderr, "yjlink-sim: the outcome table is empty\n");
 		rc = YJ_ENOENT;
@@ -691,10 +694,12 @@ static void s_lower_ascii(char *s)
 /* Weights of ages 10..17 among children in the youth justice system. */
 static const int s_age_w[8] = {2, 3, 5, 9, 14, 20, 23, 24};
 
-/* Child idx as of day `today`. Draws in a fixed order whatever the branches,
- * so one attribute never shifts another. */
-static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_pct, int32_t today, uint32_t idx,
-			 struct sim_child *c)
+/* Child idx. Its age is drawn for a day up to `span` days before `today`,
+ * so that over a long history there are children of age at every point.
+ * Draws come in a fixed order whatever the branches, so one attribute
+ * never shifts another. */
+static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_pct, int32_t today, int64_t span,
+			 uint32_t idx, struct sim_child *c)
 {
 	static const char pc_letters[] = "ABDEFGHJLNPQRSTUWXYZ";
 	static const char pnc_check[] = "ZABCDEFGHJKLMNPQRTUVWXY";
@@ -726,7 +731,7 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 	int age = 10 + (int)s_pick_weighted_int(&r, s_age_w, 8);
 	int ty;
 	unsigned tm, td;
-	yj_civil_from_days(today, &ty, &tm, &td);
+	yj_civil_from_days(today - (int32_t)s_rand_u(&r, (uint64_t)span + 1), &ty, &tm, &td);
 	int32_t hi = yj_days_from_civil(ty - age, tm, td);
 	int32_t lo = yj_days_from_civil(ty - age - 1, tm, td) + 1;
 	c->dob = (int32_t)s_rand_range(&r, lo, hi);
@@ -973,7 +978,7 @@ static int s_pick_child(struct sim_gen *g, int64_t first, int64_t last, uint32_t
 	for (int tries = 0; tries < 64; tries++) {
 		double u = s_rand_f(&g->rng);
 		uint32_t idx = (uint32_t)(u * u * g->population);
-		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, idx, &c);
+		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, g->o->days, idx, &c);
 		if (s_child_ok(&c, first, last)) {
 			*out = idx;
 			return 0;
@@ -982,7 +987,7 @@ static int s_pick_child(struct sim_gen *g, int64_t first, int64_t last, uint32_t
 	uint32_t start = (uint32_t)s_rand_u(&g->rng, g->population);
 	for (uint32_t k = 0; k < g->population; k++) {
 		uint32_t idx = (start + k) % g->population;
-		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, idx, &c);
+		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, g->o->days, idx, &c);
 		if (s_child_ok(&c, first, last)) {
 			*out = idx;
 			return 0;
@@ -1128,6 +1133,9 @@ static int s_type_office(int type)
 
 static int s_gen_init(struct sim_gen *g, const struct sim_opts *o, const struct sim_tables *t, int64_t now)
 {
+	/* Messages per episode on average (custody: detained plus 1.28 status
+	 * changes; interviews: scheduled plus most outcomes): --per-day counts
+	 * messages, so the episode rate divides by these. */
 	static const double events_per[F_COUNT] = {2.28, 1.0, 1.85, 1.0};
 	double wsum = 0, esum = 0;
 
@@ -1251,7 +1259,7 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	ev->n = g->emitted + 1;
 	snprintf(ev->source_id, sizeof(ev->source_id), "%s-%" PRIu64, g->id_prefix, ev->n);
 	ev->occurred = when;
-	s_child_make(g->o->seed, t, g->o->lac_pct, g->today, p->child, &ev->child);
+	s_child_make(g->o->seed, t, g->o->lac_pct, g->today, g->o->days, p->child, &ev->child);
 	const struct sim_child *c = &ev->child;
 
 	s_rng_init(&r, g->o->seed, 0xe915, p->ep);
@@ -1838,10 +1846,18 @@ static int s_spool_open(struct sim_spool *s, const char *dir, int64_t now, enum 
 	return 0;
 }
 
-/* Close and publish every file; on failure (ok == 0) remove them instead. */
+/* Close and publish every file; on failure (ok == 0) remove them instead.
+ * Existing targets are checked for first so that a clash publishes none of
+ * the set rather than some of it. */
 static int s_spool_close(struct sim_spool *s, int ok)
 {
 	int rc = 0;
+	for (int f = 0; ok && f < F_COUNT; f++) {
+		if (s->f[f] && access(s->dst[f], F_OK) == 0) {
+			fprintf(stderr, "yjlink-sim: %s exists already\n", s->dst[f]);
+			rc = YJ_EEXIST;
+		}
+	}
 	for (int f = 0; f < F_COUNT; f++) {
 		if (!s->f[f])
 			continue;
@@ -2136,8 +2152,12 @@ static int s_recv_one(struct sim_sender *s, int *got)
 		s_slot_release(s, pos, slot);
 	} else if (strcmp(status, "REJECT") == 0) {
 		s->k.reject++;
-		if (s->rejects_shown++ < 10)
-			fprintf(stderr, "yjlink-sim: REJECT %s: %.*s\n", sid, (int)(dlen > 400 ? 400 : dlen), detail);
+		if (s->rejects_shown++ < 10) {
+			fprintf(stderr, "yjlink-sim: REJECT %s: ", sid);
+			for (size_t i = 0; i < dlen && i < 400; i++)
+				fputc(detail[i] == '\n' || detail[i] == '\r' ? ' ' : detail[i], stderr);
+			fputc('\n', stderr);
+		}
 		s_slot_release(s, pos, slot);
 	} else if (strcmp(status, "RETRY") == 0) {
 		s->k.retry++;
@@ -2556,7 +2576,7 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 		case O_COUNT: bad = s_parse_u64(optarg, 1, UINT64_MAX, &o->count); break;
 		case O_DURATION: bad = s_parse_pos_double(optarg, 1e-3, 1e9, &o->duration); break;
 		case O_DAYS:
-			bad = s_parse_u64(optarg, 1, 36500, &u);
+			bad = s_parse_u64(optarg, 1, 3660, &u);
 			o->days = (int64_t)u;
 			days_set = 1;
 			break;
@@ -2572,7 +2592,10 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 		case O_REF_DIR: o->ref_dir = optarg; break;
 		case O_ID_PREFIX: o->id_prefix = optarg; break;
 		case O_CHILDREN: bad = s_parse_u64(optarg, 1, 100000000, &o->children); break;
-		case O_FEED: bad = s_parse_feeds(optarg, &o->feeds); break;
+		case O_FEED:
+			bad = s_parse_feeds(optarg, &o->feeds);
+			o->feeds_given = 1;
+			break;
 		case O_LAC: bad = s_parse_pos_double(optarg, 0, 100, &o->lac_pct); break;
 		case O_QUIET: o->quiet = 1; break;
 		case 'h':
