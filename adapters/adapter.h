@@ -20,6 +20,7 @@
 
 struct yj_loop;
 struct yj_config;
+struct yj_curlm;
 
 /* One message from outside, as received. All pointers are borrowed for the
  * duration of submit(): the core copies what it keeps. */
@@ -58,6 +59,38 @@ struct yj_reply {
 
 typedef void (*yj_reply_fn)(void *arg, const struct yj_reply *reply);
 
+/* What an output adapter says of one delivery (engineering guide item 3):
+ * the core alone decides about retries, backoff and the dead-letter queue. */
+enum yj_delivery_result {
+	YJ_DELIVERY_OK = 0,   /* the receiver has it (2xx, SMTP 250) */
+	YJ_DELIVERY_RETRY,    /* transient: 408, 429, 5xx, network error, SMTP 4xx */
+	YJ_DELIVERY_FATAL,    /* permanent: other 4xx, SMTP 5xx, bad address */
+};
+
+struct yj_recipient;
+
+/* One notification to deliver. All pointers valid only during deliver():
+ * an adapter copies what it keeps. */
+struct yj_delivery {
+	const char *notification_id;           /* "<deployment>-<number>", stable across retries */
+	const struct yj_recipient *recipient;  /* destination and credentials (config.h) */
+	const char *kind;                      /* rule id or hold_released */
+	const char *json;                      /* the notification JSON of interfaces.md §3 */
+	size_t json_len;
+	const char *subject;                   /* email: subject line, never personal data */
+	const char *text;                      /* email: text/plain body */
+	const char *html;                      /* email: text/html body */
+	const char *extra_headers;             /* email: more header lines ("X-A: b\r\n..."), or NULL */
+	const char *attachment_name;           /* email: a text/csv attachment's file name, or NULL */
+	const char *attachment;                /* email: its contents */
+	size_t attachment_len;
+};
+
+/* Called exactly once per accepted delivery, from the loop. address is the
+ * transport address actually used (URL, mail addresses), for the audit. */
+typedef void (*yj_delivery_done_fn)(void *arg, enum yj_delivery_result result, const char *detail,
+				    const char *address);
+
 /* What the core offers an adapter. Valid from init() to destroy(). */
 struct yj_core_api {
 	void *core;                          /* opaque, passed back to the calls below */
@@ -68,6 +101,7 @@ struct yj_core_api {
 	int (*submit)(void *core, const struct yj_request *req, yj_reply_fn done, void *arg);
 	/* Count a metric (name and label set as in interfaces.md §7). */
 	void (*count)(void *core, const char *metric, const char *labels, uint64_t n);
+	struct yj_curlm *curlm;              /* libcurl multi driven by the loop (curlm.h) */
 };
 
 struct yj_adapter {
@@ -83,6 +117,13 @@ struct yj_adapter {
 	void (*drain)(void *state);
 	/* Leave the loop, close, free; NULLs *state. */
 	void (*destroy)(void **state);
+
+	/* --- outputs only (NULL for inputs) --- */
+	int transport;  /* the enum yj_transport (config.h) this adapter delivers */
+	/* Start delivering d; done(arg, ...) is called exactly once, later, from
+	 * the loop. Returns 0, or a negative code (done is then not called and
+	 * the core treats it as RETRY). */
+	int (*deliver)(void *state, const struct yj_delivery *d, yj_delivery_done_fn done, void *arg);
 };
 
 /* Every adapter compiled in, NULL-terminated (adapters/registry.c). */

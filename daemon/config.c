@@ -9,6 +9,7 @@
 
 #include "embedded.h"
 #include "err.h"
+#include "metrics.h"
 
 enum s_type { S_STR, S_INT, S_BOOL, S_STRLIST };
 
@@ -58,6 +59,18 @@ static const struct s_setting s_table[] = {
 	  "hours detained within the overnight period that make a child held overnight" },
 	{ S_STR, "custody.overnight_from", OFF(custody_overnight_from), "00:00", 0, 0, "start of the overnight period, local" },
 	{ S_STR, "custody.overnight_to", OFF(custody_overnight_to), "08:00", 0, 0, "end of the overnight period, local" },
+	{ S_STR, "email.smtp_url", OFF(email_smtp_url), "smtp://127.0.0.1:2525", 0, 0,
+	  "SMTP relay for email recipients (smtp:// or smtps://)" },
+	{ S_STR, "email.from", OFF(email_from), "yjlink@localhost", 0, 0, "envelope and header From of every email" },
+	{ S_STR, "email.starttls", OFF(email_starttls), "optional", 0, 0, "STARTTLS: required, optional or off" },
+	{ S_STR, "email.credentials_file", OFF(email_credentials_file), "", 0, 0,
+	  "file holding user:password for the relay (relative to the config file); empty = no login" },
+	{ S_INT, "delivery.max_age_s", OFF(delivery_max_age_s), "86400", 1, 365 * 86400,
+	  "a notification still failing transiently after this long goes to the dead-letter queue" },
+	{ S_INT, "delivery.backoff_min_ms", OFF(delivery_backoff_min_ms), "500", 1, 3600000,
+	  "first retry delay (full jitter below it)" },
+	{ S_INT, "delivery.backoff_max_ms", OFF(delivery_backoff_max_ms), "300000", 1, 86400000,
+	  "cap of the exponential retry delay" },
 	{ S_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
 	{ S_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
 	  "let yjlinkctl move the daemon's clock (tests only)" },
@@ -116,6 +129,8 @@ static void s_walk_unknown(struct s_ctx *c, config_setting_t *group, const char 
 		const char *name = config_setting_name(s);
 		char path[256];
 		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name ? name : "?");
+		if (!*prefix && name && (!strcmp(name, "recipients") || !strcmp(name, "rules")))
+			continue; /* checked, key by key, by s_parse_recipients / s_parse_rules */
 		if (config_setting_is_group(s)) {
 			if (s_known_group(path))
 				s_walk_unknown(c, s, path);
@@ -369,9 +384,11 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 		yj_diag_report(c->diag, AT("notify.endpoint"),
 			       "'notify.endpoint' %s is not loopback: configure CURVE, or say ingest.insecure = true",
 			       cfg->notify_endpoint);
-	if (*cfg->metrics_endpoint && !strrchr(cfg->metrics_endpoint, ':'))
-		yj_diag_report(c->diag, AT("metrics.endpoint"), "'metrics.endpoint' must be HOST:PORT, not '%s'",
-			       cfg->metrics_endpoint);
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	if (*cfg->metrics_endpoint && yj_metrics_parse_endpoint(cfg->metrics_endpoint, &ss, &sslen))
+		yj_diag_report(c->diag, AT("metrics.endpoint"),
+			       "'metrics.endpoint' must be IPV4:PORT or [IPV6]:PORT, not '%s'", cfg->metrics_endpoint);
 	if (!*cfg->store_path)
 		yj_diag_report(c->diag, AT("store.path"), "'store.path' must not be empty");
 	if (cfg->store_max_map_size_mb < cfg->store_map_size_mb)
@@ -382,6 +399,13 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 		yj_diag_report(c->diag, AT("custody.overnight_from"), "'custody.overnight_from' must be HH:MM");
 	if (!s_hhmm_ok(cfg->custody_overnight_to))
 		yj_diag_report(c->diag, AT("custody.overnight_to"), "'custody.overnight_to' must be HH:MM");
+	if (strcmp(cfg->email_starttls, "required") && strcmp(cfg->email_starttls, "optional") &&
+	    strcmp(cfg->email_starttls, "off"))
+		yj_diag_report(c->diag, AT("email.starttls"), "'email.starttls' must be required, optional or off");
+	if (strncmp(cfg->email_smtp_url, "smtp://", 7) && strncmp(cfg->email_smtp_url, "smtps://", 8))
+		yj_diag_report(c->diag, AT("email.smtp_url"), "'email.smtp_url' must start smtp:// or smtps://");
+	if (cfg->delivery_backoff_max_ms < cfg->delivery_backoff_min_ms)
+		yj_diag_report(c->diag, AT("delivery.backoff_max_ms"), "'delivery.backoff_max_ms' is below 'delivery.backoff_min_ms'");
 	static const char *levels[] = { "err", "warning", "notice", "info", "debug" };
 	int lv_ok = 0;
 	for (size_t i = 0; i < 5; i++)
@@ -389,6 +413,460 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 	if (!lv_ok)
 		yj_diag_report(c->diag, AT("log.level"), "'log.level' must be err, warning, notice, info or debug");
 #undef AT
+}
+
+/* --- recipients and rules: lists of groups, each key checked --- */
+
+struct s_key {
+	const char *name;
+	int type;        /* CONFIG_TYPE_* expected; CONFIG_TYPE_ARRAY for string lists */
+};
+
+/* Report keys of group g not in keys[] (NULL-terminated) and keys of the wrong type. */
+static void s_check_keys(struct s_ctx *c, config_setting_t *g, const char *what, const struct s_key *keys)
+{
+	int n = config_setting_length(g);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct s_key *k;
+		for (k = keys; k->name; k++) {
+			if (name && !strcmp(k->name, name))
+				break;
+		}
+		if (!k->name) {
+			yj_diag_report(c->diag, s_file(c, s), s_line(s), "unknown setting '%s' in %s", name ? name : "?", what);
+			continue;
+		}
+		int t = config_setting_type(s);
+		int ok = t == k->type || (k->type == CONFIG_TYPE_INT && t == CONFIG_TYPE_INT64) ||
+			 (k->type == CONFIG_TYPE_ARRAY && t == CONFIG_TYPE_LIST);
+		if (!ok)
+			yj_diag_report(c->diag, s_file(c, s), s_line(s), "'%s' in %s has the wrong type", name, what);
+	}
+}
+
+static char *s_group_str(config_setting_t *g, const char *name, const char *def)
+{
+	const char *v = NULL;
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (s && config_setting_type(s) == CONFIG_TYPE_STRING)
+		v = config_setting_get_string(s);
+	return strdup(v ? v : def);
+}
+
+static int s_group_strlist(struct s_ctx *c, config_setting_t *g, const char *name, struct yj_strlist *l)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (!s || (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST))
+		return 0;
+	int n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			yj_diag_report(c->diag, s_file(c, e), s_line(e), "'%s' must be a list of strings", name);
+			continue;
+		}
+		char **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+		if (!nv)
+			return YJ_ENOMEM;
+		l->v = nv;
+		if (!(l->v[l->n] = strdup(config_setting_get_string(e))))
+			return YJ_ENOMEM;
+		l->n++;
+	}
+	return 0;
+}
+
+/* Tri-state from an optional boolean: -1 when absent. */
+static int s_group_tri(config_setting_t *g, const char *name)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	if (!s || config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return -1;
+	return config_setting_get_bool(s);
+}
+
+static void s_strlist_free(struct yj_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int s_hhmm(const char *s) { return s_hhmm_ok(s) ? ((s[0] - '0') * 10 + (s[1] - '0')) * 60 + (s[3] - '0') * 10 + (s[4] - '0') : -1; }
+
+/* hours = { mon = "08:00-20:00"; ...; sun = "closed"; } ; a day not given is closed. */
+static void s_parse_hours(struct s_ctx *c, config_setting_t *h, struct yj_hours *out)
+{
+	static const char *days[7] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
+	static const struct s_key keys[] = { { "mon", CONFIG_TYPE_STRING }, { "tue", CONFIG_TYPE_STRING },
+					     { "wed", CONFIG_TYPE_STRING }, { "thu", CONFIG_TYPE_STRING },
+					     { "fri", CONFIG_TYPE_STRING }, { "sat", CONFIG_TYPE_STRING },
+					     { "sun", CONFIG_TYPE_STRING }, { NULL, 0 } };
+	s_check_keys(c, h, "hours", keys);
+	for (int d = 0; d < 7; d++) {
+		out->open[d] = out->close[d] = 0;
+		config_setting_t *s = config_setting_get_member(h, days[d]);
+		if (!s || config_setting_type(s) != CONFIG_TYPE_STRING)
+			continue;
+		const char *v = config_setting_get_string(s);
+		if (!strcmp(v, "closed"))
+			continue;
+		char a[6] = "", b[6] = "";
+		if (strlen(v) == 11 && v[5] == '-') {
+			memcpy(a, v, 5);
+			memcpy(b, v + 6, 5);
+		}
+		int o = s_hhmm(a), cl = strcmp(b, "24:00") ? s_hhmm(b) : 1440;
+		if (o < 0 || cl < 0 || cl <= o) {
+			yj_diag_report(c->diag, s_file(c, s), s_line(s), "hours.%s must be \"HH:MM-HH:MM\" (open before close) or \"closed\"", days[d]);
+			continue;
+		}
+		out->open[d] = (int16_t)o;
+		out->close[d] = (int16_t)cl;
+	}
+}
+
+static int s_read_secret(struct s_ctx *c, config_setting_t *at, const char *cfgfile, const char *path, char **out)
+{
+	char *full = NULL;
+	if (path[0] != '/' && cfgfile && strchr(cfgfile, '/')) {
+		const char *slash = strrchr(cfgfile, '/');
+		if (asprintf(&full, "%.*s/%s", (int)(slash - cfgfile), cfgfile, path) < 0)
+			return YJ_ENOMEM;
+	} else if (!(full = strdup(path))) {
+		return YJ_ENOMEM;
+	}
+	FILE *f = fopen(full, "r");
+	char buf[1024] = "";
+	if (!f || !fgets(buf, sizeof(buf), f)) {
+		yj_diag_report(c->diag, s_file(c, at), s_line(at), "cannot read secret file %s: %s", full,
+			       f ? "empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		free(full);
+		return 0;
+	}
+	fclose(f);
+	free(full);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = strdup(buf);
+	return *out ? 0 : YJ_ENOMEM;
+}
+
+static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force" };
+static const char *const s_transport_names[] = { "none", "email", "webhook", "zmq", "peer" };
+
+static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r)
+{
+	static const struct s_key keys[] = {
+		{ "id", CONFIG_TYPE_STRING },        { "kind", CONFIG_TYPE_STRING },
+		{ "name", CONFIG_TYPE_STRING },      { "local_authorities", CONFIG_TYPE_ARRAY },
+		{ "local_authority", CONFIG_TYPE_STRING }, { "suites", CONFIG_TYPE_ARRAY },
+		{ "force", CONFIG_TYPE_STRING },     { "hours", CONFIG_TYPE_GROUP },
+		{ "allow", CONFIG_TYPE_ARRAY },      { "legal_basis", CONFIG_TYPE_STRING },
+		{ "transport", CONFIG_TYPE_STRING }, { "email", CONFIG_TYPE_ARRAY },
+		{ "webhook", CONFIG_TYPE_GROUP },    { "digest_times", CONFIG_TYPE_ARRAY },
+		{ NULL, 0 },
+	};
+	int rc = 0;
+	s_check_keys(c, g, "a recipient", keys);
+	r->file = strdup(s_file(c, g));
+	r->line = s_line(g);
+	r->id = s_group_str(g, "id", "");
+	r->name = s_group_str(g, "name", "");
+	r->force = s_group_str(g, "force", "");
+	r->legal_basis = s_group_str(g, "legal_basis", "Crime and Disorder Act 1998 s.115");
+	if (!r->file || !r->id || !r->name || !r->force || !r->legal_basis)
+		return YJ_ENOMEM;
+	char *kind = s_group_str(g, "kind", ""), *transport = s_group_str(g, "transport", "none");
+	if (!kind || !transport) {
+		free(kind);
+		free(transport);
+		return YJ_ENOMEM;
+	}
+	size_t k;
+	for (k = 0; k < 4 && strcmp(kind, s_kind_names[k]); k++)
+		;
+	if (k == 4)
+		yj_diag_report(c->diag, r->file, r->line,
+			       "recipient '%s': kind must be yjs, children_services, liaison_diversion or force", r->id);
+	r->kind = (enum yj_rcpt_kind)(k % 4);
+	size_t t;
+	for (t = 0; t < 5 && strcmp(transport, s_transport_names[t]); t++)
+		;
+	if (t == 5)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport must be none, email, webhook, zmq or peer",
+			       r->id);
+	r->transport = (enum yj_transport)(t % 5);
+	free(kind);
+	free(transport);
+	if ((rc = s_group_strlist(c, g, "local_authorities", &r->las)) || (rc = s_group_strlist(c, g, "suites", &r->suites)) ||
+	    (rc = s_group_strlist(c, g, "allow", &r->allow)) || (rc = s_group_strlist(c, g, "email", &r->email_to)) ||
+	    (rc = s_group_strlist(c, g, "digest_times", &r->digest_times)))
+		return rc;
+	config_setting_t *la = config_setting_get_member(g, "local_authority");
+	if (la && config_setting_type(la) == CONFIG_TYPE_STRING && (rc = s_fill_strlist(&r->las, config_setting_get_string(la))))
+		return rc;
+
+	/* The id is what recipient expressions resolve to: its form is fixed per kind. */
+	char want[64] = "";
+	if (r->kind == YJ_RCPT_CHILDREN_SERVICES && r->las.n == 1)
+		snprintf(want, sizeof(want), "children_services:%s", r->las.v[0]);
+	else if (r->kind == YJ_RCPT_FORCE)
+		snprintf(want, sizeof(want), "force:%s", r->force);
+	if (*want && strcmp(want, r->id))
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': the id of this %s recipient must be '%s'", r->id,
+			       s_kind_names[r->kind], want);
+	if (r->kind == YJ_RCPT_YJS && strncmp(r->id, "yjs:", 4))
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': a yjs id starts with 'yjs:'", r->id);
+	if (r->kind == YJ_RCPT_LIAISON_DIVERSION && strncmp(r->id, "liaison_diversion:", 18))
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': a liaison_diversion id starts with 'liaison_diversion:'", r->id);
+	if (r->kind == YJ_RCPT_CHILDREN_SERVICES && r->las.n != 1)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': children_services needs exactly one local_authority", r->id);
+	if (r->kind == YJ_RCPT_YJS && r->las.n == 0)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': a yjs needs local_authorities", r->id);
+	if (r->kind == YJ_RCPT_LIAISON_DIVERSION && r->suites.n == 0)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': liaison_diversion needs suites", r->id);
+	if (r->kind == YJ_RCPT_FORCE && !*r->force)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': a force recipient needs force", r->id);
+	for (size_t i = 0; i < r->digest_times.n; i++) {
+		if (!s_hhmm_ok(r->digest_times.v[i]))
+			yj_diag_report(c->diag, r->file, r->line, "recipient '%s': digest_times must be \"HH:MM\", not '%s'", r->id,
+				       r->digest_times.v[i]);
+	}
+	config_setting_t *h = config_setting_get_member(g, "hours");
+	if (h && config_setting_is_group(h)) {
+		r->has_hours = 1;
+		s_parse_hours(c, h, &r->hours);
+	}
+	if (r->transport == YJ_TRANSPORT_EMAIL && r->email_to.n == 0)
+		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport email needs email = [ addresses ]", r->id);
+	config_setting_t *w = config_setting_get_member(g, "webhook");
+	r->webhook_timeout_ms = 5000;
+	if (w && config_setting_is_group(w)) {
+		static const struct s_key wkeys[] = { { "url", CONFIG_TYPE_STRING }, { "secret", CONFIG_TYPE_STRING },
+						      { "secret_file", CONFIG_TYPE_STRING }, { "timeout_ms", CONFIG_TYPE_INT },
+						      { NULL, 0 } };
+		s_check_keys(c, w, "webhook", wkeys);
+		if (!(r->webhook_url = s_group_str(w, "url", "")))
+			return YJ_ENOMEM;
+		int tmo = 0;
+		if (config_setting_lookup_int(w, "timeout_ms", &tmo) == CONFIG_TRUE) {
+			if (tmo < 100 || tmo > 600000)
+				yj_diag_report(c->diag, s_file(c, w), s_line(w), "webhook.timeout_ms must be 100..600000");
+			r->webhook_timeout_ms = tmo;
+		}
+		const char *sf = NULL, *sec = NULL;
+		config_setting_lookup_string(w, "secret_file", &sf);
+		config_setting_lookup_string(w, "secret", &sec);
+		if (sf && (rc = s_read_secret(c, w, c->label, sf, &r->webhook_secret)))
+			return rc;
+		if (!sf && sec && !(r->webhook_secret = strdup(sec)))
+			return YJ_ENOMEM;
+	}
+	if (r->transport == YJ_TRANSPORT_WEBHOOK) {
+		if (!r->webhook_url || strncmp(r->webhook_url, "http", 4))
+			yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport webhook needs webhook.url (http:// or https://)", r->id);
+		if (!r->webhook_secret || !*r->webhook_secret)
+			yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport webhook needs webhook.secret_file", r->id);
+	}
+	return 0;
+}
+
+static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
+{
+	static const struct s_key keys[] = {
+		{ "id", CONFIG_TYPE_STRING },          { "feeds", CONFIG_TYPE_ARRAY },
+		{ "custody_status", CONFIG_TYPE_ARRAY }, { "looked_after", CONFIG_TYPE_BOOL },
+		{ "home_served", CONFIG_TYPE_BOOL },   { "home_other_force", CONFIG_TYPE_BOOL },
+		{ "first_contact", CONFIG_TYPE_BOOL }, { "age_min", CONFIG_TYPE_INT },
+		{ "age_max", CONFIG_TYPE_INT },        { "outcome_codes", CONFIG_TYPE_ARRAY },
+		{ "markers", CONFIG_TYPE_ARRAY },      { "recipient", CONFIG_TYPE_STRING },
+		{ "mode", CONFIG_TYPE_STRING },        { "section", CONFIG_TYPE_STRING },
+		{ "legal_basis", CONFIG_TYPE_STRING }, { NULL, 0 },
+	};
+	static const char *const feeds[] = { "", "custody", "arrest", "voluntary_interview", "outcome" };
+	static const char *const exprs[] = { "yjs:home", "yjs:suite", "children_services:responsible_la",
+					     "children_services:home", "liaison_diversion:suite", "force:home" };
+	static const char *const markers[] = { "live_investigation", "serious_offence", "mappa", "court_order" };
+	static const char *const sections[] = { "", "custody", "arrest", "voluntary_interview", "outcome", "other_area", "new_child" };
+	struct yj_strlist fl = { 0 };
+	int rc = 0;
+	const char *file = s_file(c, g);
+
+	s_check_keys(c, g, "a rule", keys);
+	r->line = s_line(g);
+	r->id = s_group_str(g, "id", "");
+	r->recipient = s_group_str(g, "recipient", "");
+	r->section = s_group_str(g, "section", "");
+	r->legal_basis = s_group_str(g, "legal_basis", "");
+	char *mode = s_group_str(g, "mode", "immediate");
+	if (!r->id || !r->recipient || !r->section || !r->legal_basis || !mode) {
+		free(mode);
+		return YJ_ENOMEM;
+	}
+	if (!*r->id)
+		yj_diag_report(c->diag, file, r->line, "a rule needs an id");
+	if (!strcmp(mode, "digest"))
+		r->mode = YJ_MODE_DIGEST;
+	else if (strcmp(mode, "immediate"))
+		yj_diag_report(c->diag, file, r->line, "rule '%s': mode must be immediate or digest", r->id);
+	free(mode);
+	size_t i;
+	for (i = 0; i < 6 && strcmp(r->recipient, exprs[i]); i++)
+		;
+	if (i == 6)
+		yj_diag_report(c->diag, file, r->line,
+			       "rule '%s': recipient must be one of yjs:home, yjs:suite, children_services:responsible_la, "
+			       "children_services:home, liaison_diversion:suite, force:home",
+			       r->id);
+	for (i = 0; i < 7 && strcmp(r->section, sections[i]); i++)
+		;
+	if (i == 7)
+		yj_diag_report(c->diag, file, r->line, "rule '%s': unknown digest section '%s'", r->id, r->section);
+	if ((rc = s_group_strlist(c, g, "feeds", &fl)))
+		return rc;
+	for (size_t j = 0; j < fl.n; j++) {
+		size_t f;
+		for (f = 1; f < 5 && strcmp(fl.v[j], feeds[f]); f++)
+			;
+		if (f == 5)
+			yj_diag_report(c->diag, file, r->line, "rule '%s': unknown feed '%s'", r->id, fl.v[j]);
+		else
+			r->feeds |= 1u << f;
+	}
+	s_strlist_free(&fl);
+	if ((rc = s_group_strlist(c, g, "custody_status", &r->custody_status)) || (rc = s_group_strlist(c, g, "markers", &r->markers)))
+		return rc;
+	for (size_t j = 0; j < r->markers.n; j++) {
+		for (i = 0; i < 4 && strcmp(r->markers.v[j], markers[i]); i++)
+			;
+		if (i == 4)
+			yj_diag_report(c->diag, file, r->line, "rule '%s': unknown marker '%s'", r->id, r->markers.v[j]);
+	}
+	r->looked_after = s_group_tri(g, "looked_after");
+	r->home_served = s_group_tri(g, "home_served");
+	r->home_other_force = s_group_tri(g, "home_other_force");
+	r->first_contact = s_group_tri(g, "first_contact");
+	r->age_min = 0;
+	r->age_max = 99;
+	config_setting_lookup_int(g, "age_min", &r->age_min);
+	config_setting_lookup_int(g, "age_max", &r->age_max);
+	config_setting_t *oc = config_setting_get_member(g, "outcome_codes");
+	if (oc && (config_setting_type(oc) == CONFIG_TYPE_ARRAY || config_setting_type(oc) == CONFIG_TYPE_LIST)) {
+		int n = config_setting_length(oc);
+		r->outcome_codes = calloc((size_t)n + 1, sizeof(int));
+		if (!r->outcome_codes)
+			return YJ_ENOMEM;
+		for (int j = 0; j < n; j++) {
+			config_setting_t *e = config_setting_get_elem(oc, (unsigned)j);
+			if (config_setting_type(e) != CONFIG_TYPE_INT)
+				yj_diag_report(c->diag, s_file(c, e), s_line(e), "rule '%s': outcome_codes are integers", r->id);
+			else
+				r->outcome_codes[r->n_outcome_codes++] = config_setting_get_int(e);
+		}
+	}
+	return 0;
+}
+
+static int s_parse_list(struct s_ctx *c, config_t *cf, const char *name, size_t elem, void **out, size_t *n,
+			int (*fn)(struct s_ctx *, config_setting_t *, void *))
+{
+	config_setting_t *l = config_lookup(cf, name);
+	if (!l)
+		return 0;
+	if (config_setting_type(l) != CONFIG_TYPE_LIST) {
+		yj_diag_report(c->diag, s_file(c, l), s_line(l), "'%s' must be a list of groups: %s = ( { ... }, ... );", name, name);
+		return 0;
+	}
+	int len = config_setting_length(l);
+	*out = calloc((size_t)len + 1, elem);
+	if (!*out)
+		return YJ_ENOMEM;
+	for (int i = 0; i < len; i++) {
+		config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+		if (!config_setting_is_group(g)) {
+			yj_diag_report(c->diag, s_file(c, g), s_line(g), "each of '%s' must be a group { ... }", name);
+			continue;
+		}
+		int rc = fn(c, g, (char *)*out + *n * elem);
+		(*n)++;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int s_recipient_fn(struct s_ctx *c, config_setting_t *g, void *r) { return s_parse_recipient(c, g, r); }
+static int s_rule_fn(struct s_ctx *c, config_setting_t *g, void *r) { return s_parse_rule(c, g, r); }
+
+static int s_parse_routing(struct s_ctx *c, config_t *cf, struct yj_config *cfg)
+{
+	int rc = s_parse_list(c, cf, "recipients", sizeof(struct yj_recipient), (void **)&cfg->recipients,
+			      &cfg->n_recipients, s_recipient_fn);
+	if (!rc)
+		rc = s_parse_list(c, cf, "rules", sizeof(struct yj_rule), (void **)&cfg->rules, &cfg->n_rules, s_rule_fn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(cfg->recipients[i].id, cfg->recipients[j].id))
+				yj_diag_report(c->diag, cfg->recipients[i].file, cfg->recipients[i].line,
+					       "recipient '%s' is declared twice (first at line %d)", cfg->recipients[i].id,
+					       cfg->recipients[j].line);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(cfg->rules[i].id, cfg->rules[j].id))
+				yj_diag_report(c->diag, c->label, cfg->rules[i].line, "rule '%s' is declared twice", cfg->rules[i].id);
+		}
+	}
+	return 0;
+}
+
+static void s_free_routing(struct yj_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		struct yj_recipient *r = &cfg->recipients[i];
+		free(r->id);
+		free(r->name);
+		free(r->force);
+		free(r->legal_basis);
+		free(r->webhook_url);
+		free(r->webhook_secret);
+		free(r->file);
+		s_strlist_free(&r->las);
+		s_strlist_free(&r->suites);
+		s_strlist_free(&r->allow);
+		s_strlist_free(&r->email_to);
+		s_strlist_free(&r->digest_times);
+	}
+	free(cfg->recipients);
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		struct yj_rule *r = &cfg->rules[i];
+		free(r->id);
+		free(r->recipient);
+		free(r->section);
+		free(r->legal_basis);
+		free(r->outcome_codes);
+		s_strlist_free(&r->custody_status);
+		s_strlist_free(&r->markers);
+	}
+	free(cfg->rules);
+}
+
+const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		if (!strcmp(cfg->recipients[i].id, id))
+			return &cfg->recipients[i];
+	}
+	return NULL;
 }
 
 int yj_config_load(const char *file, const char *const *sets, size_t n_sets, struct yj_diag *diag,
@@ -434,6 +912,8 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, str
 		goto out;
 	if (cfg->ingest_forces.n == 0)
 		rc = s_fill_strlist(&cfg->ingest_forces, cfg->deployment_force);
+	if (!rc)
+		rc = s_parse_routing(&c, &cf, cfg);
 	if (rc)
 		goto out;
 	s_check(&c, &cf, cfg);
@@ -463,6 +943,7 @@ void yj_config_free(struct yj_config **pcfg)
 			free(l->v);
 		}
 	}
+	s_free_routing(cfg);
 	free(cfg->source);
 	free(cfg);
 	*pcfg = NULL;

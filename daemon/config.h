@@ -24,6 +24,76 @@ struct yj_strlist {
 	size_t n;
 };
 
+/* Who can be told (routing.md): a YJS, the children's services of one local
+ * authority, a liaison and diversion service, another force. */
+enum yj_rcpt_kind {
+	YJ_RCPT_YJS = 0,
+	YJ_RCPT_CHILDREN_SERVICES,
+	YJ_RCPT_LIAISON_DIVERSION,
+	YJ_RCPT_FORCE,
+};
+
+enum yj_transport {
+	YJ_TRANSPORT_NONE = 0,  /* declared but no destination yet: notifications wait as unroutable */
+	YJ_TRANSPORT_EMAIL,
+	YJ_TRANSPORT_WEBHOOK,
+	YJ_TRANSPORT_ZMQ,
+	YJ_TRANSPORT_PEER,
+};
+
+/* Weekly opening hours, local time: minutes from midnight per weekday
+ * (0 = Monday). open == close means closed all day. */
+struct yj_hours {
+	int16_t open[7];
+	int16_t close[7];
+};
+
+struct yj_recipient {
+	char *id;                   /* "yjs:milton-keynes", "children_services:E06000042", ... */
+	enum yj_rcpt_kind kind;
+	char *name;                 /* display name */
+	struct yj_strlist las;      /* yjs: local authorities it covers; children_services: its one LA */
+	struct yj_strlist suites;   /* liaison_diversion: custody suites it covers */
+	char *force;                /* force: its PFA code */
+	int has_hours;              /* liaison_diversion: hours below apply */
+	struct yj_hours hours;
+	struct yj_strlist allow;    /* data sharing agreement: dotted field paths ("child.*" for a subtree) */
+	char *legal_basis;          /* default legal basis of disclosures to it */
+	enum yj_transport transport;
+	struct yj_strlist email_to; /* email: addresses */
+	char *webhook_url;          /* webhook: POST target */
+	char *webhook_secret;       /* webhook: HMAC key, read from webhook_secret_file */
+	int64_t webhook_timeout_ms; /* webhook: per-request timeout */
+	struct yj_strlist digest_times; /* yjs: local "HH:MM" send times of the daily digest */
+	char *file;                 /* config file and line it was declared at, for messages */
+	int line;
+};
+
+enum yj_rule_mode {
+	YJ_MODE_IMMEDIATE = 0,
+	YJ_MODE_DIGEST,
+};
+
+/* Tri-state match: -1 any, 0 must be false, 1 must be true. */
+struct yj_rule {
+	char *id;                   /* rule id; also the notification kind */
+	unsigned feeds;             /* bit (1 << yj_feed) per feed; 0 = every feed */
+	struct yj_strlist custody_status; /* empty = any status (custody feed only when given) */
+	int looked_after;           /* tri-state */
+	int home_served;            /* tri-state: the child's home LA is served by a YJS of this deployment */
+	int home_other_force;       /* tri-state: the home LA lies in another force area */
+	int first_contact;          /* tri-state: first message ever seen for this child */
+	int age_min, age_max;       /* inclusive; 0 and 99 = any */
+	int *outcome_codes;         /* empty = any */
+	size_t n_outcome_codes;
+	struct yj_strlist markers;  /* each must be true on the event */
+	char *recipient;            /* expression, e.g. "yjs:home" */
+	enum yj_rule_mode mode;
+	char *section;              /* digest section, "" = by feed */
+	char *legal_basis;          /* overrides the recipient's */
+	int line;
+};
+
 struct yj_config {
 	char *source;                   /* file it came from, or "yjlinkd.conf (embedded)" */
 
@@ -55,6 +125,19 @@ struct yj_config {
 	char *custody_overnight_from;   /* "HH:MM" local */
 	char *custody_overnight_to;     /* "HH:MM" local */
 
+	char *email_smtp_url;           /* smtp://host:port of the relay */
+	char *email_from;               /* envelope and header From */
+	char *email_starttls;           /* required|optional|off */
+	char *email_credentials_file;   /* "user:password" on one line; "" = none */
+	int64_t delivery_max_age_s;     /* a transiently failing notification goes to the DLQ after this */
+	int64_t delivery_backoff_min_ms;/* first retry delay (full jitter up to it) */
+	int64_t delivery_backoff_max_ms;/* cap of the exponential backoff */
+
+	struct yj_recipient *recipients;/* owned, n_recipients of them */
+	size_t n_recipients;
+	struct yj_rule *rules;          /* owned, in config order */
+	size_t n_rules;
+
 	char *log_level;                /* err|warning|notice|info|debug */
 	int testing_clock_control;      /* allow `yjlinkctl clock` (tests only) */
 };
@@ -66,6 +149,9 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, str
 		   struct yj_config **out);
 
 void yj_config_free(struct yj_config **cfg);
+
+/* The recipient with this id, or NULL. */
+const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id);
 
 /* Print the settings table as Markdown (for README.md). */
 void yj_config_print_reference(FILE *out);

@@ -14,6 +14,8 @@
 #include "err.h"
 #include "event_json.h"
 #include "log.h"
+#include "audit.h"
+#include "route.h"
 #include "normalise.h"
 #include "yjlink.pb-c.h"
 
@@ -135,6 +137,15 @@ static void s_cmd_status(struct s_call *c)
 	cJSON_AddNumberToObject(ing, "retry_since_start", (double)is->retries);
 	cJSON_AddNumberToObject(ing, "batches", (double)is->batches);
 	cJSON_AddNumberToObject(ing, "last_seq", (double)st.last_seq);
+	struct yj_outbox_stats os;
+	if (c->ctl->d.outbox && yj_outbox_stats(c->ctl->d.outbox, &os) == 0) {
+		cJSON *del = cJSON_AddObjectToObject(c->out, "delivery");
+		cJSON_AddNumberToObject(del, "outbox_depth", (double)os.depth);
+		cJSON_AddNumberToObject(del, "dead_letters", (double)os.dead_letters);
+		cJSON_AddNumberToObject(del, "unroutable", (double)os.unroutable);
+		cJSON_AddNumberToObject(del, "in_flight", (double)os.in_flight);
+		cJSON_AddNumberToObject(del, "holds", (double)is->held);
+	}
 	cJSON *sto = cJSON_AddObjectToObject(c->out, "store");
 	cJSON_AddStringToObject(sto, "path", cfg->store_path);
 	cJSON_AddNumberToObject(sto, "events", (double)st.events);
@@ -436,6 +447,655 @@ static void s_cmd_reload(struct s_call *c)
 	cJSON_AddStringToObject(c->out, "result", "reloaded");
 }
 
+/* --- delivery: outbox, dead letters, holds, replay, audit --- */
+
+static Yjlink__V1__Notification *s_note_get(struct yj_txn *txn, enum yj_db db, uint64_t number)
+{
+	uint8_t k[8];
+	const void *v;
+	size_t vlen;
+	yj_be64_put(k, number);
+	if (yj_txn_get(txn, db, k, 8, &v, &vlen))
+		return NULL;
+	return yjlink__v1__notification__unpack(NULL, vlen, v);
+}
+
+static int s_note_put(struct yj_txn *txn, enum yj_db db, Yjlink__V1__Notification *n)
+{
+	uint8_t k[8];
+	size_t len = protobuf_c_message_get_packed_size(&n->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return YJ_ENOMEM;
+	protobuf_c_message_pack(&n->base, buf);
+	yj_be64_put(k, n->number);
+	int rc = yj_txn_put(txn, db, k, 8, buf, len);
+	free(buf);
+	return rc;
+}
+
+static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notification *n)
+{
+	char id[96];
+	cJSON *o = cJSON_CreateObject();
+	yj_notification_id(cfg, n->number, id, sizeof(id));
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddNumberToObject(o, "number", (double)n->number);
+	cJSON_AddStringToObject(o, "recipient", n->recipient ? n->recipient : "");
+	cJSON_AddStringToObject(o, "rule", n->rule ? n->rule : "");
+	cJSON_AddStringToObject(o, "kind", n->kind ? n->kind : "");
+	cJSON_AddNumberToObject(o, "seq", (double)n->seq);
+	cJSON_AddItemToObject(o, "created_at", s_time_json(n->created_at_us));
+	cJSON_AddNumberToObject(o, "attempts", n->attempts);
+	cJSON_AddStringToObject(o, "last_error", n->last_error ? n->last_error : "");
+	if (n->has_failed_at_us)
+		cJSON_AddItemToObject(o, "failed_at", s_time_json(n->failed_at_us));
+	if (n->has_out_of_hours && n->out_of_hours)
+		cJSON_AddBoolToObject(o, "out_of_hours", 1);
+	return o;
+}
+
+static int s_audit_action(struct yj_txn *txn, struct s_call *c, const char *action, const uint64_t *seqs, size_t nseqs,
+			  const char *recipient, const char *reason)
+{
+	Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
+	char actor[48];
+	snprintf(actor, sizeof(actor), "uid:%ld", c->uid);
+	a.has_at_us = 1;
+	a.at_us = yj_clock_now_us();
+	a.action = (char *)action;
+	a.actor = actor;
+	a.recipient = (char *)(recipient ? recipient : "");
+	a.n_seqs = nseqs;
+	a.seqs = (uint64_t *)seqs;
+	a.reason = (char *)(reason ? reason : "");
+	return yj_audit_append(txn, &a);
+}
+
+struct s_list {
+	struct s_call *c;
+	cJSON *list;
+	long limit;
+};
+
+static int s_list_notes_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_list *l = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, val);
+	if (n)
+		cJSON_AddItemToArray(l->list, s_note_json(*l->c->ctl->d.cfg, n));
+	yjlink__v1__notification__free_unpacked(n, NULL);
+	return cJSON_GetArraySize(l->list) >= l->limit ? 1 : 0;
+}
+
+static int s_dlq_list_read(struct yj_txn *txn, void *arg)
+{
+	int rc = yj_txn_iter(txn, YJ_DB_DLQ, NULL, 0, 0, s_list_notes_cb, arg);
+	return rc < 0 ? rc : 0;
+}
+
+static int s_unroutable_list_read(struct yj_txn *txn, void *arg)
+{
+	int rc = yj_txn_iter(txn, YJ_DB_UNROUTABLE, NULL, 0, 0, s_list_notes_cb, arg);
+	return rc < 0 ? rc : 0;
+}
+
+static void s_cmd_outbox(struct s_call *c)
+{
+	cJSON *by = yj_outbox_describe(c->ctl->d.outbox);
+	if (!by)
+		return s_fail(c, 1, "cannot read the outbox");
+	cJSON_AddItemToObject(c->out, "recipients", by);
+	struct s_list l = { c, cJSON_AddArrayToObject(c->out, "unroutable"), 1000 };
+	yj_store_read(c->ctl->d.store, s_unroutable_list_read, &l);
+}
+
+struct s_dlq_op {
+	struct s_call *c;
+	uint64_t id;           /* 0 = all (retry --all) */
+	int drop;
+	const char *reason;
+	int done;
+};
+
+static size_t s_rcpt_key(uint8_t *buf, const char *rcpt, uint64_t n)
+{
+	size_t len = strlen(rcpt);
+	memcpy(buf, rcpt, len);
+	buf[len] = '\0';
+	yj_be64_put(buf + len + 1, n);
+	return len + 9;
+}
+
+static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t number)
+{
+	uint8_t k[8], rk[320];
+	Yjlink__V1__Notification *n = s_note_get(txn, YJ_DB_DLQ, number);
+	if (!n)
+		return YJ_ENOENT;
+	yj_be64_put(k, number);
+	int rc = yj_txn_del(txn, YJ_DB_DLQ, k, 8);
+	n->has_attempts = 0;
+	n->attempts = 0;
+	n->has_next_attempt_us = 0;
+	n->has_failed_at_us = 0;
+	n->last_error = NULL;
+	/* A retried notification must not be dead-lettered again for its age at once. */
+	n->created_at_us = yj_clock_now_us();
+	if (!rc)
+		rc = s_note_put(txn, YJ_DB_OUTBOX, n);
+	if (!rc)
+		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, s_rcpt_key(rk, n->recipient, n->number), "", 0);
+	if (!rc)
+		rc = s_audit_action(txn, op->c, "retry", &n->seq, 1, n->recipient, op->reason);
+	yjlink__v1__notification__free_unpacked(n, NULL);
+	op->done += !rc;
+	return rc;
+}
+
+struct s_ids {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int s_ids_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_ids *ids = arg;
+	(void)val;
+	(void)vlen;
+	if (klen != 8)
+		return 0;
+	if (ids->n == ids->cap) {
+		size_t ncap = ids->cap ? ids->cap * 2 : 64;
+		uint64_t *nv = realloc(ids->v, ncap * sizeof(*nv));
+		if (!nv)
+			return YJ_ENOMEM;
+		ids->v = nv;
+		ids->cap = ncap;
+	}
+	ids->v[ids->n++] = yj_be64_get(key);
+	return 0;
+}
+
+static int s_dlq_write(struct yj_txn *txn, void *arg)
+{
+	struct s_dlq_op *op = arg;
+	int rc = 0;
+	op->done = 0;
+	if (op->drop) {
+		uint8_t k[8];
+		Yjlink__V1__Notification *n = s_note_get(txn, YJ_DB_DLQ, op->id);
+		if (!n)
+			return YJ_ENOENT;
+		yj_be64_put(k, op->id);
+		rc = yj_txn_del(txn, YJ_DB_DLQ, k, 8);
+		if (!rc)
+			rc = s_audit_action(txn, op->c, "drop", &n->seq, 1, n->recipient, op->reason);
+		yjlink__v1__notification__free_unpacked(n, NULL);
+		op->done = !rc;
+		return rc;
+	}
+	if (op->id)
+		return s_dlq_retry_one(txn, op, op->id);
+	struct s_ids ids = { NULL, 0, 0 };
+	rc = yj_txn_iter(txn, YJ_DB_DLQ, NULL, 0, 0, s_ids_cb, &ids);
+	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
+		rc = s_dlq_retry_one(txn, op, ids.v[i]);
+	free(ids.v);
+	return rc < 0 ? rc : 0;
+}
+
+/* The number in "tvp-000000000042" or "42". */
+static long long s_note_number(const char *s)
+{
+	const char *dash = s ? strrchr(s, '-') : NULL;
+	const char *digits = dash ? dash + 1 : s;
+	char *end = NULL;
+	if (!digits || !*digits)
+		return -1;
+	long long v = strtoll(digits, &end, 10);
+	return *end || v <= 0 ? -1 : v;
+}
+
+static void s_cmd_dlq(struct s_call *c)
+{
+	const char *sub = s_arg_str(c, "sub");
+	const char *id = s_arg_str(c, "id");
+	int all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "all"));
+	if (!sub || !strcmp(sub, "list")) {
+		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "dead_letters"), 1000 };
+		int rc = yj_store_read(c->ctl->d.store, s_dlq_list_read, &l);
+		if (rc < 0)
+			s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+		return;
+	}
+	struct s_dlq_op op = { c, 0, 0, s_arg_str(c, "reason"), 0 };
+	if (!strcmp(sub, "retry")) {
+		if (!all && s_note_number(id) < 0)
+			return s_fail(c, 2, "dlq retry needs ID (e.g. tvp-000000000042) or --all");
+		op.id = all ? 0 : (uint64_t)s_note_number(id);
+	} else if (!strcmp(sub, "drop")) {
+		if (s_note_number(id) < 0)
+			return s_fail(c, 2, "dlq drop needs ID");
+		if (!op.reason || !*op.reason)
+			return s_fail(c, 2, "dlq drop needs --reason TEXT (it is audited)");
+		op.id = (uint64_t)s_note_number(id);
+		op.drop = 1;
+	} else {
+		return s_fail(c, 2, "dlq takes list, retry or drop");
+	}
+	int rc = yj_store_write(c->ctl->d.store, s_dlq_write, &op);
+	if (rc == YJ_ENOENT)
+		return s_fail(c, 1, "no dead letter %s", id ? id : "");
+	if (rc)
+		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
+	yj_notice("control: dlq %s of %d notification(s) by uid %ld", sub, op.done, c->uid);
+	cJSON_AddNumberToObject(c->out, op.drop ? "dropped" : "retried", op.done);
+	yj_outbox_kick(c->ctl->d.outbox);
+}
+
+/* holds */
+static int s_holds_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_list *l = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, val);
+	if (h) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "seq", (double)h->seq);
+		cJSON_AddItemToObject(o, "held_at", s_time_json(h->held_at_us));
+		int released = h->has_released_at_us && h->released_at_us;
+		cJSON_AddBoolToObject(o, "released", released);
+		if (released) {
+			cJSON_AddItemToObject(o, "released_at", s_time_json(h->released_at_us));
+			cJSON_AddStringToObject(o, "released_by", h->released_by ? h->released_by : "");
+		}
+		cJSON_AddItemToArray(l->list, o);
+	}
+	yjlink__v1__hold__free_unpacked(h, NULL);
+	return 0;
+}
+
+static int s_holds_read(struct yj_txn *txn, void *arg)
+{
+	int rc = yj_txn_iter(txn, YJ_DB_HOLDS, NULL, 0, 0, s_holds_cb, arg);
+	return rc < 0 ? rc : 0;
+}
+
+struct s_release {
+	struct s_call *c;
+	uint64_t seq;
+	const char *by, *reason;
+	int queued;
+	int already;
+};
+
+struct s_rcpts {
+	uint64_t seq;
+	char **v;
+	size_t n;
+};
+
+static int s_rcpts_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_rcpts *r = arg;
+	(void)val;
+	(void)vlen;
+	if (klen <= 8 || yj_be64_get(key) != r->seq)
+		return 1;
+	char **nv = realloc(r->v, (r->n + 1) * sizeof(*nv));
+	if (!nv)
+		return YJ_ENOMEM;
+	r->v = nv;
+	if (!(r->v[r->n] = strndup((const char *)key + 8, klen - 8)))
+		return YJ_ENOMEM;
+	r->n++;
+	return 0;
+}
+
+static int s_release_write(struct yj_txn *txn, void *arg)
+{
+	struct s_release *r = arg;
+	const struct yj_config *cfg = *r->c->ctl->d.cfg;
+	uint8_t k[8];
+	const void *v;
+	size_t vlen;
+	r->queued = 0;
+	r->already = 0;
+	yj_be64_put(k, r->seq);
+	int rc = yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen);
+	if (rc)
+		return rc;
+	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
+	if (!h)
+		return YJ_ESTORE;
+	if (h->has_released_at_us && h->released_at_us) {
+		r->already = 1;
+		yjlink__v1__hold__free_unpacked(h, NULL);
+		return 0;
+	}
+	int64_t now = yj_clock_now_us();
+	h->has_released_at_us = 1;
+	h->released_at_us = now;
+	h->released_by = (char *)r->by;
+	h->reason = (char *)r->reason;
+	uint8_t buf[2048];
+	size_t len = protobuf_c_message_get_packed_size(&h->base);
+	if (len > sizeof(buf)) {
+		h->released_by = h->reason = NULL;
+		yjlink__v1__hold__free_unpacked(h, NULL);
+		return YJ_EINVAL;
+	}
+	protobuf_c_message_pack(&h->base, buf);
+	h->released_by = h->reason = NULL;
+	yjlink__v1__hold__free_unpacked(h, NULL);
+	if ((rc = yj_txn_put(txn, YJ_DB_HOLDS, k, 8, buf, len)))
+		return rc;
+	char why[600];
+	snprintf(why, sizeof(why), "released by %s: %s", r->by, r->reason);
+	if ((rc = s_audit_action(txn, r->c, "release", &r->seq, 1, "", why)))
+		return rc;
+	/* Everyone who already had the event now gets what was withheld. */
+	struct s_rcpts rs = { r->seq, NULL, 0 };
+	rc = yj_txn_iter(txn, YJ_DB_DISCLOSED, k, 8, 0, s_rcpts_cb, &rs);
+	for (size_t i = 0; rc >= 0 && i < rs.n; i++) {
+		int unroutable = 0;
+		rc = yj_route_queue(txn, cfg, rs.v[i], "hold_release", "hold_released", r->seq, "", now, 0, 0, &unroutable);
+		r->queued += !rc;
+	}
+	for (size_t i = 0; i < rs.n; i++)
+		free(rs.v[i]);
+	free(rs.v);
+	return rc < 0 ? rc : 0;
+}
+
+static void s_cmd_holds(struct s_call *c)
+{
+	const char *sub = s_arg_str(c, "sub");
+	if (!sub || !strcmp(sub, "list")) {
+		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "holds"), 100000 };
+		int rc = yj_store_read(c->ctl->d.store, s_holds_read, &l);
+		if (rc < 0)
+			s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+		return;
+	}
+	if (strcmp(sub, "release"))
+		return s_fail(c, 2, "holds takes list or release");
+	long long seq = s_arg_u64(c, "arg");
+	const char *by = s_arg_str(c, "by"), *reason = s_arg_str(c, "reason");
+	if (seq <= 0 || !by || !*by || !reason || !*reason)
+		return s_fail(c, 2, "holds release needs SEQ --by NAME --reason TEXT");
+	struct s_release r = { c, (uint64_t)seq, by, reason, 0, 0 };
+	int rc = yj_store_write(c->ctl->d.store, s_release_write, &r);
+	if (rc == YJ_ENOENT)
+		return s_fail(c, 1, "event %lld is not held", seq);
+	if (rc)
+		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
+	if (r.already)
+		return s_fail(c, 1, "event %lld was already released", seq);
+	yj_notice("control: hold on seq %lld released by uid %ld; %d notification(s) queued", seq, c->uid, r.queued);
+	cJSON_AddNumberToObject(c->out, "released", (double)seq);
+	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
+	yj_outbox_kick(c->ctl->d.outbox);
+}
+
+/* replay --since T [--rule R]: immediate rules again, new notifications */
+struct s_replay {
+	struct s_call *c;
+	int64_t since_us;
+	const char *rule;
+	int queued;
+	struct s_ids seqs;
+};
+
+static int s_replay_seq_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)key;
+	(void)klen;
+	if (vlen != 8)
+		return 0;
+	struct s_replay *r = arg;
+	uint8_t k[8];
+	memcpy(k, val, 8);
+	return s_ids_cb(&r->seqs, k, 8, NULL, 0);
+}
+
+static int s_replay_write(struct yj_txn *txn, void *arg)
+{
+	struct s_replay *r = arg;
+	const struct yj_config *cfg = *r->c->ctl->d.cfg;
+	const struct yj_refdata *ref = *r->c->ctl->d.ref;
+	uint8_t from[8];
+	int64_t now = yj_clock_now_us();
+	r->queued = 0;
+	r->seqs.n = 0;
+	yj_be64_put(from, yj_time_key(r->since_us));
+	int rc = yj_txn_iter(txn, YJ_DB_TIME, from, 8, 0, s_replay_seq_cb, r);
+	for (size_t i = 0; rc >= 0 && i < r->seqs.n; i++) {
+		const void *data;
+		size_t len;
+		if (yj_store_get_event(txn, r->seqs.v[i], &data, &len))
+			continue;
+		Yjlink__V1__Record *rec = yjlink__v1__record__unpack(NULL, len, data);
+		if (!rec || !rec->event) {
+			yjlink__v1__record__free_unpacked(rec, NULL);
+			continue;
+		}
+		struct yj_route_facts f;
+		yj_route_facts(cfg, ref, rec->event, 0, &f);
+		for (size_t j = 0; rc >= 0 && j < cfg->n_rules; j++) {
+			const struct yj_rule *rule = &cfg->rules[j];
+			char rcpt[300];
+			if (rule->mode != YJ_MODE_IMMEDIATE || (r->rule && strcmp(r->rule, rule->id)) ||
+			    !yj_rule_matches(rule, &f) || !yj_route_resolve(cfg, ref, rule->recipient, rec->event, rcpt, sizeof(rcpt)))
+				continue;
+			int unroutable = 0;
+			rc = yj_route_queue(txn, cfg, rcpt, rule->id, rule->id, r->seqs.v[i], rule->legal_basis, now, 0, 0, &unroutable);
+			r->queued += !rc;
+		}
+		yjlink__v1__record__free_unpacked(rec, NULL);
+	}
+	if (rc >= 0 && r->queued)
+		rc = s_audit_action(txn, r->c, "replay", NULL, 0, r->rule ? r->rule : "", s_arg_str(r->c, "since"));
+	return rc < 0 ? rc : 0;
+}
+
+static void s_cmd_replay(struct s_call *c)
+{
+	const char *since = s_arg_str(c, "since");
+	struct s_replay r = { .c = c, .rule = s_arg_str(c, "rule") };
+	int32_t off;
+	if (!since || yj_time_parse(since, strlen(since), &r.since_us, &off))
+		return s_fail(c, 2, "replay needs --since T (RFC 3339 with offset)");
+	if (r.rule) {
+		size_t j;
+		const struct yj_config *cfg = *c->ctl->d.cfg;
+		for (j = 0; j < cfg->n_rules && strcmp(cfg->rules[j].id, r.rule); j++)
+			;
+		if (j == cfg->n_rules)
+			return s_fail(c, 2, "no rule '%s' in the config", r.rule);
+	}
+	int rc = yj_store_write(c->ctl->d.store, s_replay_write, &r);
+	free(r.seqs.v);
+	if (rc)
+		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
+	yj_notice("control: replay queued %d notification(s), by uid %ld", r.queued, c->uid);
+	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
+	yj_outbox_kick(c->ctl->d.outbox);
+}
+
+/* audit */
+struct s_audit_list {
+	struct s_call *c;
+	cJSON *list;
+	long limit;
+	int64_t since_us;
+	const char *recipient;
+	struct s_ids child_seqs;   /* --child: that child's events */
+	int by_child;
+};
+
+static int s_audit_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_audit_list *l = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__AuditRecord *a = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	if (!a)
+		return 0;
+	int keep = a->at_us >= l->since_us && (!l->recipient || (a->recipient && !strcmp(a->recipient, l->recipient)));
+	if (keep && l->by_child) {
+		keep = 0;
+		for (size_t i = 0; i < a->n_seqs && !keep; i++) {
+			for (size_t j = 0; j < l->child_seqs.n && !keep; j++)
+				keep = a->seqs[i] == l->child_seqs.v[j];
+		}
+	}
+	if (keep) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "number", (double)a->number);
+		cJSON_AddItemToObject(o, "at", s_time_json(a->at_us));
+		cJSON_AddStringToObject(o, "action", a->action ? a->action : "");
+		cJSON_AddStringToObject(o, "actor", a->actor ? a->actor : "");
+		cJSON_AddStringToObject(o, "recipient", a->recipient ? a->recipient : "");
+		cJSON_AddStringToObject(o, "address", a->address ? a->address : "");
+		cJSON_AddStringToObject(o, "rule", a->rule ? a->rule : "");
+		cJSON_AddStringToObject(o, "legal_basis", a->legal_basis ? a->legal_basis : "");
+		cJSON_AddStringToObject(o, "notification_id", a->notification_id ? a->notification_id : "");
+		cJSON *s = cJSON_AddArrayToObject(o, "seqs");
+		for (size_t i = 0; i < a->n_seqs; i++)
+			cJSON_AddItemToArray(s, cJSON_CreateNumber((double)a->seqs[i]));
+		cJSON *f = cJSON_AddArrayToObject(o, "fields");
+		for (size_t i = 0; i < a->n_fields; i++)
+			cJSON_AddItemToArray(f, cJSON_CreateString(a->fields[i]));
+		cJSON *fd = cJSON_AddArrayToObject(o, "feeds");
+		for (size_t i = 0; i < a->n_feeds; i++)
+			cJSON_AddItemToArray(fd, cJSON_CreateString(a->feeds[i]));
+		cJSON_AddItemToArray(l->list, o);
+	}
+	yjlink__v1__audit_record__free_unpacked(a, NULL);
+	return cJSON_GetArraySize(l->list) >= l->limit ? 1 : 0;
+}
+
+static int s_child_seq_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)key;
+	(void)klen;
+	if (vlen != 8)
+		return 0;
+	uint8_t k[8];
+	memcpy(k, val, 8);
+	return s_ids_cb(arg, k, 8, NULL, 0);
+}
+
+static int s_audit_read(struct yj_txn *txn, void *arg)
+{
+	struct s_audit_list *l = arg;
+	const char *child = s_arg_str(l->c, "child");
+	if (child) {
+		char key[400];
+		const struct yj_config *cfg = *l->c->ctl->d.cfg;
+		if (strchr(child, '/'))
+			snprintf(key, sizeof(key), "%s", child);
+		else
+			snprintf(key, sizeof(key), "%s/%s", cfg->deployment_force, child);
+		l->by_child = 1;
+		int rc = yj_txn_iter_dups(txn, YJ_DB_CHILD, key, strlen(key), s_child_seq_cb, &l->child_seqs);
+		if (rc < 0 && rc != YJ_ENOENT)
+			return rc;
+	}
+	int rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 1, s_audit_cb, l);
+	return rc < 0 ? rc : 0;
+}
+
+static int s_verify_read(struct yj_txn *txn, void *arg)
+{
+	uint64_t *r = arg;
+	return yj_audit_verify(txn, &r[0], &r[1]);
+}
+
+static void s_cmd_audit(struct s_call *c)
+{
+	const char *sub = s_arg_str(c, "sub");
+	if (sub && !strcmp(sub, "verify")) {
+		uint64_t r[2] = { 0, 0 };
+		int rc = yj_store_read(c->ctl->d.store, s_verify_read, r);
+		cJSON_AddNumberToObject(c->out, "checked", (double)r[0]);
+		if (rc) {
+			cJSON_AddNumberToObject(c->out, "first_bad", (double)r[1]);
+			return s_fail(c, 1, "audit chain broken at record %llu: a record was changed, removed or reordered",
+				      (unsigned long long)r[1]);
+		}
+		cJSON_AddStringToObject(c->out, "result", "intact");
+		return;
+	}
+	if (sub)
+		return s_fail(c, 2, "audit takes [--since T] [--recipient R] [--child ID], or verify");
+	struct s_audit_list l = { .c = c, .limit = 1000, .since_us = INT64_MIN, .recipient = s_arg_str(c, "recipient") };
+	long long lim = s_arg_u64(c, "limit");
+	if (lim > 0)
+		l.limit = (long)lim;
+	const char *since = s_arg_str(c, "since");
+	int32_t off;
+	if (since && yj_time_parse(since, strlen(since), &l.since_us, &off))
+		return s_fail(c, 2, "--since must be RFC 3339 with offset");
+	l.list = cJSON_AddArrayToObject(c->out, "records");
+	int rc = yj_store_read(c->ctl->d.store, s_audit_read, &l);
+	free(l.child_seqs.v);
+	if (rc < 0)
+		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+}
+
+/* digest pending YJS: the events routed to a YJS's digest so far. */
+struct s_pending_list {
+	const char *rcpt;
+	size_t rlen;
+	cJSON *list;
+};
+
+static int s_digest_pending_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_pending_list *p = arg;
+	if (klen != p->rlen + 9 || memcmp(key, p->rcpt, p->rlen) || ((const char *)key)[p->rlen])
+		return 1;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "seq", (double)yj_be64_get((const uint8_t *)key + p->rlen + 1));
+	cJSON_AddItemToObject(o, "rule", cJSON_CreateString(""));
+	char rule[128];
+	snprintf(rule, sizeof(rule), "%.*s", (int)vlen, (const char *)val);
+	cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(o, "rule"), rule);
+	cJSON_AddItemToArray(p->list, o);
+	return 0;
+}
+
+static int s_digest_pending_read(struct yj_txn *txn, void *arg)
+{
+	struct s_pending_list *p = arg;
+	uint8_t from[300];
+	memcpy(from, p->rcpt, p->rlen);
+	from[p->rlen] = '\0';
+	int rc = yj_txn_iter(txn, YJ_DB_DIGEST, from, p->rlen + 1, 0, s_digest_pending_cb, p);
+	return rc < 0 ? rc : 0;
+}
+
+static void s_cmd_digest(struct s_call *c)
+{
+	const char *sub = s_arg_str(c, "sub"), *yjs = s_arg_str(c, "arg");
+	if (!sub || strcmp(sub, "pending") || !yjs)
+		return s_fail(c, 2, "digest takes: pending YJS");
+	if (!yj_config_recipient(*c->ctl->d.cfg, yjs))
+		return s_fail(c, 1, "no recipient '%s' in the config", yjs);
+	struct s_pending_list p = { yjs, strlen(yjs), cJSON_AddArrayToObject(c->out, "entries") };
+	if (p.rlen > 280)
+		return s_fail(c, 2, "recipient id too long");
+	int rc = yj_store_read(c->ctl->d.store, s_digest_pending_read, &p);
+	if (rc < 0)
+		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+}
+
 struct s_command {
 	const char *name;
 	void (*fn)(struct s_call *c);
@@ -448,6 +1108,12 @@ static const struct s_command s_commands[] = {
 	{ "quarantine", s_cmd_quarantine },
 	{ "clock", s_cmd_clock },
 	{ "reload", s_cmd_reload },
+	{ "outbox", s_cmd_outbox },
+	{ "dlq", s_cmd_dlq },
+	{ "holds", s_cmd_holds },
+	{ "replay", s_cmd_replay },
+	{ "audit", s_cmd_audit },
+	{ "digest", s_cmd_digest },
 };
 
 static long s_peer_uid(zmq_msg_t *m)

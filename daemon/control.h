@@ -18,6 +18,8 @@
 #include "config.h"
 #include "ingest.h"
 #include "loop.h"
+#include "outbox.h"
+#include "refdata.h"
 #include "store.h"
 
 struct yj_control_deps {
@@ -30,6 +32,8 @@ struct yj_control_deps {
 	const char *const *reload_state;      /* "" or why the last reload was refused */
 	int (*reload)(void *arg);             /* `yjlinkctl reload`: same as SIGHUP */
 	void *reload_arg;
+	struct yj_outbox *outbox;             /* delivery state */
+	const struct yj_refdata *const *ref;  /* the tables in force */
 };
 
 struct yj_control;

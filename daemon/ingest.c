@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "route.h"
 
 const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1e300,
@@ -58,6 +59,10 @@ struct yj_ingest {
 	size_t n_pend, cap_pend;
 	int draining;
 	int64_t batch_now_us;            /* stored_at of the batch being written */
+	struct yj_arena route_arena;     /* events unpacked for routing inside the transaction */
+	struct yj_route_counts routed;   /* this batch's routing, rewritten on every run */
+	void (*on_commit)(void *arg, const struct yj_route_counts *routed); /* after a batch is durable */
+	void *on_commit_arg;
 	struct yj_ingest_stats stats;
 };
 
@@ -76,6 +81,7 @@ int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const str
 	ing->ref = ref;
 	yj_arena_init(&ing->scratch, 32768);
 	yj_arena_init(&ing->batch, 1 << 20);
+	yj_arena_init(&ing->route_arena, 65536);
 	*out = ing;
 	return 0;
 }
@@ -87,6 +93,7 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 		return;
 	yj_arena_free(&ing->scratch);
 	yj_arena_free(&ing->batch);
+	yj_arena_free(&ing->route_arena);
 	free(ing->pend);
 	free(ing);
 	*ping = NULL;
@@ -100,6 +107,13 @@ void yj_ingest_set_config(struct yj_ingest *ing, const struct yj_config *cfg, co
 
 size_t yj_ingest_pending(const struct yj_ingest *ing) { return ing->n_pend; }
 void yj_ingest_set_draining(struct yj_ingest *ing, int on) { ing->draining = on; }
+
+void yj_ingest_set_commit_hook(struct yj_ingest *ing, void (*fn)(void *arg, const struct yj_route_counts *routed),
+			       void *arg)
+{
+	ing->on_commit = fn;
+	ing->on_commit_arg = arg;
+}
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing) { return &ing->stats; }
 
 static const char *s_copy(struct yj_arena *a, const void *s, size_t len)
@@ -331,6 +345,28 @@ static int s_quarantine(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 	return rc;
 }
 
+/* Store one accepted event and, in the same transaction, every
+ * notification routed from it (transactional outbox). */
+static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p)
+{
+	const void *v;
+	size_t vlen;
+	/* First contact: no event of this child stored before this one. */
+	int rc = yj_txn_get(txn, YJ_DB_CHILD, p->child_id, strlen(p->child_id), &v, &vlen);
+	if (rc && rc != YJ_ENOENT)
+		return rc;
+	int first_contact = rc == YJ_ENOENT;
+	if ((rc = s_put_record(txn, ing, p)))
+		return rc;
+	if (ing->cfg->n_rules == 0)
+		return 0;
+	yj_arena_reset(&ing->route_arena);
+	Yjlink__V1__Event *ev = yjlink__v1__event__unpack(&ing->route_arena.pb, p->event_len, p->event);
+	if (!ev)
+		return YJ_ENOMEM;
+	return yj_route_event(txn, ing->cfg, ing->ref, p->seq, ev, first_contact, ing->batch_now_us, &ing->routed);
+}
+
 /* The batch's write transaction. May run more than once (map growth): it
  * decides everything afresh from the pending requests each time. */
 static int s_write_batch(struct yj_txn *txn, void *arg)
@@ -338,6 +374,7 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 	struct yj_ingest *ing = arg;
 	int rc = 0;
 
+	memset(&ing->routed, 0, sizeof(ing->routed));
 	for (size_t i = 0; i < ing->n_pend && !rc; i++) {
 		struct s_pending *p = &ing->pend[i];
 		p->store_rej.code = YJ_REJ_NONE;
@@ -370,7 +407,7 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 		} else {
 			rc = yj_store_next_seq(txn, &p->seq);
 			if (!rc)
-				rc = s_put_record(txn, ing, p);
+				rc = s_store_and_route(txn, ing, p);
 			p->status = YJ_STATUS_OK;
 		}
 	}
@@ -457,6 +494,12 @@ int yj_ingest_flush(struct yj_ingest *ing)
 	} else {
 		for (size_t i = 0; i < ing->n_pend; i++)
 			s_send_reply(ing, &ing->pend[i]);
+		ing->stats.routed_outbox += ing->routed.outbox;
+		ing->stats.routed_unroutable += ing->routed.unroutable;
+		ing->stats.routed_digest += ing->routed.digest;
+		ing->stats.held += ing->routed.held;
+		if (ing->on_commit)
+			ing->on_commit(ing->on_commit_arg, &ing->routed);
 	}
 	ing->n_pend = 0;
 	yj_arena_reset(&ing->batch);

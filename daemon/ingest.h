@@ -35,6 +35,10 @@ struct yj_ingest_stats {
 	uint64_t commit_buckets[YJ_COMMIT_BUCKETS];/* yjlink_commit_seconds histogram, cumulative-less counts */
 	double commit_seconds_sum;
 	uint64_t last_seq;                         /* highest seq acknowledged */
+	uint64_t routed_outbox;                    /* notifications queued for delivery */
+	uint64_t routed_unroutable;                /* notifications without a destination */
+	uint64_t routed_digest;                    /* digest entries */
+	uint64_t held;                             /* events held (live investigation) */
 	int64_t last_ok_us;                        /* wall time of the last OK */
 };
 
@@ -63,5 +67,10 @@ size_t yj_ingest_pending(const struct yj_ingest *ing);
 void yj_ingest_set_draining(struct yj_ingest *ing, int on);
 
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing);
+
+struct yj_route_counts;
+/* Called after each durable batch with what it routed (to wake delivery). */
+void yj_ingest_set_commit_hook(struct yj_ingest *ing, void (*fn)(void *arg, const struct yj_route_counts *routed),
+			       void *arg);
 
 #endif

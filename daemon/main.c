@@ -17,11 +17,16 @@
 #include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "curlm.h"
 #include "err.h"
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "prom.h"
+#include "outbox.h"
 #include "refdata.h"
+#include "route.h"
 #include "sd.h"
 #include "store.h"
 
@@ -43,6 +48,10 @@ struct s_daemon {
 	struct yj_loop *loop;                /* owned */
 	void *zmq_ctx;                       /* owned */
 	struct yj_control *control;          /* owned */
+	struct yj_curlm *curlm;              /* owned: libcurl multi in the loop */
+	struct yj_outbox *outbox;            /* owned: delivery */
+	struct yj_metrics *metrics;          /* owned: /metrics and /healthz, NULL when off */
+	struct yj_prom prom;                 /* metrics text, rebuilt each second */
 	struct yj_core_api api;              /* handed to adapters */
 	void *adapter_state[S_MAX_ADAPTERS]; /* owned by each adapter */
 	int sigfd;                           /* signalfd for TERM, INT, HUP */
@@ -104,6 +113,10 @@ static int s_load(struct s_daemon *d, struct yj_diag *diag, struct yj_config **c
 	free(dir);
 	if (rc)
 		goto fail;
+	int before = diag->count;
+	yj_route_check_config(*cfg, *ref, diag);
+	if (diag->count > before)
+		rc = YJ_ECONFIG;
 	if (!yj_ref_force(*ref, (*cfg)->deployment_force)) {
 		yj_diag_report(diag, (*cfg)->source, 0, "deployment.force %s is not in forces.csv",
 			       (*cfg)->deployment_force);
@@ -173,6 +186,8 @@ static int s_reload(void *arg)
 		d->ref = ref;
 		yj_log_set_level(s_level(cfg->log_level));
 		yj_notice("reload: new config in force (%s)", cfg->source);
+		if (d->outbox)
+			yj_outbox_reconcile(d->outbox);
 	}
 	s_status_line(d, status, sizeof(status));
 	/* READY=1 also after a refused reload: the daemon is serving. */
@@ -211,7 +226,12 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct s_daemon *d = arg;
-	yj_ingest_flush(d->ingest);
+	int rc = yj_ingest_flush(d->ingest);
+	if (d->metrics) {
+		yj_metrics_beat(d->metrics);
+		if (yj_ingest_pending(d->ingest) == 0)
+			yj_metrics_set_store_ok(d->metrics, rc == 0, rc ? yj_strerror(rc) : "");
+	}
 	if (d->stopping && yj_loop_now_ms() >= d->stop_deadline_ms)
 		yj_loop_stop(loop);
 	else if (d->stopping)
@@ -219,11 +239,81 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 	return 0;
 }
 
+static void s_on_commit(void *arg, const struct yj_route_counts *routed)
+{
+	struct s_daemon *d = arg;
+	if (routed->outbox && d->outbox)
+		yj_outbox_kick(d->outbox);
+}
+
 static int s_watchdog(struct yj_loop *loop, void *arg)
 {
 	(void)loop;
 	(void)arg;
 	yj_sd_watchdog();
+	return 0;
+}
+
+/* The Prometheus text of interfaces.md §7, from the loop's own counters. */
+static void s_render_metrics(struct s_daemon *d)
+{
+	struct yj_prom *p = &d->prom;
+	const struct yj_ingest_stats *is = yj_ingest_stats(d->ingest);
+	struct yj_outbox_stats os;
+	struct yj_store_stats ss;
+	static const char *const tnames[] = { "none", "email", "webhook", "zmq", "peer" };
+	static const char *const rnames[] = { "ok", "retry", "fatal" };
+
+	yj_prom_reset(p);
+	memset(&os, 0, sizeof(os));
+	memset(&ss, 0, sizeof(ss));
+	yj_outbox_stats(d->outbox, &os);
+	yj_store_stats(d->store, &ss);
+	yj_prom_family(p, "yjlink_events_ingested_total", "counter", "Events stored (OK), by feed, since start");
+	for (int f = 1; f < YJ_FEED_COUNT; f++)
+		yj_prom_sample_l(p, "yjlink_events_ingested_total", (double)is->ingested[f], "feed", yj_feed_name(f), NULL);
+	yj_prom_family(p, "yjlink_ingest_rejected_total", "counter", "Requests refused (REJECT), by error code");
+	for (int r = YJ_REJ_PROTOCOL; r <= YJ_REJ_FORBIDDEN; r++)
+		yj_prom_sample_l(p, "yjlink_ingest_rejected_total", (double)is->rejected[r], "error", yj_reject_code_name(r),
+				 NULL);
+	yj_prom_family(p, "yjlink_ingest_duplicates_total", "counter", "Requests answered DUP");
+	yj_prom_sample(p, "yjlink_ingest_duplicates_total", NULL, (double)is->dups);
+	yj_prom_family(p, "yjlink_ingest_retries_total", "counter", "Requests answered RETRY");
+	yj_prom_sample(p, "yjlink_ingest_retries_total", NULL, (double)is->retries);
+	yj_prom_histogram(p, "yjlink_commit_seconds", "Duration of each group commit (synced LMDB transaction)",
+			  yj_commit_bucket_bounds, is->commit_buckets, YJ_COMMIT_BUCKETS - 1, is->commit_seconds_sum);
+	yj_prom_family(p, "yjlink_outbox_depth", "gauge", "Notifications waiting for delivery");
+	yj_prom_sample(p, "yjlink_outbox_depth", NULL, (double)os.depth);
+	yj_prom_family(p, "yjlink_dead_letters", "gauge", "Notifications in the dead-letter queue");
+	yj_prom_sample(p, "yjlink_dead_letters", NULL, (double)os.dead_letters);
+	yj_prom_family(p, "yjlink_unroutable", "gauge", "Notifications waiting for a recipient destination");
+	yj_prom_sample(p, "yjlink_unroutable", NULL, (double)os.unroutable);
+	yj_prom_family(p, "yjlink_deliveries_total", "counter", "Delivery attempts by transport and result");
+	for (int t = 1; t <= YJ_TRANSPORT_PEER; t++) {
+		for (int r = 0; r < YJ_DELIVERY_RESULTS; r++)
+			yj_prom_sample_l(p, "yjlink_deliveries_total", (double)os.delivered[t][r], "transport", tnames[t],
+					 "result", rnames[r], NULL);
+	}
+	yj_prom_family(p, "yjlink_holds_total", "counter", "Events held for the officer in the case, since start");
+	yj_prom_sample(p, "yjlink_holds_total", NULL, (double)is->held);
+	yj_prom_family(p, "yjlink_store_events", "gauge", "Events in the store");
+	yj_prom_sample(p, "yjlink_store_events", NULL, (double)ss.events);
+	yj_prom_family(p, "yjlink_store_map_bytes", "gauge", "LMDB map size");
+	yj_prom_sample(p, "yjlink_store_map_bytes", NULL, (double)ss.map_size);
+	yj_prom_family(p, "yjlink_store_used_bytes", "gauge", "LMDB pages in use");
+	yj_prom_sample(p, "yjlink_store_used_bytes", NULL, (double)ss.used_bytes);
+	yj_prom_family(p, "yjlink_feed_gaps_total", "counter", "Gaps seen in subscribed publishers' sequence numbers");
+	yj_prom_sample(p, "yjlink_feed_gaps_total", NULL, 0);
+	yj_prom_family(p, "yjlink_up", "gauge", "1 while yjlinkd runs; reload_refused 1 when the last reload was refused");
+	yj_prom_sample_l(p, "yjlink_up", 1, "reload_refused", d->reload_state[0] ? "1" : "0", NULL);
+	if (p->rc == 0)
+		yj_metrics_publish(d->metrics, p->buf, p->len);
+}
+
+static int s_metrics_timer(struct yj_loop *loop, void *arg)
+{
+	(void)loop;
+	s_render_metrics(arg);
 	return 0;
 }
 
@@ -326,8 +416,10 @@ int main(int argc, char **argv)
 	d.zmq_ctx = zmq_ctx_new();
 	if (!d.loop || !d.zmq_ctx || d.sigfd < 0)
 		goto out;
+	if ((rc = yj_curlm_new(d.loop, &d.curlm)))
+		goto out;
 	d.api = (struct yj_core_api){ .core = &d, .loop = d.loop, .zmq_ctx = d.zmq_ctx, .config = s_api_config,
-				      .submit = s_api_submit, .count = s_api_count };
+				      .submit = s_api_submit, .count = s_api_count, .curlm = d.curlm };
 	if (yj_loop_add(d.loop, NULL, d.sigfd, ZMQ_POLLIN, s_on_signal, &d) ||
 	    yj_loop_before_sleep(d.loop, s_before_sleep, &d))
 		goto out;
@@ -345,12 +437,25 @@ int main(int argc, char **argv)
 		}
 	}
 	const struct yj_config *const *cfgp = (const struct yj_config *const *)&d.cfg;
+	struct yj_outbox_deps od = { .store = d.store, .loop = d.loop, .cfg = cfgp,
+				     .ref = (const struct yj_refdata *const *)&d.ref, .adapter_state = d.adapter_state };
+	if ((rc = yj_outbox_start(&od, &d.outbox)))
+		goto out;
+	yj_ingest_set_commit_hook(d.ingest, s_on_commit, &d);
 	struct yj_control_deps cd = { .store = d.store, .ingest = d.ingest, .loop = d.loop, .zmq_ctx = d.zmq_ctx,
 				      .cfg = cfgp, .started_us = d.started_us, .reload_state = &d.reload_state_ptr,
-				      .reload = s_reload, .reload_arg = &d };
+				      .reload = s_reload, .reload_arg = &d, .outbox = d.outbox,
+				      .ref = (const struct yj_refdata *const *)&d.ref };
 	if (yj_control_start(&cd, &d.control))
 		goto out;
 
+	yj_prom_init(&d.prom);
+	if (*d.cfg->metrics_endpoint) {
+		if ((rc = yj_metrics_start(d.cfg->metrics_endpoint, 10000, &d.metrics)))
+			goto out;
+		s_render_metrics(&d);
+		yj_loop_timer(d.loop, 1000, 1000, s_metrics_timer, &d);
+	}
 	uint64_t wd = yj_sd_watchdog_usec();
 	if (wd)
 		yj_loop_timer(d.loop, 0, (int64_t)(wd / 2000), s_watchdog, &d);
@@ -369,11 +474,15 @@ int main(int argc, char **argv)
 	yj_notice("stopped cleanly");
 	exit_code = 0;
 out:
+	yj_metrics_stop(&d.metrics);
+	yj_prom_free(&d.prom);
 	yj_control_stop(&d.control);
 	for (size_t i = 0; yj_adapters[i] && i < S_MAX_ADAPTERS; i++) {
 		if (d.adapter_state[i])
 			yj_adapters[i]->destroy(&d.adapter_state[i]);
 	}
+	yj_outbox_stop(&d.outbox);
+	yj_curlm_destroy(&d.curlm);
 	if (d.zmq_ctx)
 		zmq_ctx_term(d.zmq_ctx);
 	yj_loop_destroy(&d.loop);

@@ -78,6 +78,14 @@ static const struct {
 	[YJ_DB_TIME] = { "time", MDB_DUPSORT | MDB_DUPFIXED },
 	[YJ_DB_CUSTODY] = { "custody", MDB_DUPSORT | MDB_DUPFIXED },
 	[YJ_DB_QUARANTINE] = { "quarantine", 0 },
+	[YJ_DB_OUTBOX] = { "outbox", 0 },
+	[YJ_DB_OUTBOX_RCPT] = { "outbox_rcpt", 0 },
+	[YJ_DB_DLQ] = { "dlq", 0 },
+	[YJ_DB_UNROUTABLE] = { "unroutable", 0 },
+	[YJ_DB_DIGEST] = { "digest", MDB_DUPSORT },
+	[YJ_DB_AUDIT] = { "audit", 0 },
+	[YJ_DB_HOLDS] = { "holds", 0 },
+	[YJ_DB_DISCLOSED] = { "disclosed", 0 },
 };
 
 static int s_env_open(struct yj_store *s, size_t map_size);

@@ -1,0 +1,143 @@
+/* audit.c: see audit.h. */
+#include "audit.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define S_HASH 32
+/* The newest record's number and hash: a chain alone cannot show that its
+ * last records were cut off, this can. */
+#define S_META_HEAD "audit.head"
+
+static int s_hash(Yjlink__V1__AuditRecord *rec, uint8_t out[S_HASH])
+{
+	ProtobufCBinaryData keep = rec->hash;
+	protobuf_c_boolean had = rec->has_hash;
+	rec->has_hash = 0;
+	rec->hash.data = NULL;
+	rec->hash.len = 0;
+	size_t len = protobuf_c_message_get_packed_size(&rec->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf) {
+		rec->hash = keep;
+		rec->has_hash = had;
+		return YJ_ENOMEM;
+	}
+	protobuf_c_message_pack(&rec->base, buf);
+	crypto_generichash(out, S_HASH, buf, len, NULL, 0);
+	free(buf);
+	rec->hash = keep;
+	rec->has_hash = had;
+	return 0;
+}
+
+struct s_last {
+	uint8_t hash[S_HASH];
+	int found;
+};
+
+static int s_last_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_last *l = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	if (r && r->has_hash && r->hash.len == S_HASH) {
+		memcpy(l->hash, r->hash.data, S_HASH);
+		l->found = 1;
+	}
+	yjlink__v1__audit_record__free_unpacked(r, NULL);
+	return 1;
+}
+
+int yj_audit_append(struct yj_txn *txn, Yjlink__V1__AuditRecord *rec)
+{
+	uint64_t last = 0;
+	struct s_last l = { { 0 }, 0 };
+	uint8_t k[8], h[S_HASH];
+	int rc = yj_txn_last_u64(txn, YJ_DB_AUDIT, &last);
+	if (rc)
+		return rc;
+	if (last && (rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 1, s_last_cb, &l)) < 0)
+		return rc;
+	rec->has_number = 1;
+	rec->number = last + 1;
+	rec->has_prev_hash = 1;
+	rec->prev_hash.data = l.hash;
+	rec->prev_hash.len = S_HASH;
+	if ((rc = s_hash(rec, h)))
+		return rc;
+	rec->has_hash = 1;
+	rec->hash.data = h;
+	rec->hash.len = S_HASH;
+	size_t len = protobuf_c_message_get_packed_size(&rec->base);
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return YJ_ENOMEM;
+	protobuf_c_message_pack(&rec->base, buf);
+	yj_be64_put(k, rec->number);
+	rc = yj_txn_append(txn, YJ_DB_AUDIT, k, 8, buf, len);
+	free(buf);
+	if (!rc) {
+		uint8_t head[8 + S_HASH];
+		memcpy(head, k, 8);
+		memcpy(head + 8, h, S_HASH);
+		rc = yj_txn_put(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), head, sizeof(head));
+	}
+	rec->prev_hash.data = NULL;
+	rec->hash.data = NULL;
+	rec->has_prev_hash = rec->has_hash = 0;
+	return rc;
+}
+
+struct s_verify {
+	uint8_t prev[S_HASH];
+	uint64_t expect;   /* next number */
+	uint64_t checked;
+	uint64_t bad;
+};
+
+static int s_verify_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_verify *v = arg;
+	uint8_t h[S_HASH];
+	uint64_t n = klen == 8 ? yj_be64_get(key) : 0;
+	Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	int ok = r && n == v->expect && r->number == n && r->has_prev_hash && r->prev_hash.len == S_HASH &&
+		 !memcmp(r->prev_hash.data, v->prev, S_HASH) && r->has_hash && r->hash.len == S_HASH &&
+		 s_hash(r, h) == 0 && !memcmp(h, r->hash.data, S_HASH);
+	if (ok)
+		memcpy(v->prev, r->hash.data, S_HASH);
+	yjlink__v1__audit_record__free_unpacked(r, NULL);
+	if (!ok) {
+		v->bad = n ? n : v->expect;
+		return YJ_ESTORE;
+	}
+	v->checked++;
+	v->expect++;
+	return 0;
+}
+
+int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
+{
+	struct s_verify v = { { 0 }, 1, 0, 0 };
+	int rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, &v);
+	*checked = v.checked;
+	*bad = v.bad;
+	if (rc < 0)
+		return YJ_ESTORE;
+	const void *head;
+	size_t hlen;
+	rc = yj_txn_get(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), &head, &hlen);
+	if (rc == YJ_ENOENT)
+		return v.checked ? YJ_ESTORE : 0;
+	if (rc || hlen != 8 + S_HASH || yj_be64_get(head) != v.expect - 1 ||
+	    memcmp((const uint8_t *)head + 8, v.prev, S_HASH)) {
+		*bad = v.expect;  /* records after the last one seen are missing */
+		return YJ_ESTORE;
+	}
+	return 0;
+}

@@ -1,0 +1,26 @@
+/* audit.h: the disclosure log (routing.md "Audit", DPA 2018 s.62).
+ *
+ * Append-only and hash-chained: each record carries the hash of the one
+ * before it, and its own hash over (prev_hash || the record packed with an
+ * empty hash field), BLAKE2b-256. yj_audit_verify() recomputes the chain and
+ * finds any changed, removed or reordered record. Records hold metadata
+ * only (who, when, to whom, under which rule and legal basis, which event
+ * numbers and which field names), never a copy of the data.
+ */
+#ifndef YJ_AUDIT_H
+#define YJ_AUDIT_H
+
+#include <stdint.h>
+
+#include "store.h"
+#include "yjlink.pb-c.h"
+
+/* Append rec inside txn: number, prev_hash and hash are filled in here
+ * (rec is modified). Returns 0 or a store error. */
+int yj_audit_append(struct yj_txn *txn, Yjlink__V1__AuditRecord *rec);
+
+/* Walk the whole chain. Returns 0 when intact (*checked = records seen), or
+ * YJ_ESTORE with *bad = the first record that does not fit. */
+int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad);
+
+#endif

@@ -1,0 +1,372 @@
+/* route.c: see route.h. */
+#include "route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+
+#define S_META_NEXT_NOTIFICATION "route.next_notification"
+
+static int s_in_list(const struct yj_strlist *l, const char *v)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (v && !strcmp(l->v[i], v))
+			return 1;
+	}
+	return 0;
+}
+
+const struct yj_recipient *yj_route_yjs_for_la(const struct yj_config *cfg, const char *la)
+{
+	for (size_t i = 0; la && i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		if (r->kind == YJ_RCPT_YJS && s_in_list(&r->las, la))
+			return r;
+	}
+	return NULL;
+}
+
+static const struct yj_recipient *s_ld_for_suite(const struct yj_config *cfg, const char *suite)
+{
+	for (size_t i = 0; suite && i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		if (r->kind == YJ_RCPT_LIAISON_DIVERSION && s_in_list(&r->suites, suite))
+			return r;
+	}
+	return NULL;
+}
+
+/* Whole years from date of birth to the local date of t. */
+static int s_age(const char *dob, const Yjlink__V1__Time *t)
+{
+	int by, bm, bd;
+	if (!dob || !t || sscanf(dob, "%4d-%2d-%2d", &by, &bm, &bd) != 3)
+		return -1;
+	int64_t secs = t->unix_us / 1000000 + (int64_t)t->offset_minutes * 60;
+	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+	int y;
+	unsigned m, d;
+	yj_civil_from_days((int32_t)days, &y, &m, &d);
+	int age = y - by;
+	if ((int)m < bm || ((int)m == bm && (int)d < bd))
+		age--;
+	return age;
+}
+
+void yj_route_facts(const struct yj_config *cfg, const struct yj_refdata *ref, const Yjlink__V1__Event *ev,
+		    int first_contact, struct yj_route_facts *f)
+{
+	const Yjlink__V1__Child *c = ev->child;
+	memset(f, 0, sizeof(*f));
+	f->feed = yj_event_feed(ev);
+	f->first_contact = first_contact;
+	f->looked_after = c && c->has_looked_after && c->looked_after;
+	const char *home = c ? c->home_la : NULL;
+	f->home_served = yj_route_yjs_for_la(cfg, home) != NULL;
+	const struct yj_la *la = home ? yj_ref_la(ref, home) : NULL;
+	f->home_other_force = la && strcmp(la->force, cfg->deployment_force) != 0;
+	f->age = s_age(c ? c->date_of_birth : NULL, ev->occurred_at);
+	if (ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody)
+		f->custody_status = ev->custody->status;
+	if (ev->body_case == YJLINK__V1__EVENT__BODY_OUTCOME && ev->outcome && ev->outcome->has_code) {
+		f->has_outcome_code = 1;
+		f->outcome_code = ev->outcome->code;
+	}
+	const Yjlink__V1__Markers *mk = ev->markers;
+	if (mk) {
+		f->markers |= mk->has_live_investigation && mk->live_investigation ? YJ_MARK_LIVE_INVESTIGATION : 0;
+		f->markers |= mk->has_serious_offence && mk->serious_offence ? YJ_MARK_SERIOUS_OFFENCE : 0;
+		f->markers |= mk->has_mappa && mk->mappa ? YJ_MARK_MAPPA : 0;
+		f->markers |= mk->has_court_order && mk->court_order ? YJ_MARK_COURT_ORDER : 0;
+	}
+}
+
+static int s_tri(int want, int have) { return want < 0 || (want ? 1 : 0) == (have ? 1 : 0); }
+
+static unsigned s_marker_bit(const char *name)
+{
+	if (!strcmp(name, "live_investigation"))
+		return YJ_MARK_LIVE_INVESTIGATION;
+	if (!strcmp(name, "serious_offence"))
+		return YJ_MARK_SERIOUS_OFFENCE;
+	if (!strcmp(name, "mappa"))
+		return YJ_MARK_MAPPA;
+	if (!strcmp(name, "court_order"))
+		return YJ_MARK_COURT_ORDER;
+	return 0x100; /* never set: an unknown marker never matches */
+}
+
+int yj_rule_matches(const struct yj_rule *r, const struct yj_route_facts *f)
+{
+	if (r->feeds && !(r->feeds & (1u << f->feed)))
+		return 0;
+	if (r->custody_status.n && !s_in_list(&r->custody_status, f->custody_status))
+		return 0;
+	if (!s_tri(r->looked_after, f->looked_after) || !s_tri(r->home_served, f->home_served) ||
+	    !s_tri(r->home_other_force, f->home_other_force) || !s_tri(r->first_contact, f->first_contact))
+		return 0;
+	if ((r->age_min > 0 || r->age_max < 99) && (f->age < r->age_min || f->age > r->age_max))
+		return 0;
+	if (r->n_outcome_codes) {
+		size_t i;
+		for (i = 0; i < r->n_outcome_codes && (!f->has_outcome_code || r->outcome_codes[i] != f->outcome_code); i++)
+			;
+		if (i == r->n_outcome_codes)
+			return 0;
+	}
+	for (size_t i = 0; i < r->markers.n; i++) {
+		if (!(f->markers & s_marker_bit(r->markers.v[i])))
+			return 0;
+	}
+	return 1;
+}
+
+int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, const char *expr,
+		     const Yjlink__V1__Event *ev, char *out, size_t size)
+{
+	const Yjlink__V1__Child *c = ev->child;
+	const char *suite = ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody ? ev->custody->suite : NULL;
+	const char *home = c ? c->home_la : NULL;
+
+	if (!strcmp(expr, "yjs:home")) {
+		const struct yj_recipient *y = yj_route_yjs_for_la(cfg, home);
+		if (!y)
+			return 0;
+		snprintf(out, size, "%s", y->id);
+		return 1;
+	}
+	if (!strcmp(expr, "yjs:suite")) {
+		const struct yj_suite *s = suite ? yj_ref_suite(ref, suite) : NULL;
+		if (!s)
+			return 0;
+		const struct yj_recipient *y = yj_route_yjs_for_la(cfg, s->la);
+		if (y)
+			snprintf(out, size, "%s", y->id);
+		else
+			snprintf(out, size, "yjs:%s", s->la);  /* unroutable: nobody here covers that suite */
+		return 1;
+	}
+	if (!strcmp(expr, "children_services:responsible_la")) {
+		if (!c || !c->responsible_la)
+			return 0;
+		snprintf(out, size, "children_services:%s", c->responsible_la);
+		return 1;
+	}
+	if (!strcmp(expr, "children_services:home")) {
+		/* PACE s.38(6): the authority whose care a looked-after child is in. */
+		const char *la = c && c->has_looked_after && c->looked_after && c->responsible_la ? c->responsible_la : home;
+		if (!la)
+			return 0;
+		snprintf(out, size, "children_services:%s", la);
+		return 1;
+	}
+	if (!strcmp(expr, "liaison_diversion:suite")) {
+		if (!suite)
+			return 0;
+		const struct yj_recipient *ld = s_ld_for_suite(cfg, suite);
+		if (ld)
+			snprintf(out, size, "%s", ld->id);
+		else
+			snprintf(out, size, "liaison_diversion:%s", suite);
+		return 1;
+	}
+	if (!strcmp(expr, "force:home")) {
+		const struct yj_la *la = home ? yj_ref_la(ref, home) : NULL;
+		if (!la)
+			return 0;
+		snprintf(out, size, "force:%s", la->force);
+		return 1;
+	}
+	return 0;
+}
+
+int yj_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_us)
+{
+	time_t now = (time_t)(now_us / 1000000);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	*next_open_us = INT64_MAX;
+	for (int k = 0; k < 8; k++) {
+		struct tm day = tm;
+		day.tm_mday += k;
+		day.tm_hour = 12;  /* normalise the date away from any clock change */
+		day.tm_min = day.tm_sec = 0;
+		day.tm_isdst = -1;
+		mktime(&day);
+		int wd = (day.tm_wday + 6) % 7;
+		if (h->open[wd] == h->close[wd])
+			continue;
+		struct tm o = day, cl = day;
+		o.tm_hour = h->open[wd] / 60;
+		o.tm_min = h->open[wd] % 60;
+		o.tm_isdst = -1;
+		cl.tm_hour = h->close[wd] / 60;
+		cl.tm_min = h->close[wd] % 60;
+		cl.tm_isdst = -1;
+		time_t to = mktime(&o), tc = mktime(&cl);
+		if (k == 0 && now >= to && now < tc)
+			return 1;
+		if (to > now) {
+			*next_open_us = (int64_t)to * 1000000;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int yj_route_withheld(const char *path)
+{
+	return !strncmp(path, "offences", 8) || !strncmp(path, "markers", 7) || !strcmp(path, "custody.reason");
+}
+
+int yj_route_allowed(const struct yj_recipient *r, const char *path)
+{
+	size_t plen = strlen(path);
+	for (size_t i = 0; i < r->allow.n; i++) {
+		const char *a = r->allow.v[i];
+		size_t alen = strlen(a);
+		if (!strcmp(a, path) || !strcmp(a, "*"))
+			return 1;
+		/* "child.*" allows child and everything below it. */
+		if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '.' &&
+		    (!strncmp(a, path, alen - 1) || (plen == alen - 2 && !strncmp(a, path, plen))))
+			return 1;
+		/* An object is allowed when something inside it is. */
+		if (alen > plen && !strncmp(a, path, plen) && a[plen] == '.')
+			return 1;
+	}
+	return 0;
+}
+
+static size_t s_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n)
+{
+	size_t len = strlen(rcpt);
+	if (len + 9 > size)
+		len = size - 9;
+	memcpy(buf, rcpt, len);
+	buf[len] = '\0';
+	yj_be64_put(buf + len + 1, n);
+	return len + 9;
+}
+
+int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
+		   const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int64_t not_before_us,
+		   int out_of_hours, int *unroutable)
+{
+	const void *v;
+	size_t vlen;
+	uint64_t number = 1;
+	uint8_t nb[8], key[300];
+	int rc = yj_txn_get(txn, YJ_DB_META, S_META_NEXT_NOTIFICATION, strlen(S_META_NEXT_NOTIFICATION), &v, &vlen);
+	if (rc == 0 && vlen == 8)
+		number = yj_be64_get(v);
+	else if (rc && rc != YJ_ENOENT)
+		return rc;
+	yj_be64_put(nb, number + 1);
+	if ((rc = yj_txn_put(txn, YJ_DB_META, S_META_NEXT_NOTIFICATION, strlen(S_META_NEXT_NOTIFICATION), nb, 8)))
+		return rc;
+
+	const struct yj_recipient *r = yj_config_recipient(cfg, recipient);
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	n.has_number = 1;
+	n.number = number;
+	n.recipient = (char *)recipient;
+	n.rule = (char *)rule;
+	n.kind = (char *)kind;
+	n.has_seq = 1;
+	n.seq = seq;
+	n.has_created_at_us = 1;
+	n.created_at_us = now_us;
+	n.has_not_before_us = not_before_us > 0;
+	n.not_before_us = not_before_us;
+	n.has_out_of_hours = out_of_hours;
+	n.out_of_hours = out_of_hours ? 1 : 0;
+	n.legal_basis = (char *)(legal_basis && *legal_basis ? legal_basis : r ? r->legal_basis : "");
+	uint8_t buf[1024];
+	size_t len = protobuf_c_message_get_packed_size(&n.base);
+	if (len > sizeof(buf))
+		return YJ_EINVAL;
+	protobuf_c_message_pack(&n.base, buf);
+	yj_be64_put(nb, number);
+	*unroutable = !r || r->transport == YJ_TRANSPORT_NONE;
+	if (*unroutable)
+		return yj_txn_put(txn, YJ_DB_UNROUTABLE, nb, 8, buf, len);
+	if ((rc = yj_txn_put(txn, YJ_DB_OUTBOX, nb, 8, buf, len)))
+		return rc;
+	return yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, key, s_rcpt_key(key, sizeof(key), recipient, number), "", 0);
+}
+
+int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
+		   const Yjlink__V1__Event *ev, int first_contact, int64_t now_us, struct yj_route_counts *counts)
+{
+	struct yj_route_facts f;
+	char rcpt[300];
+	uint8_t key[320], sb[8];
+	int rc = 0;
+
+	yj_route_facts(cfg, ref, ev, first_contact, &f);
+	yj_be64_put(sb, seq);
+	if (f.markers & YJ_MARK_LIVE_INVESTIGATION) {
+		Yjlink__V1__Hold h = YJLINK__V1__HOLD__INIT;
+		uint8_t hb[64];
+		h.has_seq = h.has_held_at_us = 1;
+		h.seq = seq;
+		h.held_at_us = now_us;
+		size_t hl = protobuf_c_message_get_packed_size(&h.base);
+		protobuf_c_message_pack(&h.base, hb);
+		if ((rc = yj_txn_put(txn, YJ_DB_HOLDS, sb, 8, hb, hl)))
+			return rc;
+		counts->held++;
+	}
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct yj_rule *r = &cfg->rules[i];
+		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
+			continue;
+		if (r->mode == YJ_MODE_DIGEST) {
+			size_t klen = s_rcpt_key(key, sizeof(key), rcpt, seq);
+			if ((rc = yj_txn_put(txn, YJ_DB_DIGEST, key, klen, r->id, strlen(r->id))))
+				return rc;
+			counts->digest++;
+			continue;
+		}
+		const struct yj_recipient *to = yj_config_recipient(cfg, rcpt);
+		int64_t not_before = 0;
+		int ooh = 0;
+		if (to && to->has_hours && !yj_hours_open(&to->hours, now_us, &not_before))
+			ooh = 1;
+		int unroutable = 0;
+		rc = yj_route_queue(txn, cfg, rcpt, r->id, r->id, seq, r->legal_basis, now_us, ooh ? not_before : 0, ooh,
+				    &unroutable);
+		if (rc)
+			return rc;
+		if (unroutable)
+			counts->unroutable++;
+		else
+			counts->outbox++;
+	}
+	return 0;
+}
+
+void yj_route_check_config(const struct yj_config *cfg, const struct yj_refdata *ref, struct yj_diag *diag)
+{
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		for (size_t j = 0; j < r->las.n; j++) {
+			const struct yj_la *la = yj_ref_la(ref, r->las.v[j]);
+			if (!la || !la->upper_tier)
+				yj_diag_report(diag, r->file, r->line, "recipient '%s': %s is not an upper-tier local authority in local_authorities.csv",
+					       r->id, r->las.v[j]);
+		}
+		for (size_t j = 0; j < r->suites.n; j++) {
+			if (!yj_ref_suite(ref, r->suites.v[j]))
+				yj_diag_report(diag, r->file, r->line, "recipient '%s': suite %s is not in custody_suites.csv", r->id,
+					       r->suites.v[j]);
+		}
+		if (r->kind == YJ_RCPT_FORCE && *r->force && !yj_ref_force(ref, r->force))
+			yj_diag_report(diag, r->file, r->line, "recipient '%s': force %s is not in forces.csv", r->id, r->force);
+	}
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""smtp_receiver.py: a real SMTP server for yjlink's tests (aiosmtpd).
+
+Run by /usr/bin/python3: Debian's python3-aiosmtpd belongs to it.
+
+As a module:
+
+    rx = SmtpReceiver(port=0)      # 0: any free port, read rx.port after start()
+    rx.start()
+    rx.mode = "451"                # answer the end of DATA with 451
+    ... rx.messages ...            # [{mail_from, rcpt_tos, data, time}], accepted ones only
+    rx.stop()
+
+As a script (the C unit tests spawn it; it prints "READY <port>" once it
+listens and runs until SIGTERM/SIGINT):
+
+    smtp_receiver.py --port P --mode 250 --maildir DIR [--auth user:password]
+
+Each accepted message is written to DIR/NNNN.eml (the bytes as received,
+dot-unstuffed, CRLF kept), then one JSON line is appended to DIR/index.jsonl,
+so a reader that sees the index line finds the whole file.
+
+Modes: "250" accept; "451" / "550" answer the end of DATA with that code
+(the message is not kept); "rcpt451" / "rcpt550" answer every RCPT with it;
+"down" does not listen at all (connections are refused).
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+# AUTH without TLS is what a test wants; aiosmtpd warns about it on every connection.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+MODES = ("250", "451", "550", "rcpt451", "rcpt550", "down")
+
+_REPLIES = {
+    "451": "451 4.3.0 Temporary failure (test receiver)",
+    "550": "550 5.1.1 Mailbox unavailable (test receiver)",
+}
+
+
+class _Handler:
+    """aiosmtpd hooks: answer by the receiver's current mode."""
+
+    def __init__(self, receiver):
+        self.rx = receiver
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        mode = self.rx.mode
+        if mode.startswith("rcpt"):
+            return _REPLIES[mode[4:]]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        mode = self.rx.mode
+        if mode in _REPLIES:
+            return _REPLIES[mode]
+        self.rx._store(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        return "250 2.0.0 Message accepted"
+
+
+class SmtpReceiver:
+    """An SMTP server on 127.0.0.1 in its own thread and asyncio loop."""
+
+    def __init__(self, port=0, mode="250", maildir=None, auth=None):
+        if mode not in MODES:
+            raise ValueError("mode must be one of %s" % (MODES,))
+        self.host = "127.0.0.1"
+        self.port = port           # the real port once start() has bound
+        self.messages = []         # accepted: {mail_from, rcpt_tos, data, time}
+        self.maildir = maildir     # also write NNNN.eml + index.jsonl there, if set
+        self.auth = auth           # "user:password": require AUTH with exactly these
+        self._mode = mode
+        self._lock = threading.Lock()
+        self._loop = None
+        self._thread = None
+        self._server = None
+        if maildir:
+            os.makedirs(maildir, exist_ok=True)
+
+    # --- mode: changing to or from "down" closes or reopens the listener
+    @property
+    def mode(self):
+        return self._mode
+
+    @mode.setter
+    def mode(self, value):
+        if value not in MODES:
+            raise ValueError("mode must be one of %s" % (MODES,))
+        old, self._mode = self._mode, value
+        if self._loop is None:
+            return
+        if value == "down" and old != "down":
+            self._call(self._close())
+        elif value != "down" and old == "down":
+            self._call(self._listen())
+
+    def start(self):
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run():
+            asyncio.set_event_loop(self._loop)
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="smtp-receiver", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self.port == 0:
+            # Bind once even in "down" mode, so the port is known and stays ours to reuse.
+            self._call(self._listen())
+            if self._mode == "down":
+                self._call(self._close())
+        elif self._mode != "down":
+            self._call(self._listen())
+        return self
+
+    def stop(self):
+        if self._loop is None:
+            return
+        self._call(self._close())
+        self._call(self._cancel_clients())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait_for(self, n, timeout=10.0):
+        """Wait until at least n messages were accepted; returns them."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.02)
+        raise TimeoutError("%d messages after %.1fs, wanted %d" % (len(self.messages), timeout, n))
+
+    # --- inside the receiver's loop
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def _factory(self):
+        kw = {}
+        if self.auth:
+            kw = dict(auth_required=True, auth_require_tls=False, authenticator=self._authenticate)
+        # hostname given: the default looks up the FQDN, which can stall without DNS.
+        return SMTP(_Handler(self), hostname="localhost", loop=self._loop, **kw)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user, _, password = self.auth.partition(":")
+        ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+        return AuthResult(success=ok, handled=False)
+
+    async def _listen(self):
+        if self._server is not None:
+            return
+        self._server = await self._loop.create_server(self._factory, self.host, self.port,
+                                                      reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _close(self):
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _cancel_clients(self):
+        # Sessions still open would be reported as "Task was destroyed but it is pending".
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _store(self, mail_from, rcpt_tos, data):
+        now = time.time()
+        with self._lock:
+            n = len(self.messages) + 1
+            self.messages.append(dict(mail_from=mail_from, rcpt_tos=rcpt_tos, data=data, time=now))
+            if self.maildir:
+                name = "%04d.eml" % n
+                path = os.path.join(self.maildir, name)
+                with open(path + ".tmp", "wb") as f:
+                    f.write(data)
+                os.rename(path + ".tmp", path)
+                line = dict(file=name, mail_from=mail_from, rcpt_tos=rcpt_tos, size=len(data), time=now)
+                with open(os.path.join(self.maildir, "index.jsonl"), "a") as f:
+                    f.write(json.dumps(line) + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1, 0 = any free one")
+    ap.add_argument("--mode", default="250", choices=MODES)
+    ap.add_argument("--maildir", default=None, help="write NNNN.eml and index.jsonl here")
+    ap.add_argument("--auth", default=None, help="require AUTH with user:password")
+    args = ap.parse_args(argv)
+
+    rx = SmtpReceiver(port=args.port, mode=args.mode, maildir=args.maildir, auth=args.auth)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    rx.start()
+    print("READY %d" % rx.port, flush=True)
+    while not stop.wait(0.5):
+        pass
+    rx.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
