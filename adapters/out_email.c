@@ -576,7 +576,7 @@ static enum yj_delivery_result s_classify(CURLcode rc, long code, const char *er
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
-		snprintf(detail, size, "no SMTP reply: %s", why);
+		snprintf(detail, size, "connection: %s", why);
 		return YJ_DELIVERY_RETRY;
 	default:
 		break;
@@ -730,33 +730,24 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	addr.p = NULL;
 
 	if (bad) {
-		/* Resending cannot fix a config fault; done must still come from the loop. */
+		/* Resending cannot fix a config fault; done must still come from the loop.
+		 * The config check should have caught it: name the recipient to fix. */
 		job->refusal = YJ_DELIVERY_FATAL;
-		/* The config check should have caught it: name the recipient to fix. */
 		snprintf(job->refusal_detail, sizeof(job->refusal_detail), "recipient %.64s: %s",
 			 d->recipient->id ? d->recipient->id : "?", bad);
 		int64_t t = yj_loop_timer(st->api->loop, 0, 0, s_on_refusal, job);
-		if (t < 0) {
-			rc = (int)t;
-			goto out;
-		}
-		job->timer = t;
-		goto link;
+		rc = t < 0 ? (int)t : 0;
+		job->timer = t > 0 ? t : 0;
+	} else if ((rc = s_build_message(st, d, &msg)) == 0) {
+		job->msg = msg.p;
+		job->len = msg.len;
+		msg.p = NULL;
+		rc = s_setup_easy(st, job);
+		if (rc == 0)
+			rc = yj_curlm_add(st->api->curlm, job->easy, s_on_done, job);
 	}
-
-	rc = s_build_message(st, d, &msg);
 	if (rc < 0)
 		goto out;
-	job->msg = msg.p;
-	job->len = msg.len;
-	msg.p = NULL;
-	rc = s_setup_easy(st, job);
-	if (rc < 0)
-		goto out;
-	rc = yj_curlm_add(st->api->curlm, job->easy, s_on_done, job);
-	if (rc < 0)
-		goto out;
-link:
 	job->next = st->jobs;
 	if (st->jobs)
 		st->jobs->prev = job;

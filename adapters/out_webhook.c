@@ -42,7 +42,7 @@ struct s_xfer {
 	yj_delivery_done_fn done;       /* the core's, called exactly once unless destroyed first */
 	void *arg;                      /* done's argument */
 	struct s_xfer *prev;            /* in s_state.live */
-	struct s_xfer *next;
+	struct s_xfer *next;            /* (doubly linked: O(1) unlink) */
 	char errbuf[CURL_ERROR_SIZE];   /* curl's own explanation of a failure */
 };
 
@@ -163,7 +163,8 @@ static CURLcode s_setup(struct s_xfer *x, const struct yj_delivery *d, const cha
 	    /* The size first: COPYPOSTFIELDS copies that many bytes, so the
 	     * body survives the delivery struct and may contain NULs. */
 	    (c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->json_len)) ||
-	    (c = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, d->json)))
+	    /* Never NULL: curl would then read the body from stdin. */
+	    (c = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, d->json ? d->json : "")))
 		return c;
 	return CURLE_OK;
 }
@@ -223,9 +224,14 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	const char *url = d->recipient->webhook_url;
 	const char *secret = d->recipient->webhook_secret;
 	/* config.c refuses both; a hand-built config must not crash us. */
-	if (!url || !*url || !secret || !*secret || !s_header_safe(d->notification_id)) {
-		yj_warn("out_webhook: %s: recipient %s has no usable url, secret or id",
-			d->notification_id, d->recipient->id ? d->recipient->id : "?");
+	if (!url || !*url || !secret || !*secret) {
+		yj_warn("out_webhook: %s: recipient %s has no webhook url or secret", d->notification_id,
+			d->recipient->id ? d->recipient->id : "?");
+		return YJ_EINVAL;
+	}
+	/* Not printed: it would smuggle lines into the log as well. */
+	if (!s_header_safe(d->notification_id)) {
+		yj_warn("out_webhook: a notification id with control characters, refused");
 		return YJ_EINVAL;
 	}
 	x = calloc(1, sizeof(*x));

@@ -74,6 +74,8 @@ static const struct s_setting s_table[] = {
 	{ S_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
 	{ S_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
 	  "let yjlinkctl move the daemon's clock (tests only)" },
+	{ S_STR, "testing.clock_start", OFF(testing_clock_start), "", 0, 0,
+	  "with testing.clock_control: the clock at start-up, RFC 3339 (tests only)" },
 };
 #define S_N (sizeof(s_table) / sizeof(s_table[0]))
 

@@ -114,7 +114,7 @@ static void s_cmd_status(struct s_call *c)
 	memset(&st, 0, sizeof(st));
 	yj_store_stats(c->ctl->d.store, &st);
 	cJSON_AddStringToObject(c->out, "version", YJ_VERSION);
-	cJSON_AddNumberToObject(c->out, "uptime_seconds", (double)((now - c->ctl->d.started_us) / 1000000));
+	cJSON_AddNumberToObject(c->out, "uptime_seconds", (double)((yj_loop_now_ms() - c->ctl->d.started_ms) / 1000));
 	cJSON_AddItemToObject(c->out, "now", s_time_json(now));
 	cJSON *dep = cJSON_AddObjectToObject(c->out, "deployment");
 	cJSON_AddStringToObject(dep, "id", cfg->deployment_id);
@@ -146,6 +146,8 @@ static void s_cmd_status(struct s_call *c)
 		cJSON_AddNumberToObject(del, "in_flight", (double)os.in_flight);
 		cJSON_AddNumberToObject(del, "holds", (double)is->held);
 	}
+	if (c->ctl->d.digest)
+		cJSON_AddItemToObject(c->out, "digests", yj_digest_status(c->ctl->d.digest));
 	cJSON *sto = cJSON_AddObjectToObject(c->out, "store");
 	cJSON_AddStringToObject(sto, "path", cfg->store_path);
 	cJSON_AddNumberToObject(sto, "events", (double)st.events);
@@ -1081,11 +1083,46 @@ static int s_digest_pending_read(struct yj_txn *txn, void *arg)
 	return rc < 0 ? rc : 0;
 }
 
+static void s_digest_preview(struct s_call *c, const char *yjs, const char *date)
+{
+	struct yj_digest_content dc;
+	char err[300] = "";
+	int rc = yj_digest_preview(c->ctl->d.digest, yjs, date, &dc, err, sizeof(err));
+	if (rc)
+		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", err);
+	if (s_require_reason(c, "digest preview")) {
+		cJSON_AddStringToObject(c->out, "id", dc.id);
+		cJSON_AddStringToObject(c->out, "subject", dc.subject);
+		cJSON_AddStringToObject(c->out, "headers", dc.headers);
+		cJSON_AddStringToObject(c->out, "attachment", dc.csv_name);
+		cJSON_AddNumberToObject(c->out, "children", dc.children);
+		cJSON_AddNumberToObject(c->out, "events", dc.events);
+		cJSON_AddStringToObject(c->out, "text", dc.text);
+		cJSON_AddStringToObject(c->out, "html", dc.html);
+		cJSON_AddStringToObject(c->out, "csv", dc.csv);
+	}
+	yj_digest_content_free(&dc);
+}
+
 static void s_cmd_digest(struct s_call *c)
 {
-	const char *sub = s_arg_str(c, "sub"), *yjs = s_arg_str(c, "arg");
+	const char *sub = s_arg_str(c, "sub"), *yjs = s_arg_str(c, "arg"), *date = s_arg_str(c, "date");
+	if (sub && !strcmp(sub, "preview") && yjs)
+		return s_digest_preview(c, yjs, date);
+	if (sub && !strcmp(sub, "send") && yjs) {
+		char err[300] = "", actor[48];
+		if (!date)
+			return s_fail(c, 2, "digest send needs --date YYYY-MM-DD (the day of the digest to send again)");
+		snprintf(actor, sizeof(actor), "uid:%ld", c->uid);
+		int n = yj_digest_resend(c->ctl->d.digest, yjs, date, actor, err, sizeof(err));
+		if (n < 0)
+			return s_fail(c, n == YJ_EINVAL ? 2 : 1, "%s", err);
+		yj_notice("control: digest of %s for %s resent by uid %ld", yjs, date, c->uid);
+		cJSON_AddNumberToObject(c->out, "queued", n);
+		return;
+	}
 	if (!sub || strcmp(sub, "pending") || !yjs)
-		return s_fail(c, 2, "digest takes: pending YJS");
+		return s_fail(c, 2, "digest takes: preview YJS [--date D] | send YJS --date D | pending YJS");
 	if (!yj_config_recipient(*c->ctl->d.cfg, yjs))
 		return s_fail(c, 1, "no recipient '%s' in the config", yjs);
 	struct s_pending_list p = { yjs, strlen(yjs), cJSON_AddArrayToObject(c->out, "entries") };

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "digest.h"
 #include "ingest.h"
 #include "loop.h"
 #include "outbox.h"
@@ -29,10 +30,12 @@ struct yj_control_deps {
 	void *zmq_ctx;
 	const struct yj_config *const *cfg;   /* the config in force (changes on reload) */
 	int64_t started_us;                   /* wall clock at start */
+	int64_t started_ms;                   /* monotonic clock at start, for uptime */
 	const char *const *reload_state;      /* "" or why the last reload was refused */
 	int (*reload)(void *arg);             /* `yjlinkctl reload`: same as SIGHUP */
 	void *reload_arg;
 	struct yj_outbox *outbox;             /* delivery state */
+	struct yj_digest *digest;             /* daily digests */
 	const struct yj_refdata *const *ref;  /* the tables in force */
 };
 

@@ -19,7 +19,7 @@
 struct s_sock {
 	curl_socket_t fd;       /* the socket, watched in the loop */
 	struct s_sock *prev;    /* in yj_curlm.socks */
-	struct s_sock *next;
+	struct s_sock *next;    /* (doubly linked: O(1) unlink on REMOVE) */
 };
 
 /* One transfer under way. The easy handle stays the caller's. */
@@ -28,13 +28,14 @@ struct s_xfer {
 	yj_curl_done_fn done;   /* called once, after removal from the multi */
 	void *arg;              /* done's argument */
 	struct s_xfer *prev;    /* in yj_curlm.xfers, newest first */
-	struct s_xfer *next;
+	struct s_xfer *next;    /* (doubly linked: O(1) unlink when done) */
 };
 
 struct yj_curlm {
 	struct yj_loop *loop;   /* borrowed: the one event loop */
 	CURLM *multi;           /* owned */
 	int64_t timer_id;       /* the loop timer curl asked for, 0 when none */
+	int64_t timer_due_ms;   /* when it fires (loop clock) */
 	struct s_sock *socks;   /* owned: sockets watched in the loop */
 	struct s_xfer *xfers;   /* owned: transfers not yet reported */
 	size_t n_xfers;         /* length of xfers */
@@ -139,7 +140,12 @@ static int s_on_timer(struct yj_loop *loop, void *arg)
 static int s_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct yj_curlm *m = userp;
+	int64_t due = yj_loop_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	(void)multi;
+	/* curl repeats the same deadline after most actions: keep the timer
+	 * rather than churn the loop's timer table. */
+	if (timeout_ms >= 0 && m->timer_id > 0 && m->timer_due_ms == due)
+		return 0;
 	if (m->timer_id > 0) {
 		yj_loop_timer_cancel(m->loop, m->timer_id);
 		m->timer_id = 0;
@@ -152,6 +158,7 @@ static int s_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		return -1;
 	}
 	m->timer_id = id;
+	m->timer_due_ms = due;
 	return 0;
 }
 

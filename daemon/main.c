@@ -18,11 +18,13 @@
 #include "config.h"
 #include "control.h"
 #include "curlm.h"
+#include "digest.h"
 #include "err.h"
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "normalise.h"
 #include "prom.h"
 #include "outbox.h"
 #include "refdata.h"
@@ -50,6 +52,7 @@ struct s_daemon {
 	struct yj_control *control;          /* owned */
 	struct yj_curlm *curlm;              /* owned: libcurl multi in the loop */
 	struct yj_outbox *outbox;            /* owned: delivery */
+	struct yj_digest *digest;            /* owned: daily digests */
 	struct yj_metrics *metrics;          /* owned: /metrics and /healthz, NULL when off */
 	struct yj_prom prom;                 /* metrics text, rebuilt each second */
 	struct yj_core_api api;              /* handed to adapters */
@@ -389,6 +392,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	yj_log_set_level(s_level(d.cfg->log_level));
+	if (d.cfg->testing_clock_control && *d.cfg->testing_clock_start) {
+		int64_t us;
+		int32_t off;
+		if (yj_time_parse(d.cfg->testing_clock_start, strlen(d.cfg->testing_clock_start), &us, &off)) {
+			fprintf(stderr, "yjlinkd: testing.clock_start must be RFC 3339 with an offset\n");
+			goto out;
+		}
+		yj_clock_set_us(us);
+	}
 	yj_log_set_timestamps(getenv("JOURNAL_STREAM") == NULL && getenv("YJ_LOG_TIMESTAMPS") != NULL);
 	d.started_us = yj_clock_now_us();
 
@@ -442,9 +454,13 @@ int main(int argc, char **argv)
 	if ((rc = yj_outbox_start(&od, &d.outbox)))
 		goto out;
 	yj_ingest_set_commit_hook(d.ingest, s_on_commit, &d);
+	struct yj_digest_deps dd = { .store = d.store, .loop = d.loop, .cfg = cfgp,
+				     .ref = (const struct yj_refdata *const *)&d.ref, .adapter_state = d.adapter_state };
+	if ((rc = yj_digest_start(&dd, &d.digest)))
+		goto out;
 	struct yj_control_deps cd = { .store = d.store, .ingest = d.ingest, .loop = d.loop, .zmq_ctx = d.zmq_ctx,
-				      .cfg = cfgp, .started_us = d.started_us, .reload_state = &d.reload_state_ptr,
-				      .reload = s_reload, .reload_arg = &d, .outbox = d.outbox,
+				      .cfg = cfgp, .started_us = d.started_us, .started_ms = yj_loop_now_ms(), .reload_state = &d.reload_state_ptr,
+				      .reload = s_reload, .reload_arg = &d, .outbox = d.outbox, .digest = d.digest,
 				      .ref = (const struct yj_refdata *const *)&d.ref };
 	if (yj_control_start(&cd, &d.control))
 		goto out;
@@ -482,6 +498,7 @@ out:
 			yj_adapters[i]->destroy(&d.adapter_state[i]);
 	}
 	yj_outbox_stop(&d.outbox);
+	yj_digest_stop(&d.digest);
 	yj_curlm_destroy(&d.curlm);
 	if (d.zmq_ctx)
 		zmq_ctx_term(d.zmq_ctx);

@@ -86,6 +86,7 @@ static const struct {
 	[YJ_DB_AUDIT] = { "audit", 0 },
 	[YJ_DB_HOLDS] = { "holds", 0 },
 	[YJ_DB_DISCLOSED] = { "disclosed", 0 },
+	[YJ_DB_DIGEST_LOG] = { "digest_log", 0 },
 };
 
 static int s_env_open(struct yj_store *s, size_t map_size);

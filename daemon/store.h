@@ -37,6 +37,7 @@ enum yj_db {
 	YJ_DB_AUDIT,         /* audit number (be64) -> packed yjlink.v1.AuditRecord, hash-chained */
 	YJ_DB_HOLDS,         /* seq (be64) -> packed yjlink.v1.Hold: live-investigation events */
 	YJ_DB_DISCLOSED,     /* seq (be64) + recipient id -> "": who has had each event (hold release) */
+	YJ_DB_DIGEST_LOG,    /* "<yjs id>\0" + scheduled time (be64, biased) -> packed yjlink.v1.Digest sent */
 	YJ_DB_COUNT
 };
 

@@ -21,7 +21,8 @@ struct s_opts {
 	const char *config;    /* --config */
 	const char *control;   /* --control */
 	const char *reason;    /* --reason */
-	const char *child, *since, *feed, *by, *rule;
+	const char *child, *since, *feed, *by, *rule, *date;
+	int all;               /* --all */
 	long limit;            /* --limit, 0 = daemon's default */
 	int json;              /* --json */
 	int timeout_ms;        /* --timeout seconds * 1000 */
@@ -39,6 +40,17 @@ static void s_usage(FILE *out)
 		"  show SEQ --reason TEXT                   one event in full (audited)\n"
 		"  quarantine list [--limit N]              rejected input\n"
 		"  quarantine show ID --reason TEXT         one rejected message, raw (audited)\n"
+		"  outbox                                   pending deliveries by recipient, and unroutable ones\n"
+		"  dlq list | dlq retry ID|--all | dlq drop ID --reason TEXT\n"
+		"                                           dead letters\n"
+		"  holds list | holds release SEQ --by NAME --reason TEXT\n"
+		"                                           events held for the officer in the case\n"
+		"  digest preview YJS [--date D] --reason TEXT\n"
+		"                                           the next digest as it stands, or the one sent on D\n"
+		"  digest send YJS --date D                 send the digest of day D again (same id, audited)\n"
+		"  replay --since T [--rule R]              route stored events again (new notifications)\n"
+		"  audit [--since T] [--recipient R] [--child ID] | audit verify\n"
+		"                                           the disclosure log; check its hash chain\n"
 		"  reload                                   re-read the config, like SIGHUP\n"
 		"  clock set T                              move the daemon's clock (testing.clock_control)\n"
 		"\n"
@@ -175,6 +187,9 @@ static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
 			       s_str(e, "origin"), s_str(e, "feed"), s_str(e, "error"), s_str(e, "field"),
 			       s_str(e, "source_id"));
 		}
+	} else if (!strcmp(cmd, "digest") && sub && !strcmp(sub, "preview")) {
+		printf("Subject: %s\n%sAttachment: %s\n\n%s", s_str(r, "subject"), s_str(r, "headers"),
+		       s_str(r, "attachment"), s_str(r, "text"));
 	} else if (!strcmp(cmd, "show")) {
 		char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r, "event"));
 		printf("%s\n", s ? s : "");
@@ -193,6 +208,7 @@ int main(int argc, char **argv)
 		{ "feed", required_argument, NULL, 'f' },   { "limit", required_argument, NULL, 'l' },
 		{ "by", required_argument, NULL, 'b' },     { "rule", required_argument, NULL, 'R' },
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+		{ "date", required_argument, NULL, 'D' },    { "all", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s_opts o = { .timeout_ms = 10000 };
@@ -214,6 +230,8 @@ int main(int argc, char **argv)
 		case 'f': o.feed = optarg; break;
 		case 'b': o.by = optarg; break;
 		case 'R': o.rule = optarg; break;
+		case 'D': o.date = optarg; break;
+		case 'A': o.all = 1; break;
 		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
 		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
 		case 'h': s_usage(stdout); return 0;
@@ -257,6 +275,10 @@ int main(int argc, char **argv)
 		cJSON_AddStringToObject(args, "rule", o.rule);
 	if (o.limit)
 		cJSON_AddNumberToObject(args, "limit", (double)o.limit);
+	if (o.date)
+		cJSON_AddStringToObject(args, "date", o.date);
+	if (o.all)
+		cJSON_AddBoolToObject(args, "all", 1);
 
 	int usage = 0;
 	if (!strcmp(cmd, "show")) {
@@ -271,6 +293,9 @@ int main(int argc, char **argv)
 		if (nw > 2)
 			cJSON_AddStringToObject(args, !strcmp(cmd, "quarantine") || !strcmp(cmd, "dlq") ? "id" : "arg",
 						words[2]);
+	} else if (!strcmp(cmd, "replay")) {
+		if (nw != 1 || !o.since)
+			usage = 1;
 	} else if (!strcmp(cmd, "clock")) {
 		if (nw != 3 || strcmp(words[1], "set"))
 			usage = 1;

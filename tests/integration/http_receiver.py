@@ -118,7 +118,9 @@ class HttpReceiver:
         self._server = _Server(("127.0.0.1", self.port), _Handler)
         self._server.receiver = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval makes stop() quick (tests start many receivers).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -204,7 +206,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *a: done.set())
     rx.start()
     print("READY %d" % rx.port, flush=True)
-    while not done.wait(0.2):
+    while not done.wait(0.05):
         pass
     rx.stop()
     if log:

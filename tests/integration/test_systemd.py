@@ -384,12 +384,41 @@ class RealSystemdTest(unittest.TestCase):
         self.sh("useradd -M -G yjlink yjop", check=True)
         out = self.sh("runuser -u yjop -- yjlinkctl --config /etc/yjlink/yjlinkd.conf status", check=True)
         self.assertIn("version:", out)
-        # Events go in over loopback TCP; the audit names the operator's real uid.
-        out = self.sh("yjlink-sim --days 2", check=True)
-        self.assertRegex(out, r"ok=[1-9]\d* dup=0 reject=0 retry=0")
+        # Events go in over loopback TCP and go out through libcurl, by webhook and
+        # SMTP, to the receivers the default config names (127.0.0.1:8088, :2525).
+        here = os.path.dirname(os.path.abspath(__file__))
+        http_log, maildir = os.path.join(self.tmp, "http.jsonl"), os.path.join(self.tmp, "mail")
+        rxs = [subprocess.Popen(["nsenter", "-t", str(self.init), "-n", "/usr/bin/python3", os.path.join(here, script)]
+                                + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               for script, args in (("http_receiver.py", ["--port", "8088", "--log", http_log]),
+                                    ("smtp_receiver.py", ["--port", "2525", "--maildir", maildir]))]
+        try:
+            for rx in rxs:
+                self.assertTrue(rx.stdout.readline().startswith("READY"))
+            out = self.sh("yjlink-sim --days 2", check=True)
+            self.assertRegex(out, r"ok=[1-9]\d* dup=0 reject=0 retry=0")
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                posts = os.path.exists(http_log) and os.path.getsize(http_log) > 0
+                mails = os.path.isdir(maildir) and any(n.endswith(".eml") for n in os.listdir(maildir))
+                if posts and mails:
+                    break
+                time.sleep(0.2)
+            self.assertTrue(posts and mails, "webhook %s, email %s\n%s" % (
+                posts, mails, self.sh("journalctl -u yjlinkd --no-pager -n 30 -o cat")))
+        finally:
+            for rx in rxs:
+                rx.terminate()
+                rx.wait(timeout=30)
+                rx.stdout.close()
+        # The audit names the operator's real uid.
         uid = self.sh("id -u yjop", check=True).strip()
         self.sh("runuser -u yjop -- yjlinkctl --config /etc/yjlink/yjlinkd.conf show 1 --reason test", check=True)
         self.assertIn("by uid %s " % uid, self.sh("journalctl -u yjlinkd --no-pager -o cat"))
+        # The libmicrohttpd thread serves metrics inside the sandbox.
+        out = self.sh("curl -s -w ' %{http_code}' http://127.0.0.1:9402/healthz")
+        self.assertTrue(out.endswith(" 200"), out)
+        self.assertIn("yjlink_", self.sh("curl -s http://127.0.0.1:9402/metrics"))
         # A user outside the group gets nowhere.
         self.sh("useradd -M yjother", check=True)
         self.assertEqual(self.sh("runuser -u yjother -- yjlinkctl --config /etc/yjlink/yjlinkd.conf status "
