@@ -84,6 +84,10 @@ static int s_require_reason(struct s_call *c, const char *what)
 	return 1;
 }
 
+/* Record that an operator looked at personal data (DPA 2018 s.62
+ * "consultation"); refuse to show it when that cannot be recorded. */
+static int s_audit_consult(struct s_call *c, const char *what, const uint64_t *seqs, size_t n);
+
 static Yjlink__V1__Record *s_decode_record(const void *data, size_t len)
 {
 	return yjlink__v1__record__unpack(NULL, len, data);
@@ -310,6 +314,11 @@ static void s_cmd_show(struct s_call *c)
 		return s_fail(c, 1, "no event %lld", seq);
 	if (rc < 0)
 		return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+	uint64_t one = (uint64_t)seq;
+	if (s_audit_consult(c, "show", &one, 1)) {
+		cJSON_Delete(s.event);
+		return;
+	}
 	cJSON_AddItemToObject(c->out, "event", s.event);
 }
 
@@ -414,6 +423,10 @@ static void s_cmd_quarantine(struct s_call *c)
 		rc = yj_store_read(c->ctl->d.store, s_quar_show_read, &s);
 		if (rc == YJ_ENOENT)
 			return s_fail(c, 1, "no quarantine entry %lld", id);
+		if (rc >= 0 && s_audit_consult(c, "quarantine show", NULL, 0)) {
+			cJSON_DeleteItemFromObject(c->out, "entry");
+			return;
+		}
 	} else {
 		return s_fail(c, 2, "quarantine takes list or show");
 	}
@@ -512,6 +525,30 @@ static int s_audit_action(struct yj_txn *txn, struct s_call *c, const char *acti
 	a.seqs = (uint64_t *)seqs;
 	a.reason = (char *)(reason ? reason : "");
 	return yj_audit_append(txn, &a);
+}
+
+struct s_consult {
+	struct s_call *c;
+	const char *what;
+	const uint64_t *seqs;
+	size_t n;
+};
+
+static int s_consult_write(struct yj_txn *txn, void *arg)
+{
+	struct s_consult *k = arg;
+	char why[700];
+	snprintf(why, sizeof(why), "%s: %s", k->what, s_arg_str(k->c, "reason") ? s_arg_str(k->c, "reason") : "");
+	return s_audit_action(txn, k->c, "consultation", k->seqs, k->n, "", why);
+}
+
+static int s_audit_consult(struct s_call *c, const char *what, const uint64_t *seqs, size_t n)
+{
+	struct s_consult k = { c, what, seqs, n };
+	int rc = yj_store_write(c->ctl->d.store, s_consult_write, &k);
+	if (rc)
+		s_fail(c, 1, "not shown: the consultation could not be written to the audit log (%s)", yj_strerror(rc));
+	return rc;
 }
 
 struct s_list {
@@ -1090,7 +1127,7 @@ static void s_digest_preview(struct s_call *c, const char *yjs, const char *date
 	int rc = yj_digest_preview(c->ctl->d.digest, yjs, date, &dc, err, sizeof(err));
 	if (rc)
 		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", err);
-	if (s_require_reason(c, "digest preview")) {
+	if (s_require_reason(c, "digest preview") && !s_audit_consult(c, "digest preview", dc.seqs, dc.n_seqs)) {
 		cJSON_AddStringToObject(c->out, "id", dc.id);
 		cJSON_AddStringToObject(c->out, "subject", dc.subject);
 		cJSON_AddStringToObject(c->out, "headers", dc.headers);

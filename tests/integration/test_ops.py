@@ -1,0 +1,165 @@
+"""Operations: reload takes new rules and recipients without dropping a
+connection and refuses a bad config; SIGTERM under load loses nothing
+acknowledged and exits 0; personal-data commands need --reason and are
+audited with the caller's uid; every yjlinkctl command answers --json with
+the documented exit codes (interfaces.md §6, §7)."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import yjtest
+from http_receiver import HttpReceiver
+
+BASE = """
+deployment = { id = "ops"; name = "Ops test"; force = "E23000029"; };
+recipients = (
+  { id = "yjs:mk"; kind = "yjs"; name = "MK YJS"; local_authorities = [ "E06000042" ];
+    transport = "none"; allow = [ "child.*" ]; }%(extra)s
+);
+rules = (
+  { id = "lac_in_custody"; feeds = [ "custody" ]; looked_after = true;
+    recipient = "children_services:responsible_la"; mode = "immediate"; }
+);
+"""
+
+LEEDS = """,
+  { id = "children_services:E08000035"; kind = "children_services"; name = "Leeds";
+    local_authority = "E08000035"; transport = "webhook";
+    webhook = { url = "%s"; secret = "s3"; }; allow = [ "child.person_id", "custody.status" ]; }"""
+
+
+class ReloadTest(unittest.TestCase):
+
+    def setUp(self):
+        self.http = HttpReceiver().start()
+        self.dir = tempfile.mkdtemp(prefix="yjops-")
+        self.conf = os.path.join(self.dir, "y.conf")
+        self.write(BASE % {"extra": ""})
+        self.d = yjtest.Daemon(workdir=self.dir, config=self.conf).start()
+
+    def tearDown(self):
+        self.d.cleanup()
+        self.http.stop()
+
+    def write(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def lac(self):
+        ev = yjtest.custody_event()
+        ev["child"]["looked_after"] = True
+        ev["child"]["responsible_la"] = "E08000035"
+        return ev
+
+    def test_reload_good_then_bad(self):
+        feed = yjtest.Feed(self.d.ingest)
+        r = feed.request("custody", self.lac())
+        self.assertEqual(r[1], b"OK")
+        _, st = self.d.ctl_request("status")
+        self.assertEqual(st["delivery"]["unroutable"], 1)
+        # Add Leeds's children's services: the waiting notification goes out.
+        self.write(BASE % {"extra": LEEDS % self.http.url})
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.http.wait_for(1, timeout=10), self.d.read_log())
+        body = json.loads(self.http.received[0]["body"])
+        self.assertEqual(body["recipient"], "children_services:E08000035")
+        self.assertEqual(set(body["event"]) - {"seq", "feed", "stored_at"}, {"child", "custody"})
+        # The same connection still works after the reload.
+        r = feed.request("custody", self.lac())
+        self.assertEqual(r[1], b"OK")
+        self.assertTrue(self.http.wait_for(2, timeout=10))
+        # A bad config is refused with FILE:LINE, the old one stays in force.
+        self.write(BASE % {"extra": LEEDS % self.http.url} + "\nbogus = 1;\n")
+        code, out, err = self.d.ctl("reload", check=False)
+        self.assertEqual(code, 1)
+        self.assertIn("y.conf:", err)
+        _, st = self.d.ctl_request("status")
+        self.assertIn("reload_refused", st["deployment"])
+        r = feed.request("custody", self.lac())
+        self.assertEqual(r[1], b"OK")
+        self.assertTrue(self.http.wait_for(3, timeout=10))
+        self.assertIn("unknown setting 'bogus'", self.d.read_log())
+        feed.close()
+
+
+class StopTest(unittest.TestCase):
+
+    def test_sigterm_under_load_loses_nothing(self):
+        d = yjtest.Daemon().start()
+        try:
+            acks = os.path.join(d.dir, "acks")
+            argv = [yjtest.YJLINK_SIM, "--endpoint", d.ingest, "--seed", "9", "--now", "2026-11-20T12:00:00Z",
+                    "--days", "10", "--per-day", "3000", "--count", "30000", "--acks", acks, "--timeout", "5",
+                    "--no-retry", "--quiet"]
+            sim = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            time.sleep(0.4)
+            code = d.stop()
+            self.assertEqual(code, 0, d.read_log())
+            sim.communicate(timeout=60)
+            oks = {}
+            with open(acks) as f:
+                for line in f:
+                    st, seq, sid = line.split()
+                    if st == "OK":
+                        oks[sid] = seq
+            self.assertTrue(oks)
+            d.start()
+            argv2 = [a if a != acks else acks + "2" for a in argv]
+            argv2.remove("--no-retry")
+            sim = subprocess.run(argv2, capture_output=True, text=True, timeout=300)
+            self.assertEqual(sim.returncode, 0, sim.stdout)
+            again = {}
+            with open(acks + "2") as f:
+                for line in f:
+                    st, seq, sid = line.split()
+                    again[sid] = (st, seq)
+            for sid, seq in oks.items():
+                self.assertEqual(again[sid], ("DUP", seq))
+        finally:
+            d.cleanup()
+
+
+class CtlTest(yjtest.DaemonTest):
+
+    def send_one(self):
+        feed = yjtest.Feed(self.daemon.ingest)
+        try:
+            return int(feed.request("custody", yjtest.custody_event())[3])
+        finally:
+            feed.close()
+
+    def test_exit_codes_and_json(self):
+        seq = self.send_one()
+        for args in (["status"], ["events"], ["outbox"], ["dlq", "list"], ["holds", "list"], ["quarantine", "list"],
+                     ["audit"], ["audit", "verify"], ["show", str(seq), "--reason", "ops test"]):
+            code, out, err = self.daemon.ctl("--json", *args, check=False)
+            self.assertEqual(code, 0, (args, err))
+            json.loads(out)
+        for args, want in ((["show"], 2), (["show", str(seq)], 2), (["bogus"], 2), (["dlq", "retry"], 2),
+                           (["show", "99999999", "--reason", "x"], 1), (["holds", "release", str(seq), "--by", "x",
+                                                                         "--reason", "y"], 1),
+                           (["replay"], 2), (["digest", "preview", "yjs:nobody", "--reason", "x"], 1)):
+            code, out, err = self.daemon.ctl(*args, check=False)
+            self.assertEqual(code, want, (args, out, err))
+        code, out, err = subprocess.run([yjtest.YJLINKCTL, "--control", "ipc:///nonexistent/x.sock", "--timeout", "1",
+                                         "status"], capture_output=True, text=True).returncode, None, None
+        self.assertEqual(code, 1)
+
+    def test_consultation_is_audited_with_uid(self):
+        seq = self.send_one()
+        self.daemon.ctl("show", str(seq), "--reason", "checking a safeguarding referral")
+        code, out, _ = self.daemon.ctl("--json", "audit")
+        recs = [r for r in json.loads(out)["records"] if r["action"] == "consultation" and seq in r["seqs"]]
+        self.assertEqual(len(recs), 1)
+        self.assertEqual(recs[0]["actor"], "uid:%d" % os.getuid())
+        log = self.daemon.read_log()
+        self.assertNotIn("Alex", log)
+        self.assertNotIn("Example", log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
