@@ -620,6 +620,7 @@ static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t num
 	n->attempts = 0;
 	n->has_next_attempt_us = 0;
 	n->has_failed_at_us = 0;
+	char *last_error = n->last_error;  /* back before the free: it was unpacked with n */
 	n->last_error = NULL;
 	/* A retried notification must not be dead-lettered again for its age at once. */
 	n->created_at_us = yj_clock_now_us();
@@ -629,6 +630,7 @@ static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t num
 		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, s_rcpt_key(rk, n->recipient, n->number), "", 0);
 	if (!rc)
 		rc = s_audit_action(txn, op->c, "retry", &n->seq, 1, n->recipient, op->reason);
+	n->last_error = last_error;
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	op->done += !rc;
 	return rc;

@@ -594,6 +594,12 @@ static int s_cmp_row(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int s_cmp_str(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	return strcmp(x ? x : "", y ? y : "");
+}
+
 static int s_render(struct s_build *b, struct yj_digest_content *out)
 {
 	const Yjlink__V1__Digest *d = b->d;
@@ -605,21 +611,25 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 
 	if (!ft || !fh || !fc)
 		goto out;
-	qsort(b->rows, b->n_rows, sizeof(*b->rows), s_cmp_row);
-	/* Children: distinct person ids across the digest. */
+	if (b->n_rows)
+		qsort(b->rows, b->n_rows, sizeof(*b->rows), s_cmp_row);
+	/* Children: distinct child ids across the digest (sorted, then counted). */
 	unsigned children = 0;
+	char **ids = calloc(b->n_rows + 1, sizeof(*ids));
+	if (!ids)
+		goto out;
 	for (size_t i = 0; i < b->n_rows; i++) {
 		char id[300];
 		yj_event_child_id(b->rows[i].rec->event, id, sizeof(id));
-		size_t j;
-		for (j = 0; j < i; j++) {
-			char other[300];
-			yj_event_child_id(b->rows[j].rec->event, other, sizeof(other));
-			if (!strcmp(id, other))
-				break;
-		}
-		children += j == i;
+		ids[i] = strdup(id);
 	}
+	if (b->n_rows)
+		qsort(ids, b->n_rows, sizeof(*ids), s_cmp_str);
+	for (size_t i = 0; i < b->n_rows; i++)
+		children += ids[i] && (i == 0 || !ids[i - 1] || strcmp(ids[i], ids[i - 1]));
+	for (size_t i = 0; i < b->n_rows; i++)
+		free(ids[i]);
+	free(ids);
 	out->children = children;
 	out->events = (unsigned)b->n_seqs;
 	s_fmt_local(d->scheduled_us, "%Y-%m-%d", date, sizeof(date));
@@ -759,6 +769,12 @@ static void s_build_free(struct s_build *b)
 	free(b->open);
 }
 
+static int s_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
 		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, const struct yj_strlist *open_before,
 		    struct yj_digest_content *out)
@@ -771,16 +787,17 @@ int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struc
 	if (!rc && !(out->id = strdup(d->id ? d->id : "")))
 		rc = YJ_ENOMEM;
 	if (!rc) {
-		/* Disclosed: every event shown, each once. */
+		/* Disclosed: every event shown, each once, ascending. */
 		out->seqs = malloc((b.n_rows + 1) * sizeof(*out->seqs));
 		if (!out->seqs)
 			rc = YJ_ENOMEM;
+		for (size_t i = 0; !rc && i < b.n_rows; i++)
+			out->seqs[i] = b.rows[i].seq;
+		if (!rc && b.n_rows)
+			qsort(out->seqs, b.n_rows, sizeof(*out->seqs), s_cmp_u64);
 		for (size_t i = 0; !rc && i < b.n_rows; i++) {
-			size_t j;
-			for (j = 0; j < out->n_seqs && out->seqs[j] != b.rows[i].seq; j++)
-				;
-			if (j == out->n_seqs)
-				out->seqs[out->n_seqs++] = b.rows[i].seq;
+			if (i == 0 || out->seqs[i] != out->seqs[out->n_seqs - 1])
+				out->seqs[out->n_seqs++] = out->seqs[i];
 		}
 		out->fields = cJSON_CreateArray();
 		for (size_t c = 0; out->fields && c < S_NCOLS; c++) {
@@ -809,6 +826,7 @@ struct s_flight {
 	int resend;                    /* an operator's resend: no state change */
 	char *actor;                   /* resend: who asked */
 	int64_t started_us;
+	struct s_flight *prev, *next;  /* the service's list of digests under way */
 };
 
 struct s_yjs_state {
@@ -825,6 +843,7 @@ struct yj_digest {
 	int64_t timer;
 	uint64_t sent;                 /* since start */
 	int ticking;
+	struct s_flight *live;         /* under way: freed at stop when never finished */
 };
 
 static struct s_yjs_state *s_state_mem(struct yj_digest *dg, const char *id)
@@ -1102,10 +1121,22 @@ static void s_flight_free(struct s_flight *f)
 	free(f);
 }
 
+static void s_unlink(struct s_flight *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (f->dg->live == f)
+		f->dg->live = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	f->prev = f->next = NULL;
+}
+
 static void s_on_sent(void *arg, enum yj_delivery_result result, const char *detail, const char *address)
 {
 	struct s_flight *f = arg;
 	struct yj_digest *dg = f->dg;
+	s_unlink(f);
 	struct s_yjs_state *ms = s_state_mem(dg, f->yjs);
 	if (result == YJ_DELIVERY_OK) {
 		struct s_confirm cf = { f, address ? address : "" };
@@ -1173,8 +1204,13 @@ static int s_send(struct yj_digest *dg, const struct yj_recipient *yjs, Yjlink__
 	if (ms)
 		ms->in_flight = 1;
 	f->started_us = yj_clock_now_us();
+	f->next = dg->live;
+	if (dg->live)
+		dg->live->prev = f;
+	dg->live = f;
 	rc = a->deliver(astate, &del, s_on_sent, f);
 	if (rc) {
+		s_unlink(f);
 		if (ms)
 			ms->in_flight = 0;
 		goto fail;
@@ -1246,6 +1282,12 @@ void yj_digest_stop(struct yj_digest **pdg)
 	if (!dg)
 		return;
 	yj_loop_timer_cancel(dg->d.loop, dg->timer);
+	/* Abandoned sends stay pending in the store and go again, same id. */
+	while (dg->live) {
+		struct s_flight *f = dg->live;
+		dg->live = f->next;
+		s_flight_free(f);
+	}
 	for (size_t i = 0; i < dg->n_st; i++)
 		free(dg->st[i].id);
 	free(dg->st);

@@ -515,6 +515,8 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 	if (!n)
 		return YJ_ESTORE;
 	int64_t now = yj_clock_now_us();
+	char *saved_error = NULL;  /* the unpacked last_error, while dn->detail stands in for it */
+	int swapped = 0;
 	if (dn->result == YJ_DELIVERY_OK) {
 		rc = s_remove(txn, rs->id, n->number);
 		if (!rc)
@@ -522,6 +524,8 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 	} else {
 		n->has_attempts = 1;
 		n->attempts++;
+		saved_error = n->last_error;
+		swapped = 1;
 		n->last_error = dn->detail;
 		int give_up = dn->result == YJ_DELIVERY_FATAL || now - n->created_at_us > cfg->delivery_max_age_s * 1000000;
 		if (give_up) {
@@ -537,7 +541,9 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 			rc = s_put_note(txn, YJ_DB_OUTBOX, n);
 		}
 	}
-	n->last_error = NULL;
+	/* The unpacked string goes back before the free: dn->detail is not ours to free here. */
+	if (swapped)
+		n->last_error = saved_error;
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	return rc;
 }

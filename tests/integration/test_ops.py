@@ -103,9 +103,9 @@ class StopTest(unittest.TestCase):
             oks = {}
             with open(acks) as f:
                 for line in f:
-                    st, seq, sid = line.split()
-                    if st == "OK":
-                        oks[sid] = seq
+                    parts = line.split()  # STATUS SEQ-or-detail SOURCE_ID; a RETRY detail has spaces
+                    if parts[0] == "OK":
+                        oks[parts[-1]] = parts[1]
             self.assertTrue(oks)
             d.start()
             argv2 = [a if a != acks else acks + "2" for a in argv]
@@ -115,8 +115,8 @@ class StopTest(unittest.TestCase):
             again = {}
             with open(acks + "2") as f:
                 for line in f:
-                    st, seq, sid = line.split()
-                    again[sid] = (st, seq)
+                    parts = line.split()
+                    again[parts[-1]] = (parts[0], parts[1])
             for sid, seq in oks.items():
                 self.assertEqual(again[sid], ("DUP", seq))
         finally:
