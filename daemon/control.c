@@ -140,6 +140,9 @@ static void s_cmd_status(struct s_call *c)
 	cJSON_AddNumberToObject(ing, "dup_since_start", (double)is->dups);
 	cJSON_AddNumberToObject(ing, "retry_since_start", (double)is->retries);
 	cJSON_AddNumberToObject(ing, "batches", (double)is->batches);
+	uint64_t today = 0;
+	yj_digest_events_today(c->ctl->d.store, &today);
+	cJSON_AddNumberToObject(ing, "events_today", (double)today);
 	cJSON_AddNumberToObject(ing, "last_seq", (double)st.last_seq);
 	struct yj_outbox_stats os;
 	if (c->ctl->d.outbox && yj_outbox_stats(c->ctl->d.outbox, &os) == 0) {

@@ -893,7 +893,7 @@ static int s_state_put(struct yj_txn *txn, const char *yjs, const Yjlink__V1__Di
 }
 
 /* The last seq stored at or before t: binary search, stored_at grows with seq. */
-static uint64_t s_seq_at(struct yj_txn *txn, int64_t t_us)
+uint64_t yj_digest_seq_at(struct yj_txn *txn, int64_t t_us)
 {
 	uint64_t lo = 0, hi = 0;
 	if (yj_txn_last_u64(txn, YJ_DB_EVENTS, &hi) || hi == 0)
@@ -978,7 +978,7 @@ static int s_plan_write(struct yj_txn *txn, void *arg)
 	d.scheduled_us = next;
 	d.start_us = st->last_scheduled_us;
 	d.start_seq = st->last_end_seq;
-	d.end_seq = s_seq_at(txn, next);
+	d.end_seq = yj_digest_seq_at(txn, next);
 	if (d.end_seq < d.start_seq)
 		d.end_seq = d.start_seq;
 	st->pending = &d;
@@ -1483,6 +1483,46 @@ static int s_status_read(struct yj_txn *txn, void *arg)
 		cJSON_AddBoolToObject(o, "pending", st && st->pending);
 		yjlink__v1__digest_state__free_unpacked(st, NULL);
 	}
+	return 0;
+}
+
+struct s_today {
+	int64_t midnight_us;
+	uint64_t count;
+};
+
+static int s_today_read(struct yj_txn *txn, void *arg)
+{
+	struct s_today *t = arg;
+	uint64_t last = 0;
+	int rc = yj_txn_last_u64(txn, YJ_DB_EVENTS, &last);
+	if (rc)
+		return rc;
+	t->count = last - yj_digest_seq_at(txn, t->midnight_us - 1);
+	return 0;
+}
+
+int yj_digest_events_today(struct yj_store *store, uint64_t *count)
+{
+	struct tm tm;
+	s_local(yj_clock_now_us(), &tm);
+	struct s_today t = { s_instant(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, 0, 0), 0 };
+	int rc = yj_store_read(store, s_today_read, &t);
+	*count = t.count;
+	return rc;
+}
+
+int yj_digest_last_sent(struct yj_digest *dg, char *buf, size_t size)
+{
+	cJSON *st = yj_digest_status(dg), *it;
+	const char *best = NULL;
+	cJSON_ArrayForEach(it, st) {
+		const cJSON *l = cJSON_GetObjectItemCaseSensitive(it, "last_digest");
+		if (cJSON_IsString(l) && strcmp(l->valuestring, "none yet") && (!best || strcmp(l->valuestring, best) > 0))
+			best = l->valuestring;
+	}
+	snprintf(buf, size, "%s", best ? best : "none yet");
+	cJSON_Delete(st);
 	return 0;
 }
 

@@ -87,6 +87,16 @@ int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, s
 int yj_digest_resend(struct yj_digest *dg, const char *yjs, const char *date, const char *actor, char *err,
 		     size_t errlen);
 
+/* The last event seq stored at or before t_us (0 if none): a binary search,
+ * since stored_at grows with seq. */
+uint64_t yj_digest_seq_at(struct yj_txn *txn, int64_t t_us);
+
+/* Events stored since local midnight. */
+int yj_digest_events_today(struct yj_store *store, uint64_t *count);
+
+/* The newest digest sent to any YJS, RFC 3339, or "none yet". */
+int yj_digest_last_sent(struct yj_digest *dg, char *buf, size_t size);
+
 /* Digests sent since start, and the last one per YJS (for status). */
 cJSON *yj_digest_status(struct yj_digest *dg);
 

@@ -140,17 +140,24 @@ fail:
 	return rc;
 }
 
+/* The one-line STATUS= of interfaces.md §7 and issue 5: events today,
+ * outbox depth, dead letters, unroutable, last digest. */
 static void s_status_line(struct s_daemon *d, char *buf, size_t size)
 {
-	const struct yj_ingest_stats *st = yj_ingest_stats(d->ingest);
-	uint64_t ok = 0, rej = 0;
-	for (int f = 0; f < YJ_FEED_COUNT; f++)
-		ok += st->ingested[f];
-	for (int r = 0; r <= YJ_REJ_FORBIDDEN; r++)
-		rej += st->rejected[r];
-	snprintf(buf, size, "%sevents %llu ok, %llu rejected since start; last seq %llu",
-		 d->reload_state[0] ? "RELOAD REFUSED (old config kept); " : "", (unsigned long long)ok,
-		 (unsigned long long)rej, (unsigned long long)st->last_seq);
+	struct yj_outbox_stats os;
+	uint64_t today = 0;
+	char last[40] = "none yet";
+	memset(&os, 0, sizeof(os));
+	if (d->store)
+		yj_digest_events_today(d->store, &today);
+	if (d->outbox)
+		yj_outbox_stats(d->outbox, &os);
+	if (d->digest)
+		yj_digest_last_sent(d->digest, last, sizeof(last));
+	snprintf(buf, size, "%sevents today %llu; outbox %llu; dead letters %llu; unroutable %llu; last digest %s",
+		 d->reload_state[0] ? "RELOAD REFUSED (old config kept); " : "", (unsigned long long)today,
+		 (unsigned long long)os.depth, (unsigned long long)os.dead_letters, (unsigned long long)os.unroutable,
+		 last);
 }
 
 static void s_log_diag(void *arg, const char *file, int line, const char *msg)

@@ -159,6 +159,8 @@ class NotifyProtocolTest(unittest.TestCase):
             self.fail_with_log(e)
         self.assertIn("STATUS", ready, "READY=1 comes with a STATUS= line")
         self.assertTrue(ready["STATUS"].strip())
+        for part in ("events today ", "outbox ", "dead letters ", "unroutable ", "last digest "):
+            self.assertIn(part, ready["STATUS"], "the one-line status names " + part.strip())
         self.assertFalse(ready["STATUS"].startswith("RELOAD REFUSED"), ready)
         # Listening means answering: the control socket works once READY=1 is out.
         code, _ = self.daemon.ctl_request("status")
