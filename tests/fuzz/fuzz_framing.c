@@ -30,6 +30,9 @@
  * when it passes 4 MiB or answers RETRY; so state carries over between
  * inputs (DUP and conflict are reachable) but stays bounded.
  *
+ * YJ_FUZZ_LOG=1 lets the daemon's log lines through (info and debug) to
+ * stderr, to see what a reproducer does to them.
+ *
  * YJN1 (the subscription protocol, notify.endpoint) has no framing code in
  * the daemon yet; when it has, its parser belongs in a target like this.
  */
@@ -169,7 +172,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	yj_log_set_level(YJ_LOG_ERR);
+	/* YJ_FUZZ_LOG=1: the daemon's log lines on stderr (slow; for reproducing) */
+	const char *lg = getenv("YJ_FUZZ_LOG");
+	yj_log_set_level(lg && *lg && strcmp(lg, "0") != 0 ? YJ_LOG_DEBUG : YJ_LOG_ERR);
 	struct yj_diag diag = { 0 };
 	if (yj_config_load(NULL, NULL, 0, &diag, &g_cfg) != 0) {
 		fprintf(stderr, "fuzz_framing: the embedded config does not load\n");

@@ -12,6 +12,7 @@ import datetime
 import email
 import email.policy
 import io
+import json
 import os
 import random
 import signal
@@ -227,6 +228,136 @@ class DigestYearTest(unittest.TestCase):
             out.append({"id": did, "window": win, "date": date, "rows": rows,
                         "text": msg.get_body(preferencelist=("plain",)).get_content()})
         return out
+
+
+CONTENT_CONFIG = """
+deployment = { id = "ct"; name = "Content test"; force = "E23000029"; };
+email = { smtp_url = "smtp://127.0.0.1:%(port)d"; from = "yjlink@test.example"; starttls = "off"; };
+recipients = (
+  { id = "yjs:mk"; kind = "yjs"; name = "Milton Keynes YJS"; local_authorities = [ "E06000042" ];
+    digest_times = [ "07:30" ]; transport = "email"; email = [ "yjs@mk.example" ];
+    allow = [ "source_id", "force", "occurred_at", "child.*", "offences.*", "markers.*", "custody.*", "arrest.*",
+              "interview.*", "outcome.*" ]; }
+);
+rules = (
+  { id = "custody_digest"; feeds = [ "custody" ]; home_served = true; recipient = "yjs:home"; mode = "digest"; },
+  { id = "custody_out_of_area_digest"; feeds = [ "custody" ]; home_served = false; recipient = "yjs:suite";
+    mode = "digest"; section = "other_area"; },
+  { id = "arrest_digest"; feeds = [ "arrest" ]; recipient = "yjs:home"; mode = "digest"; },
+  { id = "voluntary_interview_digest"; feeds = [ "voluntary_interview" ]; recipient = "yjs:home"; mode = "digest"; },
+  { id = "outcome_digest"; feeds = [ "outcome" ]; recipient = "yjs:home"; mode = "digest"; },
+  { id = "first_contact"; first_contact = true; recipient = "yjs:home"; mode = "digest"; section = "new_child"; }
+);
+"""
+
+COLUMNS = ["section", "seq", "feed", "source_id", "occurred_at", "person_id", "pnc_id", "given_name", "family_name",
+           "date_of_birth", "home_la", "looked_after", "custody_record_id", "suite", "custody_status", "arrived_at",
+           "overnight", "interview_status", "outcome_code", "outcome_name", "withheld"]
+
+
+class DigestContentTest(unittest.TestCase):
+
+    def test_sections_mime_preview_and_resend(self):
+        smtp = SmtpReceiver().start()
+        d = None
+        try:
+            tmp = tempfile.mkdtemp(prefix="yjdc-")
+            conf = os.path.join(tmp, "c.conf")
+            with open(conf, "w") as f:
+                f.write(CONTENT_CONFIG % {"port": smtp.port})
+            t0 = calendar.timegm((2026, 11, 24, 20, 0, 0))   # Tuesday evening, GMT
+            d = yjtest.Daemon(workdir=tmp, config=conf, sets={"testing.clock_control": "true",
+                                                             "testing.clock_start": rfc(t0)}).start()
+            feed = yjtest.Feed(d.ingest)
+
+            def ev(person, **kw):
+                e = yjtest.custody_event(occurred_at=rfc(t0 + 3600))
+                e["child"]["person_id"] = person
+                e["child"]["date_of_birth"] = "2011-06-01"
+                e["custody"].update({"record_id": "R-" + person, "arrived_at": rfc(t0 + 1800),
+                                     "status_at": rfc(t0 + 3600)})
+                e.update(kw)
+                return e
+
+            def send(feed_name, e):
+                r = feed.request(feed_name, e)
+                self.assertEqual(r[1], b"OK", r)
+                return int(r[3])
+
+            d.ctl_request("clock", {"set": rfc(t0 + 2 * 3600)})
+            # Known before: an arrest of P1 in an earlier window (sent before the first digest).
+            s_held = send("custody", ev("P2", markers={"live_investigation": True},
+                                        offences=[{"code": "X1", "description": "Burglary"}]))
+            s_detained = send("custody", ev("P1"))          # detained overnight, still held at 07:30
+            e = ev("P3")
+            e["custody"]["status"] = "released_bail"
+            s_released = send("custody", e)
+            e = ev("P4")
+            e["child"]["home_la"] = "E09000007"             # Camden: held in an MK suite
+            s_other = send("custody", e)
+            a = ev("P1")
+            del a["custody"]
+            a["arrest"] = {"arrest_id": "A1", "arrested_at": rfc(t0 + 3600), "summons": True}
+            s_arrest = send("arrest", a)
+            o = ev("P5")
+            del o["custody"]
+            o["outcome"] = {"case_ref": "C5", "code": 22, "decided_at": rfc(t0 + 3600)}
+            s_outcome = send("outcome", o)
+            # 07:31 next morning: the digest goes.
+            d.ctl_request("clock", {"set": rfc(calendar.timegm((2026, 11, 25, 7, 31, 0)))})
+            self.assertTrue(smtp.wait_for(1, timeout=20), d.read_log())
+            msg = email.message_from_bytes(smtp.messages[0]["data"], policy=email.policy.default)
+            self.assertEqual(msg.get_content_type(), "multipart/mixed")
+            parts = [p.get_content_type() for p in msg.walk()]
+            self.assertEqual(parts, ["multipart/mixed", "multipart/alternative", "text/plain", "text/html",
+                                     "text/csv"])
+            self.assertRegex(msg["Subject"],
+                             r"^\[OFFICIAL-SENSITIVE\] yjlink daily digest Milton Keynes YJS 2026-11-25: 5 children$")
+            self.assertEqual(msg["X-Yjlink-Digest-Id"], "ct-digest-mk-20261125T0730")
+            self.assertEqual(msg["X-Yjlink-Window"].split("/")[1], "2026-11-25T07:30:00Z")
+            att = [p for p in msg.walk() if p.get_content_type() == "text/csv"][0]
+            self.assertEqual(att.get_filename(), "yjlink-digest-mk-2026-11-25.csv")
+            rows = list(csv.reader(io.StringIO(att.get_content())))
+            self.assertEqual(rows[0][:len(COLUMNS)], COLUMNS)
+            recs = [dict(zip(rows[0], r)) for r in rows[1:]]
+            by = {}
+            for r in recs:
+                by.setdefault(r["section"], []).append(int(r["seq"]))
+            self.assertEqual(by["custody"], sorted([s_held, s_detained, s_released]))
+            self.assertEqual(by["other_area"], [s_other])
+            self.assertEqual(by["arrest"], [s_arrest])
+            self.assertEqual(by["outcome"], [s_outcome])
+            self.assertEqual(sorted(by["still_in_custody"]), sorted([s_held, s_detained, s_other]))
+            # New children, each with their known history (P1: custody then arrest).
+            self.assertEqual(sorted(by["new_child"]), sorted([s_held, s_detained, s_released, s_arrest, s_outcome]))
+            row = {int(r["seq"]): r for r in recs if r["section"] in PRIMARY}
+            self.assertEqual(row[s_held]["withheld"], "yes")
+            self.assertEqual(row[s_held]["offences"], "")
+            # Detained from 20:30 and still held at 07:30: held overnight. Released at 21:00: not.
+            self.assertEqual(row[s_detained]["overnight"], "yes")
+            self.assertEqual(row[s_released]["overnight"], "no")
+            self.assertEqual(row[s_detained]["given_name"], "Alex")
+            self.assertEqual(row[s_outcome]["outcome_code"], "22")
+            self.assertTrue(row[s_outcome]["outcome_name"].startswith("Diversionary"))
+            self.assertNotIn("Alex", msg["Subject"])
+            # Preview of the next digest, and a resend of this one with the same id, audited.
+            code, out, err = d.ctl("digest", "preview", "yjs:mk", check=False)
+            self.assertEqual(code, 2)
+            code, out, err = d.ctl("--json", "digest", "preview", "yjs:mk", "--date", "2026-11-25", "--reason", "test")
+            self.assertEqual(json.loads(out)["id"], "ct-digest-mk-20261125T0730")
+            d.ctl("digest", "send", "yjs:mk", "--date", "2026-11-25")
+            self.assertTrue(smtp.wait_for(2, timeout=20))
+            again = email.message_from_bytes(smtp.messages[1]["data"], policy=email.policy.default)
+            self.assertEqual(again["X-Yjlink-Digest-Id"], msg["X-Yjlink-Digest-Id"])
+            code, out, _ = d.ctl("--json", "audit")
+            acts = [r for r in json.loads(out)["records"] if r["notification_id"] == msg["X-Yjlink-Digest-Id"]]
+            self.assertEqual(sorted(r["actor"] for r in acts), sorted(["yjlinkd", "uid:%d" % os.getuid()]))
+            self.assertEqual(sorted(acts[0]["seqs"]), sorted({int(r["seq"]) for r in recs}))
+            feed.close()
+        finally:
+            if d:
+                d.cleanup()
+            smtp.stop()
 
 
 if __name__ == "__main__":

@@ -272,6 +272,42 @@ class RoutingTest(RoutingBase):
         code, out, _ = self.daemon.ctl("--json", "outbox")
         self.assertIn("children_services:E08000035", [n["recipient"] for n in json.loads(out)["unroutable"]])
 
+    def test_liaison_diversion_out_of_hours_waits_for_opening(self):
+        # Wednesday 23:00: the L&D service (08:00-20:00 on weekdays) is closed.
+        late = T0 + 13 * 3600
+        self.daemon.ctl_request("clock", {"set": yjtest.utc(late)})
+        try:
+            ev = event()
+            ev["occurred_at"] = yjtest.utc(late - 600)
+            ev["custody"].update({"arrived_at": yjtest.utc(late - 1200), "status_at": yjtest.utc(late - 600)})
+            seq = self.send("custody", ev)
+            self.assertEqual(self.wait_about(seq, 0, timeout=1.5), [])
+            code, out, _ = self.daemon.ctl("--json", "outbox")
+            ld = json.loads(out)["recipients"]["liaison_diversion:tvp"]
+            self.assertEqual(ld["next_attempt"], "2026-11-26T08:00:00Z")
+            # 08:01 the next morning: delivered, marked out of hours.
+            self.daemon.ctl_request("clock", {"set": "2026-11-26T08:01:00Z"})
+            self.assertEqual(self.wait_about(seq, 1), [("liaison_diversion:tvp", "liaison_diversion")])
+            body = [json.loads(r["body"]) for r in self.http.received if json.loads(r["body"])["event"]["seq"] == seq][0]
+            self.assertTrue(body.get("out_of_hours"))
+        finally:
+            self.daemon.ctl_request("clock", {"set": CLOCK})
+
+    def test_replay_makes_new_notifications(self):
+        seq = self.send("custody", event(lac=True, responsible="E09000033"))
+        self.wait_about(seq, 2)
+        before = [n for n in self.notifications() if n[0] == "children_services:E09000033"]
+        code, out, _ = self.daemon.ctl("--json", "replay", "--since", at(-11), "--rule", "lac_in_custody")
+        self.assertGreaterEqual(json.loads(out)["notifications"], 1)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            after = [n for n in self.notifications() if n[0] == "children_services:E09000033"]
+            if len(after) > len(before):
+                break
+            time.sleep(0.05)
+        new_ids = {n[2] for n in after} - {n[2] for n in before}
+        self.assertTrue(new_ids, "replay sent nothing new")
+
     # --- data sharing agreements ---
 
     def test_allowlists_hold_on_every_delivered_body(self):
