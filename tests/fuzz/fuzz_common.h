@@ -12,11 +12,12 @@
  * as a crash and saves the input.
  *
  * Environment:
- *   YJ_FUZZ_LAX_PATHS=1  a field path need only be well-formed UTF-8: the
- *                        normaliser echoes unknown JSON keys into the path
- *                        verbatim (README.md, finding 1), which the strict
- *                        [a-z0-9_.] rule reports at once; set this to fuzz
- *                        past it.
+ *   YJ_FUZZ_ALLOW=LIST   comma-separated known findings (README.md) to let
+ *                        pass, so a campaign can fuzz past them until fixed:
+ *     paths    a field path need only be well-formed UTF-8 (the normaliser
+ *              echoes unknown JSON keys into it verbatim; strict: [a-z0-9_.])
+ *     qutf8    quarantine records may hold strings that are not UTF-8
+ *              (fuzz_framing: frames copied verbatim into `string` fields)
  */
 #ifndef YJ_FUZZ_COMMON_H
 #define YJ_FUZZ_COMMON_H
@@ -71,13 +72,26 @@ static inline const struct yj_refdata *fz_ref(void)
 	return ref;
 }
 
+/* 1 when YJ_FUZZ_ALLOW names the known finding `what`. */
+static inline bool fz_allowed(const char *what)
+{
+	const char *e = getenv("YJ_FUZZ_ALLOW");
+	size_t n = strlen(what);
+	for (const char *p = e; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t k = end ? (size_t)(end - p) : strlen(p);
+		if ((k == n && memcmp(p, what, n) == 0) || (k == 3 && memcmp(p, "all", 3) == 0))
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
 static inline bool fz_lax_paths(void)
 {
 	static int lax = -1;
-	if (lax < 0) {
-		const char *e = getenv("YJ_FUZZ_LAX_PATHS");
-		lax = e && *e && strcmp(e, "0") != 0;
-	}
+	if (lax < 0)
+		lax = fz_allowed("paths");
 	return lax;
 }
 

@@ -36,7 +36,10 @@
  * YJN1 (the subscription protocol, notify.endpoint) has no framing code in
  * the daemon yet; when it has, its parser belongs in a target like this.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,12 +151,38 @@ static void s_close(void)
 	g_dir[0] = '\0';
 }
 
-static void s_open(void)
+static const char *s_base(void)
 {
 	const char *base = getenv("YJ_FUZZ_TMPDIR");
 	if (!base || !*base)
 		base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	snprintf(g_dir, sizeof(g_dir), "%s/yjlink-fuzz-XXXXXX", base);
+	return base;
+}
+
+/* A crash ends the process without atexit: remove the stores of
+ * yjlink-fuzz-<pid>-* whose process is gone. */
+static void s_sweep(void)
+{
+	DIR *d = opendir(s_base());
+	struct dirent *e;
+	char path[512];
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		long pid;
+		if (sscanf(e->d_name, "yjlink-fuzz-%ld-", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", s_base(), e->d_name);
+		nftw(path, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+	}
+	closedir(d);
+}
+
+static void s_open(void)
+{
+	snprintf(g_dir, sizeof(g_dir), "%s/yjlink-fuzz-%ld-XXXXXX", s_base(), (long)getpid());
 	if (!mkdtemp(g_dir)) {
 		perror("fuzz_framing: mkdtemp");
 		exit(1);
@@ -181,6 +210,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		exit(1);
 	}
 	fz_ref();
+	s_sweep();
 	s_open();
 	atexit(s_atexit);
 	return 0;
