@@ -219,17 +219,26 @@ def metrics(daemon):
 
 
 def wait_outbox_empty(daemon, timeout):
-    """Wait for yjlink_outbox_depth 0 (two readings in a row); returns whether it was."""
-    deadline = time.monotonic() + timeout
-    zeros = 0
+    """Wait for yjlink_outbox_depth 0 in two published snapshots in a row
+    (/metrics is refreshed once a second: the first reading may predate the
+    caller's last events, so readings count from 1.1 s after the call).
+    Returns whether it was."""
+    start = time.monotonic()
+    deadline = start + timeout
+    zero_since = None
     while time.monotonic() < deadline:
+        now = time.monotonic()
         try:
-            zeros = zeros + 1 if metrics(daemon).get("yjlink_outbox_depth", 1) == 0 else 0
+            depth = metrics(daemon).get("yjlink_outbox_depth", 1)
         except OSError:
-            zeros = 0
-        if zeros >= 2:
+            depth = 1
+        if depth != 0 or now < start + 1.1:
+            zero_since = None
+        elif zero_since is None:
+            zero_since = now
+        elif now - zero_since >= 1.1:
             return True
-        time.sleep(0.5)
+        time.sleep(0.25)
     return False
 
 
@@ -403,6 +412,8 @@ def run(args):
         drained = wait_outbox_empty(daemon, 300)
         t_drain = time.monotonic() - t0
         cpu = cpu_seconds(pid) - cpu0
+        time.sleep(1.1)  # one more metrics refresh
+        final = metrics(daemon)
         peak_anon = sampler.stop()
         mem = memory(pid, daemon.store)
         if perf:
@@ -442,6 +453,11 @@ def run(args):
                     key + "_max_ms": lat[-1], key + "_delivered": len(arr), key + "_per_s": thr})
     print("daemon CPU: %.2f s over %.2f s (%.0f%% of one core); outbox drained: %s after %.2f s" %
           (cpu, t_drain, 100 * cpu / t_drain, drained, t_drain))
+    commits = final.get("yjlink_commit_seconds_count", 0)
+    if commits:
+        fast = final.get('yjlink_commit_seconds_bucket{le="0.001"}', float("nan"))
+        print("ingest group commits: %d, mean %.2f ms, %.0f%% within 1 ms (yjlink_commit_seconds)" %
+              (commits, 1000 * final["yjlink_commit_seconds_sum"] / commits, 100 * fast / commits))
     print("daemon memory at end: private (non-LMDB) %.1f MiB, anonymous %.1f MiB (peak sampled %.1f MiB), "
           "LMDB map resident %.1f MiB" % (mib(mem["private"]), mib(mem["anon"]), mib(peak_anon), mib(mem["lmdb"])))
     if "cs_p99_ms" in out:
@@ -451,12 +467,19 @@ def run(args):
     out.update({"events": n, "rate": args.rate, "sent_s": t_sent, "cpu_s": cpu, "drain_s": t_drain,
                 "private_mib": mib(mem["private"]), "anon_mib": mib(mem["anon"]), "peak_anon_mib": mib(peak_anon)})
     if perf:
-        rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children", "--percent-limit", "1.5",
-                              "-g", "none", "--sort", "dso,symbol"], capture_output=True, text=True)
-        print("perf (daemon, during the send window; self time by symbol):")
-        for line in rep.stdout.splitlines():
-            if line.strip() and not line.startswith("#"):
-                print("  " + line.strip())
+        def report(sort, limit="0.5"):
+            r = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children", "--percent-limit",
+                                limit, "-g", "none", "--sort", sort], capture_output=True, text=True)
+            return [ln.strip() for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+        print("perf (daemon's CPU samples during the send window), by object:")
+        for ln in report("dso")[:8]:
+            print("  " + ln)
+        print("  top user-space symbols:")
+        for ln in [ln for ln in report("dso,symbol", "0.2") if "[.]" in ln][:15]:
+            print("  " + re.sub(r"\s+", " ", ln))
+        print("  top kernel symbols:")
+        for ln in [ln for ln in report("symbol", "1") if "[k]" in ln][:8]:
+            print("  " + re.sub(r"\s+", " ", ln))
     if args.summary:
         with open(args.summary, "w") as f:
             json.dump(out, f)

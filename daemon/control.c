@@ -93,16 +93,6 @@ static Yjlink__V1__Record *s_decode_record(const void *data, size_t len)
 	return yjlink__v1__record__unpack(NULL, len, data);
 }
 
-static cJSON *s_time_json(int64_t us)
-{
-	char buf[48];
-	Yjlink__V1__Time t = YJLINK__V1__TIME__INIT;
-	t.has_unix_us = 1;
-	t.unix_us = us;
-	yj_time_format(&t, buf, sizeof(buf));
-	return cJSON_CreateString(buf);
-}
-
 /* --- status --- */
 struct s_status_read {
 	struct yj_store_stats st;
@@ -119,7 +109,7 @@ static void s_cmd_status(struct s_call *c)
 	yj_store_stats(c->ctl->d.store, &st);
 	cJSON_AddStringToObject(c->out, "version", YJ_VERSION);
 	cJSON_AddNumberToObject(c->out, "uptime_seconds", (double)((yj_loop_now_ms() - c->ctl->d.started_ms) / 1000));
-	cJSON_AddItemToObject(c->out, "now", s_time_json(now));
+	cJSON_AddItemToObject(c->out, "now", yj_time_to_json(now));
 	cJSON *dep = cJSON_AddObjectToObject(c->out, "deployment");
 	cJSON_AddStringToObject(dep, "id", cfg->deployment_id);
 	cJSON_AddStringToObject(dep, "name", cfg->deployment_name);
@@ -194,7 +184,7 @@ static int s_events_add(struct s_events *e, uint64_t seq)
 	char buf[48];
 	cJSON_AddNumberToObject(o, "seq", (double)r->seq);
 	cJSON_AddStringToObject(o, "feed", r->feed ? r->feed : "");
-	cJSON_AddItemToObject(o, "stored_at", s_time_json(r->stored_at_us));
+	cJSON_AddItemToObject(o, "stored_at", yj_time_to_json(r->stored_at_us));
 	if (ev->occurred_at) {
 		yj_time_format(ev->occurred_at, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "occurred_at", buf);
@@ -338,7 +328,7 @@ static cJSON *s_quar_json(uint64_t id, const Yjlink__V1__Quarantined *q, int ful
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", (double)id);
-	cJSON_AddItemToObject(o, "received_at", s_time_json(q->received_at_us));
+	cJSON_AddItemToObject(o, "received_at", yj_time_to_json(q->received_at_us));
 	cJSON_AddStringToObject(o, "origin", q->origin ? q->origin : "");
 	cJSON_AddStringToObject(o, "feed", q->feed ? q->feed : "");
 	cJSON_AddStringToObject(o, "content_type", q->content_type ? q->content_type : "");
@@ -451,7 +441,7 @@ static void s_cmd_clock(struct s_call *c)
 		yj_clock_set_us(us);
 		yj_notice("control: clock set by uid %ld", c->uid);
 	}
-	cJSON_AddItemToObject(c->out, "now", s_time_json(yj_clock_now_us()));
+	cJSON_AddItemToObject(c->out, "now", yj_time_to_json(yj_clock_now_us()));
 }
 
 static void s_cmd_reload(struct s_call *c)
@@ -478,20 +468,6 @@ static Yjlink__V1__Notification *s_note_get(struct yj_txn *txn, enum yj_db db, u
 	return yjlink__v1__notification__unpack(NULL, vlen, v);
 }
 
-static int s_note_put(struct yj_txn *txn, enum yj_db db, Yjlink__V1__Notification *n)
-{
-	uint8_t k[8];
-	size_t len = protobuf_c_message_get_packed_size(&n->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&n->base, buf);
-	yj_be64_put(k, n->number);
-	int rc = yj_txn_put(txn, db, k, 8, buf, len);
-	free(buf);
-	return rc;
-}
-
 static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notification *n)
 {
 	char id[96];
@@ -503,11 +479,11 @@ static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notific
 	cJSON_AddStringToObject(o, "rule", n->rule ? n->rule : "");
 	cJSON_AddStringToObject(o, "kind", n->kind ? n->kind : "");
 	cJSON_AddNumberToObject(o, "seq", (double)n->seq);
-	cJSON_AddItemToObject(o, "created_at", s_time_json(n->created_at_us));
+	cJSON_AddItemToObject(o, "created_at", yj_time_to_json(n->created_at_us));
 	cJSON_AddNumberToObject(o, "attempts", n->attempts);
 	cJSON_AddStringToObject(o, "last_error", n->last_error ? n->last_error : "");
 	if (n->has_failed_at_us)
-		cJSON_AddItemToObject(o, "failed_at", s_time_json(n->failed_at_us));
+		cJSON_AddItemToObject(o, "failed_at", yj_time_to_json(n->failed_at_us));
 	if (n->has_out_of_hours && n->out_of_hours)
 		cJSON_AddBoolToObject(o, "out_of_hours", 1);
 	return o;
@@ -602,15 +578,6 @@ struct s_dlq_op {
 	int done;
 };
 
-static size_t s_rcpt_key(uint8_t *buf, const char *rcpt, uint64_t n)
-{
-	size_t len = strlen(rcpt);
-	memcpy(buf, rcpt, len);
-	buf[len] = '\0';
-	yj_be64_put(buf + len + 1, n);
-	return len + 9;
-}
-
 static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t number)
 {
 	uint8_t k[8], rk[320];
@@ -628,9 +595,9 @@ static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t num
 	/* A retried notification must not be dead-lettered again for its age at once. */
 	n->created_at_us = yj_clock_now_us();
 	if (!rc)
-		rc = s_note_put(txn, YJ_DB_OUTBOX, n);
+		rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
 	if (!rc)
-		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, s_rcpt_key(rk, n->recipient, n->number), "", 0);
+		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), n->recipient, n->number), "", 0);
 	if (!rc)
 		rc = s_audit_action(txn, op->c, "retry", &n->seq, 1, n->recipient, op->reason);
 	n->last_error = last_error;
@@ -750,11 +717,11 @@ static int s_holds_cb(void *arg, const void *key, size_t klen, const void *val, 
 	if (h) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "seq", (double)h->seq);
-		cJSON_AddItemToObject(o, "held_at", s_time_json(h->held_at_us));
+		cJSON_AddItemToObject(o, "held_at", yj_time_to_json(h->held_at_us));
 		int released = h->has_released_at_us && h->released_at_us;
 		cJSON_AddBoolToObject(o, "released", released);
 		if (released) {
-			cJSON_AddItemToObject(o, "released_at", s_time_json(h->released_at_us));
+			cJSON_AddItemToObject(o, "released_at", yj_time_to_json(h->released_at_us));
 			cJSON_AddStringToObject(o, "released_by", h->released_by ? h->released_by : "");
 		}
 		cJSON_AddItemToArray(l->list, o);
@@ -1001,7 +968,7 @@ static int s_audit_cb(void *arg, const void *key, size_t klen, const void *val, 
 	if (keep) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "number", (double)a->number);
-		cJSON_AddItemToObject(o, "at", s_time_json(a->at_us));
+		cJSON_AddItemToObject(o, "at", yj_time_to_json(a->at_us));
 		cJSON_AddStringToObject(o, "action", a->action ? a->action : "");
 		cJSON_AddStringToObject(o, "actor", a->actor ? a->actor : "");
 		cJSON_AddStringToObject(o, "recipient", a->recipient ? a->recipient : "");

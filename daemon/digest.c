@@ -146,20 +146,6 @@ static Yjlink__V1__Record *s_record(struct yj_txn *txn, uint64_t seq)
 	return yjlink__v1__record__unpack(NULL, len, data);
 }
 
-static int s_held(struct yj_txn *txn, uint64_t seq)
-{
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	yj_be64_put(k, seq);
-	if (yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen))
-		return 0;
-	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
-	int held = h && !(h->has_released_at_us && h->released_at_us);
-	yjlink__v1__hold__free_unpacked(h, NULL);
-	return held;
-}
-
 struct s_window {
 	struct s_build *b;
 	size_t rlen;
@@ -385,7 +371,7 @@ static int s_gather(struct s_build *b, const struct yj_strlist *open_before)
 			if ((rc = s_add_open(b, ckey)))
 				goto fail;
 		}
-		int withheld = s_held(b->txn, b->seqs[i]);
+		int withheld = yj_route_is_held(b->txn, b->seqs[i]);
 		if ((rc = s_add_row(b, sec, b->seqs[i], r, withheld, overnight, status_now)))
 			goto fail;
 		continue;
@@ -404,7 +390,7 @@ fail:
 		}
 		b->open[keep++] = b->open[i];
 		Yjlink__V1__Record *copy = s_record(b->txn, latest->seq);
-		if (copy && (rc = s_add_row(b, S_STILL, copy->seq, copy, s_held(b->txn, copy->seq), s_record_overnight(b, latest),
+		if (copy && (rc = s_add_row(b, S_STILL, copy->seq, copy, yj_route_is_held(b->txn, copy->seq), s_record_overnight(b, latest),
 					    st))) {
 			yjlink__v1__record__free_unpacked(copy, NULL);
 			return rc;
@@ -427,7 +413,7 @@ fail:
 		rc = yj_txn_iter_dups(b->txn, YJ_DB_CHILD, child, strlen(child), s_hist_cb, &h);
 		for (size_t j = 0; rc >= 0 && j < h.n; j++) {
 			Yjlink__V1__Record *hr = s_record(b->txn, h.v[j]);
-			if (hr && (rc = s_add_row(b, S_NEW, hr->seq, hr, s_held(b->txn, hr->seq), -1, NULL)))
+			if (hr && (rc = s_add_row(b, S_NEW, hr->seq, hr, yj_route_is_held(b->txn, hr->seq), -1, NULL)))
 				yjlink__v1__record__free_unpacked(hr, NULL);
 		}
 		free(h.v);

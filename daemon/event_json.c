@@ -142,3 +142,13 @@ cJSON *yj_event_to_json(const Yjlink__V1__Event *ev, uint64_t seq, int64_t store
 	}
 	return obj;
 }
+
+cJSON *yj_time_to_json(int64_t unix_us)
+{
+	char buf[48];
+	Yjlink__V1__Time t = YJLINK__V1__TIME__INIT;
+	t.has_unix_us = 1;
+	t.unix_us = unix_us;
+	yj_time_format(&t, buf, sizeof(buf));
+	return cJSON_CreateString(buf);
+}

@@ -24,4 +24,7 @@ typedef int (*yj_field_allow_fn)(void *arg, const char *path);
 cJSON *yj_event_to_json(const Yjlink__V1__Event *ev, uint64_t seq, int64_t stored_at_us,
 			yj_field_allow_fn allow, void *arg);
 
+/* A UTC instant as an RFC 3339 JSON string ("...Z"); NULL on allocation failure. */
+cJSON *yj_time_to_json(int64_t unix_us);
+
 #endif

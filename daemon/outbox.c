@@ -100,30 +100,6 @@ static int s_allow(void *arg, const char *path)
 	return 1;
 }
 
-static int s_is_held(struct yj_txn *txn, uint64_t seq)
-{
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	yj_be64_put(k, seq);
-	if (yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen))
-		return 0;
-	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
-	int held = h && !(h->has_released_at_us && h->released_at_us);
-	yjlink__v1__hold__free_unpacked(h, NULL);
-	return held;
-}
-
-static cJSON *s_time(int64_t us)
-{
-	char buf[48];
-	Yjlink__V1__Time t = YJLINK__V1__TIME__INIT;
-	t.has_unix_us = 1;
-	t.unix_us = us;
-	yj_time_format(&t, buf, sizeof(buf));
-	return cJSON_CreateString(buf);
-}
-
 cJSON *yj_outbox_build(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
 		       const struct yj_recipient *r, cJSON *fields)
 {
@@ -137,13 +113,13 @@ cJSON *yj_outbox_build(struct yj_txn *txn, const struct yj_config *cfg, const Yj
 		yjlink__v1__record__free_unpacked(rec, NULL);
 		return NULL;
 	}
-	struct s_filter f = { r, s_is_held(txn, n->seq), fields };
+	struct s_filter f = { r, yj_route_is_held(txn, n->seq), fields };
 	cJSON *o = cJSON_CreateObject();
 	yj_notification_id(cfg, n->number, id, sizeof(id));
 	cJSON_AddStringToObject(o, "notification_id", id);
 	cJSON_AddStringToObject(o, "kind", n->kind ? n->kind : "");
 	cJSON_AddStringToObject(o, "recipient", n->recipient ? n->recipient : "");
-	cJSON_AddItemToObject(o, "created_at", s_time(n->created_at_us));
+	cJSON_AddItemToObject(o, "created_at", yj_time_to_json(n->created_at_us));
 	cJSON_AddStringToObject(o, "rule", n->rule ? n->rule : "");
 	cJSON_AddStringToObject(o, "legal_basis", n->legal_basis ? n->legal_basis : "");
 	cJSON_AddStringToObject(o, "classification", "OFFICIAL-SENSITIVE");
@@ -412,29 +388,6 @@ static int64_t s_backoff_us(const struct yj_config *cfg, uint32_t attempts)
 	return (floor + (int64_t)randombytes_uniform((uint32_t)(d > floor ? d - floor : 1))) * 1000;
 }
 
-static size_t s_rcpt_key(uint8_t *buf, const char *rcpt, uint64_t n)
-{
-	size_t len = strlen(rcpt);
-	memcpy(buf, rcpt, len);
-	buf[len] = '\0';
-	yj_be64_put(buf + len + 1, n);
-	return len + 9;
-}
-
-static int s_put_note(struct yj_txn *txn, enum yj_db db, Yjlink__V1__Notification *n)
-{
-	uint8_t k[8];
-	size_t len = protobuf_c_message_get_packed_size(&n->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&n->base, buf);
-	yj_be64_put(k, n->number);
-	int rc = yj_txn_put(txn, db, k, 8, buf, len);
-	free(buf);
-	return rc;
-}
-
 /* Take notification number out of the outbox (both tables). */
 static int s_remove(struct yj_txn *txn, const char *rcpt, uint64_t number)
 {
@@ -443,7 +396,7 @@ static int s_remove(struct yj_txn *txn, const char *rcpt, uint64_t number)
 	int rc = yj_txn_del(txn, YJ_DB_OUTBOX, k, 8);
 	if (rc && rc != YJ_ENOENT)
 		return rc;
-	rc = yj_txn_del(txn, YJ_DB_OUTBOX_RCPT, rk, s_rcpt_key(rk, rcpt, number));
+	rc = yj_txn_del(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), rcpt, number));
 	return rc == YJ_ENOENT ? 0 : rc;
 }
 
@@ -534,11 +487,11 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 			n->has_next_attempt_us = 0;
 			rc = s_remove(txn, rs->id, n->number);
 			if (!rc)
-				rc = s_put_note(txn, YJ_DB_DLQ, n);
+				rc = yj_route_put_note(txn, YJ_DB_DLQ, n);
 		} else {
 			n->has_next_attempt_us = 1;
 			n->next_attempt_us = now + s_backoff_us(cfg, n->attempts);
-			rc = s_put_note(txn, YJ_DB_OUTBOX, n);
+			rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
 		}
 	}
 	/* The unpacked string goes back before the free: dn->detail is not ours to free here. */
@@ -666,13 +619,13 @@ static int s_reconcile_write(struct yj_txn *txn, void *arg)
 			if (pass == 0) {
 				rc = yj_txn_del(txn, YJ_DB_UNROUTABLE, k, 8);
 				if (!rc)
-					rc = s_put_note(txn, YJ_DB_OUTBOX, n);
+					rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
 				if (!rc)
-					rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, s_rcpt_key(rk, n->recipient, n->number), "", 0);
+					rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), n->recipient, n->number), "", 0);
 			} else {
 				rc = s_remove(txn, n->recipient, n->number);
 				if (!rc)
-					rc = s_put_note(txn, YJ_DB_UNROUTABLE, n);
+					rc = yj_route_put_note(txn, YJ_DB_UNROUTABLE, n);
 			}
 			yjlink__v1__notification__free_unpacked(n, NULL);
 			if (rc)
@@ -746,7 +699,7 @@ static int s_describe_cb(void *arg, const void *key, size_t klen, const void *va
 		cJSON_AddNumberToObject(r, "pending", 0);
 		cJSON_AddNumberToObject(r, "oldest", (double)n->number);
 		int64_t next = n->has_next_attempt_us ? n->next_attempt_us : n->has_not_before_us ? n->not_before_us : 0;
-		cJSON_AddItemToObject(r, "next_attempt", next ? s_time(next) : cJSON_CreateString("now"));
+		cJSON_AddItemToObject(r, "next_attempt", next ? yj_time_to_json(next) : cJSON_CreateString("now"));
 		cJSON_AddNumberToObject(r, "attempts", n->attempts);
 		cJSON_AddStringToObject(r, "last_error", n->last_error ? n->last_error : "");
 	}

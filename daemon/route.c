@@ -242,7 +242,35 @@ int yj_route_allowed(const struct yj_recipient *r, const char *path)
 	return 0;
 }
 
-static size_t s_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n)
+int yj_route_is_held(struct yj_txn *txn, uint64_t seq)
+{
+	uint8_t k[8];
+	const void *v;
+	size_t vlen;
+	yj_be64_put(k, seq);
+	if (yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen))
+		return 0;
+	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
+	int held = h && !(h->has_released_at_us && h->released_at_us);
+	yjlink__v1__hold__free_unpacked(h, NULL);
+	return held;
+}
+
+int yj_route_put_note(struct yj_txn *txn, enum yj_db db, const Yjlink__V1__Notification *n)
+{
+	uint8_t k[8];
+	size_t len = protobuf_c_message_get_packed_size(&n->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return YJ_ENOMEM;
+	protobuf_c_message_pack(&n->base, buf);
+	yj_be64_put(k, n->number);
+	int rc = yj_txn_put(txn, db, k, 8, buf, len);
+	free(buf);
+	return rc;
+}
+
+size_t yj_route_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n)
 {
 	size_t len = strlen(rcpt);
 	if (len + 9 > size)
@@ -297,7 +325,7 @@ int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *
 		return yj_txn_put(txn, YJ_DB_UNROUTABLE, nb, 8, buf, len);
 	if ((rc = yj_txn_put(txn, YJ_DB_OUTBOX, nb, 8, buf, len)))
 		return rc;
-	return yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, key, s_rcpt_key(key, sizeof(key), recipient, number), "", 0);
+	return yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, key, yj_route_rcpt_key(key, sizeof(key), recipient, number), "", 0);
 }
 
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
@@ -327,7 +355,7 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
 			continue;
 		if (r->mode == YJ_MODE_DIGEST) {
-			size_t klen = s_rcpt_key(key, sizeof(key), rcpt, seq);
+			size_t klen = yj_route_rcpt_key(key, sizeof(key), rcpt, seq);
 			if ((rc = yj_txn_put(txn, YJ_DB_DIGEST, key, klen, r->id, strlen(r->id))))
 				return rc;
 			counts->digest++;

@@ -92,6 +92,17 @@ int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *
 		   const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int64_t not_before_us,
 		   int out_of_hours, int *unroutable);
 
+/* The key of the per-recipient tables (YJ_DB_OUTBOX_RCPT, YJ_DB_DIGEST):
+ * "<recipient>\0" + be64 n, into buf (at least strlen(rcpt) + 9 bytes, at
+ * most size; a longer id is cut). Returns the length. */
+size_t yj_route_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n);
+
+/* 1 while event seq is held for the officer in the case (not released). */
+int yj_route_is_held(struct yj_txn *txn, uint64_t seq);
+
+/* Write notification n packed under its number in db. */
+int yj_route_put_note(struct yj_txn *txn, enum yj_db db, const Yjlink__V1__Notification *n);
+
 /* Check the recipients' codes against the reference tables (LAs, suites,
  * forces), reporting to diag. */
 void yj_route_check_config(const struct yj_config *cfg, const struct yj_refdata *ref, struct yj_diag *diag);

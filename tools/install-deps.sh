@@ -9,6 +9,7 @@ pkgs=(
   libcjson-dev libmicrohttpd-dev libsodium-dev
   python3 python3-zmq python3-aiosmtpd python3-prometheus-client
   systemd tzdata curl
+  chromium   # headless: test_digest_html.py loads the digest HTML in a real browser
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -23,7 +23,12 @@
  * field); an accepted one gets OK, DUP, REJECT conflict/forbidden or RETRY;
  * forbidden exactly for a force outside ingest.forces; OK sequence numbers
  * increase; a copy of a request sent again gets DUP with the same seq after
- * OK or DUP, and the same refusal after a REJECT.
+ * OK or DUP, and the same refusal after a REJECT. In the store: every OK and
+ * DUP seq holds a Record of that feed whose event is byte for byte the
+ * normalised request; every REJECT added exactly one quarantine entry, with
+ * the reply's error/field/reason/source_id, the frame count, the payload
+ * length and its first quarantine_max_bytes, and only UTF-8 in its string
+ * fields (YJ_FUZZ_ALLOW=qutf8 lets that last one pass).
  *
  * The store lives in $YJ_FUZZ_TMPDIR (default /dev/shm, else /tmp), is
  * opened once with a 2 MiB map and an 8 MiB cap, and is wiped and reopened
@@ -300,6 +305,7 @@ struct s_expect {
 	enum yj_reject_code code;/* its refusal otherwise */
 	char field[160];
 	char force[64];          /* accepted: the event's force */
+	struct fz_bytes packed;  /* accepted: the normalised event, packed (owned) */
 };
 
 static int s_allowed_force(const char *force)
@@ -338,6 +344,7 @@ static void s_expect(const struct yj_request *req, struct s_expect *x)
 	} else if (rc1 == 0) {
 		x->accepted = 1;
 		snprintf(x->force, sizeof(x->force), "%s", r1.event->force);
+		x->packed = fz_pack(r1.event);
 	} else {
 		x->code = r1.reject.code;
 		snprintf(x->field, sizeof(x->field), "%s", r1.reject.field);
@@ -374,6 +381,114 @@ static void s_check_against(const struct s_reply *r, const struct s_expect *x)
 	FZ_CHECK(s_allowed_force(x->force), "force %s outside ingest.forces got status %d", x->force, (int)r->status);
 }
 
+/* ------------------------------------------------- what the store holds */
+
+struct s_quar {
+	unsigned n;
+	Yjlink__V1__Quarantined *q[2];  /* entries added by this input, in order */
+};
+
+static int s_last_fn(struct yj_txn *t, void *arg)
+{
+	uint64_t *v = arg;
+	int rc = yj_txn_last_u64(t, YJ_DB_QUARANTINE, &v[0]);
+	return rc ? rc : yj_txn_last_u64(t, YJ_DB_EVENTS, &v[1]);
+}
+
+static int s_quar_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_quar *qs = arg;
+	(void)key;
+	FZ_CHECK(klen == 8, "quarantine key of %zu bytes", klen);
+	FZ_CHECK(qs->n < 2, "more quarantine entries than refusals");
+	qs->q[qs->n] = yjlink__v1__quarantined__unpack(NULL, vlen, val);
+	FZ_CHECK(qs->q[qs->n] != NULL, "a quarantine record does not unpack");
+	qs->n++;
+	return 0;
+}
+
+struct s_quar_read {
+	uint64_t after;
+	struct s_quar *out;
+};
+
+static int s_quar_fn(struct yj_txn *t, void *arg)
+{
+	struct s_quar_read *r = arg;
+	uint8_t k[8];
+	yj_be64_put(k, r->after + 1);
+	return yj_txn_iter(t, YJ_DB_QUARANTINE, k, 8, 0, s_quar_cb, r->out);
+}
+
+struct s_event_read {
+	uint64_t seq;
+	Yjlink__V1__Record *rec;
+};
+
+static int s_event_fn(struct yj_txn *t, void *arg)
+{
+	struct s_event_read *r = arg;
+	const void *v;
+	size_t n;
+	int rc = yj_store_get_event(t, r->seq, &v, &n);
+	if (rc)
+		return rc;
+	r->rec = yjlink__v1__record__unpack(NULL, n, v);
+	return 0;
+}
+
+static void s_str_utf8(const char *what, const char *s)
+{
+	if (!s || fz_allowed("qutf8"))
+		return;
+	FZ_CHECK(fz_utf8(s, false), "quarantine record's %s is not UTF-8 (a protobuf string; JSON in yjlinkctl)", what);
+}
+
+/* The quarantine entry of one REJECT: what the reply said and what came in. */
+static void s_check_quarantined(const Yjlink__V1__Quarantined *q, const struct s_reply *r,
+				const struct yj_request *req)
+{
+	size_t keep = req->payload_len;
+	if (keep > (size_t)g_cfg->ingest_quarantine_max_bytes)
+		keep = (size_t)g_cfg->ingest_quarantine_max_bytes;
+	FZ_CHECK(q->error && strcmp(q->error, r->error) == 0, "quarantined as %s, answered %s", q->error, r->error);
+	FZ_CHECK(q->field && strcmp(q->field, r->field) == 0, "quarantined field differs from the reply's");
+	FZ_CHECK(q->reason && strcmp(q->reason, r->reason) == 0, "quarantined reason differs from the reply's");
+	FZ_CHECK(q->source_id && strcmp(q->source_id, r->source_id) == 0, "quarantined source_id differs");
+	FZ_CHECK(q->origin && strcmp(q->origin, "yjl1") == 0, "quarantine origin");
+	FZ_CHECK(q->has_frames && q->frames == req->frames, "quarantined %u frames of %u", q->frames, req->frames);
+	FZ_CHECK(q->has_payload_bytes && q->payload_bytes == req->payload_len, "quarantined payload_bytes");
+	FZ_CHECK(q->payload.len == keep && (!keep || memcmp(q->payload.data, req->payload, keep) == 0),
+		 "quarantined payload is not the first %zu bytes received", keep);
+	s_str_utf8("feed", q->feed);
+	s_str_utf8("content_type", q->content_type);
+	s_str_utf8("source_id", q->source_id);
+	s_str_utf8("field", q->field);
+	s_str_utf8("reason", q->reason);
+}
+
+/* The stored event of an OK or DUP: that seq holds this normalised event. */
+static void s_check_stored(const struct s_reply *r, const struct s_expect *x, const struct yj_request *req)
+{
+	struct s_event_read er = { .seq = r->seq };
+	int rc = yj_store_read(g_store, s_event_fn, &er);
+	FZ_CHECK(rc == 0 && er.rec, "seq %llu answered %s is not stored (rc %d)", (unsigned long long)r->seq,
+		 r->status == YJ_STATUS_OK ? "OK" : "DUP", rc);
+	Yjlink__V1__Record *rec = er.rec;
+	FZ_CHECK(rec->has_seq && rec->seq == r->seq, "record seq");
+	FZ_CHECK(rec->event && rec->event->source_id && strcmp(rec->event->source_id, r->source_id) == 0,
+		 "stored event's source_id is not the reply's");
+	enum yj_feed feed = yj_feed_from_name(req->feed, req->feed_len);
+	FZ_CHECK(rec->feed && strcmp(rec->feed, yj_feed_name(feed)) == 0 && yj_event_feed(rec->event) == feed,
+		 "stored under feed %s", rec->feed ? rec->feed : "(none)");
+	if (x->known && x->accepted) {
+		struct fz_bytes got = fz_pack(rec->event);
+		fz_same_bytes(r->status == YJ_STATUS_OK ? "event stored on OK" : "event DUP points at", &x->packed, &got);
+		free(got.p);
+	}
+	yjlink__v1__record__free_unpacked(rec, NULL);
+}
+
 /* ---------------------------------------------------------------- run */
 
 static void s_maybe_reset(int retried)
@@ -402,6 +517,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s_split(data + 1, size - 1, count, &fr);
 	s_build_request(&fr, sender, &req, &joined);
 	s_expect(&req, &x);
+
+	uint64_t last[2] = { 0, 0 };  /* quarantine id, event seq before */
+	FZ_CHECK(yj_store_read(g_store, s_last_fn, last) == 0, "store read failed");
 
 	yj_clock_set_us(FZ_NOW_US);
 	yj_ingest_submit(g_ing, &req, s_on_reply, &r1);
@@ -446,6 +564,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
+
+	/* the store: a quarantine entry per REJECT, the event of every OK/DUP */
+	struct s_quar qs = { 0 };
+	struct s_quar_read qr = { last[0], &qs };
+	FZ_CHECK(yj_store_read(g_store, s_quar_fn, &qr) == 0, "quarantine read failed");
+	unsigned want = 0;
+	const struct s_reply *rs[2] = { &r1, &r2 };
+	for (unsigned i = 0; i < (twice ? 2u : 1u); i++) {
+		if (rs[i]->status == YJ_STATUS_REJECT) {
+			FZ_CHECK(want < qs.n, "a REJECT without a quarantine entry");
+			s_check_quarantined(qs.q[want++], rs[i], &req);
+		} else if (rs[i]->status == YJ_STATUS_OK || rs[i]->status == YJ_STATUS_DUP) {
+			s_check_stored(rs[i], &x, &req);
+		}
+	}
+	FZ_CHECK(qs.n == want, "%u quarantine entries for %u refusals", qs.n, want);
+	for (unsigned i = 0; i < qs.n; i++)
+		yjlink__v1__quarantined__free_unpacked(qs.q[i], NULL);
+
+	free(x.packed.p);
 	free(joined);
 	s_free_frames(&fr);
 	s_maybe_reset(retried);
