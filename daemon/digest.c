@@ -413,7 +413,15 @@ fail:
 		rc = yj_txn_iter_dups(b->txn, YJ_DB_CHILD, child, strlen(child), s_hist_cb, &h);
 		for (size_t j = 0; rc >= 0 && j < h.n; j++) {
 			Yjlink__V1__Record *hr = s_record(b->txn, h.v[j]);
-			if (hr && (rc = s_add_row(b, S_NEW, hr->seq, hr, yj_route_is_held(b->txn, hr->seq), -1, NULL)))
+			const char *now_status = NULL;
+			int night = -1;
+			if (hr && hr->event && yj_event_feed(hr->event) == YJ_FEED_CUSTODY) {
+				s_custody_key(hr->event, ckey, sizeof(ckey));
+				const Yjlink__V1__Record *latest = s_keep_latest(b, s_latest_custody(b, ckey));
+				now_status = latest && latest->event && latest->event->custody ? latest->event->custody->status : NULL;
+				night = s_record_overnight(b, latest);
+			}
+			if (hr && (rc = s_add_row(b, S_NEW, hr->seq, hr, yj_route_is_held(b->txn, hr->seq), night, now_status)))
 				yjlink__v1__record__free_unpacked(hr, NULL);
 		}
 		free(h.v);
@@ -564,12 +572,12 @@ static void s_html_text(FILE *f, const char *v)
 }
 
 /* Columns shown in the HTML and text: what a person reads on a phone. */
-static const size_t s_show[] = { 1, 7, 8, 9, 10, 11, 13, 14, 22, 15, 16, 24, 17, 18, 19, 4, 20 };
+static const size_t s_show[] = { 1, 7, 8, 9, 10, 11, 13, 14, 22, 15, 16, 24, 17, 18, 19, 26, 4, 20 };
 #define S_NSHOW (sizeof(s_show) / sizeof(s_show[0]))
 static const char *const s_show_titles[S_NSHOW] = {
 	"Seq", "Given name", "Family name", "Date of birth", "Home LA", "Looked after", "Suite", "Status",
-	"Status now", "Arrived", "Overnight", "Appropriate adult", "Interview", "Outcome", "Outcome name", "Occurred",
-	"Withheld",
+	"Status now", "Arrived", "Overnight", "Appropriate adult", "Interview", "Outcome", "Outcome name", "Offences",
+	"Occurred", "Withheld",
 };
 
 static int s_cmp_row(const void *a, const void *b)
@@ -661,11 +669,19 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 		".wrap{overflow-x:auto;-webkit-overflow-scrolling:touch}"
 		"table{border-collapse:collapse;font-size:0.9em;min-width:100%%}"
 		"th,td{border:1px solid #bbb;padding:4px 6px;text-align:left;white-space:nowrap}"
-		"th{background:#eee;position:sticky;top:0}tr:nth-child(even) td{background:#f7f7f7}"
-		".none{color:#555;font-style:italic}</style></head><body>\n"
+		"th{background:#eee}tr:nth-child(even) td{background:#f7f7f7}"
+		"td.long{white-space:normal;min-width:14em}tr.withheld td{background:#fff4d6}"
+		".t{white-space:nowrap}.none{color:#555;font-style:italic}"
+		/* Phones: each row becomes a card of label: value lines, empty ones hidden. */
+		"@media(max-width:600px){table,thead,tbody,tr,td{display:block;min-width:0}thead{display:none}"
+		"tr{border:1px solid #999;margin:0 0 10px;padding:4px}td{border:0;white-space:normal;padding:2px 4px}"
+		"td:empty{display:none}td::before{content:attr(data-label) \": \";font-weight:bold}"
+		"tr:nth-child(even) td{background:none}}"
+		"</style></head><body>\n"
 		"<div class=\"mark\">OFFICIAL-SENSITIVE</div>\n<h1>yjlink daily digest: ");
 	s_html_text(fh, b->yjs->name);
-	fprintf(fh, "</h1>\n<p>%s%s<br>Window %s to %s (when yjlinkd stored the events)<br>Digest <code>%s</code><br>"
+	fprintf(fh, "</h1>\n<p>%s%s<br>Window <span class=\"t\">%s</span> to <span class=\"t\">%s</span> "
+		    "(when yjlinkd stored the events)<br>Digest <code>%s</code><br>"
 		    "<b>%u children</b>, %u new events.</p>\n",
 		whenl, holiday ? " (bank holiday)" : "", start, end, d->id, children, out->events);
 	if (b->n_rows == 0) {
@@ -688,11 +704,14 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 		for (size_t i = 0; i < b->n_rows; i++) {
 			if (b->rows[i].section != (enum s_section)s)
 				continue;
-			fprintf(fh, "<tr data-seq=\"%" PRIu64 "\">", b->rows[i].seq);
+			fprintf(fh, "<tr data-seq=\"%" PRIu64 "\"%s>", b->rows[i].seq,
+				b->rows[i].withheld ? " class=\"withheld\"" : "");
 			fputs("-", ft);
 			for (size_t k = 0; k < S_NSHOW; k++) {
 				s_cell(b, &b->rows[i], s_show[k], cell, sizeof(cell));
-				fputs("<td>", fh);
+				size_t col = s_show[k];
+				fprintf(fh, "<td data-label=\"%s\"%s>", s_show_titles[k],
+					col == 19 || col == 24 || col == 26 ? " class=\"long\"" : "");
 				s_html_text(fh, cell);
 				fputs("</td>", fh);
 				if (*cell)
