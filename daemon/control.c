@@ -392,6 +392,8 @@ static int s_quar_show_read(struct yj_txn *txn, void *arg)
 	return 0;
 }
 
+static int s_quar_drop_write(struct yj_txn *txn, void *arg);
+
 static void s_cmd_quarantine(struct s_call *c)
 {
 	const char *sub = s_arg_str(c, "sub");
@@ -420,8 +422,23 @@ static void s_cmd_quarantine(struct s_call *c)
 			cJSON_DeleteItemFromObject(c->out, "entry");
 			return;
 		}
+	} else if (!strcmp(sub, "drop")) {
+		long long id = s_arg_u64(c, "id");
+		const char *reason = s_arg_str(c, "reason");
+		if (id <= 0)
+			return s_fail(c, 2, "quarantine drop needs ID, a positive number");
+		if (!reason || !*reason)
+			return s_fail(c, 2, "quarantine drop needs --reason TEXT (it is audited)");
+		s.id = (uint64_t)id;
+		rc = yj_store_write(c->ctl->d.store, s_quar_drop_write, &s);
+		if (rc == YJ_ENOENT)
+			return s_fail(c, 1, "no quarantine entry %lld", id);
+		if (!rc) {
+			yj_notice("control: quarantine entry %lld dropped by uid %ld", id, c->uid);
+			cJSON_AddNumberToObject(c->out, "dropped", (double)id);
+		}
 	} else {
-		return s_fail(c, 2, "quarantine takes list or show");
+		return s_fail(c, 2, "quarantine takes list, show or drop");
 	}
 	if (rc < 0)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
@@ -628,6 +645,13 @@ static int s_ids_cb(void *arg, const void *key, size_t klen, const void *val, si
 	}
 	ids->v[ids->n++] = yj_be64_get(key);
 	return 0;
+}
+
+/* Only the first key: stop at once. */
+static int s_ids_cb_first(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = s_ids_cb(arg, key, klen, val, vlen);
+	return rc < 0 ? rc : 1;
 }
 
 static int s_dlq_write(struct yj_txn *txn, void *arg)
@@ -1142,6 +1166,82 @@ static void s_cmd_digest(struct s_call *c)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 }
 
+static int s_quar_drop_write(struct yj_txn *txn, void *arg)
+{
+	struct s_quar *q = arg;
+	uint8_t k[8];
+	char why[700];
+	yj_be64_put(k, q->id);
+	int rc = yj_txn_del(txn, YJ_DB_QUARANTINE, k, 8);
+	if (rc)
+		return rc;
+	/* An erasure log names what was erased, never repeats it. */
+	snprintf(why, sizeof(why), "quarantine entry %llu: %s", (unsigned long long)q->id, s_arg_str(q->c, "reason"));
+	return s_audit_action(txn, q->c, "erasure", NULL, 0, "", why);
+}
+
+/* purge --dry-run: what retention would erase now (events by when they were
+ * stored; audit records by their time). */
+struct s_purge {
+	int64_t event_cut_us, audit_cut_us;
+	uint64_t events, first_seq, last_seq, audit;
+};
+
+static int s_audit_old_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_purge *p = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__AuditRecord *a = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	int old = a && a->at_us < p->audit_cut_us;
+	yjlink__v1__audit_record__free_unpacked(a, NULL);
+	if (!old)
+		return 1;
+	p->audit++;
+	return 0;
+}
+
+static int s_purge_read(struct yj_txn *txn, void *arg)
+{
+	struct s_purge *p = arg;
+	uint64_t cut = yj_digest_seq_at(txn, p->event_cut_us);
+	uint8_t k[8];
+	struct s_ids first = { NULL, 0, 0 };
+	int rc = yj_txn_iter(txn, YJ_DB_EVENTS, NULL, 0, 0, s_ids_cb_first, &first);
+	if (rc < 0)
+		return rc;
+	p->first_seq = first.n ? first.v[0] : 0;
+	free(first.v);
+	if (cut && p->first_seq && cut >= p->first_seq) {
+		p->events = cut - p->first_seq + 1;
+		p->last_seq = cut;
+	}
+	(void)k;
+	rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_audit_old_cb, p);
+	return rc < 0 ? rc : 0;
+}
+
+static void s_cmd_purge(struct s_call *c)
+{
+	const struct yj_config *cfg = *c->ctl->d.cfg;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "dry_run")))
+		return s_fail(c, 2, "only purge --dry-run is available: erasure runs by itself once retention is enabled");
+	int64_t now = yj_clock_now_us();
+	struct s_purge p = { now - cfg->retention_event_days * 86400 * INT64_C(1000000),
+			     now - cfg->retention_audit_days * 86400 * INT64_C(1000000), 0, 0, 0, 0 };
+	int rc = yj_store_read(c->ctl->d.store, s_purge_read, &p);
+	if (rc < 0)
+		return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+	cJSON_AddNumberToObject(c->out, "events", (double)p.events);
+	if (p.events) {
+		cJSON_AddNumberToObject(c->out, "first_seq", (double)p.first_seq);
+		cJSON_AddNumberToObject(c->out, "last_seq", (double)p.last_seq);
+	}
+	cJSON_AddItemToObject(c->out, "events_stored_before", yj_time_to_json(p.event_cut_us));
+	cJSON_AddNumberToObject(c->out, "audit_records", (double)p.audit);
+	cJSON_AddItemToObject(c->out, "audit_before", yj_time_to_json(p.audit_cut_us));
+}
+
 struct s_command {
 	const char *name;
 	void (*fn)(struct s_call *c);
@@ -1160,6 +1260,7 @@ static const struct s_command s_commands[] = {
 	{ "replay", s_cmd_replay },
 	{ "audit", s_cmd_audit },
 	{ "digest", s_cmd_digest },
+	{ "purge", s_cmd_purge },
 };
 
 static long s_peer_uid(zmq_msg_t *m)

@@ -23,6 +23,7 @@ struct s_opts {
 	const char *reason;    /* --reason */
 	const char *child, *since, *feed, *by, *rule, *date;
 	int all;               /* --all */
+	int dry_run;           /* --dry-run */
 	long limit;            /* --limit, 0 = daemon's default */
 	int json;              /* --json */
 	int timeout_ms;        /* --timeout seconds * 1000 */
@@ -51,6 +52,8 @@ static void s_usage(FILE *out)
 		"  replay --since T [--rule R]              route stored events again (new notifications)\n"
 		"  audit [--since T] [--recipient R] [--child ID] | audit verify\n"
 		"                                           the disclosure log; check its hash chain\n"
+		"  quarantine drop ID --reason TEXT         erase one refused message (audited)\n"
+		"  purge --dry-run                          what retention would erase now\n"
 		"  reload                                   re-read the config, like SIGHUP\n"
 		"  clock set T                              move the daemon's clock (testing.clock_control)\n"
 		"\n"
@@ -209,6 +212,7 @@ int main(int argc, char **argv)
 		{ "by", required_argument, NULL, 'b' },     { "rule", required_argument, NULL, 'R' },
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ "date", required_argument, NULL, 'D' },    { "all", no_argument, NULL, 'A' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s_opts o = { .timeout_ms = 10000 };
@@ -232,6 +236,7 @@ int main(int argc, char **argv)
 		case 'R': o.rule = optarg; break;
 		case 'D': o.date = optarg; break;
 		case 'A': o.all = 1; break;
+		case 'n': o.dry_run = 1; break;
 		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
 		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
 		case 'h': s_usage(stdout); return 0;
@@ -279,6 +284,8 @@ int main(int argc, char **argv)
 		cJSON_AddStringToObject(args, "date", o.date);
 	if (o.all)
 		cJSON_AddBoolToObject(args, "all", 1);
+	if (o.dry_run)
+		cJSON_AddBoolToObject(args, "dry_run", 1);
 
 	int usage = 0;
 	if (!strcmp(cmd, "show")) {

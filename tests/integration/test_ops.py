@@ -149,6 +149,27 @@ class CtlTest(yjtest.DaemonTest):
                                          "status"], capture_output=True, text=True).returncode, None, None
         self.assertEqual(code, 1)
 
+    def test_quarantine_drop_and_purge_dry_run(self):
+        feed = yjtest.Feed(self.daemon.ingest)
+        r = feed.request("custody", b"{broken")
+        feed.close()
+        self.assertEqual(r[1], b"REJECT")
+        code, out, _ = self.daemon.ctl("--json", "quarantine", "list", "--limit", "1")
+        qid = json.loads(out)["entries"][0]["id"]
+        code, _, _ = self.daemon.ctl("quarantine", "drop", str(qid), check=False)
+        self.assertEqual(code, 2)
+        self.daemon.ctl("quarantine", "drop", str(qid), "--reason", "test input, not a real message")
+        code, _, _ = self.daemon.ctl("quarantine", "show", str(qid), "--reason", "x", check=False)
+        self.assertEqual(code, 1)
+        code, out, _ = self.daemon.ctl("--json", "audit")
+        erasures = [a for a in json.loads(out)["records"] if a["action"] == "erasure"]
+        self.assertTrue(erasures)
+        self.assertNotIn("broken", json.dumps(erasures))
+        code, out, _ = self.daemon.ctl("--json", "purge", "--dry-run")
+        body = json.loads(out)
+        self.assertEqual(body["events"], 0)   # everything here is new
+        self.assertIn("events_stored_before", body)
+
     def test_consultation_is_audited_with_uid(self):
         seq = self.send_one()
         self.daemon.ctl("show", str(seq), "--reason", "checking a safeguarding referral")
