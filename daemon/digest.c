@@ -1448,8 +1448,6 @@ int yj_digest_resend(struct yj_digest *dg, const char *yjs_id, const char *date,
 			break;
 		queued++;
 	}
-	for (size_t i = 0; i < f.n; i++)
-		f.found[i] = f.found[i];
 out:
 	s_find_free(&f);
 	if (rc && !*err)

@@ -704,7 +704,8 @@ static int s_describe_cb(void *arg, const void *key, size_t klen, const void *va
 		cJSON_AddStringToObject(r, "last_error", n->last_error ? n->last_error : "");
 	}
 	cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "pending");
-	cJSON_SetNumberValue(p, p->valuedouble + 1);
+	if (p)
+		cJSON_SetNumberValue(p, p->valuedouble + 1);
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	return 0;
 }
