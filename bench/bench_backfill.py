@@ -26,7 +26,6 @@ A benchmark prints figures; it asserts none.
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -113,18 +112,24 @@ def run(args):
               (bl.mib(peak), bl.mib(mem["private"]), bl.mib(mem["anon"]), bl.mib(mem["lmdb"]),
                "met" if max(peak, mem["private"]) <= 64 << 20 else "MISSED"))
         used = m.get("yjlink_store_used_bytes", 0)
-        daemon.stop()
+        t_stop, clean = bl.stop_daemon(daemon, 120)
+        print("SIGTERM with %d notifications in the outbox: exited after %.2f s%s" %
+              (routed_depth, t_stop, "" if clean else " (did NOT exit by itself in 120 s: killed)"))
         du = sum(os.path.getsize(os.path.join(daemon.store, n)) for n in os.listdir(daemon.store))
         print("store: %.0f MiB of pages in use, %.0f MiB on disk" % (bl.mib(used), bl.mib(du)))
         t_ready = ready_time(yjtest, daemon)
         print("restart to READY=1 with %d events stored: %.3f s (the bar: <= 1 s with 10,000,000)" %
               (stored, t_ready))
+        t_stop2, clean2 = bl.stop_daemon(daemon, 120)
+        print("SIGTERM right after that start: exited after %.2f s%s" %
+              (t_stop2, "" if clean2 else " (did NOT exit by itself in 120 s: killed)"))
         out = {"ok": ok, "elapsed_s": elapsed, "rate": rate, "stored": stored, "peak_anon_mib": bl.mib(peak),
                "private_mib": bl.mib(mem["private"]), "anon_mib": bl.mib(mem["anon"]), "ready_s": t_ready,
-               "outbox_left": routed_depth, "delivered": delivered, "store_mib": bl.mib(du)}
+               "outbox_left": routed_depth, "delivered": delivered, "store_mib": bl.mib(du),
+               "stop_s": t_stop, "stop2_s": t_stop2, "stops_clean": clean and clean2}
     finally:
         if daemon:
-            daemon.kill(15)
+            bl.stop_daemon(daemon)
         rx.stop()
     if args.summary:
         with open(args.summary, "w") as f:

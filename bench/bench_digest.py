@@ -158,7 +158,7 @@ def run(args):
                "peak_anon_mib": bl.mib(peak), "anon_before_mib": bl.mib(anon[0])}
     finally:
         if daemon:
-            daemon.kill(15)
+            bl.stop_daemon(daemon)
         rx.stop()
     if args.summary:
         with open(args.summary, "w") as f:

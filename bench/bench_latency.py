@@ -205,6 +205,25 @@ def start_daemon(yjtest, workdir, rx, clock=True, extra=None):
     return yjtest.Daemon(workdir=workdir, config=shipped_config(workdir, rx), sets=sets).start()
 
 
+def stop_daemon(daemon, timeout=60):
+    """SIGTERM, then SIGKILL after timeout s. Returns (seconds to exit, whether it exited by itself)."""
+    p = daemon.proc
+    if not p or p.poll() is not None:
+        return 0.0, True
+    t = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=timeout)
+        clean = True
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        clean = False
+    dt = time.monotonic() - t
+    daemon.log.close()
+    return dt, clean
+
+
 def metrics(daemon):
     """{name{labels}: value} from GET /metrics (refreshed each second)."""
     url = "http://%s/metrics" % daemon.sets["metrics.endpoint"]
@@ -253,9 +272,9 @@ def memory(pid, store_dir):
                anonymous pages plus the pages of the binary and libraries
                that no other process maps. The figure held against the bar;
     lmdb     : resident pages of the LMDB map (file-backed page cache, shared
-               with the kernel; not what the bar counts);
-    hwm_anon : nothing better than the anon figure exists for the peak, so
-               callers sample anon over time."""
+               with the kernel; not what the bar counts).
+    The kernel keeps no peak of private memory alone (VmHWM counts the LMDB
+    map too): for peaks, callers sample RssAnon with AnonSampler."""
     res = {"anon": 0, "private": 0, "lmdb": 0}
     store_dir = os.path.realpath(store_dir)
     cur = None
@@ -380,7 +399,6 @@ def run(args):
                                      "sleep", str(args.duration)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         cpu0 = cpu_seconds(pid)
-        order = []       # reply order = send order (one DEALER, one loop): index of each reply
         t0 = time.monotonic()
         i = 0
         got = 0
@@ -399,6 +417,7 @@ def run(args):
                     except zmq.Again:
                         break
                     t = time.monotonic()
+                    # One DEALER, one loop: replies come in send order.
                     if fr[1] == b"OK":
                         seq = int(fr[3])
                         ok_at[seq] = t
@@ -421,7 +440,7 @@ def run(args):
         recs = rx.webhooks()
     finally:
         if daemon:
-            daemon.kill(signal.SIGTERM)
+            stop_daemon(daemon)
         rx.stop()
 
     cs_path = "/children-services/E06000042"
@@ -439,7 +458,6 @@ def run(args):
         times = sorted(arr.values())
         span = times[-1] - times[0] if len(times) > 1 else 0
         thr = (len(times) - 1) / span if span > 0 else 0
-        # Deliveries while events kept arriving (the first 90% of the events' span).
         print("%s: %d of %d delivered" % (label, len(arr), len(ok_at)))
         if not lat:
             continue

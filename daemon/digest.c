@@ -194,12 +194,9 @@ static int s_window_cb(void *arg, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
+/* Collected unsorted; s_dedupe_open() makes the set once all are in. */
 static int s_add_open(struct s_build *b, const char *key)
 {
-	for (size_t i = 0; i < b->n_open; i++) {
-		if (!strcmp(b->open[i], key))
-			return 0;
-	}
 	if (b->n_open == b->cap_open) {
 		size_t ncap = b->cap_open ? b->cap_open * 2 : 32;
 		char **no = realloc(b->open, ncap * sizeof(*no));
@@ -212,6 +209,22 @@ static int s_add_open(struct s_build *b, const char *key)
 		return YJ_ENOMEM;
 	b->n_open++;
 	return 0;
+}
+
+static int s_cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void s_dedupe_open(struct s_build *b)
+{
+	size_t keep = 0;
+	if (b->n_open)
+		qsort(b->open, b->n_open, sizeof(*b->open), s_cmp_cstr);
+	for (size_t i = 0; i < b->n_open; i++) {
+		if (keep && !strcmp(b->open[keep - 1], b->open[i]))
+			free(b->open[i]);
+		else
+			b->open[keep++] = b->open[i];
+	}
+	b->n_open = keep;
 }
 
 struct s_last_dup {
@@ -380,6 +393,7 @@ fail:
 		return rc;
 	}
 	/* Still in custody at send time; the rest are closed and dropped from the set. */
+	s_dedupe_open(b);
 	size_t keep = 0;
 	for (size_t i = 0; i < b->n_open; i++) {
 		const Yjlink__V1__Record *latest = s_keep_latest(b, s_latest_custody(b, b->open[i]));

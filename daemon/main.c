@@ -236,10 +236,12 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct s_daemon *d = arg;
+	size_t had = yj_ingest_pending(d->ingest);
 	int rc = yj_ingest_flush(d->ingest);
 	if (d->metrics) {
 		yj_metrics_beat(d->metrics);
-		if (yj_ingest_pending(d->ingest) == 0)
+		/* Only a batch actually written says anything about the store. */
+		if (had)
 			yj_metrics_set_store_ok(d->metrics, rc == 0, rc ? yj_strerror(rc) : "");
 	}
 	if (d->stopping && yj_loop_now_ms() >= d->stop_deadline_ms)
@@ -430,6 +432,8 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit must give EFBIG (answered RETRY), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
 	struct yj_store_opts so = {

@@ -19,8 +19,9 @@
 /* Delivery state of one recipient. */
 struct s_rcpt {
 	char *id;                 /* recipient id, owned */
-	int in_flight;            /* a delivery (or its completion commit) is under way */
+	int in_flight;            /* a delivery (or a failure's completion commit) is under way */
 	int64_t next_attempt_us;  /* backoff: not before this */
+	uint64_t delivered_upto;  /* delivered, completion not yet committed: skip up to this number */
 };
 
 /* One finished delivery, waiting for the completion commit. */
@@ -178,6 +179,15 @@ static void s_on_done(void *arg, enum yj_delivery_result result, const char *det
 	dn->address = strdup(address ? address : "");
 	dn->finished = 1;
 	struct yj_outbox *ob = dn->ob;
+	if (result == YJ_DELIVERY_OK) {
+		/* The receiver has it: the recipient's next one may go now, in order,
+		 * before this completion is committed. A crash in between sends this
+		 * one again with the same id, which receivers drop. */
+		struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
+		rs->in_flight = 0;
+		if (dn->number > rs->delivered_upto)
+			rs->delivered_upto = dn->number;
+	}
 	if (dn->prev)
 		dn->prev->next = dn->next;
 	else if (ob->live == dn)
@@ -344,8 +354,20 @@ static int s_dispatch_read(struct yj_txn *txn, void *arg)
 			return rc;
 		if (!f.found)
 			return 0;
-		if ((rc = s_dispatch_one(txn, ds, f.rcpt, f.number)))
+		struct s_rcpt *rs = s_rcpt(ds->ob, f.rcpt);
+		if (rs && rs->delivered_upto >= f.number && !rs->in_flight) {
+			/* Its head is delivered, its commit pending: look past it. */
+			struct s_first g = { "", 0, 0 };
+			uint8_t k2[320];
+			size_t k2len = yj_route_rcpt_key(k2, sizeof(k2), f.rcpt, rs->delivered_upto + 1);
+			rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k2, k2len, 0, s_first_cb, &g);
+			if (rc < 0)
+				return rc;
+			if (g.found && !strcmp(g.rcpt, f.rcpt) && (rc = s_dispatch_one(txn, ds, g.rcpt, g.number)))
+				return rc;
+		} else if ((rc = s_dispatch_one(txn, ds, f.rcpt, f.number))) {
 			return rc;
+		}
 		/* Every key of this recipient sorts below "<id>\x01". */
 		flen = strlen(f.rcpt);
 		memcpy(from, f.rcpt, flen);
@@ -524,12 +546,14 @@ int yj_outbox_flush(struct yj_outbox *ob)
 		struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
 		char id[96];
 		yj_notification_id(cfg, dn->number, id, sizeof(id));
-		rs->in_flight = 0;
+		if (dn->result != YJ_DELIVERY_OK)
+			rs->in_flight = 0;
 		ob->in_flight--;
 		ob->delivered[dn->transport][dn->result]++;
 		if (rc) {
 			/* Not recorded: it stays in the outbox and goes again, same id. */
 			rs->next_attempt_us = now + 1000000;
+			rs->delivered_upto = 0;
 		} else if (dn->result == YJ_DELIVERY_OK) {
 			rs->next_attempt_us = 0;
 			yj_info("outbox: %s delivered to %s by %s", id, rs->id, s_transport_name(dn->transport));
@@ -546,6 +570,13 @@ int yj_outbox_flush(struct yj_outbox *ob)
 		free(dn);
 	}
 	ob->n_done = 0;
+	if (!rc) {
+		/* Committed: nothing delivered is waiting any more. */
+		for (size_t i = 0; i < ob->n_rcpts; i++) {
+			if (!ob->rcpts[i].in_flight)
+				ob->rcpts[i].delivered_upto = 0;
+		}
+	}
 	if (rc)
 		yj_err("outbox: cannot record deliveries: %s", yj_strerror(rc));
 	s_dispatch(ob);
@@ -651,25 +682,15 @@ int yj_outbox_reconcile(struct yj_outbox *ob)
 	return r.moved;
 }
 
-static int s_count_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
 static int s_stats_read(struct yj_txn *txn, void *arg)
 {
 	struct yj_outbox_stats *st = arg;
-	int rc = yj_txn_iter(txn, YJ_DB_OUTBOX, NULL, 0, 0, s_count_cb, &st->depth);
-	if (rc >= 0)
-		rc = yj_txn_iter(txn, YJ_DB_DLQ, NULL, 0, 0, s_count_cb, &st->dead_letters);
-	if (rc >= 0)
-		rc = yj_txn_iter(txn, YJ_DB_UNROUTABLE, NULL, 0, 0, s_count_cb, &st->unroutable);
-	return rc < 0 ? rc : 0;
+	int rc = yj_txn_count(txn, YJ_DB_OUTBOX, &st->depth);
+	if (!rc)
+		rc = yj_txn_count(txn, YJ_DB_DLQ, &st->dead_letters);
+	if (!rc)
+		rc = yj_txn_count(txn, YJ_DB_UNROUTABLE, &st->unroutable);
+	return rc;
 }
 
 int yj_outbox_stats(struct yj_outbox *ob, struct yj_outbox_stats *st)

@@ -933,6 +933,20 @@ void yj_store_close(struct yj_store **store)
 	*store = NULL;
 }
 
+int yj_txn_count(struct yj_txn *t, enum yj_db db, uint64_t *n)
+{
+	MDB_stat ms;
+	int mrc;
+	if ((unsigned)db >= YJ_DB_COUNT)
+		return YJ_EINVAL;
+	if (t->rc)
+		return t->rc;
+	if ((mrc = mdb_stat(t->txn, t->store->dbi[db], &ms)))
+		return s_fail(t, mrc, "stat");
+	*n = ms.ms_entries;
+	return 0;
+}
+
 static int s_stats_fn(struct yj_txn *t, void *arg)
 {
 	struct yj_store_stats *st = arg;

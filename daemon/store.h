@@ -107,6 +107,9 @@ int yj_txn_iter(struct yj_txn *txn, enum yj_db db, const void *from, size_t flen
 /* Every value of one key in a DUPSORT database, in order. */
 int yj_txn_iter_dups(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 		     yj_store_iter_fn fn, void *arg);
+/* Entries in db (every value, for DUPSORT databases), in O(1). */
+int yj_txn_count(struct yj_txn *txn, enum yj_db db, uint64_t *n);
+
 /* Highest key of a be64-keyed database (0 when empty). */
 int yj_txn_last_u64(struct yj_txn *txn, enum yj_db db, uint64_t *out);
 

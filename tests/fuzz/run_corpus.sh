@@ -24,7 +24,7 @@ if [ $BUILD -eq 1 ]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-unset YJ_FUZZ_LAX_PATHS YJ_FUZZ_LOG
+unset YJ_FUZZ_ALLOW YJ_FUZZ_LOG
 
 fail=0
 for t in json protobuf framing; do

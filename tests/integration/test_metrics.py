@@ -311,8 +311,9 @@ class NsDaemon(yjtest.Daemon):
 def namespaces_work():
     if not shutil.which("unshare"):
         return "no unshare(1)"
-    p = subprocess.run(["unshare", "-Urm", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d"],
-                       capture_output=True, text=True)
+    p = subprocess.run(["unshare", "-Urm", "sh", "-c",
+                        'd=$(mktemp -d) || exit 1; mount -t tmpfs -o size=1m tmpfs "$d"; r=$?; '
+                        'umount "$d" 2>/dev/null; rmdir "$d"; exit $r'], capture_output=True, text=True)
     return None if p.returncode == 0 else "unshare -Urm / tmpfs refused: %s" % p.stderr.strip()
 
 
@@ -366,6 +367,12 @@ class HealthzStoreTest(unittest.TestCase):
                          "until a write succeeds again; it answered %d %r" % (retry[3], status, body))
         self.assertTrue(body.startswith("store not writable: "), body)
         self.assertEqual(body.count("\n"), 1, body)
+        # And it stays so while nothing has been written: the loop keeps
+        # turning (timers every second) but the store is as full as before.
+        time.sleep(2.5)
+        status, body = http_get(self.d, "/healthz")
+        self.assertEqual(status, 503, "/healthz went back to %d %r 2.5 s after the last failed write, with the disk "
+                         "still full and no write since" % (status, body))
         # The daemon still serves: metrics say what happened.
         sc = poll(self.d, lambda sc: (sc.value("yjlink_ingest_retries_total") or 0) >= 1)
         self.assertGreaterEqual(sc.value("yjlink_ingest_retries_total"), 1)
