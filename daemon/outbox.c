@@ -15,13 +15,19 @@
 #include "route.h"
 
 #define S_TICK_MS 100
+/* Deliveries under way per recipient while it is healthy. After a transient
+ * failure it goes back to one at a time, oldest first, until it has caught
+ * up, so order is kept while it fails. */
+#define S_WINDOW 32
 
 /* Delivery state of one recipient. */
 struct s_rcpt {
 	char *id;                 /* recipient id, owned */
-	int in_flight;            /* a delivery (or a failure's completion commit) is under way */
+	uint64_t started[S_WINDOW]; /* numbers started and not yet committed as done: never started twice */
+	unsigned n_started;
+	int ordered;              /* after a transient failure: one at a time, oldest first */
 	int64_t next_attempt_us;  /* backoff: not before this */
-	uint64_t delivered_upto;  /* delivered, completion not yet committed: skip up to this number */
+	unsigned seen_pass;       /* last dispatch pass that found work for it */
 };
 
 /* One finished delivery, waiting for the completion commit. */
@@ -49,6 +55,7 @@ struct yj_outbox {
 	uint64_t in_flight;
 	uint64_t delivered[YJ_TRANSPORT_PEER + 1][YJ_DELIVERY_RESULTS];
 	int dispatching;          /* guards re-entry from synchronous completions */
+	unsigned pass;            /* dispatch passes so far */
 	struct s_done *live;      /* deliveries under way, freed at stop if never finished */
 };
 
@@ -179,15 +186,6 @@ static void s_on_done(void *arg, enum yj_delivery_result result, const char *det
 	dn->address = strdup(address ? address : "");
 	dn->finished = 1;
 	struct yj_outbox *ob = dn->ob;
-	if (result == YJ_DELIVERY_OK) {
-		/* The receiver has it: the recipient's next one may go now, in order,
-		 * before this completion is committed. A crash in between sends this
-		 * one again with the same id, which receivers drop. */
-		struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
-		rs->in_flight = 0;
-		if (dn->number > rs->delivered_upto)
-			rs->delivered_upto = dn->number;
-	}
 	if (dn->prev)
 		dn->prev->next = dn->next;
 	else if (ob->live == dn)
@@ -239,8 +237,12 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	const void *v;
 	size_t vlen;
 
-	if (!rs || rs->in_flight || rs->next_attempt_us > ds->now)
+	if (!rs || rs->n_started >= S_WINDOW || rs->next_attempt_us > ds->now)
 		return 0;
+	for (unsigned i = 0; i < rs->n_started; i++) {
+		if (rs->started[i] == number)
+			return 0;  /* under way, or delivered and waiting for its commit */
+	}
 	yj_be64_put(k, number);
 	if (yj_txn_get(txn, YJ_DB_OUTBOX, k, 8, &v, &vlen))
 		return 0;
@@ -291,7 +293,7 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	dn->number = n->number;
 	dn->seq = n->seq;
 	dn->transport = r->transport;
-	rs->in_flight = 1;
+	rs->started[rs->n_started++] = number;
 	ob->in_flight++;
 	/* s_rcpt may realloc the array: remember the recipient by index. */
 	dn->rcpt = (struct s_rcpt *)(uintptr_t)(rs - ob->rcpts);
@@ -355,18 +357,31 @@ static int s_dispatch_read(struct yj_txn *txn, void *arg)
 		if (!f.found)
 			return 0;
 		struct s_rcpt *rs = s_rcpt(ds->ob, f.rcpt);
-		if (rs && rs->delivered_upto >= f.number && !rs->in_flight) {
-			/* Its head is delivered, its commit pending: look past it. */
-			struct s_first g = { "", 0, 0 };
-			uint8_t k2[320];
-			size_t k2len = yj_route_rcpt_key(k2, sizeof(k2), f.rcpt, rs->delivered_upto + 1);
-			rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k2, k2len, 0, s_first_cb, &g);
-			if (rc < 0)
-				return rc;
-			if (g.found && !strcmp(g.rcpt, f.rcpt) && (rc = s_dispatch_one(txn, ds, g.rcpt, g.number)))
-				return rc;
-		} else if ((rc = s_dispatch_one(txn, ds, f.rcpt, f.number))) {
-			return rc;
+		if (rs) {
+			rs->seen_pass = ds->ob->pass;
+			if (rs->ordered) {
+				if (rs->n_started == 0 && (rc = s_dispatch_one(txn, ds, f.rcpt, f.number)))
+					return rc;
+			} else {
+				/* Fill the window with the oldest not yet started. */
+				uint64_t next = f.number;
+				for (unsigned tries = 0; rs->n_started < S_WINDOW && tries < 2 * S_WINDOW; tries++) {
+					struct s_first g = { "", 0, 0 };
+					uint8_t k2[320];
+					size_t k2len = yj_route_rcpt_key(k2, sizeof(k2), f.rcpt, next);
+					rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k2, k2len, 0, s_first_cb, &g);
+					if (rc < 0)
+						return rc;
+					if (!g.found || strcmp(g.rcpt, f.rcpt))
+						break;
+					unsigned before = rs->n_started;
+					if ((rc = s_dispatch_one(txn, ds, g.rcpt, g.number)))
+						return rc;
+					if (rs->n_started == before && rs->next_attempt_us > ds->now)
+						break;  /* backing off, or not due yet */
+					next = g.number + 1;
+				}
+			}
 		}
 		/* Every key of this recipient sorts below "<id>\x01". */
 		flen = strlen(f.rcpt);
@@ -380,10 +395,16 @@ static void s_dispatch(struct yj_outbox *ob)
 	if (ob->dispatching)
 		return;
 	ob->dispatching = 1;
+	ob->pass++;
 	struct s_dispatch ds = { ob, yj_clock_now_us(), "", 0 };
 	int rc = yj_store_read(ob->d.store, s_dispatch_read, &ds);
 	if (rc < 0)
 		yj_warn("outbox: cannot read the outbox: %s", yj_strerror(rc));
+	/* A recipient in order mode with nothing left has caught up. */
+	for (size_t i = 0; rc >= 0 && i < ob->n_rcpts; i++) {
+		if (ob->rcpts[i].ordered && ob->rcpts[i].n_started == 0 && ob->rcpts[i].seen_pass != ob->pass)
+			ob->rcpts[i].ordered = 0;
+	}
 	ob->dispatching = 0;
 }
 
@@ -546,14 +567,18 @@ int yj_outbox_flush(struct yj_outbox *ob)
 		struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
 		char id[96];
 		yj_notification_id(cfg, dn->number, id, sizeof(id));
-		if (dn->result != YJ_DELIVERY_OK)
-			rs->in_flight = 0;
+		for (unsigned k = 0; k < rs->n_started; k++) {
+			if (rs->started[k] == dn->number) {
+				rs->started[k] = rs->started[--rs->n_started];
+				break;
+			}
+		}
 		ob->in_flight--;
 		ob->delivered[dn->transport][dn->result]++;
 		if (rc) {
 			/* Not recorded: it stays in the outbox and goes again, same id. */
 			rs->next_attempt_us = now + 1000000;
-			rs->delivered_upto = 0;
+			rs->ordered = 1;
 		} else if (dn->result == YJ_DELIVERY_OK) {
 			rs->next_attempt_us = 0;
 			yj_info("outbox: %s delivered to %s by %s", id, rs->id, s_transport_name(dn->transport));
@@ -562,6 +587,7 @@ int yj_outbox_flush(struct yj_outbox *ob)
 			yj_warn("outbox: %s to %s failed for good (%s): dead-lettered", id, rs->id, dn->detail);
 		} else {
 			rs->next_attempt_us = now + s_backoff_us(cfg, 1);
+			rs->ordered = 1;
 			yj_notice("outbox: %s to %s will be retried (%s)", id, rs->id, dn->detail);
 		}
 		cJSON_Delete(dn->fields);
@@ -570,13 +596,6 @@ int yj_outbox_flush(struct yj_outbox *ob)
 		free(dn);
 	}
 	ob->n_done = 0;
-	if (!rc) {
-		/* Committed: nothing delivered is waiting any more. */
-		for (size_t i = 0; i < ob->n_rcpts; i++) {
-			if (!ob->rcpts[i].in_flight)
-				ob->rcpts[i].delivered_upto = 0;
-		}
-	}
 	if (rc)
 		yj_err("outbox: cannot record deliveries: %s", yj_strerror(rc));
 	s_dispatch(ob);
