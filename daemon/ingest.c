@@ -116,6 +116,22 @@ void yj_ingest_set_commit_hook(struct yj_ingest *ing, void (*fn)(void *arg, cons
 }
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing) { return &ing->stats; }
 
+/* A frame as a label in the quarantine record (a protobuf string, shown as
+ * JSON): printable ASCII, cut at 64 bytes, anything else as '?'. */
+static const char *s_label(struct yj_arena *a, const void *s, size_t len)
+{
+	const unsigned char *b = s;
+	if (len > 64)
+		len = 64;
+	char *out = yj_arena_alloc(a, len + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		out[i] = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '?';
+	out[len] = '\0';
+	return out;
+}
+
 static const char *s_copy(struct yj_arena *a, const void *s, size_t len)
 {
 	return yj_arena_strndup(a, s ? s : "", s ? len : 0);
@@ -196,8 +212,8 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		keep = (size_t)ing->cfg->ingest_quarantine_max_bytes;
 	uint8_t *raw = yj_arena_alloc(a, keep ? keep : 1);
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
-	p->feed_name = s_copy(a, req->feed, req->feed_len);
-	p->content_type = s_copy(a, req->content_type, req->content_type_len);
+	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
+	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
 	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender)) {
 		s_reply_retry(done, arg, "", "overloaded");
 		return YJ_ENOMEM;
@@ -426,7 +442,8 @@ static void s_observe_commit(struct yj_ingest *ing, double secs)
 
 static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 {
-	char detail[512];
+	char detail[64];
+	char *json = NULL;  /* REJECT detail, owned */
 	struct yj_reply r = { .status = p->status, .source_id = p->source_id, .source_id_len = strlen(p->source_id) };
 	const struct yj_reject *rej = p->rej.code ? &p->rej : &p->store_rej;
 
@@ -447,21 +464,19 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		break;
 	case YJ_STATUS_REJECT: {
 		cJSON *o = cJSON_CreateObject();
-		char *s = NULL;
 		if (o && cJSON_AddStringToObject(o, "error", yj_reject_code_name(rej->code)) &&
 		    cJSON_AddStringToObject(o, "field", rej->field) && cJSON_AddStringToObject(o, "reason", rej->reason))
-			s = cJSON_PrintUnformatted(o);
+			json = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
-		snprintf(detail, sizeof(detail), "%s",
-			 s ? s : "{\"error\":\"value\",\"field\":\"\",\"reason\":\"rejected\"}");
-		cJSON_free(s);
-		r.detail = detail;
-		r.detail_len = strlen(detail);
+		/* Whole, however long the escaped reason: a cut detail is not JSON. */
+		r.detail = json ? json : "{\"error\":\"value\",\"field\":\"\",\"reason\":\"rejected\"}";
+		r.detail_len = strlen(r.detail);
 		r.error = yj_reject_code_name(rej->code);
 		r.field = rej->field;
 		r.reason = rej->reason;
 		ing->stats.rejected[rej->code]++;
-		yj_info("ingest: REJECT %s field=%s origin=%s", r.error, rej->field, p->origin);
+		/* The field path is left out: an unknown key is the sender's text. */
+		yj_info("ingest: REJECT %s origin=%s", r.error, p->origin);
 		break;
 	}
 	case YJ_STATUS_RETRY:
@@ -471,6 +486,7 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		break;
 	}
 	p->done(p->arg, &r);
+	cJSON_free(json);
 }
 
 int yj_ingest_flush(struct yj_ingest *ing)

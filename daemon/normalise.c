@@ -260,6 +260,21 @@ static void s_path_add(char *buf, size_t size, size_t *n, const char *name, size
 	s_append(buf, size, n, name);
 }
 
+/* An unknown key as the sender wrote it may hold anything (a newline, a
+ * log priority, a name): in a field path it is cut to 64 bytes and every
+ * byte outside [A-Za-z0-9_-] becomes '_'. */
+static const char *s_safe_key(const char *key, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)key; *p && n + 1 < size && n < 64; p++) {
+		int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+			 *p == '-';
+		buf[n++] = ok ? (char)*p : '_';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 /* Report a problem at the current path plus leaf (NULL: the current path).
  * The path is only built when the problem can still win. */
 __attribute__((format(printf, 4, 5)))
@@ -813,7 +828,10 @@ static void s_check_time(struct s_ctx *c, struct s_rule r, const char *leaf, con
 		s_rej(c, YJ_REJ_VALUE, leaf, "offset out of range");
 		return;
 	}
-	if (t->unix_us < lo * S_US_PER_DAY || t->unix_us >= (hi + 1) * S_US_PER_DAY) {
+	/* In UTC and in its own offset: it is written back in the latter. */
+	int64_t local = t->unix_us + (int64_t)t->offset_minutes * 60 * 1000000;
+	if (t->unix_us < lo * S_US_PER_DAY || t->unix_us >= (hi + 1) * S_US_PER_DAY || local < lo * S_US_PER_DAY ||
+	    local >= (hi + 1) * S_US_PER_DAY) {
 		s_rej(c, YJ_REJ_VALUE, leaf, "timestamp out of range");
 		return;
 	}
@@ -1348,6 +1366,7 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
 {
+	char keybuf[80];
 	const struct s_rules *rs = s_rules_for(md);
 	const cJSON *dup = NULL;
 	bool dup_known = false;
@@ -1369,7 +1388,7 @@ static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, co
 			}
 			s_dups_at(c, k->string, 0, k);
 			if (!fd)
-				s_rej(c, YJ_REJ_SCHEMA, k->string, "unknown field");
+				s_rej(c, YJ_REJ_SCHEMA, s_safe_key(k->string, keybuf, sizeof(keybuf)), "unknown field");
 			else
 				s_rej(c, YJ_REJ_SCHEMA, k->string, "object of another feed than %s", yj_feed_name(c->feed));
 			continue;
