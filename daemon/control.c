@@ -36,6 +36,7 @@ struct s_call {
 	cJSON *out;          /* reply object, owned until sent */
 	int code;            /* 0, 1 refused/failed, 2 usage */
 	long uid;            /* caller's uid from the peer credentials, -1 unknown */
+	int trim;            /* the reply was big: give the heap back after sending it */
 };
 
 static void s_fail(struct s_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1132,12 +1133,15 @@ static void s_digest_preview(struct s_call *c, const char *yjs, const char *date
 		cJSON_AddNumberToObject(c->out, "children", dc.children);
 		cJSON_AddNumberToObject(c->out, "events", dc.events);
 		cJSON_AddStringToObject(c->out, "text", dc.text);
-		cJSON_AddStringToObject(c->out, "html", dc.html);
-		cJSON_AddStringToObject(c->out, "csv", dc.csv);
+		/* The HTML and CSV only when asked for (--json): they are most of the size. */
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"))) {
+			cJSON_AddStringToObject(c->out, "html", dc.html);
+			cJSON_AddStringToObject(c->out, "csv", dc.csv);
+		}
 	}
 	yj_digest_content_free(&dc);
-	/* A big preview leaves tens of MiB free in the heap: give them back. */
-	malloc_trim(0);
+	/* A big preview leaves tens of MiB free in the heap: give them back once sent. */
+	c->trim = 1;
 }
 
 static void s_cmd_digest(struct s_call *c)
@@ -1317,6 +1321,8 @@ reply:;
 	cJSON_free(body);
 	cJSON_Delete(c.out);
 	cJSON_Delete(req);
+	if (c.trim)
+		malloc_trim(0);
 }
 
 static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents, void *arg)

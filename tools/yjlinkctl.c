@@ -286,6 +286,8 @@ int main(int argc, char **argv)
 		cJSON_AddBoolToObject(args, "all", 1);
 	if (o.dry_run)
 		cJSON_AddBoolToObject(args, "dry_run", 1);
+	if (o.json)
+		cJSON_AddBoolToObject(args, "full", 1);  /* machine output: everything, e.g. a digest's HTML and CSV */
 
 	int usage = 0;
 	if (!strcmp(cmd, "show")) {
