@@ -248,32 +248,37 @@ static void s_append(char *buf, size_t size, size_t *n, const char *s)
 	buf[*n] = '\0';
 }
 
+/* An unknown key as the sender wrote it may hold anything (a newline, a
+ * log priority, a name): in a field path it is cut to 64 bytes, upper case
+ * becomes lower case and every other byte outside [a-z0-9_.] becomes '_'
+ * (an empty key is "_"), so every path stays [a-z0-9_.]. */
+static const char *s_safe_key(const char *key, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)key; *p && n + 1 < size && n < 64; p++) {
+		int ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.';
+		buf[n++] = ok ? (char)*p : (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : '_';
+	}
+	if (n == 0)
+		buf[n++] = '_';  /* an empty key still names a path segment */
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Every segment goes through s_safe_key: a path may run through keys the
+ * sender made up (an unknown object's members). */
 static void s_path_add(char *buf, size_t size, size_t *n, const char *name, size_t index)
 {
-	char num[24];
+	char num[24], safe[80];
 	if (*n)
 		s_append(buf, size, n, ".");
 	if (!name) {
 		snprintf(num, sizeof(num), "%zu", index);
 		name = num;
 	}
-	s_append(buf, size, n, name);
+	s_append(buf, size, n, s_safe_key(name, safe, sizeof(safe)));
 }
 
-/* An unknown key as the sender wrote it may hold anything (a newline, a
- * log priority, a name): in a field path it is cut to 64 bytes and every
- * byte outside [A-Za-z0-9_-] becomes '_'. */
-static const char *s_safe_key(const char *key, char *buf, size_t size)
-{
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)key; *p && n + 1 < size && n < 64; p++) {
-		int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-			 *p == '-';
-		buf[n++] = ok ? (char)*p : '_';
-	}
-	buf[n] = '\0';
-	return buf;
-}
 
 /* Report a problem at the current path plus leaf (NULL: the current path).
  * The path is only built when the problem can still win. */
@@ -1366,7 +1371,6 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
 {
-	char keybuf[80];
 	const struct s_rules *rs = s_rules_for(md);
 	const cJSON *dup = NULL;
 	bool dup_known = false;
@@ -1388,7 +1392,7 @@ static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, co
 			}
 			s_dups_at(c, k->string, 0, k);
 			if (!fd)
-				s_rej(c, YJ_REJ_SCHEMA, s_safe_key(k->string, keybuf, sizeof(keybuf)), "unknown field");
+				s_rej(c, YJ_REJ_SCHEMA, k->string, "unknown field");
 			else
 				s_rej(c, YJ_REJ_SCHEMA, k->string, "object of another feed than %s", yj_feed_name(c->feed));
 			continue;

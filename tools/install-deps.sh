@@ -8,7 +8,7 @@ pkgs=(
   libconfig-dev libcmocka-dev libsystemd-dev libcurl4-openssl-dev
   libcjson-dev libmicrohttpd-dev libsodium-dev
   python3 python3-zmq python3-aiosmtpd python3-prometheus-client
-  systemd tzdata curl
+  systemd tzdata curl clang libclang-rt-14-dev
   chromium   # headless: test_digest_html.py loads the digest HTML in a real browser
 )
 missing=()

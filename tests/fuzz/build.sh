@@ -77,26 +77,31 @@ done
 SOURCES+=("$B/gen/yjlink.pb-c.c" "$B/gen/embedded.c")
 HEADERS=("$SRC"/daemon/*.h "$SRC"/adapters/*.h "$B/gen/yjlink.pb-c.h")
 
-compile_set() { # compile_set DIR FLAGS: every source into DIR/*.o
-	local dir=$1 flags=$2 todo=() s o
+compile_set() { # compile_set DIR FLAGS: every source into DIR/*.o, then DIR/libyjfuzz.a
+	local dir=$1 flags=$2 todo=() objs=() s o
 	mkdir -p "$dir"
 	for s in "${SOURCES[@]}"; do
 		o="$dir/$(basename "${s%.c}").o"
+		objs+=("$o")
 		if newer "$o" "$s" "${HEADERS[@]}" "${BASH_SOURCE[0]}"; then
 			todo+=("$s")
 		fi
 	done
-	[ ${#todo[@]} -eq 0 ] && return 0
-	echo "build.sh: compiling ${#todo[@]} daemon sources into $dir"
-	printf '%s\n' "${todo[@]}" |
-		xargs -P "$JOBS" -I{} sh -c 'exec "$0" $1 -c "$2" -o "$3/$(basename "$2" .c).o"' "$CC" "$flags $INCLUDES" {} "$dir"
-	rm -f "$dir/libyjfuzz.a"
+	if [ ${#todo[@]} -gt 0 ]; then
+		echo "build.sh: compiling ${#todo[@]} daemon sources into $dir"
+		printf '%s\n' "${todo[@]}" |
+			xargs -P "$JOBS" -I{} sh -c 'exec "$0" $1 -c "$2" -o "$3/$(basename "$2" .c).o"' "$CC" "$flags $INCLUDES" {} "$dir" ||
+			die "compiling the daemon sources failed"
+		rm -f "$dir/libyjfuzz.a"
+	fi
+	# only the objects of today's sources: one of a removed file stays out
+	if [ ! -e "$dir/libyjfuzz.a" ] || [ "$(ar t "$dir/libyjfuzz.a" | wc -l)" -ne ${#objs[@]} ]; then
+		rm -f "$dir/libyjfuzz.a"
+		ar rcs "$dir/libyjfuzz.a" "${objs[@]}"
+	fi
 }
 
 compile_set "$B/obj" "$BASE $SAN -fsanitize=fuzzer-no-link"
-if [ ! -e "$B/obj/libyjfuzz.a" ]; then
-	ar rcs "$B/obj/libyjfuzz.a" "$B"/obj/*.o
-fi
 
 # --- targets
 for t in "${TARGETS[@]}"; do
@@ -119,9 +124,6 @@ fi
 if [ $COVERAGE -eq 1 ]; then
 	COV="-fprofile-instr-generate -fcoverage-mapping"
 	compile_set "$B/cov/obj" "$BASE $COV"
-	if [ ! -e "$B/cov/obj/libyjfuzz.a" ]; then
-		ar rcs "$B/cov/obj/libyjfuzz.a" "$B"/cov/obj/*.o
-	fi
 	for t in "${TARGETS[@]}"; do
 		if newer "$B/cov/$t" "$SRC/tests/fuzz/$t.c" "$SRC/tests/fuzz/fuzz_common.h" "$B/cov/obj/libyjfuzz.a"; then
 			echo "build.sh: linking cov/$t"

@@ -28,7 +28,7 @@
  * normalised request; every REJECT added exactly one quarantine entry, with
  * the reply's error/field/reason/source_id, the frame count, the payload
  * length and its first quarantine_max_bytes, and only UTF-8 in its string
- * fields (YJ_FUZZ_ALLOW=qutf8 lets that last one pass).
+ * fields.
  *
  * The store lives in $YJ_FUZZ_TMPDIR (default /dev/shm, else /tmp), is
  * opened once with a 2 MiB map and an 8 MiB cap, and is wiped and reopened
@@ -439,7 +439,7 @@ static int s_event_fn(struct yj_txn *t, void *arg)
 
 static void s_str_utf8(const char *what, const char *s)
 {
-	if (!s || fz_allowed("qutf8"))
+	if (!s)
 		return;
 	FZ_CHECK(fz_utf8(s, false), "quarantine record's %s is not UTF-8 (a protobuf string; JSON in yjlinkctl)", what);
 }
