@@ -261,6 +261,11 @@ static const char *s_safe_key(const char *key, char *buf, size_t size)
 	}
 	if (n == 0)
 		buf[n++] = '_';  /* an empty key still names a path segment */
+	/* A dot only between two non-empty segments. */
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '.' && (i == 0 || i == n - 1 || buf[i - 1] == '.'))
+			buf[i] = '_';
+	}
 	buf[n] = '\0';
 	return buf;
 }
@@ -833,10 +838,11 @@ static void s_check_time(struct s_ctx *c, struct s_rule r, const char *leaf, con
 		s_rej(c, YJ_REJ_VALUE, leaf, "offset out of range");
 		return;
 	}
-	/* In UTC and in its own offset: it is written back in the latter. */
-	int64_t local = t->unix_us + (int64_t)t->offset_minutes * 60 * 1000000;
-	if (t->unix_us < lo * S_US_PER_DAY || t->unix_us >= (hi + 1) * S_US_PER_DAY || local < lo * S_US_PER_DAY ||
-	    local >= (hi + 1) * S_US_PER_DAY) {
+	/* In UTC and in its own offset (it is written back in the latter); the
+	 * local time is computed only once UTC is known to be in range. */
+	int utc_ok = t->unix_us >= lo * S_US_PER_DAY && t->unix_us < (hi + 1) * S_US_PER_DAY;
+	int64_t local = utc_ok ? t->unix_us + (int64_t)t->offset_minutes * 60 * 1000000 : 0;
+	if (!utc_ok || local < lo * S_US_PER_DAY || local >= (hi + 1) * S_US_PER_DAY) {
 		s_rej(c, YJ_REJ_VALUE, leaf, "timestamp out of range");
 		return;
 	}

@@ -12,6 +12,10 @@
 # With --coverage, also cov/<target>: the same targets built with clang
 # source-based coverage (no sanitizers), for `tools/fuzz --coverage`.
 #
+# YJ_FUZZ_EXTRA_CFLAGS is added to every compile (e.g.
+# -fno-sanitize=signed-integer-overflow, to fuzz past an open finding in a
+# build directory of its own).
+#
 # Needs clang and its fuzzer runtime (Debian: clang, libclang-rt-14-dev) and
 # the daemon's own build dependencies (tools/install-deps.sh). Rebuilds only
 # what changed; safe to run every time.
@@ -67,7 +71,8 @@ fi
 
 INCLUDES="-I$SRC/daemon -I$SRC/adapters -I$B/gen $PKG_CFLAGS"
 BASE="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra"
-SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+# extra flags last, so they can turn off part of what SAN turns on
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=all ${YJ_FUZZ_EXTRA_CFLAGS:-}"
 
 # --- objects: compile what is older than its source or any header
 SOURCES=()

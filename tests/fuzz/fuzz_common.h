@@ -14,11 +14,10 @@
  * Environment:
  *   YJ_FUZZ_ALLOW=LIST   comma-separated open findings (README.md) to let
  *                        pass, so a campaign can fuzz past them until fixed:
- *     keycase  field path segments may also hold A-Z and '-' (what the
- *              normaliser's unknown-key sanitising keeps; strict: [a-z0-9_])
- *     paths    a field path need only be well-formed UTF-8 (raw JSON keys
- *              still reach it through duplicate-key refusals)
- *              "all" lets every one pass.
+ *     dots     a field path may have empty segments ("s.", "a..b": the
+ *              normaliser keeps '.' of an unknown key in its segment)
+ *     paths    a field path need only be well-formed UTF-8
+ *   "all" lets every one pass.
  */
 #ifndef YJ_FUZZ_COMMON_H
 #define YJ_FUZZ_COMMON_H
@@ -96,11 +95,11 @@ static inline bool fz_lax_paths(void)
 	return lax;
 }
 
-static inline bool fz_lax_keycase(void)
+static inline bool fz_lax_dots(void)
 {
 	static int lax = -1;
 	if (lax < 0)
-		lax = fz_allowed("keycase");
+		lax = fz_allowed("dots");
 	return lax;
 }
 
@@ -150,15 +149,14 @@ static inline bool fz_path_ok(const char *f)
 	size_t seg = 0;
 	for (const char *p = f;; p++) {
 		if (*p == '.' || *p == '\0') {
-			if (seg == 0)
+			if (seg == 0 && !fz_lax_dots())
 				return false;
 			if (*p == '\0')
 				return true;
 			seg = 0;
 			continue;
 		}
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-		      (fz_lax_keycase() && ((*p >= 'A' && *p <= 'Z') || *p == '-'))))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
 			return false;
 		seg++;
 	}

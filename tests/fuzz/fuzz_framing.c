@@ -77,7 +77,7 @@ struct s_reply {
 	unsigned calls;
 	enum yj_status status;
 	uint64_t seq;
-	char source_id[512];
+	char *source_id;  /* owned: up to the payload's size when unreadable as an event */
 	char error[32];
 	char field[200];
 	char reason[300];
@@ -93,7 +93,8 @@ static void s_on_reply(void *arg, const struct yj_reply *r)
 	FZ_CHECK(r->detail != NULL && strlen(r->detail) == r->detail_len, "reply detail length");
 	o->status = r->status;
 	o->seq = r->seq;
-	snprintf(o->source_id, sizeof(o->source_id), "%s", r->source_id);
+	o->source_id = strdup(r->source_id);
+	FZ_CHECK(o->source_id != NULL, "out of memory");
 	switch (r->status) {
 	case YJ_STATUS_OK:
 	case YJ_STATUS_DUP: {
@@ -583,6 +584,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < qs.n; i++)
 		yjlink__v1__quarantined__free_unpacked(qs.q[i], NULL);
 
+	free(r1.source_id);
+	free(r2.source_id);
 	free(x.packed.p);
 	free(joined);
 	s_free_frames(&fr);
