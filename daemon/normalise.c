@@ -302,6 +302,10 @@ static void s_rej(struct s_ctx *c, enum yj_reject_code code, const char *leaf, c
 		s_path_add(path, sizeof(path), &n, c->fr[i].name, c->fr[i].index);
 	if (leaf)
 		s_path_add(path, sizeof(path), &n, leaf, 0);
+	/* A path cut at the buffer's end must not end on a separator. */
+	n = strnlen(path, sizeof(path));
+	while (n > 0 && path[n - 1] == '.')
+		path[--n] = '\0';
 	va_start(ap, fmt);
 	s_reject_v(c->rej, code, path, fmt, ap);
 	va_end(ap);
