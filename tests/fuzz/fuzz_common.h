@@ -14,8 +14,8 @@
  * Environment:
  *   YJ_FUZZ_ALLOW=LIST   comma-separated open findings (README.md) to let
  *                        pass, so a campaign can fuzz past them until fixed:
- *     dots     a field path may have empty segments ("s.", "a..b": the
- *              normaliser keeps '.' of an unknown key in its segment)
+ *     dots     a field path may have empty segments (a path cut at its
+ *              159-byte limit right after a '.')
  *     paths    a field path need only be well-formed UTF-8
  *   "all" lets every one pass.
  */

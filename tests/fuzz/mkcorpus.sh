@@ -25,7 +25,7 @@ C="$HERE/corpus"
 mkdir -p "$C/json" "$C/protobuf" "$C/framing"
 rm -f "$C"/*/sim-* "$C"/*/cat-* "$C"/*/shape-*
 "$SIM" --stdout --now 2026-11-22T12:00:00Z --days 3 --per-day 40 --seed 11 2>/dev/null |
-	/usr/bin/python3 "$HERE/mkcorpus.py" select 40 |
+	/usr/bin/python3 "$HERE/mkcorpus.py" select 30 |
 	ASAN_OPTIONS=detect_leaks=0 "$B/fz_pbpack" "$C/json" "$C/protobuf" "$C/framing" sim
 /usr/bin/python3 "$HERE/mkcorpus.py" catalogue "$C"
 for d in json protobuf framing; do
