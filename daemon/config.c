@@ -939,10 +939,7 @@ void yj_config_free(struct yj_config **pcfg)
 		if (s_table[i].type == S_STR) {
 			free(*(char **)field);
 		} else if (s_table[i].type == S_STRLIST) {
-			struct yj_strlist *l = field;
-			for (size_t j = 0; j < l->n; j++)
-				free(l->v[j]);
-			free(l->v);
+			s_strlist_free(field);
 		}
 	}
 	s_free_routing(cfg);

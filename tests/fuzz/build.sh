@@ -83,18 +83,18 @@ SOURCES+=("$B/gen/yjlink.pb-c.c" "$B/gen/embedded.c")
 HEADERS=("$SRC"/daemon/*.h "$SRC"/adapters/*.h "$B/gen/yjlink.pb-c.h")
 
 compile_set() { # compile_set DIR FLAGS: every source into DIR/*.o, then DIR/libyjfuzz.a
-	local dir=$1 flags=$2 todo=() objs=() s o
+	local dir=$1 flags=$2 stale=() objs=() s o
 	mkdir -p "$dir"
 	for s in "${SOURCES[@]}"; do
 		o="$dir/$(basename "${s%.c}").o"
 		objs+=("$o")
 		if newer "$o" "$s" "${HEADERS[@]}" "${BASH_SOURCE[0]}"; then
-			todo+=("$s")
+			stale+=("$s")
 		fi
 	done
-	if [ ${#todo[@]} -gt 0 ]; then
-		echo "build.sh: compiling ${#todo[@]} daemon sources into $dir"
-		printf '%s\n' "${todo[@]}" |
+	if [ ${#stale[@]} -gt 0 ]; then
+		echo "build.sh: compiling ${#stale[@]} daemon sources into $dir"
+		printf '%s\n' "${stale[@]}" |
 			xargs -P "$JOBS" -I{} sh -c 'exec "$0" $1 -c "$2" -o "$3/$(basename "$2" .c).o"' "$CC" "$flags $INCLUDES" {} "$dir" ||
 			die "compiling the daemon sources failed"
 		rm -f "$dir/libyjfuzz.a"
