@@ -6,18 +6,26 @@
  * line ever nears 998 and nothing in a body can look like a MIME boundary or
  * need dot-stuffing); curl does the SMTP dot-stuffing of the whole.
  *
- * The Message-ID comes from the notification id, so a resend (after a crash,
- * or a retry whose first attempt did arrive) carries the same Message-ID and
- * the receiving side can drop the repeat.
+ * The adapter owns its settings: the `email` section (relay, From, STARTTLS,
+ * credentials) and every email recipient's `email = [ addresses ]`. It gets
+ * each disclosure as data (struct yj_message) and renders the mail itself: a
+ * notification's JSON as "path: value" lines and an HTML table, a digest as
+ * its text, its HTML and its CSV attachment.
+ *
+ * The Message-ID comes from the notification (or digest) id, so a resend
+ * (after a crash, or a retry whose first attempt did arrive) carries the same
+ * Message-ID and the receiving side can drop the repeat.
  *
  * All recipients of one delivery are in one transaction, all or nothing:
  * curl gives up on the first refused RCPT, so one bad address fails the
  * delivery for everyone rather than silently leaving one mailbox out.
  */
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +47,40 @@
 #define S_SUBJECT_RAW_MAX 900     /* longer subjects are encoded, which folds them */
 #define S_ALT_BOUNDARY "=_yjlink-alt"
 #define S_MIXED_BOUNDARY "=_yjlink-mixed"
+#define S_PATH_MAX 256            /* longest field path rendered; longer ones are cut */
+
+/* The `email` section, filled by the core's config loader from s_section_table. */
+struct s_settings {
+	char *smtp_url;                 /* smtp:// or smtps:// URL of the relay */
+	char *from;                     /* envelope and header From */
+	char *starttls;                 /* required|optional|off */
+	char *credentials_file;         /* "user:password" on one line; "" = none */
+};
+
+/* What every email recipient carries (s_recipient_table). */
+struct s_recipient {
+	struct yj_strlist to;           /* `email = [ addresses ]` */
+};
+
+#define S_OFF(f) offsetof(struct s_settings, f)
+static const struct yj_setting s_section_table[] = {
+	{ YJ_SETTING_STR, "smtp_url", S_OFF(smtp_url), "smtp://127.0.0.1:2525", 0, 0,
+	  "SMTP relay for email recipients (smtp:// or smtps://)" },
+	{ YJ_SETTING_STR, "from", S_OFF(from), "yjlink@localhost", 0, 0, "envelope and header From of every email" },
+	{ YJ_SETTING_STR, "starttls", S_OFF(starttls), "optional", 0, 0, "STARTTLS: required, optional or off" },
+	/* A plain string, not YJ_SETTING_SECRET_FILE: the adapter reads the file
+	 * itself, at init and at every reload, and only warns about its mode. */
+	{ YJ_SETTING_STR, "credentials_file", S_OFF(credentials_file), "", 0, 0,
+	  "file holding user:password for the relay (relative to the config file); empty = no login" },
+};
+#undef S_OFF
+
+static const struct yj_setting s_recipient_table[] = {
+	{ YJ_SETTING_STRLIST, "email", offsetof(struct s_recipient, to), NULL, 0, 0,
+	  "transport email: the addresses it goes to, all in one transaction" },
+};
+
+extern const struct yj_adapter yj_adapter_out_email;
 
 struct s_job;
 
@@ -61,7 +103,8 @@ struct s_job {
 	char *msg;                      /* owned: the whole RFC 5322 message */
 	size_t len;                     /* of msg */
 	size_t pos;                     /* how much of msg curl has read */
-	char *id;                       /* owned: notification id, for log lines */
+	char *id;                       /* owned: notification or digest id, for log lines */
+	const char *what;               /* "notification" or "digest", for log lines (static) */
 	char *address;                  /* owned: comma-joined recipients, for the audit */
 	yj_delivery_done_fn done;       /* the core's callback */
 	void *done_arg;                 /* its argument */
@@ -188,21 +231,21 @@ static int s_address_ok(const char *a)
 }
 
 /* The credentials file's path: relative paths are relative to the config
- * file's directory, like every other path in the config. */
-static char *s_cred_path(const struct yj_config *cfg)
+ * file's directory (source), like every other path in the config. */
+static char *s_cred_path(const char *source, const char *f)
 {
-	const char *f = cfg->email_credentials_file;
-	const char *slash = cfg->source ? strrchr(cfg->source, '/') : NULL;
+	const char *slash = source ? strrchr(source, '/') : NULL;
 	char *r = NULL;
 	if (f[0] == '/' || !slash)
 		return strdup(f);
-	if (asprintf(&r, "%.*s/%s", (int)(slash - cfg->source), cfg->source, f) < 0)
+	if (asprintf(&r, "%.*s/%s", (int)(slash - source), source, f) < 0)
 		return NULL;
 	return r;
 }
 
-/* Read "user:password" (one line; the password may contain ':'). */
-static int s_read_credentials(const struct yj_config *cfg, char **user, char **password)
+/* Read "user:password" (one line; the password may contain ':') from the
+ * file s names, relative to the config file source. */
+static int s_read_credentials(const struct s_settings *s, const char *source, char **user, char **password)
 {
 	char buf[S_CRED_MAX + 1];
 	char *path = NULL;
@@ -211,9 +254,9 @@ static int s_read_credentials(const struct yj_config *cfg, char **user, char **p
 	struct stat sb;
 
 	*user = *password = NULL;
-	if (!cfg->email_credentials_file || !cfg->email_credentials_file[0])
+	if (!s->credentials_file || !s->credentials_file[0])
 		return 0;
-	path = s_cred_path(cfg);
+	path = s_cred_path(source, s->credentials_file);
 	if (!path) {
 		rc = YJ_ENOMEM;
 		goto out;
@@ -262,26 +305,34 @@ out:
 /* Take the email settings of cfg; on failure the state keeps what it had. */
 static int s_configure(struct s_state *st, const struct yj_config *cfg)
 {
+	const struct s_settings *s = cfg ? st->api->settings(cfg, &yj_adapter_out_email) : NULL;
 	char *url = NULL, *from = NULL, *user = NULL, *password = NULL;
 	long use_ssl;
 	int rc = 0;
 
-	if (!strcmp(cfg->email_starttls, "required"))
+	/* The loader fills every string (defaults included); a config built
+	 * some other way must not crash us. */
+	if (!s || !s->smtp_url || !s->from || !s->starttls) {
+		yj_err("out_email: the config has no email settings");
+		rc = YJ_EINVAL;
+		goto out;
+	}
+	if (!strcmp(s->starttls, "required"))
 		use_ssl = CURLUSESSL_ALL;
-	else if (!strcmp(cfg->email_starttls, "off"))
+	else if (!strcmp(s->starttls, "off"))
 		use_ssl = CURLUSESSL_NONE;
 	else
 		use_ssl = CURLUSESSL_TRY;
-	if (!s_address_ok(cfg->email_from)) {
-		yj_err("out_email: email.from '%s' is not a plain address (local@domain)", cfg->email_from);
+	if (!s_address_ok(s->from)) {
+		yj_err("out_email: email.from '%s' is not a plain address (local@domain)", s->from);
 		rc = YJ_ECONFIG;
 		goto out;
 	}
-	rc = s_read_credentials(cfg, &user, &password);
+	rc = s_read_credentials(s, cfg->source, &user, &password);
 	if (rc < 0)
 		goto out;
-	url = strdup(cfg->email_smtp_url);
-	from = strdup(cfg->email_from);
+	url = strdup(s->smtp_url);
+	from = strdup(s->from);
 	if (!url || !from) {
 		rc = YJ_ENOMEM;
 		goto out;
@@ -442,19 +493,13 @@ static void s_put_message_id(struct s_buf *b, const char *id, const char *from)
 	s_buf_str(b, ">\r\n");
 }
 
-/* The caller's header lines, each ended with CRLF whatever it was given;
- * empty lines are dropped, as one would end the header section. */
-static void s_put_extra(struct s_buf *b, const char *h)
+/* A header value from the core's data (an id, a time): control characters
+ * are dropped, so none can end the header or start another. */
+static void s_put_clean(struct s_buf *b, const char *v)
 {
-	while (h && *h) {
-		size_t len = strcspn(h, "\r\n");
-		if (len > 0) {
-			s_buf_add(b, h, len);
-			s_buf_str(b, "\r\n");
-		}
-		h += len;
-		h += strspn(h, "\r\n");
-	}
+	for (const char *p = v ? v : ""; *p; p++)
+		if ((unsigned char)*p >= 0x20 && *p != 0x7f)
+			s_buf_add(b, p, 1);
 }
 
 /* A text part. Text is encoded in its canonical form (RFC 2049): every
@@ -481,11 +526,11 @@ static void s_put_text_part(struct s_buf *b, const char *boundary, const char *t
 	free(canon.p);
 }
 
-static void s_put_alternative(struct s_buf *b, const struct yj_delivery *d)
+static void s_put_alternative(struct s_buf *b, const char *text, const char *html)
 {
-	s_put_text_part(b, S_ALT_BOUNDARY, "text/plain", d->text ? d->text : "");
-	if (d->html)
-		s_put_text_part(b, S_ALT_BOUNDARY, "text/html", d->html);
+	s_put_text_part(b, S_ALT_BOUNDARY, "text/plain", text ? text : "");
+	if (html)
+		s_put_text_part(b, S_ALT_BOUNDARY, "text/html", html);
 	s_buf_str(b, "--" S_ALT_BOUNDARY "--\r\n");
 }
 
@@ -510,38 +555,129 @@ static void s_put_filename(struct s_buf *b, const char *param, const char *name)
 	}
 }
 
-/* The whole message, CRLF throughout. Returns 0 or YJ_ENOMEM. */
-static int s_build_message(const struct s_state *st, const struct yj_delivery *d, struct s_buf *b)
+/* One value of a notification, HTML-escaped. */
+static void s_put_escaped(struct s_buf *b, const char *v)
 {
+	for (const char *p = v; *p; p++) {
+		switch (*p) {
+		case '<': s_buf_str(b, "&lt;"); break;
+		case '>': s_buf_str(b, "&gt;"); break;
+		case '&': s_buf_str(b, "&amp;"); break;
+		case '"': s_buf_str(b, "&quot;"); break;
+		default: s_buf_add(b, p, 1);
+		}
+	}
+}
+
+/* Plain text and a phone-readable HTML table of a notification: one
+ * "path: value" line and one table row per leaf of its JSON, in order.
+ * Array elements keep the array's path. */
+static void s_render(const cJSON *o, const char *prefix, struct s_buf *txt, struct s_buf *html)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, o) {
+		char path[S_PATH_MAX];
+		if (it->string)
+			snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", it->string);
+		else
+			snprintf(path, sizeof(path), "%s", prefix);
+		if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+			s_render(it, path, txt, html);
+			continue;
+		}
+		char *printed = cJSON_IsString(it) ? NULL : cJSON_PrintUnformatted(it);
+		const char *v = cJSON_IsString(it) ? it->valuestring : printed;
+		if (!v) {
+			txt->err = YJ_ENOMEM;
+			return;
+		}
+		s_buf_fmt(txt, "%s: %s\r\n", path, v);
+		/* Paths are schema field names; escaped anyway, in case one ever is not. */
+		s_buf_str(html, "<tr><th style=\"text-align:left;padding:4px\">");
+		s_put_escaped(html, path);
+		s_buf_str(html, "</th><td style=\"padding:4px\">");
+		s_put_escaped(html, v);
+		s_buf_str(html, "</td></tr>\r\n");
+		cJSON_free(printed);
+	}
+}
+
+/* The text and HTML bodies of notification m, from its JSON. Returns 0,
+ * YJ_EINVAL when the JSON is not an object, or YJ_ENOMEM. */
+static int s_render_notification(const struct yj_message *m, struct s_buf *txt, struct s_buf *html)
+{
+	cJSON *o = m->json ? cJSON_ParseWithLength(m->json, m->json_len) : NULL;
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return YJ_EINVAL;
+	}
+	s_buf_str(txt, "");
+	s_buf_str(html, "<!doctype html><html><head><meta charset=\"utf-8\">"
+			"<meta name=\"viewport\" content=\"width=device-width\"></head><body>"
+			"<p><b>OFFICIAL-SENSITIVE</b></p><table>\r\n");
+	s_render(o, "", txt, html);
+	s_buf_str(html, "</table></body></html>\r\n");
+	cJSON_Delete(o);
+	return txt->err ? txt->err : html->err;
+}
+
+/* The subject line, never personal data: the kind and id of a
+ * notification; the YJS, date and number of children of a digest. */
+static void s_subject(struct s_buf *b, const struct yj_message *m)
+{
+	if (m->kind == YJ_MESSAGE_DIGEST) {
+		const char *name = m->recipient->name ? m->recipient->name : m->recipient->id ? m->recipient->id : "";
+		s_buf_fmt(b, "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children", name,
+			  m->date ? m->date : "", m->children);
+	} else {
+		s_buf_fmt(b, "[OFFICIAL-SENSITIVE] yjlink %s %s", m->kind_name ? m->kind_name : "notification", m->id);
+	}
+}
+
+/* The whole message to the addresses to, CRLF throughout: a notification
+ * is multipart/alternative of text and html; a digest is multipart/mixed of
+ * that and its CSV. Returns 0 or YJ_ENOMEM. */
+static int s_build_message(const struct s_state *st, const struct yj_message *m, const struct yj_strlist *to,
+			   const char *text, const char *html, struct s_buf *b)
+{
+	struct s_buf subject = { 0 };
+	s_subject(&subject, m);
+	if (subject.err)
+		return subject.err;
 	s_put_date(b);
 	s_buf_fmt(b, "From: %s\r\n", st->from);
-	s_put_to(b, &d->recipient->email_to);
-	s_put_subject(b, d->subject ? d->subject : "");
-	s_put_message_id(b, d->notification_id, st->from);
+	s_put_to(b, to);
+	s_put_subject(b, subject.p);
+	free(subject.p);
+	s_put_message_id(b, m->id, st->from);
 	s_buf_str(b, "MIME-Version: 1.0\r\nX-Yjlink-Notification-Id: ");
-	for (const char *p = d->notification_id; *p; p++)
-		if ((unsigned char)*p >= 0x20 && *p != 0x7f)
-			s_buf_add(b, p, 1);
+	s_put_clean(b, m->id);
 	s_buf_str(b, "\r\n");
-	s_put_extra(b, d->extra_headers);
-	if (!d->attachment) {
+	if (m->kind != YJ_MESSAGE_DIGEST) {
 		s_buf_str(b, "Content-Type: multipart/alternative; boundary=\"" S_ALT_BOUNDARY "\"\r\n\r\n"
 			     "This is a MIME message.\r\n");
-		s_put_alternative(b, d);
+		s_put_alternative(b, text, html);
 		return b->err;
 	}
-	const char *name = d->attachment_name && *d->attachment_name ? d->attachment_name : "attachment.csv";
+	s_buf_str(b, "X-Yjlink-Digest-Id: ");
+	s_put_clean(b, m->id);
+	s_buf_str(b, "\r\nX-Yjlink-Window: ");
+	s_put_clean(b, m->window_from);
+	s_buf_str(b, "/");
+	s_put_clean(b, m->window_to);
+	s_buf_str(b, "\r\n");
+	const char *name = m->csv_name && *m->csv_name ? m->csv_name : "attachment.csv";
 	s_buf_str(b, "Content-Type: multipart/mixed; boundary=\"" S_MIXED_BOUNDARY "\"\r\n\r\n"
 		     "This is a MIME message.\r\n"
 		     "--" S_MIXED_BOUNDARY "\r\n"
 		     "Content-Type: multipart/alternative; boundary=\"" S_ALT_BOUNDARY "\"\r\n\r\n");
-	s_put_alternative(b, d);
+	s_put_alternative(b, text, html);
 	s_buf_str(b, "--" S_MIXED_BOUNDARY "\r\nContent-Type: text/csv; charset=utf-8; ");
 	s_put_filename(b, "name", name);
 	s_buf_str(b, "\r\nContent-Disposition: attachment; ");
 	s_put_filename(b, "filename", name);
 	s_buf_str(b, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
-	s_buf_b64_body(b, d->attachment, d->attachment_len);
+	s_buf_b64_body(b, m->csv ? m->csv : "", m->csv ? m->csv_len : 0);
 	s_buf_str(b, "--" S_MIXED_BOUNDARY "--\r\n");
 	return b->err;
 }
@@ -598,9 +734,9 @@ static const char *s_result_name(enum yj_delivery_result r)
 static void s_finish(struct s_job *job, enum yj_delivery_result res, const char *detail)
 {
 	if (res != YJ_DELIVERY_OK)
-		yj_warn("out_email: notification %s: %s: %s", job->id, s_result_name(res), detail);
+		yj_warn("out_email: %s %s: %s: %s", job->what, job->id, s_result_name(res), detail);
 	else
-		yj_debug("out_email: notification %s: sent (%s)", job->id, detail);
+		yj_debug("out_email: %s %s: sent (%s)", job->what, job->id, detail);
 	s_job_unlink(job);
 	/* done may deliver the recipient's next notification: this job is out of the list by then. */
 	job->done(job->done_arg, res, detail, job->address);
@@ -682,15 +818,27 @@ out:
 	return rc;
 }
 
-static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_fn done, void *arg)
+/* Refuse job from the loop (done must never come from inside deliver()). */
+static int s_refuse(struct s_state *st, struct s_job *job, enum yj_delivery_result res)
 {
+	job->refusal = res;
+	int64_t t = yj_loop_timer(st->api->loop, 0, 0, s_on_refusal, job);
+	job->timer = t > 0 ? t : 0;
+	return t < 0 ? (int)t : 0;
+}
+
+static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_fn done, void *arg)
+{
+	static const struct yj_strlist no_one = { 0 };
 	struct s_state *st = state;
-	struct s_buf addr = { 0 }, msg = { 0 };
+	struct s_buf addr = { 0 }, msg = { 0 }, text = { 0 }, html = { 0 };
 	struct s_job *job = NULL;
 	int rc = 0;
 
-	if (!d || !d->notification_id || !d->recipient || !done)
+	if (!st || !m || !m->id || !m->recipient || !done ||
+	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST))
 		return YJ_EINVAL;
+	const char *what = m->kind == YJ_MESSAGE_DIGEST ? "digest" : "notification";
 	job = calloc(1, sizeof(*job));
 	if (!job) {
 		rc = YJ_ENOMEM;
@@ -699,12 +847,15 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	job->st = st;
 	job->done = done;
 	job->done_arg = arg;
-	job->id = strdup(d->notification_id);
+	job->what = what;
+	job->id = strdup(m->id);
 	if (!job->id) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
-	const struct yj_strlist *to = &d->recipient->email_to;
+	/* No settings is no addresses: refused below, like an empty list. */
+	const struct s_recipient *rs = m->settings;
+	const struct yj_strlist *to = rs ? &rs->to : &no_one;
 	const char *bad = NULL;
 	for (size_t i = 0; i < to->n; i++) {
 		if (!s_address_ok(to->v[i]))
@@ -735,13 +886,25 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	if (bad) {
 		/* Resending cannot fix a config fault; done must still come from the loop.
 		 * The config check should have caught it: name the recipient to fix. */
-		job->refusal = YJ_DELIVERY_FATAL;
 		snprintf(job->refusal_detail, sizeof(job->refusal_detail), "recipient %.64s: %s",
-			 d->recipient->id ? d->recipient->id : "?", bad);
-		int64_t t = yj_loop_timer(st->api->loop, 0, 0, s_on_refusal, job);
-		rc = t < 0 ? (int)t : 0;
-		job->timer = t > 0 ? t : 0;
-	} else if ((rc = s_build_message(st, d, &msg)) == 0) {
+			 m->recipient->id ? m->recipient->id : "?", bad);
+		rc = s_refuse(st, job, YJ_DELIVERY_FATAL);
+		goto queue;
+	}
+	if (m->kind == YJ_MESSAGE_DIGEST) {
+		rc = s_build_message(st, m, to, m->text, m->html, &msg);
+	} else {
+		rc = s_render_notification(m, &text, &html);
+		if (rc == YJ_EINVAL) {
+			/* The same JSON comes back on every retry: nothing to wait for. */
+			snprintf(job->refusal_detail, sizeof(job->refusal_detail), "the notification JSON is not an object");
+			rc = s_refuse(st, job, YJ_DELIVERY_FATAL);
+			goto queue;
+		}
+		if (rc == 0)
+			rc = s_build_message(st, m, to, text.p, html.p, &msg);
+	}
+	if (rc == 0) {
 		job->msg = msg.p;
 		job->len = msg.len;
 		msg.p = NULL;
@@ -749,6 +912,7 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 		if (rc == 0)
 			rc = yj_curlm_add(st->api->curlm, job->easy, s_on_done, job);
 	}
+queue:
 	if (rc < 0)
 		goto out;
 	job->next = st->jobs;
@@ -758,11 +922,56 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	job = NULL;
 out:
 	if (rc < 0)
-		yj_warn("out_email: notification %s not started: %s", d->notification_id, yj_strerror(rc));
+		yj_warn("out_email: %s %s not started: %s", what, m->id, yj_strerror(rc));
 	s_job_free(job);
 	free(addr.p);
 	free(msg.p);
+	free(text.p);
+	free(html.p);
 	return rc;
+}
+
+/* --- settings checks -------------------------------------------------------- */
+
+/* v as a check may quote it: diagnostics go to a terminal. */
+static const char *s_quotable(const char *v)
+{
+	for (const char *p = v ? v : ""; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "(with control characters)";
+	return v ? v : "";
+}
+
+/* The `email` section, after the loader read it (`--check` and every load). */
+static void s_check(const void *settings, const struct yj_setting_site *at)
+{
+	const struct s_settings *s = settings;
+	if (!s->starttls || (strcmp(s->starttls, "required") && strcmp(s->starttls, "optional") &&
+			     strcmp(s->starttls, "off")))
+		yj_diag_report(at->diag, at->file, at->line, "'email.starttls' must be required, optional or off");
+	if (!s->smtp_url || (strncmp(s->smtp_url, "smtp://", 7) && strncmp(s->smtp_url, "smtps://", 8)))
+		yj_diag_report(at->diag, at->file, at->line, "'email.smtp_url' must start smtp:// or smtps://");
+	if (!s->from || !s_address_ok(s->from))
+		yj_diag_report(at->diag, at->file, at->line, "'email.from' '%.100s' is not a plain address (local@domain)",
+			       s_quotable(s->from));
+}
+
+/* One email recipient: something to send to, and nothing we would refuse
+ * at delivery (and dead-letter) that could be said now. */
+static void s_check_recipient(const void *settings, const struct yj_recipient *r, const struct yj_setting_site *at)
+{
+	const struct s_recipient *s = settings;
+	const char *id = r && r->id ? r->id : "?";
+	if (!s || s->to.n == 0) {
+		yj_diag_report(at->diag, at->file, at->line, "recipient '%s': transport email needs email = [ addresses ]", id);
+		return;
+	}
+	for (size_t i = 0; i < s->to.n; i++) {
+		if (!s->to.v[i] || !s_address_ok(s->to.v[i]))
+			yj_diag_report(at->diag, at->file, at->line,
+				       "recipient '%s': email address %zu '%.100s' is not a plain address (local@domain)", id,
+				       i + 1, s_quotable(s->to.v[i]));
+	}
 }
 
 /* --- adapter callbacks ------------------------------------------------------ */
@@ -771,8 +980,8 @@ static int s_init(const struct yj_core_api *api, void **state)
 {
 	struct s_state *st = NULL;
 	int rc = 0;
-	if (!api->curlm) {
-		yj_err("out_email: no curl multi handle from the core");
+	if (!api->curlm || !api->settings) {
+		yj_err("out_email: no curl multi handle or settings from the core");
 		rc = YJ_EINVAL;
 		goto out;
 	}
@@ -837,11 +1046,20 @@ static void s_destroy(void **state)
 
 const struct yj_adapter yj_adapter_out_email = {
 	.name = "out_email",
+	.section = "email",
+	.settings = s_section_table,
+	.n_settings = sizeof(s_section_table) / sizeof(s_section_table[0]),
+	.settings_size = sizeof(struct s_settings),
+	.check = s_check,
 	.init = s_init,
 	.start = s_start,
 	.reload = s_reload,
 	.drain = s_drain,
 	.destroy = s_destroy,
-	.transport = YJ_TRANSPORT_EMAIL,
+	.transport = "email",
+	.recipient_settings = s_recipient_table,
+	.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
+	.recipient_settings_size = sizeof(struct s_recipient),
+	.check_recipient = s_check_recipient,
 	.deliver = s_deliver,
 };

@@ -1,14 +1,20 @@
 /* out_webhook.c: the webhook transport (interfaces.md §3).
  *
- * One HTTP(S) POST of the notification JSON per delivery, signed with the
- * recipient's secret (HMAC-SHA256 over the exact body), through the core's
- * libcurl multi so nothing here ever blocks the loop. The adapter only says
- * OK, RETRY or FATAL (engineering guide item 3): retries, backoff and the
- * dead-letter queue are the core's.
+ * One HTTP(S) POST of the message JSON per delivery (a notification, or the
+ * digest object of §3), signed with the recipient's secret (HMAC-SHA256 over
+ * the exact body), through the core's libcurl multi so nothing here ever
+ * blocks the loop. The adapter only says OK, RETRY or FATAL (engineering
+ * guide item 3): retries, backoff and the dead-letter queue are the core's.
+ *
+ * It has no section of its own; each webhook recipient carries `webhook = {
+ * url; secret_file; timeout_ms; }` (s_recipient_table), which the core's
+ * config loader reads and hands back with every message.
  *
  * The response body is read and thrown away unlogged: a receiver may echo
  * the personal data we sent.
  */
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,29 @@
 #include "err.h"
 #include "log.h"
 
-#define S_DEFAULT_TIMEOUT_MS 5000  /* as config.c's default, for a recipient built by hand */
+#define S_DEFAULT_TIMEOUT_MS 5000  /* as the table's default, for settings filled by hand */
+
+/* What every webhook recipient carries, filled by the core's config loader
+ * from s_recipient_table. */
+struct s_recipient {
+	char *url;                      /* webhook.url: the POST target */
+	char *secret_file;              /* the first line of webhook.secret_file (the key, not the path); "" = none */
+	char *secret;                   /* webhook.secret: the key inline (legacy); "" = none */
+	int64_t timeout_ms;             /* webhook.timeout_ms: per request */
+};
+
+#define S_OFF(f) offsetof(struct s_recipient, f)
+static const struct yj_setting s_recipient_table[] = {
+	{ YJ_SETTING_STR, "webhook.url", S_OFF(url), NULL, 0, 0,
+	  "transport webhook: the URL every message is POSTed to (http:// or https://)" },
+	{ YJ_SETTING_SECRET_FILE, "webhook.secret_file", S_OFF(secret_file), "", 0, 0,
+	  "file whose first line is the HMAC-SHA256 key of X-Yjlink-Signature (relative to the config file)" },
+	{ YJ_SETTING_STR, "webhook.secret", S_OFF(secret), "", 0, 0,
+	  "the key inline, when there is no secret_file (legacy: it then sits in the config)" },
+	{ YJ_SETTING_INT, "webhook.timeout_ms", S_OFF(timeout_ms), "5000", 100, 600000,
+	  "per-request timeout, milliseconds" },
+};
+#undef S_OFF
 
 struct s_xfer;
 
@@ -37,7 +65,7 @@ struct s_xfer {
 	struct s_state *st;             /* the adapter it belongs to */
 	CURL *easy;                     /* owned; holds its own copy of the body */
 	struct curl_slist *headers;     /* owned */
-	char *id;                       /* owned: notification id, for the log line */
+	char *id;                       /* owned: notification or digest id, for the log line */
 	char *address;                  /* owned: the URL without credentials, for log and audit */
 	yj_delivery_done_fn done;       /* the core's, called exactly once unless destroyed first */
 	void *arg;                      /* done's argument */
@@ -121,9 +149,21 @@ static int s_sign(const char *secret, const char *body, size_t len, char hex[2 *
 	return 0;
 }
 
+/* The key: secret_file's when it gave one, else the inline secret; NULL when neither. */
+static const char *s_secret(const struct s_recipient *rs)
+{
+	if (rs->secret_file && *rs->secret_file)
+		return rs->secret_file;
+	if (rs->secret && *rs->secret)
+		return rs->secret;
+	return NULL;
+}
+
 /* A header value must not smuggle in a header of its own. */
 static int s_header_safe(const char *v)
 {
+	if (!v)
+		return 0;
 	for (; *v; v++) {
 		if ((unsigned char)*v < 0x20 || *v == 0x7f)
 			return 0;
@@ -131,23 +171,31 @@ static int s_header_safe(const char *v)
 	return 1;
 }
 
-static int s_add_header(struct curl_slist **list, const char *line)
+__attribute__((format(printf, 2, 3))) static int s_add_header(struct curl_slist **list, const char *fmt, ...)
 {
-	struct curl_slist *n = curl_slist_append(*list, line);
-	if (!n)
+	char *line = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
 		return YJ_ENOMEM;
-	*list = n;
+	/* curl copies the line. */
+	struct curl_slist *l = curl_slist_append(*list, line);
+	free(line);
+	if (!l)
+		return YJ_ENOMEM;
+	*list = l;
 	return 0;
 }
 
-static CURLcode s_setup(struct s_xfer *x, const struct yj_delivery *d, const char *url)
+static CURLcode s_setup(struct s_xfer *x, const struct yj_message *m, const struct s_recipient *rs)
 {
 	CURL *e = x->easy;
-	long timeout = d->recipient->webhook_timeout_ms > 0 ? (long)d->recipient->webhook_timeout_ms
-							    : S_DEFAULT_TIMEOUT_MS;
+	long timeout = rs->timeout_ms > 0 ? (long)rs->timeout_ms : S_DEFAULT_TIMEOUT_MS;
 	CURLcode c;
 
-	if ((c = curl_easy_setopt(e, CURLOPT_URL, url)) ||
+	if ((c = curl_easy_setopt(e, CURLOPT_URL, rs->url)) ||
 	    /* Only HTTP(S); a redirect is the receiver's mistake (3xx is FATAL),
 	     * never a reason to send personal data somewhere else. */
 	    (c = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https")) ||
@@ -161,10 +209,10 @@ static CURLcode s_setup(struct s_xfer *x, const struct yj_delivery *d, const cha
 	    (c = curl_easy_setopt(e, CURLOPT_USERAGENT, "yjlinkd")) ||
 	    (c = curl_easy_setopt(e, CURLOPT_POST, 1L)) ||
 	    /* The size first: COPYPOSTFIELDS copies that many bytes, so the
-	     * body survives the delivery struct and may contain NULs. */
-	    (c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->json_len)) ||
+	     * body survives the message struct and may contain NULs. */
+	    (c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->json_len)) ||
 	    /* Never NULL: curl would then read the body from stdin. */
-	    (c = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, d->json ? d->json : "")))
+	    (c = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, m->json ? m->json : "")))
 		return c;
 	return CURLE_OK;
 }
@@ -209,29 +257,31 @@ static void s_on_done(void *arg, CURL *easy, CURLcode result)
 	s_xfer_free(x);
 }
 
-static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_fn done, void *arg)
+static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_fn done, void *arg)
 {
 	struct s_state *st = state;
 	struct s_xfer *x = NULL;
 	char sig[2 * crypto_auth_hmacsha256_BYTES + 1];
-	char *line = NULL;
 	int rc = 0;
 
-	if (!st || !d || !done || !d->recipient || !d->notification_id || (!d->json && d->json_len))
+	if (!st || !m || !done || !m->recipient || !m->id || (!m->json && m->json_len) ||
+	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST))
 		return YJ_EINVAL;
 	if (st->draining)
 		return YJ_ESHUTDOWN;
-	const char *url = d->recipient->webhook_url;
-	const char *secret = d->recipient->webhook_secret;
-	/* config.c refuses both; a hand-built config must not crash us. */
-	if (!url || !*url || !secret || !*secret) {
-		yj_warn("out_webhook: %s: recipient %s has no webhook url or secret", d->notification_id,
-			d->recipient->id ? d->recipient->id : "?");
+	const int digest = m->kind == YJ_MESSAGE_DIGEST;
+	const struct s_recipient *rs = m->settings;
+	const char *secret = rs ? s_secret(rs) : NULL;
+	/* check_recipient refuses both; settings filled by hand must not crash us. */
+	if (!rs || !rs->url || !*rs->url || !secret) {
+		yj_warn("out_webhook: %s: recipient %s has no webhook url or secret", m->id,
+			m->recipient->id ? m->recipient->id : "?");
 		return YJ_EINVAL;
 	}
 	/* Not printed: it would smuggle lines into the log as well. */
-	if (!s_header_safe(d->notification_id)) {
-		yj_warn("out_webhook: a notification id with control characters, refused");
+	if (!s_header_safe(m->id) || (digest && (!s_header_safe(m->window_from) || !s_header_safe(m->window_to)))) {
+		yj_warn("out_webhook: %s, refused", digest ? "a digest id or window missing or with control characters"
+							     : "a notification id with control characters");
 		return YJ_EINVAL;
 	}
 	x = calloc(1, sizeof(*x));
@@ -242,36 +292,28 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	x->st = st;
 	x->done = done;
 	x->arg = arg;
-	if (!(x->id = strdup(d->notification_id)) || !(x->address = s_public_url(url)) ||
-	    !(x->easy = curl_easy_init())) {
+	if (!(x->id = strdup(m->id)) || !(x->address = s_public_url(rs->url)) || !(x->easy = curl_easy_init())) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
-	if ((rc = s_sign(secret, d->json ? d->json : "", d->json_len, sig)))
+	if ((rc = s_sign(secret, m->json ? m->json : "", m->json_len, sig)))
 		goto out;
 	if ((rc = s_add_header(&x->headers, "Content-Type: application/json")) ||
 	    /* Without this curl waits up to a second for "100 Continue" on
 	     * bodies over 1 KiB, which many receivers never send. */
 	    (rc = s_add_header(&x->headers, "Expect:")))
 		goto out;
-	if (asprintf(&line, "X-Yjlink-Notification-Id: %s", d->notification_id) < 0) {
-		line = NULL;
-		rc = YJ_ENOMEM;
+	/* A digest is no notification: receivers tell the two apart by these. */
+	if (digest)
+		rc = s_add_header(&x->headers, "X-Yjlink-Digest-Id: %s", m->id);
+	else
+		rc = s_add_header(&x->headers, "X-Yjlink-Notification-Id: %s", m->id);
+	if (rc || (digest && (rc = s_add_header(&x->headers, "X-Yjlink-Window: %s/%s", m->window_from, m->window_to))) ||
+	    (rc = s_add_header(&x->headers, "X-Yjlink-Signature: sha256=%s", sig)))
 		goto out;
-	}
-	if ((rc = s_add_header(&x->headers, line)))
-		goto out;
-	free(line);
-	if (asprintf(&line, "X-Yjlink-Signature: sha256=%s", sig) < 0) {
-		line = NULL;
-		rc = YJ_ENOMEM;
-		goto out;
-	}
-	if ((rc = s_add_header(&x->headers, line)))
-		goto out;
-	CURLcode c = s_setup(x, d, url);
+	CURLcode c = s_setup(x, m, rs);
 	if (c != CURLE_OK) {
-		yj_err("out_webhook: %s: cannot set up the request: %s", d->notification_id, curl_easy_strerror(c));
+		yj_err("out_webhook: %s: cannot set up the request: %s", m->id, curl_easy_strerror(c));
 		rc = c == CURLE_OUT_OF_MEMORY ? YJ_ENOMEM : YJ_EIO;
 		goto out;
 	}
@@ -283,10 +325,24 @@ static int s_deliver(void *state, const struct yj_delivery *d, yj_delivery_done_
 	st->live = x;
 	x = NULL;
 out:
-	free(line);
 	sodium_memzero(sig, sizeof(sig));
 	s_xfer_free(x);
 	return rc;
+}
+
+/* One webhook recipient, after the loader read its table (`--check` and
+ * every load): a URL we would POST to, and a key to sign with. */
+static void s_check_recipient(const void *settings, const struct yj_recipient *r, const struct yj_setting_site *at)
+{
+	const struct s_recipient *rs = settings;
+	const char *id = r && r->id ? r->id : "?";
+	if (!rs || !rs->url || (strncmp(rs->url, "http://", 7) && strncmp(rs->url, "https://", 8)))
+		yj_diag_report(at->diag, at->file, at->line,
+			       "recipient '%s': transport webhook needs webhook.url (http:// or https://)", id);
+	if (!rs || !s_secret(rs))
+		yj_diag_report(at->diag, at->file, at->line,
+			       "recipient '%s': transport webhook needs webhook.secret_file (or webhook.secret) giving a non-empty key",
+			       id);
 }
 
 static int s_init(const struct yj_core_api *api, void **state)
@@ -321,8 +377,8 @@ static int s_start(void *state)
 
 static int s_reload(void *state, const struct yj_config *cfg)
 {
-	/* URL, secret and timeout are read from the recipient at each delivery:
-	 * a reload applies from the next one, POSTs under way keep theirs. */
+	/* URL, secret and timeout come with each message (its recipient's
+	 * settings): a reload applies from the next one, POSTs under way keep theirs. */
 	(void)state;
 	(void)cfg;
 	return 0;
@@ -361,6 +417,10 @@ const struct yj_adapter yj_adapter_out_webhook = {
 	.reload = s_reload,
 	.drain = s_drain,
 	.destroy = s_destroy,
-	.transport = YJ_TRANSPORT_WEBHOOK,
+	.transport = "webhook",
+	.recipient_settings = s_recipient_table,
+	.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
+	.recipient_settings_size = sizeof(struct s_recipient),
+	.check_recipient = s_check_recipient,
 	.deliver = s_deliver,
 };

@@ -1,5 +1,5 @@
 /* bench_store_raw.c: the raw LMDB limit of spec/quality.md, and the same
- * workload through the store (yj_store_write + yj_store_put_event with every
+ * workload through the store (yj_store_write + yj_events_put with every
  * index), measured in one run, with their ratio.
  *
  *   bench_store_raw [DIR [EVENTS [PER_TXN]]]
@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "store.h"
+#include "db/events.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -61,14 +62,14 @@ static int s_batch_fn(struct yj_txn *txn, void *arg)
 		snprintf(src, sizeof(src), "%02u/SRC-%010lu", force, no);
 		snprintf(child, sizeof(child), "%02u/P%07u", force, (unsigned)(h % 200000));
 		snprintf(cust, sizeof(cust), "%02u/CR-%09lu", force, no / 4);
-		rc = yj_store_find_source(txn, src, &ref);
+		rc = yj_events_find_source(txn, src, &ref);
 		if (rc == 0) {
 			b->dups++;
 			continue;
 		}
 		if (rc != YJ_ENOENT)
 			return rc;
-		if ((rc = yj_store_next_seq(txn, &seq)))
+		if ((rc = yj_events_next_seq(txn, &seq)))
 			return rc;
 		uint64_t no64 = no;
 		memcpy(hash, &h, 8);
@@ -82,7 +83,7 @@ static int s_batch_fn(struct yj_txn *txn, void *arg)
 			.occurred_us = INT64_C(1700000000000000) + (int64_t)no * 1000 - (int64_t)(h % 10000000u),
 			.custody_key = cust,
 		};
-		if ((rc = yj_store_put_event(txn, seq, &k, rec, sizeof(rec))))
+		if ((rc = yj_events_put(txn, seq, &k, rec, sizeof(rec))))
 			return rc;
 	}
 	return 0;

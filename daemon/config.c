@@ -2,110 +2,143 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "adapter.h"
 #include "embedded.h"
 #include "err.h"
 #include "metrics.h"
 
-enum s_type { S_STR, S_INT, S_BOOL, S_STRLIST };
-
-struct s_setting {
-	enum s_type type;
-	const char *path;       /* dotted libconfig path */
-	size_t offset;          /* into struct yj_config */
-	const char *def;        /* default, as text; NULL = required */
-	int64_t min, max;       /* bounds for S_INT */
-	const char *doc;        /* one line for the README reference */
-};
-
 #define OFF(f) offsetof(struct yj_config, f)
 
-static const struct s_setting s_table[] = {
-	{ S_STR, "deployment.id", OFF(deployment_id), "tvp", 0, 0,
+/* The core's own settings, declared like an adapter's (struct yj_setting,
+ * adapter.h), so that one reader parses, defaults, checks, overrides and
+ * documents both. Names are full dotted paths from the top level. */
+static const struct yj_setting s_table[] = {
+	{ YJ_SETTING_STR, "deployment.id", OFF(deployment_id), "tvp", 0, 0,
 	  "short id of this deployment: prefix of notification ids (`[a-z0-9-]`, 1-32)" },
-	{ S_STR, "deployment.name", OFF(deployment_name), "yjlink", 0, 0, "display name in status and digests" },
-	{ S_STR, "deployment.force", OFF(deployment_force), "E23000029", 0, 0,
+	{ YJ_SETTING_STR, "deployment.name", OFF(deployment_name), "yjlink", 0, 0, "display name in status and digests" },
+	{ YJ_SETTING_STR, "deployment.force", OFF(deployment_force), "E23000029", 0, 0,
 	  "GSS code of the police force area served (must be in forces.csv)" },
-	{ S_STR, "store.path", OFF(store_path), "/var/lib/yjlink/store", 0, 0, "LMDB directory (created 0700)" },
-	{ S_INT, "store.map_size_mb", OFF(store_map_size_mb), "64", 1, INT64_C(1) << 30,
+	{ YJ_SETTING_STR, "store.path", OFF(store_path), "/var/lib/yjlink/store", 0, 0, "LMDB directory (created 0700)" },
+	{ YJ_SETTING_INT, "store.map_size_mb", OFF(store_map_size_mb), "64", 1, INT64_C(1) << 30,
 	  "initial LMDB map size, MiB; grown automatically when full" },
-	{ S_INT, "store.max_map_size_mb", OFF(store_max_map_size_mb), "262144", 1, INT64_C(1) << 30,
+	{ YJ_SETTING_INT, "store.max_map_size_mb", OFF(store_max_map_size_mb), "262144", 1, INT64_C(1) << 30,
 	  "cap on map growth, MiB; at the cap ingest answers RETRY" },
-	{ S_STR, "ingest.endpoint", OFF(ingest_endpoint), "tcp://127.0.0.1:7401", 0, 0, "YJL1 ROUTER endpoint (bind)" },
-	{ S_INT, "ingest.max_message_bytes", OFF(ingest_max_message_bytes), "65536", 256, 16 << 20,
+	{ YJ_SETTING_STR, "ingest.endpoint", OFF(ingest_endpoint), "tcp://127.0.0.1:7401", 0, 0,
+	  "YJL1 ROUTER endpoint (bind)" },
+	{ YJ_SETTING_INT, "ingest.max_message_bytes", OFF(ingest_max_message_bytes), "65536", 256, 16 << 20,
 	  "largest payload accepted; larger is REJECT too_large" },
-	{ S_INT, "ingest.batch_max", OFF(ingest_batch_max), "8192", 1, 1 << 20,
+	{ YJ_SETTING_INT, "ingest.batch_max", OFF(ingest_batch_max), "8192", 1, 1 << 20,
 	  "most requests in one group commit" },
-	{ S_INT, "ingest.quarantine_max_bytes", OFF(ingest_quarantine_max_bytes), "1048576", 0, 64 << 20,
+	{ YJ_SETTING_INT, "ingest.quarantine_max_bytes", OFF(ingest_quarantine_max_bytes), "1048576", 0, 64 << 20,
 	  "raw bytes kept of each quarantined message" },
-	{ S_STRLIST, "ingest.forces", OFF(ingest_forces), "", 0, 0,
+	{ YJ_SETTING_STRLIST, "ingest.forces", OFF(ingest_forces), "", 0, 0,
 	  "force codes an unauthenticated (loopback) sender may send for; empty = deployment.force" },
-	{ S_BOOL, "ingest.insecure", OFF(ingest_insecure), "false", 0, 0,
+	{ YJ_SETTING_BOOL, "ingest.insecure", OFF(ingest_insecure), "false", 0, 0,
 	  "allow a non-loopback ingest endpoint without CURVE (never in production)" },
-	{ S_STR, "notify.endpoint", OFF(notify_endpoint), "tcp://127.0.0.1:7402", 0, 0, "YJN1 ROUTER endpoint (bind)" },
-	{ S_STR, "control.endpoint", OFF(control_endpoint), "ipc:///run/yjlink/control.sock", 0, 0,
+	{ YJ_SETTING_STR, "notify.endpoint", OFF(notify_endpoint), "tcp://127.0.0.1:7402", 0, 0,
+	  "YJN1 ROUTER endpoint (bind)" },
+	{ YJ_SETTING_STR, "control.endpoint", OFF(control_endpoint), "ipc:///run/yjlink/control.sock", 0, 0,
 	  "yjlinkctl endpoint (ipc://, mode 0660)" },
-	{ S_STR, "metrics.endpoint", OFF(metrics_endpoint), "127.0.0.1:9402", 0, 0,
+	{ YJ_SETTING_STR, "metrics.endpoint", OFF(metrics_endpoint), "127.0.0.1:9402", 0, 0,
 	  "HOST:PORT of /metrics and /healthz; empty disables" },
-	{ S_INT, "retention.event_days", OFF(retention_event_days), "730", 1, 36500, "events older than this are erased" },
-	{ S_INT, "retention.audit_days", OFF(retention_audit_days), "2190", 1, 36500, "audit records kept this long" },
-	{ S_STR, "reference.dir", OFF(reference_dir), "", 0, 0,
+	{ YJ_SETTING_INT, "retention.event_days", OFF(retention_event_days), "730", 1, 36500,
+	  "events older than this are erased" },
+	{ YJ_SETTING_INT, "retention.audit_days", OFF(retention_audit_days), "2190", 1, 36500,
+	  "audit records kept this long" },
+	{ YJ_SETTING_STR, "reference.dir", OFF(reference_dir), "", 0, 0,
 	  "directory of reference CSV tables (relative to the config file); empty = compiled-in copies" },
-	{ S_INT, "custody.overnight_hours", OFF(custody_overnight_hours), "4", 1, 24,
+	{ YJ_SETTING_INT, "custody.overnight_hours", OFF(custody_overnight_hours), "4", 1, 24,
 	  "hours detained within the overnight period that make a child held overnight" },
-	{ S_STR, "custody.overnight_from", OFF(custody_overnight_from), "00:00", 0, 0, "start of the overnight period, local" },
-	{ S_STR, "custody.overnight_to", OFF(custody_overnight_to), "08:00", 0, 0, "end of the overnight period, local" },
-	{ S_STR, "email.smtp_url", OFF(email_smtp_url), "smtp://127.0.0.1:2525", 0, 0,
-	  "SMTP relay for email recipients (smtp:// or smtps://)" },
-	{ S_STR, "email.from", OFF(email_from), "yjlink@localhost", 0, 0, "envelope and header From of every email" },
-	{ S_STR, "email.starttls", OFF(email_starttls), "optional", 0, 0, "STARTTLS: required, optional or off" },
-	{ S_STR, "email.credentials_file", OFF(email_credentials_file), "", 0, 0,
-	  "file holding user:password for the relay (relative to the config file); empty = no login" },
-	{ S_INT, "delivery.max_age_s", OFF(delivery_max_age_s), "86400", 1, 365 * 86400,
+	{ YJ_SETTING_STR, "custody.overnight_from", OFF(custody_overnight_from), "00:00", 0, 0,
+	  "start of the overnight period, local" },
+	{ YJ_SETTING_STR, "custody.overnight_to", OFF(custody_overnight_to), "08:00", 0, 0,
+	  "end of the overnight period, local" },
+	{ YJ_SETTING_INT, "delivery.max_age_s", OFF(delivery_max_age_s), "86400", 1, 365 * 86400,
 	  "a notification still failing transiently after this long goes to the dead-letter queue" },
-	{ S_INT, "delivery.backoff_min_ms", OFF(delivery_backoff_min_ms), "500", 1, 3600000,
+	{ YJ_SETTING_INT, "delivery.backoff_min_ms", OFF(delivery_backoff_min_ms), "500", 1, 3600000,
 	  "first retry delay (full jitter below it)" },
-	{ S_INT, "delivery.backoff_max_ms", OFF(delivery_backoff_max_ms), "300000", 1, 86400000,
+	{ YJ_SETTING_INT, "delivery.backoff_max_ms", OFF(delivery_backoff_max_ms), "300000", 1, 86400000,
 	  "cap of the exponential retry delay" },
-	{ S_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
-	{ S_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
+	{ YJ_SETTING_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
+	{ YJ_SETTING_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
 	  "let yjlinkctl move the daemon's clock (tests only)" },
-	{ S_STR, "testing.clock_start", OFF(testing_clock_start), "", 0, 0,
+	{ YJ_SETTING_STR, "testing.clock_start", OFF(testing_clock_start), "", 0, 0,
 	  "with testing.clock_control: the clock at start-up, RFC 3339 (tests only)" },
 };
 #define S_N (sizeof(s_table) / sizeof(s_table[0]))
 
-static const char *s_type_name(enum s_type t)
+/* Transports the contract names (interfaces.md §3). A config written for a
+ * fuller build may name one this build has no adapter for: say so, rather
+ * than that the word is unknown. */
+static const char *const s_spec_transports[] = { "email", "webhook", "zmq", "peer" };
+
+static const char *s_type_name(enum yj_setting_type t)
 {
 	switch (t) {
-	case S_STR: return "a string";
-	case S_INT: return "an integer";
-	case S_BOOL: return "true or false";
-	case S_STRLIST: return "a list of strings";
+	case YJ_SETTING_STR: return "a string";
+	case YJ_SETTING_INT: return "an integer";
+	case YJ_SETTING_BOOL: return "true or false";
+	case YJ_SETTING_STRLIST: return "a list of strings";
+	case YJ_SETTING_SECRET_FILE: return "the name of a 0600 file";
 	}
 	return "?";
 }
 
-static const struct s_setting *s_find(const char *path)
+/* One table of settings and the group its names sit below ("" = the group
+ * the lookup starts from). */
+struct s_tab {
+	const struct yj_setting *v;
+	size_t n;
+	const char *prefix;
+};
+
+/* Whether setting name of a table below prefix has the dotted path path;
+ * with group set, whether path is a group on the way to it instead. */
+static int s_path_is(const char *prefix, const char *name, const char *path, int group)
 {
-	for (size_t i = 0; i < S_N; i++) {
-		if (strcmp(s_table[i].path, path) == 0)
-			return &s_table[i];
+	size_t pl = strlen(prefix);
+	if (pl) {
+		if (strncmp(path, prefix, pl))
+			return 0;
+		if (!path[pl])
+			return group; /* the section itself */
+		if (path[pl] != '.')
+			return 0;
+		path += pl + 1;
+	}
+	size_t len = strlen(path);
+	if (strncmp(name, path, len))
+		return 0;
+	return group ? name[len] == '.' : name[len] == '\0';
+}
+
+static const struct yj_setting *s_tab_find(const struct s_tab *tabs, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < tabs[i].n; j++) {
+			if (s_path_is(tabs[i].prefix, tabs[i].v[j].name, path, 0))
+				return &tabs[i].v[j];
+		}
 	}
 	return NULL;
 }
 
 /* A group is known when some setting lives below it. */
-static int s_known_group(const char *path)
+static int s_tab_group(const struct s_tab *tabs, size_t n, const char *path)
 {
-	size_t len = strlen(path);
-	for (size_t i = 0; i < S_N; i++) {
-		if (strncmp(s_table[i].path, path, len) == 0 && s_table[i].path[len] == '.')
-			return 1;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < tabs[i].n; j++) {
+			if (s_path_is(tabs[i].prefix, tabs[i].v[j].name, path, 1))
+				return 1;
+		}
 	}
 	return 0;
 }
@@ -113,6 +146,10 @@ static int s_known_group(const char *path)
 struct s_ctx {
 	const char *label;     /* file name for settings with no source file */
 	struct yj_diag *diag;
+	const struct yj_adapter *const *adapters; /* the adapters compiled in (NULL-terminated), or NULL */
+	size_t n_adapters;
+	struct s_tab *tabs;    /* what the top level may hold: the core's table and each adapter's section */
+	size_t n_tabs;
 };
 
 static const char *s_file(const struct s_ctx *c, const config_setting_t *s)
@@ -123,24 +160,51 @@ static const char *s_file(const struct s_ctx *c, const config_setting_t *s)
 
 static int s_line(const config_setting_t *s) { return s ? (int)config_setting_source_line(s) : 0; }
 
-static void s_walk_unknown(struct s_ctx *c, config_setting_t *group, const char *prefix)
+static void s_walk_group(struct s_ctx *c, const struct s_tab *tabs, size_t n, config_setting_t *group,
+			 const char *prefix, const char *what);
+
+/* Report s (at dotted path) unless a table names it (its type is checked
+ * where it is read) or it is a group on the way to settings, whose members
+ * are then checked in turn. what: NULL at the top level, else "a recipient". */
+static void s_check_member(struct s_ctx *c, const struct s_tab *tabs, size_t n, config_setting_t *s, const char *path,
+			   const char *what)
 {
-	int n = config_setting_length(group);
-	for (int i = 0; i < n; i++) {
+	if (s_tab_find(tabs, n, path))
+		return;
+	if (s_tab_group(tabs, n, path)) {
+		if (config_setting_is_group(s))
+			s_walk_group(c, tabs, n, s, path, what);
+		else
+			yj_diag_report(c->diag, s_file(c, s), s_line(s), "'%s'%s%s must be a group { ... }", path,
+				       what ? " in " : "", what ? what : "");
+		return;
+	}
+	yj_diag_report(c->diag, s_file(c, s), s_line(s), "unknown setting '%s'%s%s", path, what ? " in " : "",
+		       what ? what : "");
+}
+
+static void s_walk_group(struct s_ctx *c, const struct s_tab *tabs, size_t n, config_setting_t *group,
+			 const char *prefix, const char *what)
+{
+	int len = config_setting_length(group);
+	for (int i = 0; i < len; i++) {
 		config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(s);
 		char path[256];
 		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name ? name : "?");
-		if (!*prefix && name && (!strcmp(name, "recipients") || !strcmp(name, "rules")))
+		s_check_member(c, tabs, n, s, path, what);
+	}
+}
+
+static void s_walk_unknown(struct s_ctx *c, config_setting_t *root)
+{
+	int n = config_setting_length(root);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (name && (!strcmp(name, "recipients") || !strcmp(name, "rules")))
 			continue; /* checked, key by key, by s_parse_recipients / s_parse_rules */
-		if (config_setting_is_group(s)) {
-			if (s_known_group(path))
-				s_walk_unknown(c, s, path);
-			else
-				yj_diag_report(c->diag, s_file(c, s), s_line(s), "unknown setting '%s'", path);
-		} else if (!s_find(path)) {
-			yj_diag_report(c->diag, s_file(c, s), s_line(s), "unknown setting '%s'", path);
-		}
+		s_check_member(c, c->tabs, c->n_tabs, s, name ? name : "?", NULL);
 	}
 }
 
@@ -187,7 +251,8 @@ static config_setting_t *s_make_parents(config_t *cf, const char *path, const ch
 	return g;
 }
 
-/* --set KEY=VALUE: replace (or add) one scalar, typed by the table. */
+/* --set KEY=VALUE: replace (or add) one scalar, typed by the table (the
+ * core's or an adapter's section). */
 static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
@@ -199,7 +264,7 @@ static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 	memcpy(key, kv, (size_t)(eq - kv));
 	key[eq - kv] = '\0';
 	const char *val = eq + 1;
-	const struct s_setting *t = s_find(key);
+	const struct yj_setting *t = s_tab_find(c->tabs, c->n_tabs, key);
 	if (!t) {
 		yj_diag_report(c->diag, "--set", 0, "unknown setting '%s'", key);
 		return;
@@ -215,12 +280,13 @@ static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 	int b = 0;
 	int64_t i = 0;
 	switch (t->type) {
-	case S_STR:
+	case YJ_SETTING_STR:
+	case YJ_SETTING_SECRET_FILE:
 		s = config_setting_add(parent, leaf, CONFIG_TYPE_STRING);
 		if (s)
 			config_setting_set_string(s, val);
 		break;
-	case S_INT:
+	case YJ_SETTING_INT:
 		if (s_parse_int(val, &i)) {
 			yj_diag_report(c->diag, "--set", 0, "'%s' must be %s, not '%s'", key, s_type_name(t->type), val);
 			return;
@@ -229,7 +295,7 @@ static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 		if (s)
 			config_setting_set_int64(s, i);
 		break;
-	case S_BOOL:
+	case YJ_SETTING_BOOL:
 		if (s_parse_bool(val, &b)) {
 			yj_diag_report(c->diag, "--set", 0, "'%s' must be %s, not '%s'", key, s_type_name(t->type), val);
 			return;
@@ -238,7 +304,7 @@ static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 		if (s)
 			config_setting_set_bool(s, b);
 		break;
-	case S_STRLIST: {
+	case YJ_SETTING_STRLIST: {
 		s = config_setting_add(parent, leaf, CONFIG_TYPE_ARRAY);
 		char *copy = strdup(val), *save = NULL;
 		for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save))
@@ -277,51 +343,169 @@ static int s_fill_strlist(struct yj_strlist *l, const char *csv)
 	return 0;
 }
 
-/* Read one table setting into cfg (default when absent). */
-static int s_extract(struct s_ctx *c, config_t *cf, const struct s_setting *t, struct yj_config *cfg)
+void yj_strlist_free(struct yj_strlist *l)
 {
-	void *field = (char *)cfg + t->offset;
-	config_setting_t *s = config_lookup(cf, t->path);
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Where one table is read: its names below base (after prefix, "" for
+ * none); who goes before every message ("" or "recipient 'X': "), and a
+ * missing required setting is reported at file:line (the group's). */
+struct s_scope {
+	config_setting_t *base;
+	const char *prefix;
+	const char *who;
+	const char *file;
+	int line;
+};
+
+/* The first line of the secret file name (relative to the config file's
+ * directory) into *out. Refused when group or others may read it: a secret
+ * every local user can read is none. Read with read(2) into a buffer wiped
+ * afterwards, so no copy stays behind in a stdio buffer. Problems are
+ * reported at file:line, naming setting. */
+static int s_read_secret(struct s_ctx *c, const char *file, int line, const char *who, const char *setting,
+			 const char *name, char **out)
+{
+	char *full = NULL;
+	char buf[4096];
+	size_t len = 0;
+	struct stat st;
+	int fd = -1, rc = 0;
+
+	if (name[0] != '/' && strchr(c->label, '/')) {
+		const char *slash = strrchr(c->label, '/');
+		if (asprintf(&full, "%.*s/%s", (int)(slash - c->label), c->label, name) < 0)
+			return YJ_ENOMEM;
+	} else if (!(full = strdup(name))) {
+		return YJ_ENOMEM;
+	}
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* fstat of the descriptor read, not stat of the name: the file checked is the one read. */
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		yj_diag_report(c->diag, file, line, "%s'%s': cannot read secret file %s: %s", who, setting, full,
+			       strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		yj_diag_report(c->diag, file, line, "%s'%s': secret file %s is not a regular file", who, setting, full);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		yj_diag_report(c->diag, file, line,
+			       "%s'%s': secret file %s may be read by group or others (mode %04o): chmod 600 it", who,
+			       setting, full, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			yj_diag_report(c->diag, file, line, "%s'%s': cannot read secret file %s: %s", who, setting, full,
+				       strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!*buf) {
+		yj_diag_report(c->diag, file, line, "%s'%s': secret file %s is empty", who, setting, full);
+		goto out;
+	}
+	if (!(*out = strdup(buf)))
+		rc = YJ_ENOMEM;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	free(full);
+	return rc;
+}
+
+/* A setting absent from the file: its default, or a report when it has none. */
+static int s_default(struct s_ctx *c, const struct s_scope *sc, const struct yj_setting *t, const char *path,
+		     void *field)
+{
 	int rc = 0;
 
-	if (!s) {
-		switch (t->type) {
-		case S_STR: return s_strdup_into(field, t->def);
-		case S_INT: return s_parse_int(t->def, field);
-		case S_BOOL: return s_parse_bool(t->def, field);
-		case S_STRLIST: return s_fill_strlist(field, t->def);
-		}
+	if (!t->def) {
+		yj_diag_report(c->diag, sc->file, sc->line, "%s'%s' is required", sc->who, path);
+		return 0;
 	}
+	switch (t->type) {
+	case YJ_SETTING_STR: return s_strdup_into(field, t->def);
+	case YJ_SETTING_INT: rc = s_parse_int(t->def, field); break;
+	case YJ_SETTING_BOOL: rc = s_parse_bool(t->def, field); break;
+	case YJ_SETTING_STRLIST: return s_fill_strlist(field, t->def);
+	case YJ_SETTING_SECRET_FILE:
+		if (!*t->def)
+			return s_strdup_into(field, "");
+		return s_read_secret(c, sc->file, sc->line, sc->who, path, t->def, field);
+	}
+	/* A table that does not parse its own default is a bug of its adapter: name it. */
+	if (rc)
+		yj_diag_report(c->diag, sc->file, sc->line, "%s'%s': the default '%s' of this setting is not %s", sc->who,
+			       path, t->def, s_type_name(t->type));
+	return 0;
+}
+
+/* Read one table setting into obj (its default when absent). Problems are
+ * reported; only YJ_ENOMEM is returned. */
+static int s_extract(struct s_ctx *c, const struct s_scope *sc, const struct yj_setting *t, void *obj)
+{
+	void *field = (char *)obj + t->offset;
+	char path[256];
+	snprintf(path, sizeof(path), "%s%s%s", sc->prefix, *sc->prefix ? "." : "", t->name);
+	config_setting_t *s = config_setting_lookup(sc->base, path);
+
+	if (!s)
+		return s_default(c, sc, t, path, field);
 	int st = config_setting_type(s);
 	switch (t->type) {
-	case S_STR:
+	case YJ_SETTING_STR:
 		if (st != CONFIG_TYPE_STRING)
 			goto wrong;
 		return s_strdup_into(field, config_setting_get_string(s));
-	case S_INT: {
+	case YJ_SETTING_SECRET_FILE: {
+		if (st != CONFIG_TYPE_STRING)
+			goto wrong;
+		const char *name = config_setting_get_string(s);
+		if (!*name)
+			return s_strdup_into(field, ""); /* no secret: the adapter says whether it needs one */
+		return s_read_secret(c, s_file(c, s), s_line(s), sc->who, path, name, field);
+	}
+	case YJ_SETTING_INT: {
 		if (st != CONFIG_TYPE_INT && st != CONFIG_TYPE_INT64)
 			goto wrong;
 		long long v = config_setting_get_int64(s);
 		if (v < t->min || v > t->max)
-			yj_diag_report(c->diag, s_file(c, s), s_line(s), "'%s' must be between %lld and %lld, not %lld",
-				       t->path, (long long)t->min, (long long)t->max, v);
+			yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s' must be between %lld and %lld, not %lld",
+				       sc->who, path, (long long)t->min, (long long)t->max, v);
 		*(int64_t *)field = v;
 		return 0;
 	}
-	case S_BOOL:
+	case YJ_SETTING_BOOL:
 		if (st != CONFIG_TYPE_BOOL)
 			goto wrong;
 		*(int *)field = config_setting_get_bool(s);
 		return 0;
-	case S_STRLIST: {
+	case YJ_SETTING_STRLIST: {
 		if (st != CONFIG_TYPE_ARRAY && st != CONFIG_TYPE_LIST)
 			goto wrong;
 		struct yj_strlist *l = field;
 		int n = config_setting_length(s);
-		for (int i = 0; i < n && !rc; i++) {
+		for (int i = 0; i < n; i++) {
 			config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-				yj_diag_report(c->diag, s_file(c, e), s_line(e), "'%s' must be %s", t->path,
+				yj_diag_report(c->diag, s_file(c, e), s_line(e), "%s'%s' must be %s", sc->who, path,
 					       s_type_name(t->type));
 				continue;
 			}
@@ -333,12 +517,70 @@ static int s_extract(struct s_ctx *c, config_t *cf, const struct s_setting *t, s
 				return YJ_ENOMEM;
 			l->n++;
 		}
-		return rc;
+		return 0;
 	}
 	}
 wrong:
-	yj_diag_report(c->diag, s_file(c, s), s_line(s), "'%s' must be %s", t->path, s_type_name(t->type));
+	yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s' must be %s", sc->who, path, s_type_name(t->type));
 	return 0;
+}
+
+/* Free what the settings of table t own in obj (NULL: nothing). A secret is
+ * wiped first: freed memory is handed out again, and a core dump shows it. */
+static void s_free_settings(const struct yj_setting *t, size_t n, void *obj)
+{
+	if (!obj)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		void *field = (char *)obj + t[i].offset;
+		char *str = NULL;
+		switch (t[i].type) {
+		case YJ_SETTING_STR:
+			free(*(char **)field);
+			*(char **)field = NULL;
+			break;
+		case YJ_SETTING_SECRET_FILE:
+			str = *(char **)field;
+			if (str)
+				explicit_bzero(str, strlen(str));
+			free(str);
+			*(char **)field = NULL;
+			break;
+		case YJ_SETTING_STRLIST:
+			yj_strlist_free(field);
+			break;
+		case YJ_SETTING_INT:
+		case YJ_SETTING_BOOL:
+			break;
+		}
+	}
+}
+
+/* Adapter i's own settings: its section read by its table, then its own
+ * cross-field checks, only when the table read cleanly, so that check sees
+ * every setting set. */
+static int s_parse_section(struct s_ctx *c, config_t *cf, struct yj_config *cfg, size_t i)
+{
+	const struct yj_adapter *a = cfg->adapters[i];
+	int rc = 0;
+
+	if (!a->settings || !a->n_settings)
+		return 0;
+	void *st = calloc(1, a->settings_size);
+	if (!st)
+		return YJ_ENOMEM;
+	cfg->adapter_settings[i] = st;
+	const char *prefix = a->section ? a->section : "";
+	config_setting_t *sec = *prefix ? config_lookup(cf, prefix) : NULL;
+	struct s_scope sc = { config_root_setting(cf), prefix, "", s_file(c, sec), s_line(sec) };
+	int before = c->diag->count;
+	for (size_t j = 0; j < a->n_settings && !rc; j++)
+		rc = s_extract(c, &sc, &a->settings[j], st);
+	if (!rc && a->check && c->diag->count == before) {
+		struct yj_setting_site at = { c->diag, sc.file, sc.line };
+		a->check(st, &at);
+	}
+	return rc;
 }
 
 static int s_hhmm_ok(const char *s)
@@ -401,11 +643,6 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 		yj_diag_report(c->diag, AT("custody.overnight_from"), "'custody.overnight_from' must be HH:MM");
 	if (!s_hhmm_ok(cfg->custody_overnight_to))
 		yj_diag_report(c->diag, AT("custody.overnight_to"), "'custody.overnight_to' must be HH:MM");
-	if (strcmp(cfg->email_starttls, "required") && strcmp(cfg->email_starttls, "optional") &&
-	    strcmp(cfg->email_starttls, "off"))
-		yj_diag_report(c->diag, AT("email.starttls"), "'email.starttls' must be required, optional or off");
-	if (strncmp(cfg->email_smtp_url, "smtp://", 7) && strncmp(cfg->email_smtp_url, "smtps://", 8))
-		yj_diag_report(c->diag, AT("email.smtp_url"), "'email.smtp_url' must start smtp:// or smtps://");
 	if (cfg->delivery_backoff_max_ms < cfg->delivery_backoff_min_ms)
 		yj_diag_report(c->diag, AT("delivery.backoff_max_ms"), "'delivery.backoff_max_ms' is below 'delivery.backoff_min_ms'");
 	static const char *levels[] = { "err", "warning", "notice", "info", "debug" };
@@ -424,8 +661,10 @@ struct s_key {
 	int type;        /* CONFIG_TYPE_* expected; CONFIG_TYPE_ARRAY for string lists */
 };
 
-/* Report keys of group g not in keys[] (NULL-terminated) and keys of the wrong type. */
-static void s_check_keys(struct s_ctx *c, config_setting_t *g, const char *what, const struct s_key *keys)
+/* Report keys of group g not in keys[] (NULL-terminated) nor in tabs (the
+ * recipient table of a recipient's own output), and keys of the wrong type. */
+static void s_check_keys(struct s_ctx *c, config_setting_t *g, const char *what, const struct s_key *keys,
+			 const struct s_tab *tabs, size_t n_tabs)
 {
 	int n = config_setting_length(g);
 	for (int i = 0; i < n; i++) {
@@ -437,7 +676,7 @@ static void s_check_keys(struct s_ctx *c, config_setting_t *g, const char *what,
 				break;
 		}
 		if (!k->name) {
-			yj_diag_report(c->diag, s_file(c, s), s_line(s), "unknown setting '%s' in %s", name ? name : "?", what);
+			s_check_member(c, tabs, n_tabs, s, name ? name : "?", what);
 			continue;
 		}
 		int t = config_setting_type(s);
@@ -447,7 +686,6 @@ static void s_check_keys(struct s_ctx *c, config_setting_t *g, const char *what,
 			yj_diag_report(c->diag, s_file(c, s), s_line(s), "'%s' in %s has the wrong type", name, what);
 	}
 }
-
 static char *s_group_str(config_setting_t *g, const char *name, const char *def)
 {
 	const char *v = NULL;
@@ -489,15 +727,6 @@ static int s_group_tri(config_setting_t *g, const char *name)
 	return config_setting_get_bool(s);
 }
 
-static void s_strlist_free(struct yj_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
 static int s_hhmm(const char *s) { return s_hhmm_ok(s) ? ((s[0] - '0') * 10 + (s[1] - '0')) * 60 + (s[3] - '0') * 10 + (s[4] - '0') : -1; }
 
 /* hours = { mon = "08:00-20:00"; ...; sun = "closed"; } ; a day not given is closed. */
@@ -508,7 +737,7 @@ static void s_parse_hours(struct s_ctx *c, config_setting_t *h, struct yj_hours 
 					     { "wed", CONFIG_TYPE_STRING }, { "thu", CONFIG_TYPE_STRING },
 					     { "fri", CONFIG_TYPE_STRING }, { "sat", CONFIG_TYPE_STRING },
 					     { "sun", CONFIG_TYPE_STRING }, { NULL, 0 } };
-	s_check_keys(c, h, "hours", keys);
+	s_check_keys(c, h, "hours", keys, NULL, 0);
 	for (int d = 0; d < 7; d++) {
 		out->open[d] = out->close[d] = 0;
 		config_setting_t *s = config_setting_get_member(h, days[d]);
@@ -532,64 +761,98 @@ static void s_parse_hours(struct s_ctx *c, config_setting_t *h, struct yj_hours 
 	}
 }
 
-static int s_read_secret(struct s_ctx *c, config_setting_t *at, const char *cfgfile, const char *path, char **out)
+static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force" };
+
+/* The output adapter serving r's transport (r->output its index), or NULL:
+ * for "none", and, reported, for a transport this build cannot deliver to. */
+static const struct yj_adapter *s_output(struct s_ctx *c, struct yj_recipient *r)
 {
-	char *full = NULL;
-	if (path[0] != '/' && cfgfile && strchr(cfgfile, '/')) {
-		const char *slash = strrchr(cfgfile, '/');
-		if (asprintf(&full, "%.*s/%s", (int)(slash - cfgfile), cfgfile, path) < 0)
-			return YJ_ENOMEM;
-	} else if (!(full = strdup(path))) {
-		return YJ_ENOMEM;
+	if (!strcmp(r->transport, "none"))
+		return NULL;
+	for (size_t i = 0; i < c->n_adapters; i++) {
+		const struct yj_adapter *a = c->adapters[i];
+		if (a->transport && !strcmp(a->transport, r->transport)) {
+			r->output = (int)i;
+			return a;
+		}
 	}
-	FILE *f = fopen(full, "r");
-	char buf[1024] = "";
-	if (!f || !fgets(buf, sizeof(buf), f)) {
-		yj_diag_report(c->diag, s_file(c, at), s_line(at), "cannot read secret file %s: %s", full,
-			       f ? "empty" : strerror(errno));
-		if (f)
-			fclose(f);
-		free(full);
-		return 0;
+	for (size_t i = 0; i < sizeof(s_spec_transports) / sizeof(s_spec_transports[0]); i++) {
+		if (!strcmp(r->transport, s_spec_transports[i])) {
+			yj_diag_report(c->diag, r->file, r->line,
+				       "recipient '%s': transport '%s' has no output adapter in this build; nothing could be "
+				       "delivered to it",
+				       r->id, r->transport);
+			return NULL;
+		}
 	}
-	fclose(f);
-	free(full);
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = strdup(buf);
-	return *out ? 0 : YJ_ENOMEM;
+	char have[512] = "none";
+	size_t len = strlen(have);
+	for (size_t i = 0; i < c->n_adapters && len < sizeof(have); i++) {
+		if (c->adapters[i]->transport)
+			len += (size_t)snprintf(have + len, sizeof(have) - len, ", %s", c->adapters[i]->transport);
+	}
+	yj_diag_report(c->diag, r->file, r->line, "recipient '%s': unknown transport '%s' (this build has: %s)", r->id,
+		       r->transport, have);
+	return NULL;
 }
 
-static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force" };
-static const char *const s_transport_names[] = { "none", "email", "webhook", "zmq", "peer" };
+/* The recipient settings of r's output a, read from the recipient group g
+ * by a's recipient table, then a's own checks of them (only when the table
+ * read cleanly, so that check_recipient sees every setting set). */
+static int s_parse_output_settings(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r,
+				   const struct yj_adapter *a)
+{
+	int rc = 0;
+
+	if (a->recipient_settings_size) {
+		char who[320];
+		if (!(r->output_settings = calloc(1, a->recipient_settings_size)))
+			return YJ_ENOMEM;
+		snprintf(who, sizeof(who), "recipient '%s': ", r->id);
+		struct s_scope sc = { g, "", who, r->file, r->line };
+		int before = c->diag->count;
+		for (size_t i = 0; i < a->n_recipient_settings && !rc; i++)
+			rc = s_extract(c, &sc, &a->recipient_settings[i], r->output_settings);
+		if (rc || c->diag->count > before)
+			return rc;
+	}
+	if (a->check_recipient) {
+		struct yj_setting_site at = { c->diag, r->file, r->line };
+		a->check_recipient(r->output_settings, r, &at);
+	}
+	return 0;
+}
 
 static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r)
 {
+	/* The core's keys; a recipient may carry besides only the settings of
+	 * its own output (adapter.h: recipient_settings). */
 	static const struct s_key keys[] = {
 		{ "id", CONFIG_TYPE_STRING },        { "kind", CONFIG_TYPE_STRING },
 		{ "name", CONFIG_TYPE_STRING },      { "local_authorities", CONFIG_TYPE_ARRAY },
 		{ "local_authority", CONFIG_TYPE_STRING }, { "suites", CONFIG_TYPE_ARRAY },
 		{ "force", CONFIG_TYPE_STRING },     { "hours", CONFIG_TYPE_GROUP },
 		{ "allow", CONFIG_TYPE_ARRAY },      { "legal_basis", CONFIG_TYPE_STRING },
-		{ "transport", CONFIG_TYPE_STRING }, { "email", CONFIG_TYPE_ARRAY },
-		{ "webhook", CONFIG_TYPE_GROUP },    { "digest_times", CONFIG_TYPE_ARRAY },
+		{ "transport", CONFIG_TYPE_STRING }, { "digest_times", CONFIG_TYPE_ARRAY },
 		{ NULL, 0 },
 	};
 	int rc = 0;
-	s_check_keys(c, g, "a recipient", keys);
+	r->output = -1;
 	r->file = strdup(s_file(c, g));
 	r->line = s_line(g);
 	r->id = s_group_str(g, "id", "");
 	r->name = s_group_str(g, "name", "");
 	r->force = s_group_str(g, "force", "");
 	r->legal_basis = s_group_str(g, "legal_basis", "Crime and Disorder Act 1998 s.115");
-	if (!r->file || !r->id || !r->name || !r->force || !r->legal_basis)
+	r->transport = s_group_str(g, "transport", "none");
+	if (!r->file || !r->id || !r->name || !r->force || !r->legal_basis || !r->transport)
 		return YJ_ENOMEM;
-	char *kind = s_group_str(g, "kind", ""), *transport = s_group_str(g, "transport", "none");
-	if (!kind || !transport) {
-		free(kind);
-		free(transport);
+	const struct yj_adapter *a = s_output(c, r);
+	struct s_tab own = { a ? a->recipient_settings : NULL, a ? a->n_recipient_settings : 0, "" };
+	s_check_keys(c, g, "a recipient", keys, &own, 1);
+	char *kind = s_group_str(g, "kind", "");
+	if (!kind)
 		return YJ_ENOMEM;
-	}
 	size_t k;
 	for (k = 0; k < 4 && strcmp(kind, s_kind_names[k]); k++)
 		;
@@ -597,17 +860,9 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 		yj_diag_report(c->diag, r->file, r->line,
 			       "recipient '%s': kind must be yjs, children_services, liaison_diversion or force", r->id);
 	r->kind = (enum yj_rcpt_kind)(k % 4);
-	size_t t;
-	for (t = 0; t < 5 && strcmp(transport, s_transport_names[t]); t++)
-		;
-	if (t == 5)
-		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport must be none, email, webhook, zmq or peer",
-			       r->id);
-	r->transport = (enum yj_transport)(t % 5);
 	free(kind);
-	free(transport);
 	if ((rc = s_group_strlist(c, g, "local_authorities", &r->las)) || (rc = s_group_strlist(c, g, "suites", &r->suites)) ||
-	    (rc = s_group_strlist(c, g, "allow", &r->allow)) || (rc = s_group_strlist(c, g, "email", &r->email_to)) ||
+	    (rc = s_group_strlist(c, g, "allow", &r->allow)) ||
 	    (rc = s_group_strlist(c, g, "digest_times", &r->digest_times)))
 		return rc;
 	config_setting_t *la = config_setting_get_member(g, "local_authority");
@@ -645,38 +900,10 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 		r->has_hours = 1;
 		s_parse_hours(c, h, &r->hours);
 	}
-	if (r->transport == YJ_TRANSPORT_EMAIL && r->email_to.n == 0)
-		yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport email needs email = [ addresses ]", r->id);
-	config_setting_t *w = config_setting_get_member(g, "webhook");
-	r->webhook_timeout_ms = 5000;
-	if (w && config_setting_is_group(w)) {
-		static const struct s_key wkeys[] = { { "url", CONFIG_TYPE_STRING }, { "secret", CONFIG_TYPE_STRING },
-						      { "secret_file", CONFIG_TYPE_STRING }, { "timeout_ms", CONFIG_TYPE_INT },
-						      { NULL, 0 } };
-		s_check_keys(c, w, "webhook", wkeys);
-		if (!(r->webhook_url = s_group_str(w, "url", "")))
-			return YJ_ENOMEM;
-		int tmo = 0;
-		if (config_setting_lookup_int(w, "timeout_ms", &tmo) == CONFIG_TRUE) {
-			if (tmo < 100 || tmo > 600000)
-				yj_diag_report(c->diag, s_file(c, w), s_line(w), "webhook.timeout_ms must be 100..600000");
-			r->webhook_timeout_ms = tmo;
-		}
-		const char *sf = NULL, *sec = NULL;
-		config_setting_lookup_string(w, "secret_file", &sf);
-		config_setting_lookup_string(w, "secret", &sec);
-		if (sf && (rc = s_read_secret(c, w, c->label, sf, &r->webhook_secret)))
-			return rc;
-		if (!sf && sec && !(r->webhook_secret = strdup(sec)))
-			return YJ_ENOMEM;
-	}
-	if (r->transport == YJ_TRANSPORT_WEBHOOK) {
-		if (!r->webhook_url || strncmp(r->webhook_url, "http", 4))
-			yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport webhook needs webhook.url (http:// or https://)", r->id);
-		if (!r->webhook_secret || !*r->webhook_secret)
-			yj_diag_report(c->diag, r->file, r->line, "recipient '%s': transport webhook needs webhook.secret_file", r->id);
-	}
-	return 0;
+	/* Last, so that check_recipient sees the whole recipient. */
+	if (a)
+		rc = s_parse_output_settings(c, g, r, a);
+	return rc;
 }
 
 static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
@@ -700,7 +927,7 @@ static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
 	int rc = 0;
 	const char *file = s_file(c, g);
 
-	s_check_keys(c, g, "a rule", keys);
+	s_check_keys(c, g, "a rule", keys, NULL, 0);
 	r->line = s_line(g);
 	r->id = s_group_str(g, "id", "");
 	r->recipient = s_group_str(g, "recipient", "");
@@ -726,6 +953,11 @@ static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
 			       "rule '%s': recipient must be one of yjs:home, yjs:suite, children_services:responsible_la, "
 			       "children_services:home, liaison_diversion:suite, force:home",
 			       r->id);
+	/* Only a YJS has a daily digest (interfaces.md §5): a digest rule for anyone else would gather
+	 * events nobody is ever sent. */
+	if (r->mode == YJ_MODE_DIGEST && i < 6 && strncmp(r->recipient, "yjs:", 4))
+		yj_diag_report(c->diag, file, r->line, "rule '%s': mode digest needs a yjs: recipient (yjs:home or yjs:suite)",
+			       r->id);
 	for (i = 0; i < 7 && strcmp(r->section, sections[i]); i++)
 		;
 	if (i == 7)
@@ -741,7 +973,7 @@ static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
 		else
 			r->feeds |= 1u << f;
 	}
-	s_strlist_free(&fl);
+	yj_strlist_free(&fl);
 	if ((rc = s_group_strlist(c, g, "custody_status", &r->custody_status)) || (rc = s_group_strlist(c, g, "markers", &r->markers)))
 		return rc;
 	for (size_t j = 0; j < r->markers.n; j++) {
@@ -828,6 +1060,20 @@ static int s_parse_routing(struct s_ctx *c, config_t *cf, struct yj_config *cfg)
 				yj_diag_report(c->diag, c->label, cfg->rules[i].line, "rule '%s' is declared twice", cfg->rules[i].id);
 		}
 	}
+	/* Every transport a config names must be able to deliver what the rules send (interfaces.md §3):
+	 * a digest goes to a YJS at its digest_times, so a YJS without them would never be sent one. */
+	const struct yj_rule *digest = NULL;
+	for (size_t i = 0; i < cfg->n_rules && !digest; i++) {
+		if (cfg->rules[i].mode == YJ_MODE_DIGEST)
+			digest = &cfg->rules[i];
+	}
+	for (size_t i = 0; digest && i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		if (r->kind == YJ_RCPT_YJS && r->digest_times.n == 0)
+			yj_diag_report(c->diag, r->file, r->line,
+				       "recipient '%s': rule '%s' sends it a daily digest but it has no digest_times", r->id,
+				       digest->id);
+	}
 	return 0;
 }
 
@@ -835,18 +1081,22 @@ static void s_free_routing(struct yj_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
 		struct yj_recipient *r = &cfg->recipients[i];
+		if (r->output_settings) {
+			/* Only ever set for an output of cfg's table (s_parse_output_settings). */
+			const struct yj_adapter *a = cfg->adapters[r->output];
+			s_free_settings(a->recipient_settings, a->n_recipient_settings, r->output_settings);
+			free(r->output_settings);
+		}
 		free(r->id);
 		free(r->name);
 		free(r->force);
 		free(r->legal_basis);
-		free(r->webhook_url);
-		free(r->webhook_secret);
+		free(r->transport);
 		free(r->file);
-		s_strlist_free(&r->las);
-		s_strlist_free(&r->suites);
-		s_strlist_free(&r->allow);
-		s_strlist_free(&r->email_to);
-		s_strlist_free(&r->digest_times);
+		yj_strlist_free(&r->las);
+		yj_strlist_free(&r->suites);
+		yj_strlist_free(&r->allow);
+		yj_strlist_free(&r->digest_times);
 	}
 	free(cfg->recipients);
 	for (size_t i = 0; i < cfg->n_rules; i++) {
@@ -856,8 +1106,8 @@ static void s_free_routing(struct yj_config *cfg)
 		free(r->section);
 		free(r->legal_basis);
 		free(r->outcome_codes);
-		s_strlist_free(&r->custody_status);
-		s_strlist_free(&r->markers);
+		yj_strlist_free(&r->custody_status);
+		yj_strlist_free(&r->markers);
 	}
 	free(cfg->rules);
 }
@@ -871,15 +1121,17 @@ const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, cons
 	return NULL;
 }
 
-int yj_config_load(const char *file, const char *const *sets, size_t n_sets, struct yj_diag *diag,
-		   struct yj_config **out)
+int yj_config_load(const char *file, const char *const *sets, size_t n_sets, const struct yj_adapter *const *adapters,
+		   struct yj_diag *diag, struct yj_config **out)
 {
 	config_t cf;
 	struct yj_config *cfg = NULL;
 	int rc = 0;
 	int before = diag->count;
-	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag };
+	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag, adapters, 0, NULL, 0 };
 
+	while (adapters && adapters[c.n_adapters])
+		c.n_adapters++;
 	config_init(&cf);
 	/* No silent type coercion: "64" is not 64. */
 	config_set_options(&cf, 0);
@@ -899,17 +1151,37 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, str
 		rc = YJ_ECONFIG;
 		goto out;
 	}
+	/* What the top level may hold: the core's settings and each adapter's section. */
+	if (!(c.tabs = calloc(c.n_adapters + 1, sizeof(*c.tabs)))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	c.tabs[c.n_tabs++] = (struct s_tab){ s_table, S_N, "" };
+	for (size_t i = 0; i < c.n_adapters; i++) {
+		const struct yj_adapter *a = adapters[i];
+		if (a->settings && a->n_settings)
+			c.tabs[c.n_tabs++] = (struct s_tab){ a->settings, a->n_settings, a->section ? a->section : "" };
+	}
 	for (size_t i = 0; i < n_sets; i++)
 		s_apply_set(&c, &cf, sets[i]);
-	s_walk_unknown(&c, config_root_setting(&cf), "");
+	s_walk_unknown(&c, config_root_setting(&cf));
 
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->source = strdup(c.label))) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
+	cfg->adapters = adapters;
+	cfg->n_adapters = c.n_adapters;
+	if (c.n_adapters && !(cfg->adapter_settings = calloc(c.n_adapters, sizeof(*cfg->adapter_settings)))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	struct s_scope core = { config_root_setting(&cf), "", "", c.label, 0 };
 	for (size_t i = 0; i < S_N && !rc; i++)
-		rc = s_extract(&c, &cf, &s_table[i], cfg);
+		rc = s_extract(&c, &core, &s_table[i], cfg);
+	for (size_t i = 0; i < c.n_adapters && !rc; i++)
+		rc = s_parse_section(&c, &cf, cfg, i);
 	if (rc)
 		goto out;
 	if (cfg->ingest_forces.n == 0)
@@ -923,6 +1195,7 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, str
 		rc = YJ_ECONFIG;
 out:
 	config_destroy(&cf);
+	free(c.tabs);
 	if (rc)
 		yj_config_free(&cfg);
 	*out = cfg;
@@ -934,26 +1207,69 @@ void yj_config_free(struct yj_config **pcfg)
 	struct yj_config *cfg = pcfg ? *pcfg : NULL;
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < S_N; i++) {
-		void *field = (char *)cfg + s_table[i].offset;
-		if (s_table[i].type == S_STR) {
-			free(*(char **)field);
-		} else if (s_table[i].type == S_STRLIST) {
-			s_strlist_free(field);
-		}
+	s_free_settings(s_table, S_N, cfg);
+	for (size_t i = 0; cfg->adapter_settings && i < cfg->n_adapters; i++) {
+		const struct yj_adapter *a = cfg->adapters[i];
+		s_free_settings(a->settings, a->n_settings, cfg->adapter_settings[i]);
+		free(cfg->adapter_settings[i]);
 	}
+	free(cfg->adapter_settings);
 	s_free_routing(cfg);
 	free(cfg->source);
 	free(cfg);
 	*pcfg = NULL;
 }
 
-void yj_config_print_reference(FILE *out)
+const void *yj_config_adapter_settings(const struct yj_config *cfg, const struct yj_adapter *a)
+{
+	for (size_t i = 0; cfg->adapter_settings && i < cfg->n_adapters; i++) {
+		if (cfg->adapters[i] == a)
+			return cfg->adapter_settings[i];
+	}
+	return NULL;
+}
+
+const struct yj_adapter *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r)
+{
+	if (r->output < 0 || (size_t)r->output >= cfg->n_adapters)
+		return NULL;
+	return cfg->adapters[r->output];
+}
+
+static void s_print_table(FILE *out, const struct yj_setting *t, size_t n, const char *prefix)
 {
 	fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
-	for (size_t i = 0; i < S_N; i++) {
-		const struct s_setting *t = &s_table[i];
-		fprintf(out, "| `%s` | %s | `%s` | %s |\n", t->path, s_type_name(t->type), t->def, t->doc);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "| `%s%s%s` | %s | ", prefix, *prefix ? "." : "", t[i].name, s_type_name(t[i].type));
+		if (t[i].def)
+			fprintf(out, "`%s`", t[i].def);
+		else
+			fprintf(out, "required");
+		fprintf(out, " | %s |\n", t[i].doc ? t[i].doc : "");
+	}
+}
+
+void yj_config_print_reference(FILE *out, const struct yj_adapter *const *adapters)
+{
+	s_print_table(out, s_table, S_N, "");
+	for (size_t i = 0; adapters && adapters[i]; i++) {
+		const struct yj_adapter *a = adapters[i];
+		if (!a->settings || !a->n_settings)
+			continue;
+		if (a->section)
+			fprintf(out, "\n`%s` settings (%s):\n\n", a->section, a->name);
+		else
+			fprintf(out, "\nsettings of %s:\n\n", a->name);
+		s_print_table(out, a->settings, a->n_settings, a->section ? a->section : "");
+	}
+	for (size_t i = 0; adapters && adapters[i]; i++) {
+		const struct yj_adapter *a = adapters[i];
+		if (!a->transport || !a->recipient_settings || !a->n_recipient_settings)
+			continue;
+		fprintf(out, "\nrecipient settings of transport `%s` (%s), inside each recipient `{ ... }` with "
+			     "`transport = \"%s\"`:\n\n",
+			a->transport, a->name, a->transport);
+		s_print_table(out, a->recipient_settings, a->n_recipient_settings, "");
 	}
 }
 

@@ -19,6 +19,8 @@
 
 #include "diag.h"
 
+struct yj_adapter;
+
 struct yj_strlist {
 	char **v;   /* owned strings */
 	size_t n;
@@ -31,14 +33,6 @@ enum yj_rcpt_kind {
 	YJ_RCPT_CHILDREN_SERVICES,
 	YJ_RCPT_LIAISON_DIVERSION,
 	YJ_RCPT_FORCE,
-};
-
-enum yj_transport {
-	YJ_TRANSPORT_NONE = 0,  /* declared but no destination yet: notifications wait as unroutable */
-	YJ_TRANSPORT_EMAIL,
-	YJ_TRANSPORT_WEBHOOK,
-	YJ_TRANSPORT_ZMQ,
-	YJ_TRANSPORT_PEER,
 };
 
 /* Weekly opening hours, local time: minutes from midnight per weekday
@@ -59,11 +53,10 @@ struct yj_recipient {
 	struct yj_hours hours;
 	struct yj_strlist allow;    /* data sharing agreement: dotted field paths ("child.*" for a subtree) */
 	char *legal_basis;          /* default legal basis of disclosures to it */
-	enum yj_transport transport;
-	struct yj_strlist email_to; /* email: addresses */
-	char *webhook_url;          /* webhook: POST target */
-	char *webhook_secret;       /* webhook: HMAC key, read from webhook_secret_file */
-	int64_t webhook_timeout_ms; /* webhook: per-request timeout */
+	char *transport;            /* "none" (no destination yet: notifications wait as unroutable), or
+	                             * the transport of an output adapter ("email", "webhook", ...) */
+	int output;                  /* index of that adapter in the config's adapter table; -1 for none */
+	void *output_settings;       /* that adapter's recipient settings struct (its recipient table), owned */
 	struct yj_strlist digest_times; /* yjs: local "HH:MM" send times of the daily digest */
 	char *file;                 /* config file and line it was declared at, for messages */
 	int line;
@@ -125,10 +118,6 @@ struct yj_config {
 	char *custody_overnight_from;   /* "HH:MM" local */
 	char *custody_overnight_to;     /* "HH:MM" local */
 
-	char *email_smtp_url;           /* smtp://host:port of the relay */
-	char *email_from;               /* envelope and header From */
-	char *email_starttls;           /* required|optional|off */
-	char *email_credentials_file;   /* "user:password" on one line; "" = none */
 	int64_t delivery_max_age_s;     /* a transiently failing notification goes to the DLQ after this */
 	int64_t delivery_backoff_min_ms;/* first retry delay (full jitter up to it) */
 	int64_t delivery_backoff_max_ms;/* cap of the exponential backoff */
@@ -138,24 +127,42 @@ struct yj_config {
 	struct yj_rule *rules;          /* owned, in config order */
 	size_t n_rules;
 
+	const struct yj_adapter *const *adapters; /* the adapter table it was read against (borrowed) */
+	size_t n_adapters;
+	void **adapter_settings;        /* owned: adapters[i]'s own settings struct, NULL when it declares none */
+
 	char *log_level;                /* err|warning|notice|info|debug */
 	int testing_clock_control;      /* allow `yjlinkctl clock` (tests only) */
 	char *testing_clock_start;      /* with clock_control: the clock at start-up, RFC 3339; "" = real */
 };
 
 /* Load file (or the embedded default when file is NULL), apply each of the
- * n_sets "KEY=VALUE" overrides, then check everything. Every problem goes to
- * diag as FILE:LINE: message. Returns 0 and *out, YJ_ECONFIG, or YJ_ENOMEM. */
-int yj_config_load(const char *file, const char *const *sets, size_t n_sets, struct yj_diag *diag,
-		   struct yj_config **out);
+ * n_sets "KEY=VALUE" overrides, then check everything. adapters (NULL-
+ * terminated, may be NULL for none) are the adapters compiled in: their
+ * settings tables are part of the config, and a recipient may name only the
+ * transport of one of them. Every problem goes to diag as FILE:LINE:
+ * message. Returns 0 and *out, YJ_ECONFIG, or YJ_ENOMEM. */
+int yj_config_load(const char *file, const char *const *sets, size_t n_sets, const struct yj_adapter *const *adapters,
+		   struct yj_diag *diag, struct yj_config **out);
 
 void yj_config_free(struct yj_config **cfg);
 
 /* The recipient with this id, or NULL. */
 const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id);
 
-/* Print the settings table as Markdown (for README.md). */
-void yj_config_print_reference(FILE *out);
+/* Print every setting as Markdown (for README.md): the core's table, then
+ * each adapter's own and its recipient settings. */
+void yj_config_print_reference(FILE *out, const struct yj_adapter *const *adapters);
+
+/* The adapter a's own settings struct in cfg; NULL when a declares none or
+ * is not in cfg's table. */
+const void *yj_config_adapter_settings(const struct yj_config *cfg, const struct yj_adapter *a);
+
+/* The output adapter serving recipient r, or NULL (transport none). */
+const struct yj_adapter *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r);
+
+/* Free the strings of l and empty it. */
+void yj_strlist_free(struct yj_strlist *l);
 
 /* The reference directory resolved against the config file's directory;
  * NULL when the embedded tables are meant. Caller frees. */

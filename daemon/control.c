@@ -12,12 +12,24 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "config.h"
+#include "db/audit.h"
+#include "db/digests.h"
+#include "db/events.h"
+#include "db/holds.h"
+#include "db/notes.h"
+#include "db/quarantine.h"
+#include "digest.h"
 #include "err.h"
 #include "event_json.h"
+#include "ingest.h"
 #include "log.h"
-#include "audit.h"
-#include "route.h"
+#include "loop.h"
 #include "normalise.h"
+#include "outbox.h"
+#include "refdata.h"
+#include "route.h"
+#include "store.h"
 #include "yjlink.pb-c.h"
 
 #ifndef YJ_VERSION
@@ -25,7 +37,7 @@
 #endif
 
 struct yj_control {
-	struct yj_control_deps d;  /* borrowed pointers */
+	struct yj_core *core;      /* borrowed */
 	void *sock;                /* ROUTER, owned */
 };
 
@@ -90,11 +102,6 @@ static int s_require_reason(struct s_call *c, const char *what)
  * "consultation"); refuse to show it when that cannot be recorded. */
 static int s_audit_consult(struct s_call *c, const char *what, const uint64_t *seqs, size_t n);
 
-static Yjlink__V1__Record *s_decode_record(const void *data, size_t len)
-{
-	return yjlink__v1__record__unpack(NULL, len, data);
-}
-
 /* --- status --- */
 struct s_status_read {
 	struct yj_store_stats st;
@@ -102,23 +109,23 @@ struct s_status_read {
 
 static void s_cmd_status(struct s_call *c)
 {
-	const struct yj_config *cfg = *c->ctl->d.cfg;
-	const struct yj_ingest_stats *is = yj_ingest_stats(c->ctl->d.ingest);
+	const struct yj_config *cfg = c->ctl->core->cfg;
+	const struct yj_ingest_stats *is = yj_ingest_stats(c->ctl->core->ingest);
 	struct yj_store_stats st;
 	int64_t now = yj_clock_now_us();
 
 	memset(&st, 0, sizeof(st));
-	yj_store_stats(c->ctl->d.store, &st);
+	yj_store_stats(c->ctl->core->store, &st);
 	cJSON_AddStringToObject(c->out, "version", YJ_VERSION);
-	cJSON_AddNumberToObject(c->out, "uptime_seconds", (double)((yj_loop_now_ms() - c->ctl->d.started_ms) / 1000));
+	cJSON_AddNumberToObject(c->out, "uptime_seconds", (double)((yj_loop_now_ms() - c->ctl->core->started_ms) / 1000));
 	cJSON_AddItemToObject(c->out, "now", yj_time_to_json(now));
 	cJSON *dep = cJSON_AddObjectToObject(c->out, "deployment");
 	cJSON_AddStringToObject(dep, "id", cfg->deployment_id);
 	cJSON_AddStringToObject(dep, "name", cfg->deployment_name);
 	cJSON_AddStringToObject(dep, "force", cfg->deployment_force);
 	cJSON_AddStringToObject(dep, "config", cfg->source);
-	if (c->ctl->d.reload_state && **c->ctl->d.reload_state)
-		cJSON_AddStringToObject(dep, "reload_refused", *c->ctl->d.reload_state);
+	if (c->ctl->core->reload_state && *c->ctl->core->reload_state)
+		cJSON_AddStringToObject(dep, "reload_refused", c->ctl->core->reload_state);
 	cJSON *feeds = cJSON_AddObjectToObject(c->out, "feeds");
 	cJSON *yjl1 = cJSON_AddObjectToObject(feeds, "yjl1");
 	cJSON_AddStringToObject(yjl1, "endpoint", cfg->ingest_endpoint);
@@ -133,11 +140,11 @@ static void s_cmd_status(struct s_call *c)
 	cJSON_AddNumberToObject(ing, "retry_since_start", (double)is->retries);
 	cJSON_AddNumberToObject(ing, "batches", (double)is->batches);
 	uint64_t today = 0;
-	yj_digest_events_today(c->ctl->d.store, &today);
+	yj_digest_events_today(c->ctl->core->store, &today);
 	cJSON_AddNumberToObject(ing, "events_today", (double)today);
 	cJSON_AddNumberToObject(ing, "last_seq", (double)st.last_seq);
 	struct yj_outbox_stats os;
-	if (c->ctl->d.outbox && yj_outbox_stats(c->ctl->d.outbox, &os) == 0) {
+	if (c->ctl->core->outbox && yj_outbox_stats(c->ctl->core->outbox, &os) == 0) {
 		cJSON *del = cJSON_AddObjectToObject(c->out, "delivery");
 		cJSON_AddNumberToObject(del, "outbox_depth", (double)os.depth);
 		cJSON_AddNumberToObject(del, "dead_letters", (double)os.dead_letters);
@@ -145,8 +152,8 @@ static void s_cmd_status(struct s_call *c)
 		cJSON_AddNumberToObject(del, "in_flight", (double)os.in_flight);
 		cJSON_AddNumberToObject(del, "holds", (double)is->held);
 	}
-	if (c->ctl->d.digest)
-		cJSON_AddItemToObject(c->out, "digests", yj_digest_status(c->ctl->d.digest));
+	if (c->ctl->core->digest)
+		cJSON_AddItemToObject(c->out, "digests", yj_digest_status(c->ctl->core->digest));
 	cJSON *sto = cJSON_AddObjectToObject(c->out, "store");
 	cJSON_AddStringToObject(sto, "path", cfg->store_path);
 	cJSON_AddNumberToObject(sto, "events", (double)st.events);
@@ -167,14 +174,10 @@ struct s_events {
 	int rc;
 };
 
-static int s_events_add(struct s_events *e, uint64_t seq)
+static int s_events_add(void *arg, uint64_t seq)
 {
-	const void *data;
-	size_t len;
-	int rc = yj_store_get_event(e->txn, seq, &data, &len);
-	if (rc)
-		return rc == YJ_ENOENT ? 0 : rc;
-	Yjlink__V1__Record *r = s_decode_record(data, len);
+	struct s_events *e = arg;
+	Yjlink__V1__Record *r = yj_events_get_record(e->txn, seq);
 	if (!r || !r->event)
 		goto done;
 	const Yjlink__V1__Event *ev = r->event;
@@ -204,24 +207,13 @@ done:
 	return cJSON_GetArraySize(e->list) >= e->limit ? 1 : 0;
 }
 
-static int s_events_seq_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* A child id as given ("TVP-P1", or "E23000029/TVP-P1") made whole. */
+static void s_child_key(const struct yj_config *cfg, const char *child, char *key, size_t size)
 {
-	struct s_events *e = arg;
-	(void)val;
-	(void)vlen;
-	if (klen != 8)
-		return 0;
-	return s_events_add(e, yj_be64_get(key));
-}
-
-static int s_events_dup_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	struct s_events *e = arg;
-	(void)key;
-	(void)klen;
-	if (vlen != 8)
-		return 0;
-	return s_events_add(e, yj_be64_get(val));
+	if (strchr(child, '/'))
+		snprintf(key, size, "%s", child);
+	else
+		snprintf(key, size, "%s/%s", cfg->deployment_force, child);
 }
 
 static int s_events_read(struct yj_txn *txn, void *arg)
@@ -231,21 +223,14 @@ static int s_events_read(struct yj_txn *txn, void *arg)
 	e->txn = txn;
 	if (child) {
 		char key[400];
-		const struct yj_config *cfg = *e->c->ctl->d.cfg;
-		if (strchr(child, '/'))
-			snprintf(key, sizeof(key), "%s", child);
-		else
-			snprintf(key, sizeof(key), "%s/%s", cfg->deployment_force, child);
-		int rc = yj_txn_iter_dups(txn, YJ_DB_CHILD, key, strlen(key), s_events_dup_cb, e);
+		s_child_key(e->c->ctl->core->cfg, child, key, sizeof(key));
+		int rc = yj_events_of_child(txn, key, s_events_add, e);
 		return rc == YJ_ENOENT ? 0 : rc;
 	}
-	if (e->since_us != INT64_MIN) {
-		uint8_t k[8];
-		yj_be64_put(k, yj_time_key(e->since_us));
-		return yj_txn_iter(txn, YJ_DB_TIME, k, 8, 0, s_events_dup_cb, e);
-	}
+	if (e->since_us != INT64_MIN)
+		return yj_events_since(txn, e->since_us, s_events_add, e);
 	/* Newest first: what an operator wants to see. */
-	return yj_txn_iter(txn, YJ_DB_EVENTS, NULL, 0, 1, s_events_seq_cb, e);
+	return yj_events_each(txn, 1, s_events_add, e);
 }
 
 static void s_cmd_events(struct s_call *c)
@@ -267,7 +252,7 @@ static void s_cmd_events(struct s_call *c)
 			return s_fail(c, 2, "--since must be an RFC 3339 time with offset, e.g. 2026-11-21T00:00:00Z");
 	}
 	e.list = cJSON_AddArrayToObject(c->out, "events");
-	int rc = yj_store_read(c->ctl->d.store, s_events_read, &e);
+	int rc = yj_store_read(c->ctl->core->store, s_events_read, &e);
 	if (rc < 0)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 }
@@ -281,15 +266,10 @@ struct s_show {
 static int s_show_read(struct yj_txn *txn, void *arg)
 {
 	struct s_show *s = arg;
-	const void *data;
-	size_t len;
-	int rc = yj_store_get_event(txn, s->seq, &data, &len);
-	if (rc)
-		return rc;
-	Yjlink__V1__Record *r = s_decode_record(data, len);
+	Yjlink__V1__Record *r = yj_events_get_record(txn, s->seq);
 	if (!r || !r->event) {
 		yjlink__v1__record__free_unpacked(r, NULL);
-		return YJ_ESTORE;
+		return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
 	}
 	s->event = yj_event_to_json(r->event, r->seq, r->stored_at_us, NULL, NULL);
 	yjlink__v1__record__free_unpacked(r, NULL);
@@ -304,7 +284,7 @@ static void s_cmd_show(struct s_call *c)
 	if (!s_require_reason(c, "show"))
 		return;
 	struct s_show s = { (uint64_t)seq, NULL };
-	int rc = yj_store_read(c->ctl->d.store, s_show_read, &s);
+	int rc = yj_store_read(c->ctl->core->store, s_show_read, &s);
 	if (rc == YJ_ENOENT)
 		return s_fail(c, 1, "no event %lld", seq);
 	if (rc < 0)
@@ -358,37 +338,24 @@ static cJSON *s_quar_json(uint64_t id, const Yjlink__V1__Quarantined *q, int ful
 	return o;
 }
 
-static int s_quar_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_quar_cb(void *arg, uint64_t id, const Yjlink__V1__Quarantined *q)
 {
 	struct s_quar *s = arg;
-	if (klen != 8)
-		return 0;
-	Yjlink__V1__Quarantined *q = yjlink__v1__quarantined__unpack(NULL, vlen, val);
-	if (!q)
-		return 0;
-	cJSON_AddItemToArray(s->list, s_quar_json(yj_be64_get(key), q, 0));
-	yjlink__v1__quarantined__free_unpacked(q, NULL);
+	cJSON_AddItemToArray(s->list, s_quar_json(id, q, 0));
 	return cJSON_GetArraySize(s->list) >= s->limit ? 1 : 0;
 }
 
 static int s_quar_list_read(struct yj_txn *txn, void *arg)
 {
-	return yj_txn_iter(txn, YJ_DB_QUARANTINE, NULL, 0, 1, s_quar_cb, arg);
+	return yj_quarantine_each(txn, 1, s_quar_cb, arg);
 }
 
 static int s_quar_show_read(struct yj_txn *txn, void *arg)
 {
 	struct s_quar *s = arg;
-	uint8_t k[8];
-	const void *val;
-	size_t vlen;
-	yj_be64_put(k, s->id);
-	int rc = yj_txn_get(txn, YJ_DB_QUARANTINE, k, 8, &val, &vlen);
-	if (rc)
-		return rc;
-	Yjlink__V1__Quarantined *q = yjlink__v1__quarantined__unpack(NULL, vlen, val);
+	Yjlink__V1__Quarantined *q = yj_quarantine_get(txn, s->id);
 	if (!q)
-		return YJ_ESTORE;
+		return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
 	cJSON_AddItemToObject(s->c->out, "entry", s_quar_json(s->id, q, 1));
 	yjlink__v1__quarantined__free_unpacked(q, NULL);
 	return 0;
@@ -409,7 +376,7 @@ static void s_cmd_quarantine(struct s_call *c)
 		if (lim > 0)
 			s.limit = (long)lim;
 		s.list = cJSON_AddArrayToObject(c->out, "entries");
-		rc = yj_store_read(c->ctl->d.store, s_quar_list_read, &s);
+		rc = yj_store_read(c->ctl->core->store, s_quar_list_read, &s);
 	} else if (!strcmp(sub, "show")) {
 		long long id = s_arg_u64(c, "id");
 		if (id <= 0)
@@ -417,7 +384,7 @@ static void s_cmd_quarantine(struct s_call *c)
 		if (!s_require_reason(c, "quarantine show"))
 			return;
 		s.id = (uint64_t)id;
-		rc = yj_store_read(c->ctl->d.store, s_quar_show_read, &s);
+		rc = yj_store_read(c->ctl->core->store, s_quar_show_read, &s);
 		if (rc == YJ_ENOENT)
 			return s_fail(c, 1, "no quarantine entry %lld", id);
 		if (rc >= 0 && s_audit_consult(c, "quarantine show", NULL, 0)) {
@@ -432,7 +399,7 @@ static void s_cmd_quarantine(struct s_call *c)
 		if (!reason || !*reason)
 			return s_fail(c, 2, "quarantine drop needs --reason TEXT (it is audited)");
 		s.id = (uint64_t)id;
-		rc = yj_store_write(c->ctl->d.store, s_quar_drop_write, &s);
+		rc = yj_store_write(c->ctl->core->store, s_quar_drop_write, &s);
 		if (rc == YJ_ENOENT)
 			return s_fail(c, 1, "no quarantine entry %lld", id);
 		if (!rc) {
@@ -450,7 +417,7 @@ static void s_cmd_quarantine(struct s_call *c)
 static void s_cmd_clock(struct s_call *c)
 {
 	const char *to = s_arg_str(c, "set");
-	if (!(*c->ctl->d.cfg)->testing_clock_control)
+	if (!(c->ctl->core->cfg)->testing_clock_control)
 		return s_fail(c, 1, "clock control is off (testing.clock_control = false)");
 	if (to) {
 		int64_t us;
@@ -465,27 +432,16 @@ static void s_cmd_clock(struct s_call *c)
 
 static void s_cmd_reload(struct s_call *c)
 {
-	if (!c->ctl->d.reload)
+	if (!c->ctl->core->reload)
 		return s_fail(c, 1, "reload is not available");
-	int rc = c->ctl->d.reload(c->ctl->d.reload_arg);
+	int rc = c->ctl->core->reload(c->ctl->core);
 	if (rc)
 		return s_fail(c, 1, "new config refused, old one kept: %s",
-			      c->ctl->d.reload_state && *c->ctl->d.reload_state ? *c->ctl->d.reload_state : "see log");
+			      c->ctl->core->reload_state && *c->ctl->core->reload_state ? c->ctl->core->reload_state : "see log");
 	cJSON_AddStringToObject(c->out, "result", "reloaded");
 }
 
 /* --- delivery: outbox, dead letters, holds, replay, audit --- */
-
-static Yjlink__V1__Notification *s_note_get(struct yj_txn *txn, enum yj_db db, uint64_t number)
-{
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	yj_be64_put(k, number);
-	if (yj_txn_get(txn, db, k, 8, &v, &vlen))
-		return NULL;
-	return yjlink__v1__notification__unpack(NULL, vlen, v);
-}
 
 static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notification *n)
 {
@@ -497,7 +453,13 @@ static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notific
 	cJSON_AddStringToObject(o, "recipient", n->recipient ? n->recipient : "");
 	cJSON_AddStringToObject(o, "rule", n->rule ? n->rule : "");
 	cJSON_AddStringToObject(o, "kind", n->kind ? n->kind : "");
-	cJSON_AddNumberToObject(o, "seq", (double)n->seq);
+	if (n->digest) {
+		cJSON_AddStringToObject(o, "digest_id", n->digest->id ? n->digest->id : "");
+		if (n->digest->resend)
+			cJSON_AddBoolToObject(o, "resend", 1);
+	} else {
+		cJSON_AddNumberToObject(o, "seq", (double)n->seq);
+	}
 	cJSON_AddItemToObject(o, "created_at", yj_time_to_json(n->created_at_us));
 	cJSON_AddNumberToObject(o, "attempts", n->attempts);
 	cJSON_AddStringToObject(o, "last_error", n->last_error ? n->last_error : "");
@@ -543,7 +505,7 @@ static int s_consult_write(struct yj_txn *txn, void *arg)
 static int s_audit_consult(struct s_call *c, const char *what, const uint64_t *seqs, size_t n)
 {
 	struct s_consult k = { c, what, seqs, n };
-	int rc = yj_store_write(c->ctl->d.store, s_consult_write, &k);
+	int rc = yj_store_write(c->ctl->core->store, s_consult_write, &k);
 	if (rc)
 		s_fail(c, 1, "not shown: the consultation could not be written to the audit log (%s)", yj_strerror(rc));
 	return rc;
@@ -553,40 +515,31 @@ struct s_list {
 	struct s_call *c;
 	cJSON *list;
 	long limit;
+	enum yj_note_queue queue;
 };
 
-static int s_list_notes_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_list_notes_cb(void *arg, const Yjlink__V1__Notification *n)
 {
 	struct s_list *l = arg;
-	(void)key;
-	(void)klen;
-	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, val);
-	if (n)
-		cJSON_AddItemToArray(l->list, s_note_json(*l->c->ctl->d.cfg, n));
-	yjlink__v1__notification__free_unpacked(n, NULL);
+	cJSON_AddItemToArray(l->list, s_note_json(l->c->ctl->core->cfg, n));
 	return cJSON_GetArraySize(l->list) >= l->limit ? 1 : 0;
 }
 
-static int s_dlq_list_read(struct yj_txn *txn, void *arg)
+static int s_list_notes_read(struct yj_txn *txn, void *arg)
 {
-	int rc = yj_txn_iter(txn, YJ_DB_DLQ, NULL, 0, 0, s_list_notes_cb, arg);
-	return rc < 0 ? rc : 0;
-}
-
-static int s_unroutable_list_read(struct yj_txn *txn, void *arg)
-{
-	int rc = yj_txn_iter(txn, YJ_DB_UNROUTABLE, NULL, 0, 0, s_list_notes_cb, arg);
+	struct s_list *l = arg;
+	int rc = yj_notes_each(txn, l->queue, s_list_notes_cb, l);
 	return rc < 0 ? rc : 0;
 }
 
 static void s_cmd_outbox(struct s_call *c)
 {
-	cJSON *by = yj_outbox_describe(c->ctl->d.outbox);
+	cJSON *by = yj_outbox_describe(c->ctl->core->outbox);
 	if (!by)
 		return s_fail(c, 1, "cannot read the outbox");
 	cJSON_AddItemToObject(c->out, "recipients", by);
-	struct s_list l = { c, cJSON_AddArrayToObject(c->out, "unroutable"), 1000 };
-	yj_store_read(c->ctl->d.store, s_unroutable_list_read, &l);
+	struct s_list l = { c, cJSON_AddArrayToObject(c->out, "unroutable"), 1000, YJ_NOTES_UNROUTABLE };
+	yj_store_read(c->ctl->core->store, s_list_notes_read, &l);
 }
 
 struct s_dlq_op {
@@ -599,27 +552,13 @@ struct s_dlq_op {
 
 static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t number)
 {
-	uint8_t k[8], rk[320];
-	Yjlink__V1__Notification *n = s_note_get(txn, YJ_DB_DLQ, number);
+	Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_DLQ, number);
 	if (!n)
-		return YJ_ENOENT;
-	yj_be64_put(k, number);
-	int rc = yj_txn_del(txn, YJ_DB_DLQ, k, 8);
-	n->has_attempts = 0;
-	n->attempts = 0;
-	n->has_next_attempt_us = 0;
-	n->has_failed_at_us = 0;
-	char *last_error = n->last_error;  /* back before the free: it was unpacked with n */
-	n->last_error = NULL;
-	/* A retried notification must not be dead-lettered again for its age at once. */
-	n->created_at_us = yj_clock_now_us();
+		return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
+	int rc = yj_outbox_retry_dead(txn, op->c->ctl->core->cfg, number, yj_clock_now_us());
 	if (!rc)
-		rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
-	if (!rc)
-		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), n->recipient, n->number), "", 0);
-	if (!rc)
-		rc = s_audit_action(txn, op->c, "retry", &n->seq, 1, n->recipient, op->reason);
-	n->last_error = last_error;
+		rc = s_audit_action(txn, op->c, "retry", n->digest ? NULL : &n->seq, n->digest ? 0 : 1, n->recipient,
+				    op->reason);
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	op->done += !rc;
 	return rc;
@@ -630,13 +569,8 @@ struct s_ids {
 	size_t n, cap;
 };
 
-static int s_ids_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_ids_add(struct s_ids *ids, uint64_t v)
 {
-	struct s_ids *ids = arg;
-	(void)val;
-	(void)vlen;
-	if (klen != 8)
-		return 0;
 	if (ids->n == ids->cap) {
 		size_t ncap = ids->cap ? ids->cap * 2 : 64;
 		uint64_t *nv = realloc(ids->v, ncap * sizeof(*nv));
@@ -645,16 +579,12 @@ static int s_ids_cb(void *arg, const void *key, size_t klen, const void *val, si
 		ids->v = nv;
 		ids->cap = ncap;
 	}
-	ids->v[ids->n++] = yj_be64_get(key);
+	ids->v[ids->n++] = v;
 	return 0;
 }
 
-/* Only the first key: stop at once. */
-static int s_ids_cb_first(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	int rc = s_ids_cb(arg, key, klen, val, vlen);
-	return rc < 0 ? rc : 1;
-}
+static int s_ids_note_cb(void *arg, const Yjlink__V1__Notification *n) { return s_ids_add(arg, n->number); }
+static int s_ids_seq_cb(void *arg, uint64_t seq) { return s_ids_add(arg, seq); }
 
 static int s_dlq_write(struct yj_txn *txn, void *arg)
 {
@@ -662,14 +592,13 @@ static int s_dlq_write(struct yj_txn *txn, void *arg)
 	int rc = 0;
 	op->done = 0;
 	if (op->drop) {
-		uint8_t k[8];
-		Yjlink__V1__Notification *n = s_note_get(txn, YJ_DB_DLQ, op->id);
+		Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_DLQ, op->id);
 		if (!n)
-			return YJ_ENOENT;
-		yj_be64_put(k, op->id);
-		rc = yj_txn_del(txn, YJ_DB_DLQ, k, 8);
+			return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
+		rc = yj_notes_del(txn, YJ_NOTES_DLQ, op->id);
 		if (!rc)
-			rc = s_audit_action(txn, op->c, "drop", &n->seq, 1, n->recipient, op->reason);
+			rc = s_audit_action(txn, op->c, "drop", n->digest ? NULL : &n->seq, n->digest ? 0 : 1, n->recipient,
+					    op->reason);
 		yjlink__v1__notification__free_unpacked(n, NULL);
 		op->done = !rc;
 		return rc;
@@ -677,7 +606,7 @@ static int s_dlq_write(struct yj_txn *txn, void *arg)
 	if (op->id)
 		return s_dlq_retry_one(txn, op, op->id);
 	struct s_ids ids = { NULL, 0, 0 };
-	rc = yj_txn_iter(txn, YJ_DB_DLQ, NULL, 0, 0, s_ids_cb, &ids);
+	rc = yj_notes_each(txn, YJ_NOTES_DLQ, s_ids_note_cb, &ids);
 	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
 		rc = s_dlq_retry_one(txn, op, ids.v[i]);
 	free(ids.v);
@@ -702,8 +631,8 @@ static void s_cmd_dlq(struct s_call *c)
 	const char *id = s_arg_str(c, "id");
 	int all = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "all"));
 	if (!sub || !strcmp(sub, "list")) {
-		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "dead_letters"), 1000 };
-		int rc = yj_store_read(c->ctl->d.store, s_dlq_list_read, &l);
+		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "dead_letters"), 1000, YJ_NOTES_DLQ };
+		int rc = yj_store_read(c->ctl->core->store, s_list_notes_read, &l);
 		if (rc < 0)
 			s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 		return;
@@ -723,42 +652,36 @@ static void s_cmd_dlq(struct s_call *c)
 	} else {
 		return s_fail(c, 2, "dlq takes list, retry or drop");
 	}
-	int rc = yj_store_write(c->ctl->d.store, s_dlq_write, &op);
+	int rc = yj_store_write(c->ctl->core->store, s_dlq_write, &op);
 	if (rc == YJ_ENOENT)
 		return s_fail(c, 1, "no dead letter %s", id ? id : "");
 	if (rc)
 		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
-	yj_notice("control: dlq %s of %d notification(s) by uid %ld", sub, op.done, c->uid);
+	yj_notice("control: dlq %s of %d job(s) by uid %ld", sub, op.done, c->uid);
 	cJSON_AddNumberToObject(c->out, op.drop ? "dropped" : "retried", op.done);
-	yj_outbox_kick(c->ctl->d.outbox);
+	yj_outbox_kick(c->ctl->core->outbox);
 }
 
 /* holds */
-static int s_holds_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_holds_cb(void *arg, const Yjlink__V1__Hold *h)
 {
 	struct s_list *l = arg;
-	(void)key;
-	(void)klen;
-	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, val);
-	if (h) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "seq", (double)h->seq);
-		cJSON_AddItemToObject(o, "held_at", yj_time_to_json(h->held_at_us));
-		int released = h->has_released_at_us && h->released_at_us;
-		cJSON_AddBoolToObject(o, "released", released);
-		if (released) {
-			cJSON_AddItemToObject(o, "released_at", yj_time_to_json(h->released_at_us));
-			cJSON_AddStringToObject(o, "released_by", h->released_by ? h->released_by : "");
-		}
-		cJSON_AddItemToArray(l->list, o);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "seq", (double)h->seq);
+	cJSON_AddItemToObject(o, "held_at", yj_time_to_json(h->held_at_us));
+	int released = h->has_released_at_us && h->released_at_us;
+	cJSON_AddBoolToObject(o, "released", released);
+	if (released) {
+		cJSON_AddItemToObject(o, "released_at", yj_time_to_json(h->released_at_us));
+		cJSON_AddStringToObject(o, "released_by", h->released_by ? h->released_by : "");
 	}
-	yjlink__v1__hold__free_unpacked(h, NULL);
+	cJSON_AddItemToArray(l->list, o);
 	return 0;
 }
 
 static int s_holds_read(struct yj_txn *txn, void *arg)
 {
-	int rc = yj_txn_iter(txn, YJ_DB_HOLDS, NULL, 0, 0, s_holds_cb, arg);
+	int rc = yj_holds_each(txn, s_holds_cb, arg);
 	return rc < 0 ? rc : 0;
 }
 
@@ -766,95 +689,26 @@ struct s_release {
 	struct s_call *c;
 	uint64_t seq;
 	const char *by, *reason;
-	int queued;
-	int already;
+	unsigned queued;
 };
-
-struct s_rcpts {
-	uint64_t seq;
-	char **v;
-	size_t n;
-};
-
-static int s_rcpts_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	struct s_rcpts *r = arg;
-	(void)val;
-	(void)vlen;
-	if (klen <= 8 || yj_be64_get(key) != r->seq)
-		return 1;
-	char **nv = realloc(r->v, (r->n + 1) * sizeof(*nv));
-	if (!nv)
-		return YJ_ENOMEM;
-	r->v = nv;
-	if (!(r->v[r->n] = strndup((const char *)key + 8, klen - 8)))
-		return YJ_ENOMEM;
-	r->n++;
-	return 0;
-}
 
 static int s_release_write(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
-	const struct yj_config *cfg = *r->c->ctl->d.cfg;
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	r->queued = 0;
-	r->already = 0;
-	yj_be64_put(k, r->seq);
-	int rc = yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen);
+	char why[600];
+	int rc = yj_route_release(txn, r->c->ctl->core->cfg, r->seq, r->by, r->reason, yj_clock_now_us(), &r->queued);
 	if (rc)
 		return rc;
-	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
-	if (!h)
-		return YJ_ESTORE;
-	if (h->has_released_at_us && h->released_at_us) {
-		r->already = 1;
-		yjlink__v1__hold__free_unpacked(h, NULL);
-		return 0;
-	}
-	int64_t now = yj_clock_now_us();
-	h->has_released_at_us = 1;
-	h->released_at_us = now;
-	h->released_by = (char *)r->by;
-	h->reason = (char *)r->reason;
-	uint8_t buf[2048];
-	size_t len = protobuf_c_message_get_packed_size(&h->base);
-	if (len > sizeof(buf)) {
-		h->released_by = h->reason = NULL;
-		yjlink__v1__hold__free_unpacked(h, NULL);
-		return YJ_EINVAL;
-	}
-	protobuf_c_message_pack(&h->base, buf);
-	h->released_by = h->reason = NULL;
-	yjlink__v1__hold__free_unpacked(h, NULL);
-	if ((rc = yj_txn_put(txn, YJ_DB_HOLDS, k, 8, buf, len)))
-		return rc;
-	char why[600];
 	snprintf(why, sizeof(why), "released by %s: %s", r->by, r->reason);
-	if ((rc = s_audit_action(txn, r->c, "release", &r->seq, 1, "", why)))
-		return rc;
-	/* Everyone who already had the event now gets what was withheld. */
-	struct s_rcpts rs = { r->seq, NULL, 0 };
-	rc = yj_txn_iter(txn, YJ_DB_DISCLOSED, k, 8, 0, s_rcpts_cb, &rs);
-	for (size_t i = 0; rc >= 0 && i < rs.n; i++) {
-		int unroutable = 0;
-		rc = yj_route_queue(txn, cfg, rs.v[i], "hold_release", "hold_released", r->seq, "", now, 0, 0, &unroutable);
-		r->queued += !rc;
-	}
-	for (size_t i = 0; i < rs.n; i++)
-		free(rs.v[i]);
-	free(rs.v);
-	return rc < 0 ? rc : 0;
+	return s_audit_action(txn, r->c, "release", &r->seq, 1, "", why);
 }
 
 static void s_cmd_holds(struct s_call *c)
 {
 	const char *sub = s_arg_str(c, "sub");
 	if (!sub || !strcmp(sub, "list")) {
-		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "holds"), 100000 };
-		int rc = yj_store_read(c->ctl->d.store, s_holds_read, &l);
+		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "holds"), 100000, YJ_NOTES_OUTBOX };
+		int rc = yj_store_read(c->ctl->core->store, s_holds_read, &l);
 		if (rc < 0)
 			s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 		return;
@@ -865,18 +719,18 @@ static void s_cmd_holds(struct s_call *c)
 	const char *by = s_arg_str(c, "by"), *reason = s_arg_str(c, "reason");
 	if (seq <= 0 || !by || !*by || !reason || !*reason)
 		return s_fail(c, 2, "holds release needs SEQ --by NAME --reason TEXT");
-	struct s_release r = { c, (uint64_t)seq, by, reason, 0, 0 };
-	int rc = yj_store_write(c->ctl->d.store, s_release_write, &r);
+	struct s_release r = { c, (uint64_t)seq, by, reason, 0 };
+	int rc = yj_store_write(c->ctl->core->store, s_release_write, &r);
 	if (rc == YJ_ENOENT)
 		return s_fail(c, 1, "event %lld is not held", seq);
+	if (rc == YJ_EEXIST)
+		return s_fail(c, 1, "event %lld was already released", seq);
 	if (rc)
 		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
-	if (r.already)
-		return s_fail(c, 1, "event %lld was already released", seq);
-	yj_notice("control: hold on seq %lld released by uid %ld; %d notification(s) queued", seq, c->uid, r.queued);
+	yj_notice("control: hold on seq %lld released by uid %ld; %u notification(s) queued", seq, c->uid, r.queued);
 	cJSON_AddNumberToObject(c->out, "released", (double)seq);
 	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
-	yj_outbox_kick(c->ctl->d.outbox);
+	yj_outbox_kick(c->ctl->core->outbox);
 }
 
 /* replay --since T [--rule R]: immediate rules again, new notifications */
@@ -884,60 +738,17 @@ struct s_replay {
 	struct s_call *c;
 	int64_t since_us;
 	const char *rule;
-	int queued;
-	struct s_ids seqs;
+	unsigned queued;
 };
-
-static int s_replay_seq_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	if (vlen != 8)
-		return 0;
-	struct s_replay *r = arg;
-	uint8_t k[8];
-	memcpy(k, val, 8);
-	return s_ids_cb(&r->seqs, k, 8, NULL, 0);
-}
 
 static int s_replay_write(struct yj_txn *txn, void *arg)
 {
 	struct s_replay *r = arg;
-	const struct yj_config *cfg = *r->c->ctl->d.cfg;
-	const struct yj_refdata *ref = *r->c->ctl->d.ref;
-	uint8_t from[8];
-	int64_t now = yj_clock_now_us();
-	r->queued = 0;
-	r->seqs.n = 0;
-	yj_be64_put(from, yj_time_key(r->since_us));
-	int rc = yj_txn_iter(txn, YJ_DB_TIME, from, 8, 0, s_replay_seq_cb, r);
-	for (size_t i = 0; rc >= 0 && i < r->seqs.n; i++) {
-		const void *data;
-		size_t len;
-		if (yj_store_get_event(txn, r->seqs.v[i], &data, &len))
-			continue;
-		Yjlink__V1__Record *rec = yjlink__v1__record__unpack(NULL, len, data);
-		if (!rec || !rec->event) {
-			yjlink__v1__record__free_unpacked(rec, NULL);
-			continue;
-		}
-		struct yj_route_facts f;
-		yj_route_facts(cfg, ref, rec->event, 0, &f);
-		for (size_t j = 0; rc >= 0 && j < cfg->n_rules; j++) {
-			const struct yj_rule *rule = &cfg->rules[j];
-			char rcpt[300];
-			if (rule->mode != YJ_MODE_IMMEDIATE || (r->rule && strcmp(r->rule, rule->id)) ||
-			    !yj_rule_matches(rule, &f) || !yj_route_resolve(cfg, ref, rule->recipient, rec->event, rcpt, sizeof(rcpt)))
-				continue;
-			int unroutable = 0;
-			rc = yj_route_queue(txn, cfg, rcpt, rule->id, rule->id, r->seqs.v[i], rule->legal_basis, now, 0, 0, &unroutable);
-			r->queued += !rc;
-		}
-		yjlink__v1__record__free_unpacked(rec, NULL);
-	}
-	if (rc >= 0 && r->queued)
+	int rc = yj_route_replay(txn, r->c->ctl->core->cfg, r->c->ctl->core->ref, r->since_us, r->rule, yj_clock_now_us(),
+				 &r->queued);
+	if (!rc && r->queued)
 		rc = s_audit_action(txn, r->c, "replay", NULL, 0, r->rule ? r->rule : "", s_arg_str(r->c, "since"));
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 static void s_cmd_replay(struct s_call *c)
@@ -949,19 +760,18 @@ static void s_cmd_replay(struct s_call *c)
 		return s_fail(c, 2, "replay needs --since T (RFC 3339 with offset)");
 	if (r.rule) {
 		size_t j;
-		const struct yj_config *cfg = *c->ctl->d.cfg;
+		const struct yj_config *cfg = c->ctl->core->cfg;
 		for (j = 0; j < cfg->n_rules && strcmp(cfg->rules[j].id, r.rule); j++)
 			;
 		if (j == cfg->n_rules)
 			return s_fail(c, 2, "no rule '%s' in the config", r.rule);
 	}
-	int rc = yj_store_write(c->ctl->d.store, s_replay_write, &r);
-	free(r.seqs.v);
+	int rc = yj_store_write(c->ctl->core->store, s_replay_write, &r);
 	if (rc)
 		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
-	yj_notice("control: replay queued %d notification(s), by uid %ld", r.queued, c->uid);
+	yj_notice("control: replay queued %u notification(s), by uid %ld", r.queued, c->uid);
 	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
-	yj_outbox_kick(c->ctl->d.outbox);
+	yj_outbox_kick(c->ctl->core->outbox);
 }
 
 /* audit */
@@ -975,14 +785,9 @@ struct s_audit_list {
 	int by_child;
 };
 
-static int s_audit_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_audit_cb(void *arg, const Yjlink__V1__AuditRecord *a)
 {
 	struct s_audit_list *l = arg;
-	(void)key;
-	(void)klen;
-	Yjlink__V1__AuditRecord *a = yjlink__v1__audit_record__unpack(NULL, vlen, val);
-	if (!a)
-		return 0;
 	int keep = a->at_us >= l->since_us && (!l->recipient || (a->recipient && !strcmp(a->recipient, l->recipient)));
 	if (keep && l->by_child) {
 		keep = 0;
@@ -1013,19 +818,7 @@ static int s_audit_cb(void *arg, const void *key, size_t klen, const void *val, 
 			cJSON_AddItemToArray(fd, cJSON_CreateString(a->feeds[i]));
 		cJSON_AddItemToArray(l->list, o);
 	}
-	yjlink__v1__audit_record__free_unpacked(a, NULL);
 	return cJSON_GetArraySize(l->list) >= l->limit ? 1 : 0;
-}
-
-static int s_child_seq_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	if (vlen != 8)
-		return 0;
-	uint8_t k[8];
-	memcpy(k, val, 8);
-	return s_ids_cb(arg, k, 8, NULL, 0);
 }
 
 static int s_audit_read(struct yj_txn *txn, void *arg)
@@ -1034,17 +827,13 @@ static int s_audit_read(struct yj_txn *txn, void *arg)
 	const char *child = s_arg_str(l->c, "child");
 	if (child) {
 		char key[400];
-		const struct yj_config *cfg = *l->c->ctl->d.cfg;
-		if (strchr(child, '/'))
-			snprintf(key, sizeof(key), "%s", child);
-		else
-			snprintf(key, sizeof(key), "%s/%s", cfg->deployment_force, child);
+		s_child_key(l->c->ctl->core->cfg, child, key, sizeof(key));
 		l->by_child = 1;
-		int rc = yj_txn_iter_dups(txn, YJ_DB_CHILD, key, strlen(key), s_child_seq_cb, &l->child_seqs);
+		int rc = yj_events_of_child(txn, key, s_ids_seq_cb, &l->child_seqs);
 		if (rc < 0 && rc != YJ_ENOENT)
 			return rc;
 	}
-	int rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 1, s_audit_cb, l);
+	int rc = yj_audit_each(txn, 1, s_audit_cb, l);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1059,7 +848,7 @@ static void s_cmd_audit(struct s_call *c)
 	const char *sub = s_arg_str(c, "sub");
 	if (sub && !strcmp(sub, "verify")) {
 		uint64_t r[2] = { 0, 0 };
-		int rc = yj_store_read(c->ctl->d.store, s_verify_read, r);
+		int rc = yj_store_read(c->ctl->core->store, s_verify_read, r);
 		cJSON_AddNumberToObject(c->out, "checked", (double)r[0]);
 		if (rc) {
 			cJSON_AddNumberToObject(c->out, "first_bad", (double)r[1]);
@@ -1080,7 +869,7 @@ static void s_cmd_audit(struct s_call *c)
 	if (since && yj_time_parse(since, strlen(since), &l.since_us, &off))
 		return s_fail(c, 2, "--since must be RFC 3339 with offset");
 	l.list = cJSON_AddArrayToObject(c->out, "records");
-	int rc = yj_store_read(c->ctl->d.store, s_audit_read, &l);
+	int rc = yj_store_read(c->ctl->core->store, s_audit_read, &l);
 	free(l.child_seqs.v);
 	if (rc < 0)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
@@ -1089,21 +878,15 @@ static void s_cmd_audit(struct s_call *c)
 /* digest pending YJS: the events routed to a YJS's digest so far. */
 struct s_pending_list {
 	const char *rcpt;
-	size_t rlen;
 	cJSON *list;
 };
 
-static int s_digest_pending_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_digest_pending_cb(void *arg, uint64_t seq, const char *rule)
 {
 	struct s_pending_list *p = arg;
-	if (klen != p->rlen + 9 || memcmp(key, p->rcpt, p->rlen) || ((const char *)key)[p->rlen])
-		return 1;
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "seq", (double)yj_be64_get((const uint8_t *)key + p->rlen + 1));
-	cJSON_AddItemToObject(o, "rule", cJSON_CreateString(""));
-	char rule[128];
-	snprintf(rule, sizeof(rule), "%.*s", (int)vlen, (const char *)val);
-	cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(o, "rule"), rule);
+	cJSON_AddNumberToObject(o, "seq", (double)seq);
+	cJSON_AddStringToObject(o, "rule", rule);
 	cJSON_AddItemToArray(p->list, o);
 	return 0;
 }
@@ -1111,10 +894,7 @@ static int s_digest_pending_cb(void *arg, const void *key, size_t klen, const vo
 static int s_digest_pending_read(struct yj_txn *txn, void *arg)
 {
 	struct s_pending_list *p = arg;
-	uint8_t from[300];
-	memcpy(from, p->rcpt, p->rlen);
-	from[p->rlen] = '\0';
-	int rc = yj_txn_iter(txn, YJ_DB_DIGEST, from, p->rlen + 1, 0, s_digest_pending_cb, p);
+	int rc = yj_digests_entries(txn, p->rcpt, 0, UINT64_MAX, s_digest_pending_cb, p);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1122,18 +902,26 @@ static void s_digest_preview(struct s_call *c, const char *yjs, const char *date
 {
 	struct yj_digest_content dc;
 	char err[300] = "";
-	int rc = yj_digest_preview(c->ctl->d.digest, yjs, date, &dc, err, sizeof(err));
+	int rc = yj_digest_preview(c->ctl->core->digest, yjs, date, &dc, err, sizeof(err));
 	if (rc)
 		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", err);
 	if (s_require_reason(c, "digest preview") && !s_audit_consult(c, "digest preview", dc.seqs, dc.n_seqs)) {
+		char subject[400];
+		const struct yj_recipient *r = yj_config_recipient(c->ctl->core->cfg, yjs);
+		/* As the email transport titles it (interfaces.md §5). */
+		snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children",
+			 r ? r->name : yjs, dc.date, dc.children);
 		cJSON_AddStringToObject(c->out, "id", dc.id);
-		cJSON_AddStringToObject(c->out, "subject", dc.subject);
-		cJSON_AddStringToObject(c->out, "headers", dc.headers);
+		cJSON_AddStringToObject(c->out, "subject", subject);
+		cJSON_AddStringToObject(c->out, "date", dc.date);
+		cJSON *w = cJSON_AddObjectToObject(c->out, "window");
+		cJSON_AddStringToObject(w, "from", dc.window_from);
+		cJSON_AddStringToObject(w, "to", dc.window_to);
 		cJSON_AddStringToObject(c->out, "attachment", dc.csv_name);
 		cJSON_AddNumberToObject(c->out, "children", dc.children);
 		cJSON_AddNumberToObject(c->out, "events", dc.events);
 		cJSON_AddStringToObject(c->out, "text", dc.text);
-		/* The HTML and CSV only when asked for (--json): they are most of the size. */
+		/* The HTML, CSV and JSON only when asked for (--json): they are most of the size. */
 		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"))) {
 			cJSON_AddStringToObject(c->out, "html", dc.html);
 			cJSON_AddStringToObject(c->out, "csv", dc.csv);
@@ -1154,21 +942,20 @@ static void s_cmd_digest(struct s_call *c)
 		if (!date)
 			return s_fail(c, 2, "digest send needs --date YYYY-MM-DD (the day of the digest to send again)");
 		snprintf(actor, sizeof(actor), "uid:%ld", c->uid);
-		int n = yj_digest_resend(c->ctl->d.digest, yjs, date, actor, err, sizeof(err));
+		int n = yj_digest_resend(c->ctl->core->digest, yjs, date, actor, err, sizeof(err));
 		if (n < 0)
 			return s_fail(c, n == YJ_EINVAL ? 2 : 1, "%s", err);
 		yj_notice("control: digest of %s for %s resent by uid %ld", yjs, date, c->uid);
 		cJSON_AddNumberToObject(c->out, "queued", n);
+		yj_outbox_kick(c->ctl->core->outbox);
 		return;
 	}
 	if (!sub || strcmp(sub, "pending") || !yjs)
 		return s_fail(c, 2, "digest takes: preview YJS [--date D] | send YJS --date D | pending YJS");
-	if (!yj_config_recipient(*c->ctl->d.cfg, yjs))
+	if (!yj_config_recipient(c->ctl->core->cfg, yjs))
 		return s_fail(c, 1, "no recipient '%s' in the config", yjs);
-	struct s_pending_list p = { yjs, strlen(yjs), cJSON_AddArrayToObject(c->out, "entries") };
-	if (p.rlen > 280)
-		return s_fail(c, 2, "recipient id too long");
-	int rc = yj_store_read(c->ctl->d.store, s_digest_pending_read, &p);
+	struct s_pending_list p = { yjs, cJSON_AddArrayToObject(c->out, "entries") };
+	int rc = yj_store_read(c->ctl->core->store, s_digest_pending_read, &p);
 	if (rc < 0)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 }
@@ -1176,10 +963,8 @@ static void s_cmd_digest(struct s_call *c)
 static int s_quar_drop_write(struct yj_txn *txn, void *arg)
 {
 	struct s_quar *q = arg;
-	uint8_t k[8];
 	char why[700];
-	yj_be64_put(k, q->id);
-	int rc = yj_txn_del(txn, YJ_DB_QUARANTINE, k, 8);
+	int rc = yj_quarantine_del(txn, q->id);
 	if (rc)
 		return rc;
 	/* An erasure log names what was erased, never repeats it. */
@@ -1194,15 +979,10 @@ struct s_purge {
 	uint64_t events, first_seq, last_seq, audit;
 };
 
-static int s_audit_old_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_audit_old_cb(void *arg, const Yjlink__V1__AuditRecord *a)
 {
 	struct s_purge *p = arg;
-	(void)key;
-	(void)klen;
-	Yjlink__V1__AuditRecord *a = yjlink__v1__audit_record__unpack(NULL, vlen, val);
-	int old = a && a->at_us < p->audit_cut_us;
-	yjlink__v1__audit_record__free_unpacked(a, NULL);
-	if (!old)
+	if (a->at_us >= p->audit_cut_us)
 		return 1;
 	p->audit++;
 	return 0;
@@ -1211,32 +991,27 @@ static int s_audit_old_cb(void *arg, const void *key, size_t klen, const void *v
 static int s_purge_read(struct yj_txn *txn, void *arg)
 {
 	struct s_purge *p = arg;
-	uint64_t cut = yj_digest_seq_at(txn, p->event_cut_us);
-	uint8_t k[8];
-	struct s_ids first = { NULL, 0, 0 };
-	int rc = yj_txn_iter(txn, YJ_DB_EVENTS, NULL, 0, 0, s_ids_cb_first, &first);
+	uint64_t cut = yj_events_seq_at(txn, p->event_cut_us);
+	int rc = yj_events_first_seq(txn, &p->first_seq);
 	if (rc < 0)
 		return rc;
-	p->first_seq = first.n ? first.v[0] : 0;
-	free(first.v);
 	if (cut && p->first_seq && cut >= p->first_seq) {
 		p->events = cut - p->first_seq + 1;
 		p->last_seq = cut;
 	}
-	(void)k;
-	rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_audit_old_cb, p);
+	rc = yj_audit_each(txn, 0, s_audit_old_cb, p);
 	return rc < 0 ? rc : 0;
 }
 
 static void s_cmd_purge(struct s_call *c)
 {
-	const struct yj_config *cfg = *c->ctl->d.cfg;
+	const struct yj_config *cfg = c->ctl->core->cfg;
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "dry_run")))
 		return s_fail(c, 2, "only purge --dry-run is available: erasure runs by itself once retention is enabled");
 	int64_t now = yj_clock_now_us();
 	struct s_purge p = { now - cfg->retention_event_days * 86400 * INT64_C(1000000),
 			     now - cfg->retention_audit_days * 86400 * INT64_C(1000000), 0, 0, 0, 0 };
-	int rc = yj_store_read(c->ctl->d.store, s_purge_read, &p);
+	int rc = yj_store_read(c->ctl->core->store, s_purge_read, &p);
 	if (rc < 0)
 		return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
 	cJSON_AddNumberToObject(c->out, "events", (double)p.events);
@@ -1362,16 +1137,16 @@ static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents
 	return 0;
 }
 
-int yj_control_start(const struct yj_control_deps *deps, struct yj_control **out)
+int yj_control_start(struct yj_core *core, struct yj_control **out)
 {
 	struct yj_control *ctl = calloc(1, sizeof(*ctl));
-	const char *ep = (*deps->cfg)->control_endpoint;
+	const char *ep = core->cfg->control_endpoint;
 	int linger = 500;
 
 	if (!ctl)
 		return YJ_ENOMEM;
-	ctl->d = *deps;
-	ctl->sock = zmq_socket(deps->zmq_ctx, ZMQ_ROUTER);
+	ctl->core = core;
+	ctl->sock = zmq_socket(core->zmq_ctx, ZMQ_ROUTER);
 	if (!ctl->sock)
 		goto fail;
 	zmq_setsockopt(ctl->sock, ZMQ_LINGER, &linger, sizeof(linger));
@@ -1386,7 +1161,7 @@ int yj_control_start(const struct yj_control_deps *deps, struct yj_control **out
 	}
 	if (!strncmp(ep, "ipc://", 6))
 		chmod(ep + 6, 0660);
-	if (yj_loop_add(deps->loop, ctl->sock, -1, ZMQ_POLLIN, s_on_readable, ctl))
+	if (yj_loop_add(core->loop, ctl->sock, -1, ZMQ_POLLIN, s_on_readable, ctl))
 		goto fail;
 	*out = ctl;
 	return 0;
@@ -1402,7 +1177,7 @@ void yj_control_stop(struct yj_control **pctl)
 	struct yj_control *ctl = pctl ? *pctl : NULL;
 	if (!ctl)
 		return;
-	yj_loop_remove(ctl->d.loop, ctl->sock, -1);
+	yj_loop_remove(ctl->core->loop, ctl->sock, -1);
 	zmq_close(ctl->sock);
 	free(ctl);
 	*pctl = NULL;

@@ -8,40 +8,19 @@
  * socket's peer credentials and recorded with every command that shows
  * personal data.
  *
- * Ownership: the control server borrows everything in yj_control_deps.
+ * Every command goes through the module that owns what it touches
+ * (db/ for stored entities, route.h for replay and hold release, outbox.h
+ * for dead letters, digest.h for digests): none builds a key here.
  */
 #ifndef YJ_CONTROL_H
 #define YJ_CONTROL_H
 
-#include <stdint.h>
-
-#include "config.h"
-#include "digest.h"
-#include "ingest.h"
-#include "loop.h"
-#include "outbox.h"
-#include "refdata.h"
-#include "store.h"
-
-struct yj_control_deps {
-	struct yj_store *store;
-	struct yj_ingest *ingest;
-	struct yj_loop *loop;
-	void *zmq_ctx;
-	const struct yj_config *const *cfg;   /* the config in force (changes on reload) */
-	int64_t started_us;                   /* wall clock at start */
-	int64_t started_ms;                   /* monotonic clock at start, for uptime */
-	const char *const *reload_state;      /* "" or why the last reload was refused */
-	int (*reload)(void *arg);             /* `yjlinkctl reload`: same as SIGHUP */
-	void *reload_arg;
-	struct yj_outbox *outbox;             /* delivery state */
-	struct yj_digest *digest;             /* daily digests */
-	const struct yj_refdata *const *ref;  /* the tables in force */
-};
+#include "core.h"
 
 struct yj_control;
 
-int yj_control_start(const struct yj_control_deps *deps, struct yj_control **out);
+/* Bind control.endpoint and join the loop. The control server borrows core. */
+int yj_control_start(struct yj_core *core, struct yj_control **out);
 void yj_control_stop(struct yj_control **ctl);
 
 #endif

@@ -7,16 +7,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapter.h"
-#include "audit.h"
 #include "clock.h"
+#include "db/digests.h"
+#include "db/events.h"
+#include "db/notes.h"
 #include "err.h"
 #include "log.h"
+#include "loop.h"
 #include "normalise.h"
 #include "route.h"
 
 #define S_TICK_MS 1000
-#define S_META_STATE "digest.state."
+/* Most digests one YJS plans in one pass: a daemon down for months catches
+ * up over a few passes rather than in one long transaction. */
+#define S_PLAN_MAX 64
 
 /* --- time --- */
 
@@ -137,29 +141,11 @@ static int s_add_row(struct s_build *b, enum s_section sec, uint64_t seq, Yjlink
 	return 0;
 }
 
-static Yjlink__V1__Record *s_record(struct yj_txn *txn, uint64_t seq)
-{
-	const void *data;
-	size_t len;
-	if (yj_store_get_event(txn, seq, &data, &len))
-		return NULL;
-	return yjlink__v1__record__unpack(NULL, len, data);
-}
+static Yjlink__V1__Record *s_record(struct yj_txn *txn, uint64_t seq) { return yj_events_get_record(txn, seq); }
 
-struct s_window {
-	struct s_build *b;
-	size_t rlen;
-};
-
-static int s_window_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_window_cb(void *arg, uint64_t seq, const char *rule)
 {
-	struct s_window *w = arg;
-	struct s_build *b = w->b;
-	if (klen != w->rlen + 9 || memcmp(key, b->yjs->id, w->rlen) || ((const char *)key)[w->rlen])
-		return 1;
-	uint64_t seq = yj_be64_get((const uint8_t *)key + w->rlen + 1);
-	if (seq > b->d->end_seq)
-		return 1;
+	struct s_build *b = arg;
 	if (b->n_seqs == 0 || b->seqs[b->n_seqs - 1] != seq) {
 		if (b->n_seqs == b->cap_seqs) {
 			size_t ncap = b->cap_seqs ? b->cap_seqs * 2 : 256;
@@ -176,8 +162,6 @@ static int s_window_cb(void *arg, const void *key, size_t klen, const void *val,
 		b->flags[b->n_seqs] = 0;
 		b->n_seqs++;
 	}
-	char rule[128];
-	snprintf(rule, sizeof(rule), "%.*s", (int)vlen, (const char *)val);
 	unsigned *f = &b->flags[b->n_seqs - 1];
 	const struct yj_rule *r = NULL;
 	for (size_t i = 0; i < b->cfg->n_rules; i++) {
@@ -232,25 +216,25 @@ struct s_last_dup {
 	uint64_t best;
 };
 
-static int s_last_dup_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_last_dup_cb(void *arg, uint64_t seq)
 {
 	struct s_last_dup *l = arg;
-	(void)key;
-	(void)klen;
-	if (vlen != 8)
-		return 0;
-	uint64_t s = yj_be64_get(val);
-	if (s <= l->limit && s > l->best)
-		l->best = s;
+	if (seq <= l->limit && seq > l->best)
+		l->best = seq;
 	return 0;
 }
 
-/* The latest record of custody key (force/record) stored by the window's end. */
+/* The latest record of custody key (force/record) stored by seq limit. */
+static Yjlink__V1__Record *s_latest_custody_at(struct yj_txn *txn, const char *key, uint64_t limit)
+{
+	struct s_last_dup l = { limit, 0 };
+	yj_events_of_custody(txn, key, s_last_dup_cb, &l);
+	return l.best ? s_record(txn, l.best) : NULL;
+}
+
 static Yjlink__V1__Record *s_latest_custody(struct s_build *b, const char *key)
 {
-	struct s_last_dup l = { b->d->end_seq, 0 };
-	yj_txn_iter_dups(b->txn, YJ_DB_CUSTODY, key, strlen(key), s_last_dup_cb, &l);
-	return l.best ? s_record(b->txn, l.best) : NULL;
+	return s_latest_custody_at(b->txn, key, b->d->end_seq);
 }
 
 /* Minutes since local midnight of the configured "HH:MM". */
@@ -324,14 +308,9 @@ struct s_hist {
 	uint64_t limit;
 };
 
-static int s_hist_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_hist_cb(void *arg, uint64_t s)
 {
 	struct s_hist *h = arg;
-	(void)key;
-	(void)klen;
-	if (vlen != 8)
-		return 0;
-	uint64_t s = yj_be64_get(val);
 	if (s > h->limit)
 		return 0;
 	uint64_t *nv = realloc(h->v, (h->n + 1) * sizeof(*nv));
@@ -342,23 +321,17 @@ static int s_hist_cb(void *arg, const void *key, size_t klen, const void *val, s
 	return 0;
 }
 
-static int s_gather(struct s_build *b, const struct yj_strlist *open_before)
+static int s_gather(struct s_build *b)
 {
-	struct s_window w = { b, strlen(b->yjs->id) };
-	uint8_t from[320];
+	const Yjlink__V1__Digest *d = b->d;
 	char ckey[300];
 	int rc;
-	if (w.rlen > 300)
-		return YJ_EINVAL;
-	memcpy(from, b->yjs->id, w.rlen);
-	from[w.rlen] = '\0';
-	yj_be64_put(from + w.rlen + 1, b->d->start_seq + 1);
-	if ((rc = yj_txn_iter(b->txn, YJ_DB_DIGEST, from, w.rlen + 9, 0, s_window_cb, &w)) < 0)
+	if ((rc = yj_digests_entries(b->txn, b->yjs->id, d->start_seq, d->end_seq, s_window_cb, b)) < 0)
 		return rc;
 
 	/* Open custody records: those open at the last digest, and those seen now. */
-	for (size_t i = 0; open_before && i < open_before->n; i++) {
-		if ((rc = s_add_open(b, open_before->v[i])))
+	for (size_t i = 0; i < d->n_open_before; i++) {
+		if ((rc = s_add_open(b, d->open_before[i])))
 			return rc;
 	}
 	for (size_t i = 0; i < b->n_seqs; i++) {
@@ -424,7 +397,7 @@ fail:
 		yj_event_child_id(r->event, child, sizeof(child));
 		yjlink__v1__record__free_unpacked(r, NULL);
 		struct s_hist h = { NULL, 0, b->d->end_seq };
-		rc = yj_txn_iter_dups(b->txn, YJ_DB_CHILD, child, strlen(child), s_hist_cb, &h);
+		rc = yj_events_of_child(b->txn, child, s_hist_cb, &h);
 		for (size_t j = 0; rc >= 0 && j < h.n; j++) {
 			Yjlink__V1__Record *hr = s_record(b->txn, h.v[j]);
 			const char *now_status = NULL;
@@ -615,6 +588,7 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 	size_t tlen = 0, hlen = 0, clen = 0;
 	char cell[1200], date[16], start[32], end[32], whenl[40];
 	FILE *ft = open_memstream(&txt, &tlen), *fh = open_memstream(&html, &hlen), *fc = open_memstream(&csv, &clen);
+	cJSON *root = NULL;
 	int rc = YJ_ENOMEM;
 
 	if (!ft || !fh || !fc)
@@ -646,13 +620,45 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 	s_fmt_utc(d->scheduled_us, end, sizeof(end));
 	int32_t day = (int32_t)((d->scheduled_us / 1000000 + 43200) / 86400);
 	int holiday = yj_ref_is_bank_holiday(b->ref, day);
-	if (asprintf(&out->subject, "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children", b->yjs->name, date,
-		     children) < 0 ||
-	    asprintf(&out->csv_name, "yjlink-digest-%s-%s.csv", s_short(b->yjs->id), date) < 0 ||
-	    asprintf(&out->headers, "X-Yjlink-Digest-Id: %s\r\nX-Yjlink-Window: %s/%s\r\n", d->id, start, end) < 0)
+	if (asprintf(&out->csv_name, "yjlink-digest-%s-%s.csv", s_short(b->yjs->id), date) < 0)
 		goto out;
+	snprintf(out->date, sizeof(out->date), "%s", date);
+	snprintf(out->window_from, sizeof(out->window_from), "%s", start);
+	snprintf(out->window_to, sizeof(out->window_to), "%s", end);
 
-	/* CSV: header row, then section by section in seq order. */
+	/* The digest as data (interfaces.md §3): what a webhook or a subscriber
+	 * receives, and what the CSV is one rendering of. */
+	root = cJSON_CreateObject();
+	cJSON *win = root ? cJSON_AddObjectToObject(root, "window") : NULL;
+	cJSON *sum = root ? cJSON_AddObjectToObject(root, "summary") : NULL;
+	cJSON *secs = sum ? cJSON_AddObjectToObject(sum, "sections") : NULL;
+	cJSON *jrows = root ? cJSON_AddArrayToObject(root, "rows") : NULL;
+	if (!secs || !jrows || !win)
+		goto out;
+	cJSON_AddStringToObject(root, "digest_id", d->id ? d->id : "");
+	cJSON_AddStringToObject(root, "recipient", b->yjs->id);
+	cJSON_AddStringToObject(root, "date", date);
+	cJSON_AddStringToObject(win, "from", start);
+	cJSON_AddStringToObject(win, "to", end);
+	cJSON_AddNumberToObject(sum, "children", children);
+	cJSON_AddNumberToObject(sum, "events", out->events);
+	cJSON_AddBoolToObject(sum, "empty", b->n_rows == 0);
+	for (int sc = 0; sc < S_NSECTIONS; sc++) {
+		size_t n = 0;
+		for (size_t i = 0; i < b->n_rows; i++)
+			n += b->rows[i].section == (enum s_section)sc;
+		if (n)
+			cJSON_AddNumberToObject(secs, s_section_names[sc], (double)n);
+	}
+	/* Moved up front in the object: "summary" reads before "rows". */
+	cJSON_DetachItemViaPointer(root, win);
+	cJSON_DetachItemViaPointer(root, sum);
+	cJSON_DetachItemViaPointer(root, jrows);
+	cJSON_AddItemToObject(root, "window", win);
+	cJSON_AddItemToObject(root, "summary", sum);
+	cJSON_AddItemToObject(root, "rows", jrows);
+
+	/* CSV: header row, then section by section in seq order; the same cells as the JSON rows. */
 	for (size_t c = 0; c < S_NCOLS; c++) {
 		if (c)
 			fputc(',', fc);
@@ -660,14 +666,22 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 	}
 	fputs("\r\n", fc);
 	for (size_t i = 0; i < b->n_rows; i++) {
+		cJSON *jr = cJSON_CreateObject();
+		if (!jr || !cJSON_AddItemToArray(jrows, jr))
+			goto out;
 		for (size_t c = 0; c < S_NCOLS; c++) {
 			s_cell(b, &b->rows[i], c, cell, sizeof(cell));
 			if (c)
 				fputc(',', fc);
 			s_csv_field(fc, cell);
+			if (!cJSON_AddStringToObject(jr, s_cols[c].name, cell))
+				goto out;
 		}
 		fputs("\r\n", fc);
 	}
+	if (!(out->json = cJSON_PrintUnformatted(root)))
+		goto out;
+	out->json_len = strlen(out->json);
 
 	/* Text and HTML. */
 	fprintf(ft, "OFFICIAL-SENSITIVE\r\n\r\nyjlink daily digest for %s\r\n%s%s\r\nWindow: %s to %s (stored by yjlinkd)\r\n"
@@ -747,11 +761,12 @@ out:
 		fclose(fh);
 	if (fc)
 		fclose(fc);
+	cJSON_Delete(root);
 	out->text = txt;
 	out->html = html;
 	out->csv = csv;
 	out->csv_len = clen;
-	if (!txt || !html || !csv)
+	if (!txt || !html || !csv || !out->json)
 		rc = YJ_ENOMEM;
 	return rc;
 }
@@ -759,12 +774,11 @@ out:
 void yj_digest_content_free(struct yj_digest_content *c)
 {
 	free(c->id);
-	free(c->subject);
+	cJSON_free(c->json);
 	free(c->text);
 	free(c->html);
 	free(c->csv);
 	free(c->csv_name);
-	free(c->headers);
 	free(c->seqs);
 	for (size_t i = 0; i < c->n_open; i++)
 		free(c->open[i]);
@@ -795,12 +809,11 @@ static int s_cmp_u64(const void *a, const void *b)
 }
 
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
-		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, const struct yj_strlist *open_before,
-		    struct yj_digest_content *out)
+		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_content *out)
 {
 	struct s_build b = { .txn = txn, .cfg = cfg, .ref = ref, .yjs = yjs, .d = d };
 	memset(out, 0, sizeof(*out));
-	int rc = s_gather(&b, open_before);
+	int rc = s_gather(&b);
 	if (!rc)
 		rc = s_render(&b, out);
 	if (!rc && !(out->id = strdup(d->id ? d->id : "")))
@@ -834,102 +847,13 @@ int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struc
 	return rc;
 }
 
-/* --- the service --- */
-
-/* One YJS's digest on its way out. */
-struct s_flight {
-	struct yj_digest *dg;
-	char *yjs;                     /* recipient id, owned */
-	Yjlink__V1__Digest *d;         /* owned (unpacked copy) */
-	struct yj_digest_content c;    /* owned */
-	int resend;                    /* an operator's resend: no state change */
-	char *actor;                   /* resend: who asked */
-	int64_t started_us;
-	struct s_flight *prev, *next;  /* the service's list of digests under way */
-};
-
-struct s_yjs_state {
-	char *id;                      /* owned */
-	int in_flight;
-	int64_t retry_at_us;           /* after a failure */
-	uint32_t failures;
-};
+/* --- planning: each due digest becomes an outbox job --- */
 
 struct yj_digest {
-	struct yj_digest_deps d;
-	struct s_yjs_state *st;        /* owned */
-	size_t n_st;
-	int64_t timer;
-	uint64_t sent;                 /* since start */
-	int ticking;
-	struct s_flight *live;         /* under way: freed at stop when never finished */
+	struct yj_core *core;          /* borrowed */
+	int64_t timer;                 /* the planner's tick */
+	int ticking;                   /* guards re-entry */
 };
-
-static struct s_yjs_state *s_state_mem(struct yj_digest *dg, const char *id)
-{
-	for (size_t i = 0; i < dg->n_st; i++) {
-		if (!strcmp(dg->st[i].id, id))
-			return &dg->st[i];
-	}
-	struct s_yjs_state *ns = realloc(dg->st, (dg->n_st + 1) * sizeof(*ns));
-	if (!ns)
-		return NULL;
-	dg->st = ns;
-	memset(&ns[dg->n_st], 0, sizeof(*ns));
-	if (!(ns[dg->n_st].id = strdup(id)))
-		return NULL;
-	return &ns[dg->n_st++];
-}
-
-static size_t s_state_key(char *buf, size_t size, const char *yjs)
-{
-	return (size_t)snprintf(buf, size, "%s%s", S_META_STATE, yjs);
-}
-
-static Yjlink__V1__DigestState *s_state_get(struct yj_txn *txn, const char *yjs)
-{
-	char k[400];
-	const void *v;
-	size_t vlen;
-	size_t klen = s_state_key(k, sizeof(k), yjs);
-	if (yj_txn_get(txn, YJ_DB_META, k, klen, &v, &vlen))
-		return NULL;
-	return yjlink__v1__digest_state__unpack(NULL, vlen, v);
-}
-
-static int s_state_put(struct yj_txn *txn, const char *yjs, const Yjlink__V1__DigestState *st)
-{
-	char k[400];
-	size_t klen = s_state_key(k, sizeof(k), yjs);
-	size_t len = protobuf_c_message_get_packed_size(&st->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&st->base, buf);
-	int rc = yj_txn_put(txn, YJ_DB_META, k, klen, buf, len);
-	free(buf);
-	return rc;
-}
-
-/* The last seq stored at or before t: binary search, stored_at grows with seq. */
-uint64_t yj_digest_seq_at(struct yj_txn *txn, int64_t t_us)
-{
-	uint64_t lo = 0, hi = 0;
-	if (yj_txn_last_u64(txn, YJ_DB_EVENTS, &hi) || hi == 0)
-		return 0;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo + 1) / 2;
-		Yjlink__V1__Record *r = s_record(txn, mid);
-		/* A gap (erased by retention) counts as stored long ago. */
-		int64_t at = r ? r->stored_at_us : INT64_MIN;
-		yjlink__v1__record__free_unpacked(r, NULL);
-		if (at <= t_us)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	return lo;
-}
 
 static void s_digest_id(const struct yj_config *cfg, const char *yjs, int64_t scheduled_us, char *buf, size_t size)
 {
@@ -938,355 +862,257 @@ static void s_digest_id(const struct yj_config *cfg, const char *yjs, int64_t sc
 	snprintf(buf, size, "%s-digest-%s-%s", cfg->deployment_id, s_short(yjs), when);
 }
 
+static int s_strlist_add(struct yj_strlist *l, const char *v)
+{
+	char **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+	if (!nv)
+		return YJ_ENOMEM;
+	l->v = nv;
+	if (!(l->v[l->n] = strdup(v)))
+		return YJ_ENOMEM;
+	l->n++;
+	return 0;
+}
+
+struct s_open {
+	struct yj_txn *txn;
+	struct yj_strlist keys;        /* custody keys seen, unsorted, with repeats */
+};
+
+static int s_open_entry(void *arg, uint64_t seq, const char *rule)
+{
+	struct s_open *o = arg;
+	char key[300];
+	(void)rule;
+	Yjlink__V1__Record *r = s_record(o->txn, seq);
+	int rc = 0;
+	if (r && r->event && yj_event_feed(r->event) == YJ_FEED_CUSTODY) {
+		s_custody_key(r->event, key, sizeof(key));
+		rc = s_strlist_add(&o->keys, key);
+	}
+	yjlink__v1__record__free_unpacked(r, NULL);
+	return rc;
+}
+
+/* The custody records still open at the end of window d: those open before
+ * it and those seen in it, whose latest status by d's end is detained. The
+ * same set yj_digest_build() shows as "still in custody", without building
+ * the rest, so that planning stays a short write transaction. */
+static int s_open_after(struct yj_txn *txn, const struct yj_recipient *yjs, const Yjlink__V1__Digest *d,
+			struct yj_strlist *out)
+{
+	struct s_open o = { txn, { NULL, 0 } };
+	int rc = 0;
+	out->v = NULL;
+	out->n = 0;
+	for (size_t i = 0; !rc && i < d->n_open_before; i++)
+		rc = s_strlist_add(&o.keys, d->open_before[i]);
+	if (!rc)
+		rc = yj_digests_entries(txn, yjs->id, d->start_seq, d->end_seq, s_open_entry, &o);
+	if (rc >= 0 && o.keys.n)
+		qsort(o.keys.v, o.keys.n, sizeof(*o.keys.v), s_cmp_cstr);
+	for (size_t i = 0; rc >= 0 && i < o.keys.n; i++) {
+		if (i && !strcmp(o.keys.v[i], o.keys.v[i - 1]))
+			continue;
+		Yjlink__V1__Record *latest = s_latest_custody_at(txn, o.keys.v[i], d->end_seq);
+		const char *st = latest && latest->event && latest->event->custody ? latest->event->custody->status : NULL;
+		if (st && !s_is_released(st))
+			rc = s_strlist_add(out, o.keys.v[i]);
+		yjlink__v1__record__free_unpacked(latest, NULL);
+	}
+	yj_strlist_free(&o.keys);
+	if (rc < 0)
+		yj_strlist_free(out);
+	return rc < 0 ? rc : 0;
+}
+
+/* Queue digest d for yjs as an outbox job (or unroutable, when the YJS has
+ * no destination) and log it. */
+static int s_queue(struct yj_txn *txn, const struct yj_recipient *yjs, Yjlink__V1__Digest *d, int64_t now)
+{
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	uint64_t number = 0;
+	int rc = yj_notes_next_number(txn, &number);
+	if (rc)
+		return rc;
+	n.has_number = 1;
+	n.number = number;
+	n.recipient = yjs->id;
+	n.rule = "daily_digest";
+	n.kind = "daily_digest";
+	n.has_created_at_us = 1;
+	n.created_at_us = now;
+	n.legal_basis = yjs->legal_basis;
+	n.digest = d;
+	return yj_notes_put(txn, yjs->output >= 0 ? YJ_NOTES_OUTBOX : YJ_NOTES_UNROUTABLE, &n);
+}
+
 struct s_plan {
 	struct yj_digest *dg;
 	const struct yj_recipient *yjs;
 	int64_t now;
-	Yjlink__V1__Digest *due;        /* out: the digest to send now (owned), or NULL */
-	Yjlink__V1__DigestState *state; /* out: state as read (owned) */
+	int planned;                   /* out: digests queued */
 };
 
-/* Decide (and record as pending) the digest due for one YJS. */
+/* Plan, in one transaction, every digest of one YJS now due: each gets its
+ * window, goes into the outbox and the log, and the state moves past it. */
 static int s_plan_write(struct yj_txn *txn, void *arg)
 {
 	struct s_plan *p = arg;
-	const struct yj_config *cfg = *p->dg->d.cfg;
+	const struct yj_config *cfg = p->dg->core->cfg;
+	struct yj_strlist open = { NULL, 0 }, next_open = { NULL, 0 };
 	int rc = 0;
-	if (p->due) {
-		yjlink__v1__digest__free_unpacked(p->due, NULL);
-		p->due = NULL;
-	}
-	if (p->state) {
-		yjlink__v1__digest_state__free_unpacked(p->state, NULL);
-		p->state = NULL;
-	}
-	Yjlink__V1__DigestState *st = s_state_get(txn, p->yjs->id);
+	p->planned = 0;
+	Yjlink__V1__DigestState *st = yj_digests_state_get(txn, p->yjs->id);
 	if (!st) {
+		if ((rc = yj_txn_rc(txn)))
+			return rc;
 		/* First sight of this YJS: its first digest covers everything stored so far. */
 		Yjlink__V1__DigestState init = YJLINK__V1__DIGEST_STATE__INIT;
 		init.yjs = p->yjs->id;
-		init.has_last_scheduled_us = 1;
+		init.has_last_scheduled_us = init.has_last_end_seq = 1;
 		init.last_scheduled_us = p->now;
-		init.has_last_end_seq = 1;
 		init.last_end_seq = 0;
-		if ((rc = s_state_put(txn, p->yjs->id, &init)))
-			return rc;
-		return 0;
+		return yj_digests_state_put(txn, &init);
 	}
-	p->state = st;
-	if (st->pending) {
-		/* Recorded before a crash or a failure: the same digest goes again. */
-		size_t len = protobuf_c_message_get_packed_size(&st->pending->base);
-		uint8_t *buf = malloc(len ? len : 1);
-		if (!buf)
-			return YJ_ENOMEM;
-		protobuf_c_message_pack(&st->pending->base, buf);
-		p->due = yjlink__v1__digest__unpack(NULL, len, buf);
-		free(buf);
-		return p->due ? 0 : YJ_ENOMEM;
-	}
-	int64_t next = yj_digest_next_after(&p->yjs->digest_times, st->last_scheduled_us);
-	if (next == INT64_MAX || next > p->now)
-		return 0;
-	char id[200];
-	s_digest_id(cfg, p->yjs->id, next, id, sizeof(id));
-	Yjlink__V1__Digest d = YJLINK__V1__DIGEST__INIT;
-	d.id = id;
-	d.yjs = p->yjs->id;
-	d.has_scheduled_us = d.has_start_us = d.has_start_seq = d.has_end_seq = 1;
-	d.scheduled_us = next;
-	d.start_us = st->last_scheduled_us;
-	d.start_seq = st->last_end_seq;
-	d.end_seq = yj_digest_seq_at(txn, next);
-	if (d.end_seq < d.start_seq)
-		d.end_seq = d.start_seq;
-	st->pending = &d;
-	rc = s_state_put(txn, p->yjs->id, st);
-	st->pending = NULL;
-	if (rc)
-		return rc;
-	size_t len = protobuf_c_message_get_packed_size(&d.base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&d.base, buf);
-	p->due = yjlink__v1__digest__unpack(NULL, len, buf);
-	free(buf);
-	return p->due ? 0 : YJ_ENOMEM;
-}
-
-struct s_build_read {
-	struct yj_digest *dg;
-	const struct yj_recipient *yjs;
-	const Yjlink__V1__Digest *d;
-	struct yj_strlist open;
-	struct yj_digest_content *out;
-};
-
-static int s_build_read(struct yj_txn *txn, void *arg)
-{
-	struct s_build_read *br = arg;
-	return yj_digest_build(txn, *br->dg->d.cfg, *br->dg->d.ref, br->yjs, br->d, &br->open, br->out);
-}
-
-static const struct yj_adapter *s_email(struct yj_digest *dg, void **state)
-{
-	for (size_t i = 0; yj_adapters[i]; i++) {
-		if (yj_adapters[i]->deliver && yj_adapters[i]->transport == YJ_TRANSPORT_EMAIL && dg->d.adapter_state[i]) {
-			*state = dg->d.adapter_state[i];
-			return yj_adapters[i];
-		}
-	}
-	return NULL;
-}
-
-struct s_confirm {
-	struct s_flight *f;
-	const char *address;
-};
-
-static int s_confirm_write(struct yj_txn *txn, void *arg)
-{
-	struct s_confirm *cf = arg;
-	struct s_flight *f = cf->f;
-	const struct yj_config *cfg = *f->dg->d.cfg;
-	const struct yj_recipient *r = yj_config_recipient(cfg, f->yjs);
-	int64_t now = yj_clock_now_us();
-	int rc;
-	if (!f->resend) {
-		Yjlink__V1__DigestState *st = s_state_get(txn, f->yjs);
-		if (!st || !st->pending || !st->pending->id || strcmp(st->pending->id, f->d->id)) {
-			yjlink__v1__digest_state__free_unpacked(st, NULL);
-			return 0; /* already confirmed */
-		}
-		Yjlink__V1__DigestState ns = YJLINK__V1__DIGEST_STATE__INIT;
-		ns.yjs = f->yjs;
-		ns.has_last_scheduled_us = ns.has_last_end_seq = ns.has_sent = 1;
-		ns.last_scheduled_us = f->d->scheduled_us;
-		ns.last_end_seq = f->d->end_seq;
-		ns.sent = st->sent + 1;
-		ns.n_open_custody = f->c.n_open;
-		ns.open_custody = f->c.open;
-		rc = s_state_put(txn, f->yjs, &ns);
-		yjlink__v1__digest_state__free_unpacked(st, NULL);
-		if (rc)
-			return rc;
-		/* The log of sent digests, for preview --date and resend. */
-		Yjlink__V1__Digest logd = *f->d;
-		logd.has_sent_at_us = logd.has_children = logd.has_events = 1;
-		logd.sent_at_us = now;
-		logd.children = f->c.children;
-		logd.events = f->c.events;
-		size_t len = protobuf_c_message_get_packed_size(&logd.base);
-		uint8_t *buf = malloc(len ? len : 1), key[400];
-		if (!buf)
-			return YJ_ENOMEM;
-		protobuf_c_message_pack(&logd.base, buf);
-		size_t rl = strlen(f->yjs);
-		memcpy(key, f->yjs, rl);
-		key[rl] = '\0';
-		yj_be64_put(key + rl + 1, yj_time_key(f->d->scheduled_us));
-		rc = yj_txn_put(txn, YJ_DB_DIGEST_LOG, key, rl + 9, buf, len);
-		free(buf);
-		if (rc)
-			return rc;
-	}
-	/* One audit record listing every event the digest disclosed. */
-	Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
-	size_t nf = (size_t)cJSON_GetArraySize(f->c.fields);
-	char **fields = calloc(nf + 1, sizeof(char *));
-	char *feeds[] = { "custody", "arrest", "voluntary_interview", "outcome" };
-	if (!fields)
-		return YJ_ENOMEM;
-	size_t i = 0;
-	const cJSON *it;
-	cJSON_ArrayForEach(it, f->c.fields) {
-		fields[i++] = it->valuestring;
-	}
-	a.has_at_us = 1;
-	a.at_us = now;
-	a.action = "disclosure";
-	a.actor = f->resend ? f->actor : "yjlinkd";
-	a.recipient = f->yjs;
-	a.address = (char *)cf->address;
-	a.rule = "daily_digest";
-	a.legal_basis = r ? r->legal_basis : "";
-	a.n_seqs = f->c.n_seqs;
-	a.seqs = f->c.seqs;
-	a.n_fields = nf;
-	a.fields = fields;
-	a.n_feeds = 4;
-	a.feeds = feeds;
-	a.notification_id = f->d->id;
-	a.reason = f->resend ? "digest resent by an operator" : "";
-	rc = yj_audit_append(txn, &a);
-	free(fields);
-	for (size_t k = 0; !rc && k < f->c.n_seqs; k++) {
-		uint8_t dk[400];
-		size_t rl = strlen(f->yjs);
-		yj_be64_put(dk, f->c.seqs[k]);
-		memcpy(dk + 8, f->yjs, rl);
-		rc = yj_txn_put(txn, YJ_DB_DISCLOSED, dk, 8 + rl, "", 0);
-	}
-	return rc;
-}
-
-static void s_flight_free(struct s_flight *f)
-{
-	yj_digest_content_free(&f->c);
-	yjlink__v1__digest__free_unpacked(f->d, NULL);
-	free(f->yjs);
-	free(f->actor);
-	free(f);
-}
-
-static void s_unlink(struct s_flight *f)
-{
-	if (f->prev)
-		f->prev->next = f->next;
-	else if (f->dg->live == f)
-		f->dg->live = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	f->prev = f->next = NULL;
-}
-
-static void s_on_sent(void *arg, enum yj_delivery_result result, const char *detail, const char *address)
-{
-	struct s_flight *f = arg;
-	struct yj_digest *dg = f->dg;
-	s_unlink(f);
-	struct s_yjs_state *ms = s_state_mem(dg, f->yjs);
-	if (result == YJ_DELIVERY_OK) {
-		struct s_confirm cf = { f, address ? address : "" };
-		int rc = yj_store_write(dg->d.store, s_confirm_write, &cf);
-		if (rc) {
-			/* Sent but not recorded: after a restart it goes again with the same id. */
-			yj_err("digest: %s sent but not recorded: %s", f->d->id, yj_strerror(rc));
-			if (ms)
-				ms->retry_at_us = yj_clock_now_us() + 5000000;
+	for (size_t i = 0; !rc && i < st->n_open_custody; i++)
+		rc = s_strlist_add(&open, st->open_custody[i]);
+	uint64_t last_end = st->last_end_seq;
+	int64_t last_sched = st->last_scheduled_us;
+	while (!rc && p->planned < S_PLAN_MAX) {
+		Yjlink__V1__Digest d = YJLINK__V1__DIGEST__INIT;
+		char id[200];
+		if (st->pending && p->planned == 0) {
+			/* Recorded by a version before the one outbox and never confirmed:
+			 * it goes as it was, its window unchanged. */
+			d = *st->pending;
 		} else {
-			dg->sent++;
-			yj_notice("digest: %s sent to %s (%u children, %u events)", f->d->id, f->yjs, f->c.children, f->c.events);
-			if (ms) {
-				ms->failures = 0;
-				ms->retry_at_us = 0;
-			}
+			int64_t next = yj_digest_next_after(&p->yjs->digest_times, last_sched);
+			if (next == INT64_MAX || next > p->now)
+				break;
+			s_digest_id(cfg, p->yjs->id, next, id, sizeof(id));
+			d.id = id;
+			d.yjs = p->yjs->id;
+			d.has_scheduled_us = d.has_start_us = d.has_start_seq = d.has_end_seq = 1;
+			d.scheduled_us = next;
+			d.start_us = last_sched;
+			d.start_seq = last_end;
+			d.end_seq = yj_events_seq_at(txn, next);
+			if (d.end_seq < d.start_seq)
+				d.end_seq = d.start_seq;
 		}
-	} else {
-		/* Never dead-lettered: a digest must arrive. Retry with a capped backoff. */
-		if (ms) {
-			ms->failures++;
-			int64_t delay = (int64_t)(1u << (ms->failures < 8 ? ms->failures : 8)) * 500000;
-			ms->retry_at_us = yj_clock_now_us() + delay;
-		}
-		yj_warn("digest: %s to %s not sent (%s); retrying", f->d->id, f->yjs, detail ? detail : "");
+		d.n_open_before = open.n;
+		d.open_before = open.v;
+		d.has_resend = 0;
+		d.actor = NULL;
+		if ((rc = s_open_after(txn, p->yjs, &d, &next_open)) || (rc = s_queue(txn, p->yjs, &d, p->now)) ||
+		    (rc = yj_digests_log_put(txn, &d)))
+			break;
+		last_sched = d.scheduled_us;
+		last_end = d.end_seq;
+		yj_strlist_free(&open);
+		open = next_open;
+		next_open.v = NULL;
+		next_open.n = 0;
+		p->planned++;
 	}
-	if (ms)
-		ms->in_flight = 0;
-	s_flight_free(f);
-	/* The next one (a catch-up after downtime) may be due already. */
-	yj_loop_wake(dg->d.loop);
-	yj_digest_tick(dg);
-}
-
-static int s_send(struct yj_digest *dg, const struct yj_recipient *yjs, Yjlink__V1__Digest *d,
-		  const struct yj_strlist *open, int resend, const char *actor)
-{
-	struct s_flight *f = calloc(1, sizeof(*f));
-	void *astate = NULL;
-	const struct yj_adapter *a = s_email(dg, &astate);
-	int rc = YJ_ENOMEM;
-	if (!f) {
-		yjlink__v1__digest__free_unpacked(d, NULL);
-		return rc;
+	if (!rc && p->planned) {
+		/* The unpacked state's own strings go back in place before its free. */
+		char **keep_open = st->open_custody;
+		size_t keep_n = st->n_open_custody;
+		Yjlink__V1__Digest *keep_pending = st->pending;
+		st->open_custody = open.v;
+		st->n_open_custody = open.n;
+		st->pending = NULL;
+		if (!st->has_planned || st->planned < st->sent)
+			st->planned = st->sent;
+		st->has_last_scheduled_us = st->has_last_end_seq = st->has_planned = 1;
+		st->last_scheduled_us = last_sched;
+		st->last_end_seq = last_end;
+		st->planned += (uint64_t)p->planned;
+		rc = yj_digests_state_put(txn, st);
+		st->open_custody = keep_open;
+		st->n_open_custody = keep_n;
+		st->pending = keep_pending;
 	}
-	f->dg = dg;
-	f->d = d;
-	f->resend = resend;
-	if (!(f->yjs = strdup(yjs->id)) || (actor && !(f->actor = strdup(actor))))
-		goto fail;
-	struct s_build_read br = { dg, yjs, d, *open, &f->c };
-	if ((rc = yj_store_read(dg->d.store, s_build_read, &br)))
-		goto fail;
-	if (!a) {
-		rc = YJ_ENOENT;
-		yj_err("digest: no email output available for %s", yjs->id);
-		goto fail;
-	}
-	struct yj_delivery del = {
-		.notification_id = d->id, .recipient = yjs, .kind = "daily_digest", .json = "", .json_len = 0,
-		.subject = f->c.subject, .text = f->c.text, .html = f->c.html, .extra_headers = f->c.headers,
-		.attachment_name = f->c.csv_name, .attachment = f->c.csv, .attachment_len = f->c.csv_len,
-	};
-	struct s_yjs_state *ms = s_state_mem(dg, yjs->id);
-	if (ms)
-		ms->in_flight = 1;
-	f->started_us = yj_clock_now_us();
-	f->next = dg->live;
-	if (dg->live)
-		dg->live->prev = f;
-	dg->live = f;
-	rc = a->deliver(astate, &del, s_on_sent, f);
-	if (rc) {
-		s_unlink(f);
-		if (ms)
-			ms->in_flight = 0;
-		goto fail;
-	}
-	return 0;
-fail:
-	s_flight_free(f);
+	yj_strlist_free(&open);
+	yj_strlist_free(&next_open);
+	yjlink__v1__digest_state__free_unpacked(st, NULL);
 	return rc;
 }
 
-void yj_digest_tick(struct yj_digest *dg)
+int yj_digest_tick(struct yj_digest *dg)
 {
-	const struct yj_config *cfg = *dg->d.cfg;
+	const struct yj_config *cfg = dg->core->cfg;
+	int total = 0;
 	if (dg->ticking)
-		return;
+		return 0;
 	dg->ticking = 1;
 	int64_t now = yj_clock_now_us();
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
 		const struct yj_recipient *r = &cfg->recipients[i];
-		if (r->kind != YJ_RCPT_YJS || r->digest_times.n == 0 || r->transport != YJ_TRANSPORT_EMAIL)
+		if (r->kind != YJ_RCPT_YJS || r->digest_times.n == 0)
 			continue;
-		struct s_yjs_state *ms = s_state_mem(dg, r->id);
-		if (!ms || ms->in_flight || ms->retry_at_us > now)
+		struct s_plan p = { dg, r, now, 0 };
+		int rc = yj_store_write(dg->core->store, s_plan_write, &p);
+		if (rc) {
+			yj_warn("digest: cannot plan the digest of %s: %s (trying again in a second)", r->id, yj_strerror(rc));
 			continue;
-		struct s_plan p = { dg, r, now, NULL, NULL };
-		int rc = yj_store_write(dg->d.store, s_plan_write, &p);
-		if (rc)
-			yj_warn("digest: cannot plan the digest of %s: %s", r->id, yj_strerror(rc));
-		if (!rc && p.due) {
-			struct yj_strlist open = { p.state ? p.state->open_custody : NULL, p.state ? p.state->n_open_custody : 0 };
-			Yjlink__V1__Digest *due = p.due;
-			p.due = NULL;
-			rc = s_send(dg, r, due, &open, 0, NULL);
-			if (rc && (ms = s_state_mem(dg, r->id)))
-				ms->retry_at_us = now + 5000000;
 		}
-		if (p.due)
-			yjlink__v1__digest__free_unpacked(p.due, NULL);
-		yjlink__v1__digest_state__free_unpacked(p.state, NULL);
+		if (p.planned)
+			yj_info("digest: %d digest(s) of %s queued for delivery", p.planned, r->id);
+		total += p.planned;
 	}
 	dg->ticking = 0;
+	return total;
+}
+
+int yj_digest_delivered(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct yj_digest_content *c,
+			int64_t now_us)
+{
+	const Yjlink__V1__Digest *d = n->digest;
+	int rc = 0;
+	if (!d || !d->yjs || d->resend)
+		return 0; /* a resend changes nothing of the schedule */
+	Yjlink__V1__Digest *logd = yj_digests_log_get(txn, d->yjs, d->scheduled_us);
+	if (logd) {
+		logd->has_sent_at_us = logd->has_children = logd->has_events = 1;
+		logd->sent_at_us = now_us;
+		logd->children = c->children;
+		logd->events = c->events;
+		rc = yj_digests_log_put(txn, logd);
+		yjlink__v1__digest__free_unpacked(logd, NULL);
+		if (rc)
+			return rc;
+	}
+	Yjlink__V1__DigestState *st = yj_digests_state_get(txn, d->yjs);
+	if (!st)
+		return yj_txn_rc(txn);
+	st->has_sent = st->has_last_sent_scheduled_us = 1;
+	st->sent++;
+	if (d->scheduled_us > st->last_sent_scheduled_us)
+		st->last_sent_scheduled_us = d->scheduled_us;
+	rc = yj_digests_state_put(txn, st);
+	yjlink__v1__digest_state__free_unpacked(st, NULL);
+	return rc;
 }
 
 static int s_tick_timer(struct yj_loop *loop, void *arg)
 {
+	struct yj_digest *dg = arg;
 	(void)loop;
-	yj_digest_tick(arg);
+	/* The outbox's own tick picks up what was planned. */
+	yj_digest_tick(dg);
 	return 0;
 }
 
-int yj_digest_start(const struct yj_digest_deps *deps, struct yj_digest **out)
+int yj_digest_start(struct yj_core *core, struct yj_digest **out)
 {
 	struct yj_digest *dg = calloc(1, sizeof(*dg));
 	if (!dg)
 		return YJ_ENOMEM;
-	dg->d = *deps;
-	dg->timer = yj_loop_timer(dg->d.loop, 0, S_TICK_MS, s_tick_timer, dg);
+	dg->core = core;
+	dg->timer = yj_loop_timer(core->loop, 0, S_TICK_MS, s_tick_timer, dg);
 	if (dg->timer < 0) {
 		free(dg);
 		return YJ_ENOMEM;
@@ -1300,16 +1126,7 @@ void yj_digest_stop(struct yj_digest **pdg)
 	struct yj_digest *dg = pdg ? *pdg : NULL;
 	if (!dg)
 		return;
-	yj_loop_timer_cancel(dg->d.loop, dg->timer);
-	/* Abandoned sends stay pending in the store and go again, same id. */
-	while (dg->live) {
-		struct s_flight *f = dg->live;
-		dg->live = f->next;
-		s_flight_free(f);
-	}
-	for (size_t i = 0; i < dg->n_st; i++)
-		free(dg->st[i].id);
-	free(dg->st);
+	yj_loop_timer_cancel(dg->core->loop, dg->timer);
 	free(dg);
 	*pdg = NULL;
 }
@@ -1318,47 +1135,48 @@ void yj_digest_stop(struct yj_digest **pdg)
 
 struct s_find {
 	const char *yjs;
-	size_t rlen;
-	char date[16];            /* local YYYY-MM-DD wanted */
-	Yjlink__V1__Digest **found;
+	char date[16];                 /* local YYYY-MM-DD wanted, "" for none */
+	Yjlink__V1__Digest **found;    /* owned copies */
 	size_t n;
-	Yjlink__V1__DigestState *state;
+	Yjlink__V1__DigestState *state; /* owned */
 };
 
-static int s_find_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static Yjlink__V1__Digest *s_digest_copy(const Yjlink__V1__Digest *d)
+{
+	size_t len = protobuf_c_message_get_packed_size(&d->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(&d->base, buf);
+	Yjlink__V1__Digest *c = yjlink__v1__digest__unpack(NULL, len, buf);
+	free(buf);
+	return c;
+}
+
+static int s_find_cb(void *arg, const Yjlink__V1__Digest *d)
 {
 	struct s_find *f = arg;
-	if (klen != f->rlen + 9 || memcmp(key, f->yjs, f->rlen) || ((const char *)key)[f->rlen])
-		return 1;
-	Yjlink__V1__Digest *d = yjlink__v1__digest__unpack(NULL, vlen, val);
-	if (!d)
-		return 0;
 	char day[16];
 	s_fmt_local(d->scheduled_us, "%Y-%m-%d", day, sizeof(day));
-	if (strcmp(day, f->date)) {
-		yjlink__v1__digest__free_unpacked(d, NULL);
+	if (strcmp(day, f->date))
 		return 0;
-	}
 	Yjlink__V1__Digest **nf = realloc(f->found, (f->n + 1) * sizeof(*nf));
-	if (!nf) {
-		yjlink__v1__digest__free_unpacked(d, NULL);
+	if (!nf)
 		return YJ_ENOMEM;
-	}
 	f->found = nf;
-	f->found[f->n++] = d;
+	if (!(f->found[f->n] = s_digest_copy(d)))
+		return YJ_ENOMEM;
+	f->n++;
 	return 0;
 }
 
 static int s_find_read(struct yj_txn *txn, void *arg)
 {
 	struct s_find *f = arg;
-	uint8_t from[400];
-	memcpy(from, f->yjs, f->rlen);
-	from[f->rlen] = '\0';
-	f->state = s_state_get(txn, f->yjs);
+	f->state = yj_digests_state_get(txn, f->yjs);
 	if (!*f->date)
 		return 0;
-	int rc = yj_txn_iter(txn, YJ_DB_DIGEST_LOG, from, f->rlen + 1, 0, s_find_cb, f);
+	int rc = yj_digests_log_each(txn, f->yjs, s_find_cb, f);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1377,53 +1195,76 @@ static void s_find_free(struct s_find *f)
 	yjlink__v1__digest_state__free_unpacked(f->state, NULL);
 }
 
+struct s_build_read {
+	struct yj_digest *dg;
+	const struct yj_recipient *yjs;
+	const Yjlink__V1__Digest *d;
+	struct yj_digest_content *out;
+};
+
+static int s_build_read(struct yj_txn *txn, void *arg)
+{
+	struct s_build_read *br = arg;
+	return yj_digest_build(txn, br->dg->core->cfg, br->dg->core->ref, br->yjs, br->d, br->out);
+}
+
+static const struct yj_recipient *s_yjs(struct yj_digest *dg, const char *id, char *err, size_t errlen)
+{
+	const struct yj_recipient *yjs = yj_config_recipient(dg->core->cfg, id);
+	if (!yjs || yjs->kind != YJ_RCPT_YJS) {
+		snprintf(err, errlen, "no YJS '%s' in the config", id);
+		return NULL;
+	}
+	return yjs;
+}
+
 int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date, struct yj_digest_content *out,
 		      char *err, size_t errlen)
 {
-	const struct yj_config *cfg = *dg->d.cfg;
-	const struct yj_recipient *yjs = yj_config_recipient(cfg, yjs_id);
-	struct s_find f = { yjs_id, strlen(yjs_id), "", NULL, 0, NULL };
+	const struct yj_config *cfg = dg->core->cfg;
+	struct s_find f = { yjs_id, "", NULL, 0, NULL };
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (!yjs || yjs->kind != YJ_RCPT_YJS) {
-		snprintf(err, errlen, "no YJS '%s' in the config", yjs_id);
+	const struct yj_recipient *yjs = s_yjs(dg, yjs_id, err, errlen);
+	if (!yjs)
 		return YJ_ENOENT;
-	}
 	if (date && !s_check_date(date)) {
 		snprintf(err, errlen, "--date must be YYYY-MM-DD");
 		return YJ_EINVAL;
 	}
-	if (f.rlen > 300)
-		return YJ_EINVAL;
 	if (date)
 		snprintf(f.date, sizeof(f.date), "%s", date);
-	if ((rc = yj_store_read(dg->d.store, s_find_read, &f)))
+	if ((rc = yj_store_read(dg->core->store, s_find_read, &f)))
 		goto out;
 	Yjlink__V1__Digest d = YJLINK__V1__DIGEST__INIT;
+	const Yjlink__V1__Digest *want = &d;
 	char id[200];
-	struct yj_strlist open = { f.state ? f.state->open_custody : NULL, f.state ? f.state->n_open_custody : 0 };
 	if (date) {
 		if (f.n == 0) {
-			snprintf(err, errlen, "no digest was sent to %s on %s", yjs_id, date);
+			snprintf(err, errlen, "no digest was planned for %s on %s", yjs_id, date);
 			rc = YJ_ENOENT;
 			goto out;
 		}
-		/* The last of that day; its open set is not kept, so still-in-custody is as of now. */
-		d = *f.found[f.n - 1];
-		open.n = 0;
+		want = f.found[f.n - 1]; /* the last of that day, exactly as it went */
 	} else {
+		/* The next digest as it stands now: from the last window's end to now. */
 		int64_t now = yj_clock_now_us();
 		d.has_scheduled_us = d.has_start_us = d.has_start_seq = d.has_end_seq = 1;
 		d.scheduled_us = now;
 		d.start_us = f.state ? f.state->last_scheduled_us : 0;
 		d.start_seq = f.state ? f.state->last_end_seq : 0;
 		d.end_seq = UINT64_MAX;
+		d.yjs = (char *)yjs_id;
+		if (f.state) {
+			d.n_open_before = f.state->n_open_custody;
+			d.open_before = f.state->open_custody;
+		}
 		int64_t next = f.state ? yj_digest_next_after(&yjs->digest_times, f.state->last_scheduled_us) : now;
 		s_digest_id(cfg, yjs_id, next == INT64_MAX ? now : next, id, sizeof(id));
 		d.id = id;
 	}
-	struct s_build_read br = { dg, yjs, &d, open, out };
-	rc = yj_store_read(dg->d.store, s_build_read, &br);
+	struct s_build_read br = { dg, yjs, want, out };
+	rc = yj_store_read(dg->core->store, s_build_read, &br);
 out:
 	s_find_free(&f);
 	if (rc && !*err)
@@ -1431,42 +1272,56 @@ out:
 	return rc;
 }
 
+struct s_resend {
+	const struct yj_recipient *yjs;
+	Yjlink__V1__Digest **found;
+	size_t n;
+	const char *actor;
+	int64_t now;
+};
+
+static int s_resend_write(struct yj_txn *txn, void *arg)
+{
+	struct s_resend *r = arg;
+	for (size_t i = 0; i < r->n; i++) {
+		Yjlink__V1__Digest d = *r->found[i];
+		d.has_resend = 1;
+		d.resend = 1;
+		d.actor = (char *)r->actor;
+		int rc = s_queue(txn, r->yjs, &d, r->now);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int yj_digest_resend(struct yj_digest *dg, const char *yjs_id, const char *date, const char *actor, char *err,
 		     size_t errlen)
 {
-	const struct yj_config *cfg = *dg->d.cfg;
-	const struct yj_recipient *yjs = yj_config_recipient(cfg, yjs_id);
-	struct s_find f = { yjs_id, strlen(yjs_id), "", NULL, 0, NULL };
-	int rc, queued = 0;
-	if (!yjs || yjs->kind != YJ_RCPT_YJS) {
-		snprintf(err, errlen, "no YJS '%s' in the config", yjs_id);
+	struct s_find f = { yjs_id, "", NULL, 0, NULL };
+	int rc;
+	const struct yj_recipient *yjs = s_yjs(dg, yjs_id, err, errlen);
+	if (!yjs)
 		return YJ_ENOENT;
-	}
 	if (!s_check_date(date)) {
 		snprintf(err, errlen, "digest send needs --date YYYY-MM-DD");
 		return YJ_EINVAL;
 	}
 	snprintf(f.date, sizeof(f.date), "%s", date);
-	if ((rc = yj_store_read(dg->d.store, s_find_read, &f)))
+	if ((rc = yj_store_read(dg->core->store, s_find_read, &f)))
 		goto out;
 	if (f.n == 0) {
-		snprintf(err, errlen, "no digest was sent to %s on %s", yjs_id, date);
+		snprintf(err, errlen, "no digest was planned for %s on %s", yjs_id, date);
 		rc = YJ_ENOENT;
 		goto out;
 	}
-	for (size_t i = 0; i < f.n; i++) {
-		struct yj_strlist none = { NULL, 0 };
-		Yjlink__V1__Digest *d = f.found[i];
-		f.found[i] = NULL;
-		if ((rc = s_send(dg, yjs, d, &none, 1, actor)))
-			break;
-		queued++;
-	}
+	struct s_resend r = { yjs, f.found, f.n, actor, yj_clock_now_us() };
+	rc = yj_store_write(dg->core->store, s_resend_write, &r);
 out:
 	s_find_free(&f);
 	if (rc && !*err)
 		snprintf(err, errlen, "%s", yj_strerror(rc));
-	return rc ? rc : queued;
+	return rc ? rc : (int)f.n;
 }
 
 struct s_status_read {
@@ -1477,16 +1332,20 @@ struct s_status_read {
 static int s_status_read(struct yj_txn *txn, void *arg)
 {
 	struct s_status_read *s = arg;
-	const struct yj_config *cfg = *s->dg->d.cfg;
+	const struct yj_config *cfg = s->dg->core->cfg;
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
 		const struct yj_recipient *r = &cfg->recipients[i];
 		if (r->kind != YJ_RCPT_YJS)
 			continue;
-		Yjlink__V1__DigestState *st = s_state_get(txn, r->id);
+		Yjlink__V1__DigestState *st = yj_digests_state_get(txn, r->id);
 		cJSON *o = cJSON_AddObjectToObject(s->out, r->id);
 		char buf[40];
-		if (st && st->sent) {
-			s_fmt_utc(st->last_scheduled_us, buf, sizeof(buf));
+		/* A state from before the one outbox knew only the last sent digest. */
+		int64_t last_sent = st && st->has_last_sent_scheduled_us ? st->last_sent_scheduled_us
+				    : st && st->sent ? st->last_scheduled_us : 0;
+		uint64_t planned = st && st->has_planned ? st->planned : st ? st->sent : 0;
+		if (last_sent) {
+			s_fmt_utc(last_sent, buf, sizeof(buf));
 			cJSON_AddStringToObject(o, "last_digest", buf);
 		} else {
 			cJSON_AddStringToObject(o, "last_digest", "none yet");
@@ -1497,7 +1356,9 @@ static int s_status_read(struct yj_txn *txn, void *arg)
 			s_fmt_utc(next, buf, sizeof(buf));
 			cJSON_AddStringToObject(o, "next_digest", buf);
 		}
-		cJSON_AddBoolToObject(o, "pending", st && st->pending);
+		/* Planned and not yet delivered: in the outbox, or dead-lettered. */
+		cJSON_AddBoolToObject(o, "pending", st && (planned > st->sent || st->pending));
+		cJSON_AddStringToObject(o, "transport", r->transport);
 		yjlink__v1__digest_state__free_unpacked(st, NULL);
 	}
 	return 0;
@@ -1512,10 +1373,10 @@ static int s_today_read(struct yj_txn *txn, void *arg)
 {
 	struct s_today *t = arg;
 	uint64_t last = 0;
-	int rc = yj_txn_last_u64(txn, YJ_DB_EVENTS, &last);
+	int rc = yj_events_last_seq(txn, &last);
 	if (rc)
 		return rc;
-	t->count = last - yj_digest_seq_at(txn, t->midnight_us - 1);
+	t->count = last - yj_events_seq_at(txn, t->midnight_us - 1);
 	return 0;
 }
 
@@ -1547,6 +1408,6 @@ cJSON *yj_digest_status(struct yj_digest *dg)
 {
 	struct s_status_read s = { dg, cJSON_CreateObject() };
 	if (s.out)
-		yj_store_read(dg->d.store, s_status_read, &s);
+		yj_store_read(dg->core->store, s_status_read, &s);
 	return s.out;
 }

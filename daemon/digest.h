@@ -1,21 +1,25 @@
-/* digest.h: the YJS daily digest (interfaces.md §5), scheduled, gapless,
- * every day of the year.
+/* digest.h: the YJS daily digest (interfaces.md §5): planned here, built
+ * here, delivered by the one outbox like any other job.
  *
  * Schedule: each YJS has local send times (Europe/London). The next digest
  * is the first (local date, send time) whose instant is after the last
- * digest's; a time that does not exist on the spring-forward day is moved
- * an hour on by mktime, one that occurs twice in autumn is taken once. A
- * daemon that was down over a send time sends the missed digests at start,
+ * planned one's; a time that does not exist on the spring-forward day is
+ * moved an hour on by mktime, one that occurs twice in autumn is taken once.
+ * A daemon that was down over send times plans the missed digests at start,
  * oldest first, each with the window it should have had.
  *
  * Windows are over sequence numbers: a digest covers (the previous one's end
- * seq, the last seq stored at or before its send time]. The digest is
- * recorded as pending (id, window) before it is sent, and confirmed sent in
- * the transaction that advances the YJS's window and writes its audit
- * record, so a crash mid-send resends the same digest, never another.
+ * seq, the last seq stored at or before its send time]. Planning writes, in
+ * one transaction, the digest job into the outbox (db/notes.h), its entry in
+ * the digest log and the YJS's advanced state: the job is the pending
+ * record. The outbox delivers it, retries it, or dead-letters it; the
+ * window is never planned twice, so a failed digest does not hold up the
+ * next day's. A crash before delivery resends the same job: same id, same
+ * window, same rows. yj_digest_delivered() confirms it in the outbox's
+ * completion transaction.
  *
- * Ownership: the digest service borrows everything in yj_digest_deps; a
- * yj_digest_content owns its strings (yj_digest_content_free).
+ * Ownership: the planner borrows the core; a yj_digest_content owns its
+ * strings (yj_digest_content_free).
  */
 #ifndef YJ_DIGEST_H
 #define YJ_DIGEST_H
@@ -25,32 +29,27 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "loop.h"
+#include "core.h"
 #include "refdata.h"
 #include "store.h"
 #include "yjlink.pb-c.h"
 
-struct yj_digest_deps {
-	struct yj_store *store;
-	struct yj_loop *loop;
-	const struct yj_config *const *cfg;
-	const struct yj_refdata *const *ref;
-	void *const *adapter_state;        /* state of yj_adapters[i] */
-};
-
-/* A built digest, ready to send. Every pointer owned. */
+/* A built digest, as data. Every pointer owned. */
 struct yj_digest_content {
 	char *id;              /* stable digest id */
-	char *subject;
-	char *text;            /* text/plain */
+	char *json;            /* {"digest_id", "recipient", "date", "window", "summary", "rows"} (interfaces.md §3) */
+	size_t json_len;
+	char *text;            /* text/plain, as a person reads it */
 	char *html;            /* text/html */
-	char *csv;             /* the attachment */
+	char *csv;             /* the CSV of §5 */
 	size_t csv_len;
 	char *csv_name;        /* yjlink-digest-<yjs>-<YYYY-MM-DD>.csv */
-	char *headers;         /* X-Yjlink-Digest-Id and X-Yjlink-Window lines, CRLF-terminated */
+	char date[16];         /* local YYYY-MM-DD of the send time */
+	char window_from[32];  /* RFC 3339 UTC */
+	char window_to[32];
 	uint64_t *seqs;        /* every event disclosed, ascending */
 	size_t n_seqs;
-	char **open;           /* custody records still open at send time */
+	char **open;           /* custody records still open at the window's end */
 	size_t n_open;
 	unsigned children;     /* distinct children */
 	unsigned events;       /* events in the window */
@@ -59,45 +58,47 @@ struct yj_digest_content {
 
 void yj_digest_content_free(struct yj_digest_content *c);
 
-/* Build the digest d for YJS yjs inside txn (read-only use). Returns 0,
- * YJ_ENOMEM or a store error. */
+/* Build digest d for YJS yjs inside txn (read-only use): d's window, with
+ * d->open_before as the records open before it. Returns 0, YJ_ENOMEM or a
+ * store error. */
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
-		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, const struct yj_strlist *open_before,
-		    struct yj_digest_content *out);
+		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_content *out);
+
+/* The outbox's confirmation of digest job n (in its completion transaction):
+ * the digest log and the YJS's state say it was delivered. */
+int yj_digest_delivered(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct yj_digest_content *c,
+			int64_t now_us);
 
 /* The first send instant of times (local "HH:MM") strictly after after_us. */
 int64_t yj_digest_next_after(const struct yj_strlist *times, int64_t after_us);
 
 struct yj_digest;
 
-int yj_digest_start(const struct yj_digest_deps *deps, struct yj_digest **out);
+int yj_digest_start(struct yj_core *core, struct yj_digest **out);
 void yj_digest_stop(struct yj_digest **dg);
 
-/* Look for due digests now (also run by the service's own timer). */
-void yj_digest_tick(struct yj_digest *dg);
+/* Plan every digest now due (also run by the planner's own timer). Returns
+ * how many were queued (the caller kicks the outbox), or <0. */
+int yj_digest_tick(struct yj_digest *dg);
 
 /* `yjlinkctl digest preview YJS [--date D]`: the next digest as it stands
- * now, or the one sent on local date D (YYYY-MM-DD). Fills *out. */
+ * now, or the last one planned for local date D (YYYY-MM-DD). Fills *out. */
 int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, struct yj_digest_content *out,
 		      char *err, size_t errlen);
 
-/* `yjlinkctl digest send YJS --date D`: send again the digest(s) sent on
- * local date D, with the same id; audited with actor. Returns how many were
- * queued, or <0 with err set. */
+/* `yjlinkctl digest send YJS --date D`: queue again the digest(s) planned
+ * for local date D, with the same id; audited with actor on delivery.
+ * Returns how many were queued, or <0 with err set. */
 int yj_digest_resend(struct yj_digest *dg, const char *yjs, const char *date, const char *actor, char *err,
 		     size_t errlen);
-
-/* The last event seq stored at or before t_us (0 if none): a binary search,
- * since stored_at grows with seq. */
-uint64_t yj_digest_seq_at(struct yj_txn *txn, int64_t t_us);
 
 /* Events stored since local midnight. */
 int yj_digest_events_today(struct yj_store *store, uint64_t *count);
 
-/* The newest digest sent to any YJS, RFC 3339, or "none yet". */
+/* The newest digest delivered to any YJS, RFC 3339, or "none yet". */
 int yj_digest_last_sent(struct yj_digest *dg, char *buf, size_t size);
 
-/* Digests sent since start, and the last one per YJS (for status). */
+/* Per YJS: last digest delivered, next planned, digests sent (for status). */
 cJSON *yj_digest_status(struct yj_digest *dg);
 
 #endif

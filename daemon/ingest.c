@@ -10,6 +10,9 @@
 
 #include "arena.h"
 #include "clock.h"
+#include "core.h"
+#include "db/events.h"
+#include "db/quarantine.h"
 #include "err.h"
 #include "log.h"
 #include "route.h"
@@ -50,9 +53,7 @@ struct s_pending {
 };
 
 struct yj_ingest {
-	struct yj_store *store;          /* borrowed */
-	const struct yj_config *cfg;     /* borrowed */
-	const struct yj_refdata *ref;    /* borrowed */
+	const struct yj_core *core;      /* borrowed: store, and the config and tables in force */
 	struct yj_arena scratch;         /* per-request normaliser memory */
 	struct yj_arena batch;           /* memory of the current batch */
 	struct s_pending *pend;          /* current batch, owned */
@@ -61,13 +62,11 @@ struct yj_ingest {
 	int64_t batch_now_us;            /* stored_at of the batch being written */
 	struct yj_arena route_arena;     /* events unpacked for routing inside the transaction */
 	struct yj_route_counts routed;   /* this batch's routing, rewritten on every run */
-	void (*on_commit)(void *arg, const struct yj_route_counts *routed); /* after a batch is durable */
-	void *on_commit_arg;
+	struct yj_route_counts unreported; /* routed by durable batches since the last flush that reported */
 	struct yj_ingest_stats stats;
 };
 
-int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const struct yj_refdata *ref,
-		  struct yj_ingest **out)
+int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out)
 {
 	struct yj_ingest *ing = calloc(1, sizeof(*ing));
 	if (!ing)
@@ -76,9 +75,7 @@ int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const str
 		free(ing);
 		return YJ_EIO;
 	}
-	ing->store = store;
-	ing->cfg = cfg;
-	ing->ref = ref;
+	ing->core = core;
 	yj_arena_init(&ing->scratch, 32768);
 	yj_arena_init(&ing->batch, 1 << 20);
 	yj_arena_init(&ing->route_arena, 65536);
@@ -99,21 +96,9 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 	*ping = NULL;
 }
 
-void yj_ingest_set_config(struct yj_ingest *ing, const struct yj_config *cfg, const struct yj_refdata *ref)
-{
-	ing->cfg = cfg;
-	ing->ref = ref;
-}
-
 size_t yj_ingest_pending(const struct yj_ingest *ing) { return ing->n_pend; }
 void yj_ingest_set_draining(struct yj_ingest *ing, int on) { ing->draining = on; }
 
-void yj_ingest_set_commit_hook(struct yj_ingest *ing, void (*fn)(void *arg, const struct yj_route_counts *routed),
-			       void *arg)
-{
-	ing->on_commit = fn;
-	ing->on_commit_arg = arg;
-}
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing) { return &ing->stats; }
 
 /* A frame as a label in the quarantine record (a protobuf string, shown as
@@ -208,8 +193,8 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 
 	struct yj_arena *a = &ing->batch;
 	size_t keep = req->payload_len;
-	if (keep > (size_t)ing->cfg->ingest_quarantine_max_bytes)
-		keep = (size_t)ing->cfg->ingest_quarantine_max_bytes;
+	if (keep > (size_t)ing->core->cfg->ingest_quarantine_max_bytes)
+		keep = (size_t)ing->core->cfg->ingest_quarantine_max_bytes;
 	uint8_t *raw = yj_arena_alloc(a, keep ? keep : 1);
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
 	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
@@ -236,7 +221,7 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "",
 			      "unknown content type: expected application/json or application/x-protobuf");
 	} else {
-		struct yj_norm_opts o = { ing->ref, yj_clock_now_us(), (size_t)ing->cfg->ingest_max_message_bytes };
+		struct yj_norm_opts o = { ing->core->ref, yj_clock_now_us(), (size_t)ing->core->cfg->ingest_max_message_bytes };
 		struct yj_norm_result res;
 		yj_arena_reset(&ing->scratch);
 		rc = yj_normalise(&o, feed, ct, req->payload, req->payload_len, &ing->scratch, &res);
@@ -263,8 +248,8 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		}
 	}
 	ing->n_pend++;
-	if (ing->n_pend >= (size_t)ing->cfg->ingest_batch_max)
-		return yj_ingest_flush(ing);
+	if (ing->n_pend >= (size_t)ing->core->cfg->ingest_batch_max)
+		return yj_ingest_flush(ing, NULL);
 	return 0;
 }
 
@@ -272,7 +257,7 @@ static int s_forbidden(const struct yj_ingest *ing, const struct s_pending *p)
 {
 	/* Authenticated senders are bound to forces by their CURVE key; until a
 	 * key binding is configured every sender is held to ingest.forces. */
-	const struct yj_strlist *l = &ing->cfg->ingest_forces;
+	const struct yj_strlist *l = &ing->core->cfg->ingest_forces;
 	for (size_t i = 0; i < l->n; i++) {
 		if (strcmp(l->v[i], p->force) == 0)
 			return 0;
@@ -325,7 +310,7 @@ static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 		.occurred_us = p->occurred_us,
 		.custody_key = p->custody_key,
 	};
-	int rc = yj_store_put_event(txn, p->seq, &keys, buf, n);
+	int rc = yj_events_put(txn, p->seq, &keys, buf, n);
 	if (buf != stackbuf)
 		free(buf);
 	return rc;
@@ -350,37 +335,28 @@ static int s_quarantine(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 	q.payload_bytes = p->raw_total;
 	q.has_frames = 1;
 	q.frames = p->frames;
-	size_t len = protobuf_c_message_get_packed_size(&q.base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&q.base, buf);
 	uint64_t id = 0;
-	int rc = yj_store_quarantine_put(txn, buf, len, &id);
-	free(buf);
-	return rc;
+	return yj_quarantine_put(txn, &q, &id);
 }
 
 /* Store one accepted event and, in the same transaction, every
  * notification routed from it (transactional outbox). */
 static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p)
 {
-	const void *v;
-	size_t vlen;
 	/* First contact: no event of this child stored before this one. */
-	int rc = yj_txn_get(txn, YJ_DB_CHILD, p->child_id, strlen(p->child_id), &v, &vlen);
-	if (rc && rc != YJ_ENOENT)
+	int rc = yj_events_child_known(txn, p->child_id);
+	if (rc < 0)
 		return rc;
-	int first_contact = rc == YJ_ENOENT;
+	int first_contact = rc == 0;
 	if ((rc = s_put_record(txn, ing, p)))
 		return rc;
-	if (ing->cfg->n_rules == 0)
+	if (ing->core->cfg->n_rules == 0)
 		return 0;
 	yj_arena_reset(&ing->route_arena);
 	Yjlink__V1__Event *ev = yjlink__v1__event__unpack(&ing->route_arena.pb, p->event_len, p->event);
 	if (!ev)
 		return YJ_ENOMEM;
-	return yj_route_event(txn, ing->cfg, ing->ref, p->seq, ev, first_contact, ing->batch_now_us, &ing->routed);
+	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, ev, first_contact, ing->batch_now_us, &ing->routed);
 }
 
 /* The batch's write transaction. May run more than once (map growth): it
@@ -401,7 +377,7 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 			continue;
 		}
 		struct yj_source_ref ref;
-		int found = yj_store_find_source(txn, p->source_key, &ref);
+		int found = yj_events_find_source(txn, p->source_key, &ref);
 		if (found < 0 && found != YJ_ENOENT) {
 			rc = found;
 			break;
@@ -421,7 +397,7 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 			p->status = YJ_STATUS_DUP;
 			p->seq = ref.seq;
 		} else {
-			rc = yj_store_next_seq(txn, &p->seq);
+			rc = yj_events_next_seq(txn, &p->seq);
 			if (!rc)
 				rc = s_store_and_route(txn, ing, p);
 			p->status = YJ_STATUS_OK;
@@ -489,14 +465,24 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 	cJSON_free(json);
 }
 
-int yj_ingest_flush(struct yj_ingest *ing)
+static void s_report(struct yj_ingest *ing, struct yj_route_counts *routed)
 {
-	if (ing->n_pend == 0)
+	if (!routed)
+		return;
+	*routed = ing->unreported;
+	memset(&ing->unreported, 0, sizeof(ing->unreported));
+}
+
+int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
+{
+	if (ing->n_pend == 0) {
+		s_report(ing, routed);
 		return 0;
+	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ing->batch_now_us = yj_clock_now_us();
-	int rc = yj_store_write(ing->store, s_write_batch, ing);
+	int rc = yj_store_write(ing->core->store, s_write_batch, ing);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
@@ -514,10 +500,13 @@ int yj_ingest_flush(struct yj_ingest *ing)
 		ing->stats.routed_unroutable += ing->routed.unroutable;
 		ing->stats.routed_digest += ing->routed.digest;
 		ing->stats.held += ing->routed.held;
-		if (ing->on_commit)
-			ing->on_commit(ing->on_commit_arg, &ing->routed);
+		ing->unreported.outbox += ing->routed.outbox;
+		ing->unreported.unroutable += ing->routed.unroutable;
+		ing->unreported.digest += ing->routed.digest;
+		ing->unreported.held += ing->routed.held;
 	}
 	ing->n_pend = 0;
 	yj_arena_reset(&ing->batch);
+	s_report(ing, routed);
 	return rc;
 }

@@ -8,9 +8,8 @@
  * are made inside the write transaction, so two copies of one message in one
  * batch come out as OK then DUP.
  *
- * Ownership: the core borrows the store, config and reference tables; it
- * owns its batch. yj_ingest_set_config() swaps the borrowed config and tables
- * on reload (the caller keeps the old ones alive until it returns).
+ * Ownership: ingest borrows the core (its store, and the config and
+ * reference tables in force, read afresh for every batch); it owns its batch.
  */
 #ifndef YJ_INGEST_H
 #define YJ_INGEST_H
@@ -47,19 +46,22 @@ extern const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS];
 
 struct yj_ingest;
 
-int yj_ingest_new(struct yj_store *store, const struct yj_config *cfg, const struct yj_refdata *ref,
-		  struct yj_ingest **out);
+struct yj_core;
+
+int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out);
 void yj_ingest_destroy(struct yj_ingest **ing);
-void yj_ingest_set_config(struct yj_ingest *ing, const struct yj_config *cfg, const struct yj_refdata *ref);
 
 /* Take one request (see adapter.h). Flushes by itself when the batch holds
  * ingest.batch_max requests. Returns 0 or YJ_ENOMEM (then done was called
  * with RETRY). */
 int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg);
 
-/* Commit the batch and send its replies. Returns 0, or the store's error
- * (the replies then said RETRY). */
-int yj_ingest_flush(struct yj_ingest *ing);
+struct yj_route_counts;
+
+/* Commit the batch and send its replies; *routed (may be NULL) says what
+ * the batch routed (all zero when nothing was written), so the caller can
+ * wake delivery. Returns 0, or the store's error (the replies then said RETRY). */
+int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed);
 
 size_t yj_ingest_pending(const struct yj_ingest *ing);
 
@@ -67,10 +69,5 @@ size_t yj_ingest_pending(const struct yj_ingest *ing);
 void yj_ingest_set_draining(struct yj_ingest *ing, int on);
 
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing);
-
-struct yj_route_counts;
-/* Called after each durable batch with what it routed (to wake delivery). */
-void yj_ingest_set_commit_hook(struct yj_ingest *ing, void (*fn)(void *arg, const struct yj_route_counts *routed),
-			       void *arg);
 
 #endif

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "core.h"
 #include "curlm.h"
 #include "digest.h"
 #include "err.h"
@@ -40,21 +41,14 @@
 #define S_MAX_SETS 64
 #define S_MAX_ADAPTERS 16
 
+/* The daemon: the core's parts (core.h) and what only main.c keeps. */
 struct s_daemon {
+	struct yj_core core;                 /* the parts every module borrows */
 	const char *config_file;             /* NULL: the embedded default */
 	const char *sets[S_MAX_SETS];        /* --set overrides, borrowed from argv */
 	size_t n_sets;
-	struct yj_config *cfg;               /* owned; replaced on reload */
-	struct yj_refdata *ref;              /* owned; replaced on reload */
-	struct yj_store *store;              /* owned */
-	struct yj_ingest *ingest;            /* owned */
-	struct yj_loop *loop;                /* owned */
-	void *zmq_ctx;                       /* owned */
-	struct yj_control *control;          /* owned */
-	struct yj_curlm *curlm;              /* owned: libcurl multi in the loop */
-	struct yj_outbox *outbox;            /* owned: delivery */
-	struct yj_digest *digest;            /* owned: daily digests */
-	struct yj_metrics *metrics;          /* owned: /metrics and /healthz, NULL when off */
+	struct yj_config *cfg;               /* owned: the config in force (core.cfg) */
+	struct yj_refdata *ref;              /* owned: the tables in force (core.ref) */
 	struct yj_prom prom;                 /* metrics text, rebuilt each second */
 	struct yj_core_api api;              /* handed to adapters */
 	void *adapter_state[S_MAX_ADAPTERS]; /* owned by each adapter */
@@ -62,23 +56,15 @@ struct s_daemon {
 	int stopping;                        /* SIGTERM seen */
 	int64_t stop_deadline_ms;            /* end of the RETRY grace period */
 	char reload_state[512];              /* why the last reload was refused, "" if it was not */
-	const char *reload_state_ptr;        /* &reload_state[0], for the control socket */
-	int64_t started_us;
 };
 
-static const struct yj_config *s_api_config(void *core) { return ((struct s_daemon *)core)->cfg; }
+static struct s_daemon *s_of(struct yj_core *core) { return (struct s_daemon *)core; }
+
+static const struct yj_config *s_api_config(void *core) { return ((struct yj_core *)core)->cfg; }
 
 static int s_api_submit(void *core, const struct yj_request *req, yj_reply_fn done, void *arg)
 {
-	return yj_ingest_submit(((struct s_daemon *)core)->ingest, req, done, arg);
-}
-
-static void s_api_count(void *core, const char *metric, const char *labels, uint64_t n)
-{
-	(void)core;
-	(void)metric;
-	(void)labels;
-	(void)n;
+	return yj_ingest_submit(((struct yj_core *)core)->ingest, req, done, arg);
 }
 
 static void s_usage(FILE *out)
@@ -109,7 +95,7 @@ static enum yj_log_level s_level(const char *s)
 /* Config and reference tables together: a reload takes both or neither. */
 static int s_load(struct s_daemon *d, struct yj_diag *diag, struct yj_config **cfg, struct yj_refdata **ref)
 {
-	int rc = yj_config_load(d->config_file, d->sets, d->n_sets, diag, cfg);
+	int rc = yj_config_load(d->config_file, d->sets, d->n_sets, yj_adapters, diag, cfg);
 	if (rc)
 		return rc;
 	char *dir = yj_config_reference_dir(*cfg);
@@ -149,12 +135,12 @@ static void s_status_line(struct s_daemon *d, char *buf, size_t size)
 	uint64_t today = 0;
 	char last[40] = "none yet";
 	memset(&os, 0, sizeof(os));
-	if (d->store)
-		yj_digest_events_today(d->store, &today);
-	if (d->outbox)
-		yj_outbox_stats(d->outbox, &os);
-	if (d->digest)
-		yj_digest_last_sent(d->digest, last, sizeof(last));
+	if (d->core.store)
+		yj_digest_events_today(d->core.store, &today);
+	if (d->core.outbox)
+		yj_outbox_stats(d->core.outbox, &os);
+	if (d->core.digest)
+		yj_digest_last_sent(d->core.digest, last, sizeof(last));
 	snprintf(buf, size, "%sevents today %llu; outbox %llu; dead letters %llu; unroutable %llu; last digest %s",
 		 d->reload_state[0] ? "RELOAD REFUSED (old config kept); " : "", (unsigned long long)today,
 		 (unsigned long long)os.depth, (unsigned long long)os.dead_letters, (unsigned long long)os.unroutable,
@@ -172,9 +158,10 @@ static void s_log_diag(void *arg, const char *file, int line, const char *msg)
 		snprintf(d->reload_state, sizeof(d->reload_state), "%s:%d: %s", file, line, msg);
 }
 
-static int s_reload(void *arg)
+/* SIGHUP and `yjlinkctl reload`: a whole new config and tables, or none. */
+static int s_reload(struct yj_core *core)
 {
-	struct s_daemon *d = arg;
+	struct s_daemon *d = s_of(core);
 	struct yj_config *cfg = NULL;
 	struct yj_refdata *ref = NULL;
 	struct yj_diag diag = { s_log_diag, d, 0 };
@@ -186,7 +173,9 @@ static int s_reload(void *arg)
 	if (rc) {
 		yj_err("reload: new config refused with %d problem(s); still running on the old one", diag.count);
 	} else {
-		yj_ingest_set_config(d->ingest, cfg, ref);
+		/* Between two loop iterations: every module reads core->cfg at use. */
+		d->core.cfg = cfg;
+		d->core.ref = ref;
 		for (size_t i = 0; yj_adapters[i]; i++) {
 			if (d->adapter_state[i] && yj_adapters[i]->reload)
 				yj_adapters[i]->reload(d->adapter_state[i], cfg);
@@ -197,8 +186,8 @@ static int s_reload(void *arg)
 		d->ref = ref;
 		yj_log_set_level(s_level(cfg->log_level));
 		yj_notice("reload: new config in force (%s)", cfg->source);
-		if (d->outbox)
-			yj_outbox_reconcile(d->outbox);
+		if (d->core.outbox)
+			yj_outbox_reconcile(d->core.outbox);
 	}
 	s_status_line(d, status, sizeof(status));
 	/* READY=1 also after a refused reload: the daemon is serving. */
@@ -215,12 +204,12 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			yj_notice("SIGHUP: reloading %s", d->config_file ? d->config_file : "the embedded config");
-			s_reload(d);
+			s_reload(&d->core);
 		} else if (!d->stopping) {
 			yj_notice("signal %u: stopping; new requests get RETRY", si.ssi_signo);
 			yj_sd_stopping();
 			d->stopping = 1;
-			yj_ingest_set_draining(d->ingest, 1);
+			yj_ingest_set_draining(d->core.ingest, 1);
 			for (size_t i = 0; yj_adapters[i]; i++) {
 				if (d->adapter_state[i] && yj_adapters[i]->drain)
 					yj_adapters[i]->drain(d->adapter_state[i]);
@@ -233,17 +222,33 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 	return 0;
 }
 
-/* Group commit: once per loop iteration, after every handler has read. */
+/* The one before-sleep (Redis's beforeSleep): once per loop iteration,
+ * after every ready handler has run, in this order and for these reasons:
+ *  1. ingest: commit the batch the inputs collected in one synced
+ *     transaction, then send every reply (persist before acknowledge: an OK
+ *     must never go out before its commit);
+ *  2. delivery: when that batch routed notifications, start them now rather
+ *     at the outbox's next tick (the notification latency bar), which reads
+ *     the transaction just committed;
+ *  3. completions: commit what the outputs finished this iteration (each with
+ *     its audit record and its removal from the outbox) in one transaction,
+ *     which then starts the recipients' next jobs. After 1 so that a batch's
+ *     replies never wait behind delivery bookkeeping.
+ * Then the health beat, and the stop once the grace period is over. */
 static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct s_daemon *d = arg;
-	size_t had = yj_ingest_pending(d->ingest);
-	int rc = yj_ingest_flush(d->ingest);
-	if (d->metrics) {
-		yj_metrics_beat(d->metrics);
+	struct yj_route_counts routed;
+	size_t had = yj_ingest_pending(d->core.ingest);
+	int rc = yj_ingest_flush(d->core.ingest, &routed);
+	if (routed.outbox)
+		yj_outbox_kick(d->core.outbox);
+	yj_outbox_flush(d->core.outbox);
+	if (d->core.metrics) {
+		yj_metrics_beat(d->core.metrics);
 		/* Only a batch actually written says anything about the store. */
 		if (had)
-			yj_metrics_set_store_ok(d->metrics, rc == 0, rc ? yj_strerror(rc) : "");
+			yj_metrics_set_store_ok(d->core.metrics, rc == 0, rc ? yj_strerror(rc) : "");
 	}
 	if (d->stopping && yj_loop_now_ms() >= d->stop_deadline_ms)
 		yj_loop_stop(loop);
@@ -252,11 +257,14 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 	return 0;
 }
 
-static void s_on_commit(void *arg, const struct yj_route_counts *routed)
+/* The escalation hook of the outbox: a disclosure that could not be made is
+ * said at warning level, by kind and recipient, never with its content. */
+static void s_on_dead_letter(void *arg, const char *job_id, const char *recipient, const char *kind, const char *detail)
 {
-	struct s_daemon *d = arg;
-	if (routed->outbox && d->outbox)
-		yj_outbox_kick(d->outbox);
+	(void)arg;
+	yj_warn("delivery: %s (%s) to %s could not be delivered and is in the dead-letter queue: %s; "
+		"see `yjlinkctl dlq list`, fix the destination, then `yjlinkctl dlq retry %s`",
+		job_id, kind, recipient, detail, job_id);
 }
 
 static int s_watchdog(struct yj_loop *loop, void *arg)
@@ -271,17 +279,16 @@ static int s_watchdog(struct yj_loop *loop, void *arg)
 static void s_render_metrics(struct s_daemon *d)
 {
 	struct yj_prom *p = &d->prom;
-	const struct yj_ingest_stats *is = yj_ingest_stats(d->ingest);
+	const struct yj_ingest_stats *is = yj_ingest_stats(d->core.ingest);
 	struct yj_outbox_stats os;
 	struct yj_store_stats ss;
-	static const char *const tnames[] = { "none", "email", "webhook", "zmq", "peer" };
 	static const char *const rnames[] = { "ok", "retry", "fatal" };
 
 	yj_prom_reset(p);
 	memset(&os, 0, sizeof(os));
 	memset(&ss, 0, sizeof(ss));
-	yj_outbox_stats(d->outbox, &os);
-	yj_store_stats(d->store, &ss);
+	yj_outbox_stats(d->core.outbox, &os);
+	yj_store_stats(d->core.store, &ss);
 	yj_prom_family(p, "yjlink_events_ingested_total", "counter", "Events stored (OK), by feed, since start");
 	for (int f = 1; f < YJ_FEED_COUNT; f++)
 		yj_prom_sample_l(p, "yjlink_events_ingested_total", (double)is->ingested[f], "feed", yj_feed_name(f), NULL);
@@ -302,11 +309,16 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_family(p, "yjlink_unroutable", "gauge", "Notifications waiting for a recipient destination");
 	yj_prom_sample(p, "yjlink_unroutable", NULL, (double)os.unroutable);
 	yj_prom_family(p, "yjlink_deliveries_total", "counter", "Delivery attempts by transport and result");
-	for (int t = 1; t <= YJ_TRANSPORT_PEER; t++) {
+	for (size_t a = 0; yj_adapters[a]; a++) {
+		if (!yj_adapters[a]->transport)
+			continue;
 		for (int r = 0; r < YJ_DELIVERY_RESULTS; r++)
-			yj_prom_sample_l(p, "yjlink_deliveries_total", (double)os.delivered[t][r], "transport", tnames[t],
-					 "result", rnames[r], NULL);
+			yj_prom_sample_l(p, "yjlink_deliveries_total",
+					 (double)yj_outbox_attempts(d->core.outbox, a, (enum yj_delivery_result)r), "transport",
+					 yj_adapters[a]->transport, "result", rnames[r], NULL);
 	}
+	yj_prom_family(p, "yjlink_dead_lettered_total", "counter", "Jobs moved to the dead-letter queue since start");
+	yj_prom_sample(p, "yjlink_dead_lettered_total", NULL, (double)os.dead_lettered);
 	yj_prom_family(p, "yjlink_holds_total", "counter", "Events held for the officer in the case, since start");
 	yj_prom_sample(p, "yjlink_holds_total", NULL, (double)is->held);
 	yj_prom_family(p, "yjlink_store_events", "gauge", "Events in the store");
@@ -320,7 +332,7 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_family(p, "yjlink_up", "gauge", "1 while yjlinkd runs; reload_refused 1 when the last reload was refused");
 	yj_prom_sample_l(p, "yjlink_up", 1, "reload_refused", d->reload_state[0] ? "1" : "0", NULL);
 	if (p->rc == 0)
-		yj_metrics_publish(d->metrics, p->buf, p->len);
+		yj_metrics_publish(d->core.metrics, p->buf, p->len);
 }
 
 static int s_metrics_timer(struct yj_loop *loop, void *arg)
@@ -397,14 +409,13 @@ int main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.sigfd = -1;
-	d.reload_state_ptr = d.reload_state;
 	/* Digest times, overnight periods and "today" are Europe/London. */
 	setenv("TZ", "Europe/London", 1);
 	tzset();
 	if ((rc = s_parse_args(&d, argc, argv, &check, &reference)))
 		return rc;
 	if (reference) {
-		yj_config_print_reference(stdout);
+		yj_config_print_reference(stdout, yj_adapters);
 		return 0;
 	}
 	if (s_load(&d, &diag, &d.cfg, &d.ref)) {
@@ -427,7 +438,20 @@ int main(int argc, char **argv)
 		yj_clock_set_us(us);
 	}
 	yj_log_set_timestamps(getenv("JOURNAL_STREAM") == NULL && getenv("YJ_LOG_TIMESTAMPS") != NULL);
-	d.started_us = yj_clock_now_us();
+	d.core.started_us = yj_clock_now_us();
+	d.core.started_ms = yj_loop_now_ms();
+	d.core.cfg = d.cfg;
+	d.core.ref = d.ref;
+	d.core.reload_state = d.reload_state;
+	d.core.reload = s_reload;
+	d.core.adapters = yj_adapters;
+	d.core.adapter_state = d.adapter_state;
+	for (d.core.n_adapters = 0; yj_adapters[d.core.n_adapters]; d.core.n_adapters++)
+		;
+	if (d.core.n_adapters > S_MAX_ADAPTERS) {
+		yj_err("more adapters compiled in than this build can hold (%d)", S_MAX_ADAPTERS);
+		goto out;
+	}
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -440,30 +464,30 @@ int main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
+	/* The parts, in the order of the flow: store, loop, ingest, outputs,
+	 * outbox, digests, control; torn down in reverse at out. */
 	struct yj_store_opts so = {
 		.path = d.cfg->store_path,
 		.map_size = (size_t)d.cfg->store_map_size_mb << 20,
 		.max_map_size = (size_t)d.cfg->store_max_map_size_mb << 20,
 	};
-	if ((rc = yj_store_open(&so, &d.store))) {
+	if ((rc = yj_store_open(&so, &d.core.store))) {
 		yj_err("store: cannot open %s: %s (check store.path and its permissions)", so.path, yj_strerror(rc));
 		goto out;
 	}
-	if ((rc = yj_ingest_new(d.store, d.cfg, d.ref, &d.ingest)))
+	d.core.loop = yj_loop_new();
+	d.core.zmq_ctx = zmq_ctx_new();
+	if (!d.core.loop || !d.core.zmq_ctx || d.sigfd < 0)
 		goto out;
-	d.loop = yj_loop_new();
-	d.zmq_ctx = zmq_ctx_new();
-	if (!d.loop || !d.zmq_ctx || d.sigfd < 0)
+	if ((rc = yj_ingest_new(&d.core, &d.core.ingest)) || (rc = yj_curlm_new(d.core.loop, &d.core.curlm)))
 		goto out;
-	if ((rc = yj_curlm_new(d.loop, &d.curlm)))
+	d.api = (struct yj_core_api){ .core = &d.core, .loop = d.core.loop, .zmq_ctx = d.core.zmq_ctx,
+				      .curlm = d.core.curlm, .config = s_api_config, .settings = yj_config_adapter_settings,
+				      .submit = s_api_submit };
+	if (yj_loop_add(d.core.loop, NULL, d.sigfd, ZMQ_POLLIN, s_on_signal, &d) ||
+	    yj_loop_before_sleep(d.core.loop, s_before_sleep, &d))
 		goto out;
-	d.api = (struct yj_core_api){ .core = &d, .loop = d.loop, .zmq_ctx = d.zmq_ctx, .config = s_api_config,
-				      .submit = s_api_submit, .count = s_api_count, .curlm = d.curlm };
-	if (yj_loop_add(d.loop, NULL, d.sigfd, ZMQ_POLLIN, s_on_signal, &d) ||
-	    yj_loop_before_sleep(d.loop, s_before_sleep, &d))
-		goto out;
-
-	for (size_t i = 0; yj_adapters[i] && i < S_MAX_ADAPTERS; i++) {
+	for (size_t i = 0; yj_adapters[i]; i++) {
 		const struct yj_adapter *a = yj_adapters[i];
 		rc = a->init(&d.api, &d.adapter_state[i]);
 		if (rc == YJ_ENOENT) {
@@ -475,41 +499,32 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	const struct yj_config *const *cfgp = (const struct yj_config *const *)&d.cfg;
-	struct yj_outbox_deps od = { .store = d.store, .loop = d.loop, .cfg = cfgp,
-				     .ref = (const struct yj_refdata *const *)&d.ref, .adapter_state = d.adapter_state };
-	if ((rc = yj_outbox_start(&od, &d.outbox)))
+	if ((rc = yj_outbox_start(&d.core, &d.core.outbox)))
 		goto out;
-	yj_ingest_set_commit_hook(d.ingest, s_on_commit, &d);
-	struct yj_digest_deps dd = { .store = d.store, .loop = d.loop, .cfg = cfgp,
-				     .ref = (const struct yj_refdata *const *)&d.ref, .adapter_state = d.adapter_state };
-	if ((rc = yj_digest_start(&dd, &d.digest)))
+	yj_outbox_set_dead_hook(d.core.outbox, s_on_dead_letter, &d);
+	if ((rc = yj_digest_start(&d.core, &d.core.digest)))
 		goto out;
-	struct yj_control_deps cd = { .store = d.store, .ingest = d.ingest, .loop = d.loop, .zmq_ctx = d.zmq_ctx,
-				      .cfg = cfgp, .started_us = d.started_us, .started_ms = yj_loop_now_ms(), .reload_state = &d.reload_state_ptr,
-				      .reload = s_reload, .reload_arg = &d, .outbox = d.outbox, .digest = d.digest,
-				      .ref = (const struct yj_refdata *const *)&d.ref };
-	if (yj_control_start(&cd, &d.control))
+	if (yj_control_start(&d.core, &d.core.control))
 		goto out;
 
 	yj_prom_init(&d.prom);
 	if (*d.cfg->metrics_endpoint) {
-		if ((rc = yj_metrics_start(d.cfg->metrics_endpoint, 10000, &d.metrics)))
+		if ((rc = yj_metrics_start(d.cfg->metrics_endpoint, 10000, &d.core.metrics)))
 			goto out;
 		s_render_metrics(&d);
-		yj_loop_timer(d.loop, 1000, 1000, s_metrics_timer, &d);
+		yj_loop_timer(d.core.loop, 1000, 1000, s_metrics_timer, &d);
 	}
 	uint64_t wd = yj_sd_watchdog_usec();
 	if (wd)
-		yj_loop_timer(d.loop, 0, (int64_t)(wd / 2000), s_watchdog, &d);
-	yj_loop_timer(d.loop, 5000, 5000, s_status_timer, &d);
+		yj_loop_timer(d.core.loop, 0, (int64_t)(wd / 2000), s_watchdog, &d);
+	yj_loop_timer(d.core.loop, 5000, 5000, s_status_timer, &d);
 
 	s_status_line(&d, status, sizeof(status));
 	yj_notice("yjlinkd %s ready: deployment %s, store %s", YJ_VERSION, d.cfg->deployment_id, d.cfg->store_path);
 	yj_sd_ready(status);
 
-	rc = yj_loop_run(d.loop);
-	yj_ingest_flush(d.ingest);
+	rc = yj_loop_run(d.core.loop);
+	yj_ingest_flush(d.core.ingest, NULL);
 	signal(SIGALRM, s_cleanup_timeout);
 	alarm(15);
 	if (rc) {
@@ -519,21 +534,21 @@ int main(int argc, char **argv)
 	yj_notice("stopped cleanly");
 	exit_code = 0;
 out:
-	yj_metrics_stop(&d.metrics);
+	yj_metrics_stop(&d.core.metrics);
 	yj_prom_free(&d.prom);
-	yj_control_stop(&d.control);
+	yj_control_stop(&d.core.control);
+	yj_digest_stop(&d.core.digest);
+	yj_outbox_stop(&d.core.outbox);
 	for (size_t i = 0; yj_adapters[i] && i < S_MAX_ADAPTERS; i++) {
 		if (d.adapter_state[i])
 			yj_adapters[i]->destroy(&d.adapter_state[i]);
 	}
-	yj_outbox_stop(&d.outbox);
-	yj_digest_stop(&d.digest);
-	yj_curlm_destroy(&d.curlm);
-	if (d.zmq_ctx)
-		zmq_ctx_term(d.zmq_ctx);
-	yj_loop_destroy(&d.loop);
-	yj_ingest_destroy(&d.ingest);
-	yj_store_close(&d.store);
+	yj_curlm_destroy(&d.core.curlm);
+	yj_ingest_destroy(&d.core.ingest);
+	if (d.core.zmq_ctx)
+		zmq_ctx_term(d.core.zmq_ctx);
+	yj_loop_destroy(&d.core.loop);
+	yj_store_close(&d.core.store);
 	yj_refdata_free(&d.ref);
 	yj_config_free(&d.cfg);
 	if (d.sigfd >= 0)

@@ -7,67 +7,89 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
 #include "clock.h"
+#include "db/audit.h"
+#include "db/events.h"
+#include "db/holds.h"
+#include "db/notes.h"
+#include "digest.h"
 #include "err.h"
 #include "event_json.h"
 #include "log.h"
+#include "loop.h"
 #include "route.h"
 
 #define S_TICK_MS 100
-/* Deliveries under way per recipient while it is healthy. After a transient
+/* Jobs under way per recipient while it is healthy. After a transient
  * failure it goes back to one at a time, oldest first, until it has caught
  * up, so order is kept while it fails. */
 #define S_WINDOW 32
+#define S_RCPT_MAX 300
 
 /* Delivery state of one recipient. */
 struct s_rcpt {
-	char *id;                 /* recipient id, owned */
+	char *id;                   /* recipient id, owned */
 	uint64_t started[S_WINDOW]; /* numbers started and not yet committed as done: never started twice */
 	unsigned n_started;
-	int ordered;              /* after a transient failure: one at a time, oldest first */
-	int64_t next_attempt_us;  /* backoff: not before this */
-	unsigned seen_pass;       /* last dispatch pass that found work for it */
+	int ordered;                /* after a transient failure: one at a time, oldest first */
+	int64_t next_attempt_us;    /* backoff: not before this */
+	unsigned seen_pass;         /* last dispatch pass that found work for it */
+	int warned;                 /* said once that its transport has no running adapter */
 };
 
-/* One finished delivery, waiting for the completion commit. */
+/* One delivery, from its start to the commit of its completion. */
 struct s_done {
 	struct yj_outbox *ob;
-	struct s_rcpt *rcpt;
+	size_t rcpt;                /* index in ob->rcpts (which may be reallocated) */
 	uint64_t number;
-	uint64_t seq;
+	int adapter;                /* index in the adapter table, -1 when none ran */
 	enum yj_delivery_result result;
-	int transport;
-	char *detail;             /* owned */
-	char *address;            /* owned */
-	cJSON *fields;            /* field paths supplied, owned */
-	int finished;             /* done callback has run */
+	char *detail;               /* owned */
+	char *address;              /* owned */
+	struct yj_digest_content what; /* owned: what was disclosed (seqs, fields, counts), nothing rendered */
+	int dead;                   /* the completion moved the job to the DLQ (set by the commit) */
+	int64_t retry_at_us;        /* the completion's next attempt for the job (set by the commit) */
+	char *job_id;               /* owned: for the log and the escalation hook */
+	char *kind;                 /* owned */
+	int finished;               /* done callback has run */
 	struct s_done *prev, *next; /* the live list: started, not yet finished */
 };
 
 struct yj_outbox {
-	struct yj_outbox_deps d;
-	struct s_rcpt *rcpts;     /* owned, n_rcpts */
+	struct yj_core *core;       /* borrowed */
+	struct s_rcpt *rcpts;       /* owned, n_rcpts */
 	size_t n_rcpts;
-	struct s_done **done;     /* finished, not yet committed; owned */
+	struct s_done **done;       /* finished, not yet committed; owned */
 	size_t n_done, cap_done;
-	int64_t timer;            /* tick timer id */
+	int64_t timer;              /* tick timer id */
 	uint64_t in_flight;
-	uint64_t delivered[YJ_TRANSPORT_PEER + 1][YJ_DELIVERY_RESULTS];
-	int dispatching;          /* guards re-entry from synchronous completions */
-	unsigned pass;            /* dispatch passes so far */
-	struct s_done *live;      /* deliveries under way, freed at stop if never finished */
+	uint64_t dead_lettered;     /* since start */
+	uint64_t (*attempts)[YJ_DELIVERY_RESULTS]; /* owned: per adapter, per result */
+	int dispatching;            /* guards re-entry from synchronous completions */
+	unsigned pass;              /* dispatch passes so far */
+	struct s_done *live;        /* deliveries under way, freed at stop if never finished */
+	yj_outbox_dead_fn dead_fn;  /* the escalation hook, may be NULL */
+	void *dead_arg;
 };
-
-static const char *s_transport_name(int t)
-{
-	static const char *const names[] = { "none", "email", "webhook", "zmq", "peer" };
-	return t >= 0 && t <= YJ_TRANSPORT_PEER ? names[t] : "none";
-}
 
 void yj_notification_id(const struct yj_config *cfg, uint64_t n, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s-%012" PRIu64, cfg->deployment_id, n);
+}
+
+void yj_job_id(const struct yj_config *cfg, const Yjlink__V1__Notification *n, char *buf, size_t size)
+{
+	if (n->digest && n->digest->id)
+		snprintf(buf, size, "%s", n->digest->id);
+	else
+		yj_notification_id(cfg, n->number, buf, size);
+}
+
+uint64_t yj_outbox_attempts(const struct yj_outbox *ob, size_t adapter, enum yj_delivery_result result)
+{
+	if (!ob || adapter >= ob->core->n_adapters || (unsigned)result >= YJ_DELIVERY_RESULTS)
+		return 0;
+	return ob->attempts[adapter][result];
 }
 
 static struct s_rcpt *s_rcpt(struct yj_outbox *ob, const char *id)
@@ -92,8 +114,8 @@ static struct s_rcpt *s_rcpt(struct yj_outbox *ob, const char *id)
 
 struct s_filter {
 	const struct yj_recipient *r;
-	int held;                 /* live investigation not released */
-	cJSON *fields;            /* collects supplied paths, may be NULL */
+	int held;                   /* live investigation not released */
+	cJSON *fields;              /* collects supplied paths, may be NULL */
 };
 
 static int s_allow(void *arg, const char *path)
@@ -108,15 +130,11 @@ static int s_allow(void *arg, const char *path)
 	return 1;
 }
 
-cJSON *yj_outbox_build(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
-		       const struct yj_recipient *r, cJSON *fields)
+cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
+			    const struct yj_recipient *r, cJSON *fields)
 {
-	const void *data;
-	size_t len;
 	char id[96];
-	if (yj_store_get_event(txn, n->seq, &data, &len))
-		return NULL;
-	Yjlink__V1__Record *rec = yjlink__v1__record__unpack(NULL, len, data);
+	Yjlink__V1__Record *rec = yj_events_get_record(txn, n->seq);
 	if (!rec || !rec->event) {
 		yjlink__v1__record__free_unpacked(rec, NULL);
 		return NULL;
@@ -145,47 +163,28 @@ cJSON *yj_outbox_build(struct yj_txn *txn, const struct yj_config *cfg, const Yj
 	return o;
 }
 
-/* Plain text and a phone-readable HTML table of the notification. */
-static void s_render(const cJSON *o, const char *prefix, FILE *txt, FILE *html)
-{
-	const cJSON *it;
-	cJSON_ArrayForEach(it, o) {
-		char path[256];
-		if (it->string)
-			snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", it->string);
-		else
-			snprintf(path, sizeof(path), "%s", prefix);
-		if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-			s_render(it, path, txt, html);
-			continue;
-		}
-		char *v = cJSON_IsString(it) ? strdup(it->valuestring) : cJSON_PrintUnformatted(it);
-		fprintf(txt, "%s: %s\r\n", path, v ? v : "");
-		fprintf(html, "<tr><th style=\"text-align:left;padding:4px\">%s</th><td style=\"padding:4px\">", path);
-		for (const char *p = v ? v : ""; *p; p++) {
-			switch (*p) {
-			case '<': fputs("&lt;", html); break;
-			case '>': fputs("&gt;", html); break;
-			case '&': fputs("&amp;", html); break;
-			case '"': fputs("&quot;", html); break;
-			default: fputc(*p, html);
-			}
-		}
-		fputs("</td></tr>\r\n", html);
-		free(v);
-	}
-}
-
 /* --- dispatch --- */
+
+static void s_done_free(struct s_done *dn)
+{
+	if (!dn)
+		return;
+	yj_digest_content_free(&dn->what);
+	free(dn->detail);
+	free(dn->address);
+	free(dn->job_id);
+	free(dn->kind);
+	free(dn);
+}
 
 static void s_on_done(void *arg, enum yj_delivery_result result, const char *detail, const char *address)
 {
 	struct s_done *dn = arg;
+	struct yj_outbox *ob = dn->ob;
 	dn->result = result;
 	dn->detail = strdup(detail ? detail : "");
 	dn->address = strdup(address ? address : "");
 	dn->finished = 1;
-	struct yj_outbox *ob = dn->ob;
 	if (dn->prev)
 		dn->prev->next = dn->next;
 	else if (ob->live == dn)
@@ -197,196 +196,218 @@ static void s_on_done(void *arg, enum yj_delivery_result result, const char *det
 		size_t ncap = ob->cap_done ? ob->cap_done * 2 : 64;
 		struct s_done **nd = realloc(ob->done, ncap * sizeof(*nd));
 		if (!nd) {
-			/* Without memory the completion is lost: the notification stays in
-			 * the outbox and goes again (same id) after a restart. */
+			/* Without memory the completion is lost: the job stays in the
+			 * outbox and goes again (same id) after a restart. */
 			yj_err("outbox: out of memory recording a completion");
+			s_done_free(dn);
 			return;
 		}
 		ob->done = nd;
 		ob->cap_done = ncap;
 	}
 	ob->done[ob->n_done++] = dn;
-	yj_loop_wake(ob->d.loop);
+	yj_loop_wake(ob->core->loop);
 }
 
-static const struct yj_adapter *s_adapter_for(struct yj_outbox *ob, int transport, void **state)
+/* The message of a notification job: its JSON as the recipient may see it. */
+static int s_build_notification(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
+				const struct yj_recipient *r, struct s_done *dn, char **json)
 {
-	for (size_t i = 0; yj_adapters[i]; i++) {
-		if (yj_adapters[i]->deliver && yj_adapters[i]->transport == transport && ob->d.adapter_state[i]) {
-			*state = ob->d.adapter_state[i];
-			return yj_adapters[i];
-		}
-	}
-	return NULL;
+	cJSON *body;
+	if (!(dn->what.fields = cJSON_CreateArray()) || !(dn->what.seqs = malloc(sizeof(uint64_t))))
+		return YJ_ENOMEM;
+	if (!(body = yj_notification_json(txn, cfg, n, r, dn->what.fields)))
+		return YJ_ENOENT;
+	dn->what.seqs[0] = n->seq;
+	dn->what.n_seqs = 1;
+	*json = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	return *json ? 0 : YJ_ENOMEM;
+}
+
+/* dn's job is under way: never started twice, freed at stop if unfinished. */
+static void s_under_way(struct yj_outbox *ob, struct s_rcpt *rs, struct s_done *dn)
+{
+	rs->started[rs->n_started++] = dn->number;
+	ob->in_flight++;
+	dn->next = ob->live;
+	if (ob->live)
+		ob->live->prev = dn;
+	ob->live = dn;
 }
 
 struct s_dispatch {
 	struct yj_outbox *ob;
 	int64_t now;
-	char seen[300];           /* last recipient looked at */
 	int started;
 };
 
-/* Start the head delivery of one recipient if it is due. */
+/* Start job number of recipient rcpt_id if it is due. */
 static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char *rcpt_id, uint64_t number)
 {
 	struct yj_outbox *ob = ds->ob;
-	const struct yj_config *cfg = *ob->d.cfg;
+	const struct yj_config *cfg = ob->core->cfg;
 	struct s_rcpt *rs = s_rcpt(ob, rcpt_id);
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
+	struct s_done *dn = NULL;
+	struct yj_digest_content dc;
+	char *json = NULL;
+	int rc = 0;
 
+	memset(&dc, 0, sizeof(dc));
 	if (!rs || rs->n_started >= S_WINDOW || rs->next_attempt_us > ds->now)
 		return 0;
 	for (unsigned i = 0; i < rs->n_started; i++) {
 		if (rs->started[i] == number)
-			return 0;  /* under way, or delivered and waiting for its commit */
+			return 0; /* under way, or delivered and waiting for its commit */
 	}
-	yj_be64_put(k, number);
-	if (yj_txn_get(txn, YJ_DB_OUTBOX, k, 8, &v, &vlen))
-		return 0;
-	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, v);
+	Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_OUTBOX, number);
 	if (!n)
 		return 0;
-	const struct yj_recipient *r = yj_config_recipient(cfg, rcpt_id);
-	void *astate = NULL;
-	const struct yj_adapter *a = r ? s_adapter_for(ob, r->transport, &astate) : NULL;
-	if (!a || (n->has_not_before_us && n->not_before_us > ds->now) ||
-	    (n->has_next_attempt_us && n->next_attempt_us > ds->now)) {
+	if ((n->has_not_before_us && n->not_before_us > ds->now) || (n->has_next_attempt_us && n->next_attempt_us > ds->now)) {
 		if (n->has_next_attempt_us && n->next_attempt_us > rs->next_attempt_us)
 			rs->next_attempt_us = n->next_attempt_us;
-		yjlink__v1__notification__free_unpacked(n, NULL);
-		return 0;
-	}
-	struct s_done *dn = calloc(1, sizeof(*dn));
-	cJSON *body = NULL;
-	char *json = NULL, *txt = NULL, *html = NULL;
-	size_t tlen = 0, hlen = 0;
-	int rc = YJ_ENOMEM;
-	if (!dn || !(dn->fields = cJSON_CreateArray()))
 		goto out;
-	body = yj_outbox_build(txn, cfg, n, r, dn->fields);
-	if (!body || !(json = cJSON_PrintUnformatted(body)))
-		goto out;
-	FILE *ft = open_memstream(&txt, &tlen), *fh = open_memstream(&html, &hlen);
-	if (ft && fh) {
-		fputs("<!doctype html><html><head><meta charset=\"utf-8\">"
-		      "<meta name=\"viewport\" content=\"width=device-width\"></head><body>"
-		      "<p><b>OFFICIAL-SENSITIVE</b></p><table>\r\n", fh);
-		s_render(body, "", ft, fh);
-		fputs("</table></body></html>\r\n", fh);
 	}
-	if (ft)
-		fclose(ft);
-	if (fh)
-		fclose(fh);
-	char id[96], subject[200];
-	yj_notification_id(cfg, n->number, id, sizeof(id));
-	snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink %s %s", n->kind ? n->kind : "notification", id);
-	struct yj_delivery d = {
-		.notification_id = id, .recipient = r, .kind = n->kind, .json = json, .json_len = strlen(json),
-		.subject = subject, .text = txt ? txt : "", .html = html ? html : "",
-	};
+	const struct yj_recipient *r = yj_config_recipient(cfg, rcpt_id);
+	const struct yj_adapter *a = r ? yj_config_output(cfg, r) : NULL;
+	void *astate = a ? ob->core->adapter_state[r->output] : NULL;
+	char id[200];
+	yj_job_id(cfg, n, id, sizeof(id));
+	rc = YJ_ENOMEM;
+	if (!(dn = calloc(1, sizeof(*dn))) || !(dn->job_id = strdup(id)) || !(dn->kind = strdup(n->kind ? n->kind : "")))
+		goto out;
 	dn->ob = ob;
-	dn->rcpt = NULL;
+	dn->rcpt = (size_t)(rs - ob->rcpts);
 	dn->number = n->number;
-	dn->seq = n->seq;
-	dn->transport = r->transport;
-	rs->started[rs->n_started++] = number;
-	ob->in_flight++;
-	/* s_rcpt may realloc the array: remember the recipient by index. */
-	dn->rcpt = (struct s_rcpt *)(uintptr_t)(rs - ob->rcpts);
-	dn->next = ob->live;
-	if (ob->live)
-		ob->live->prev = dn;
-	ob->live = dn;
-	rc = a->deliver(astate, &d, s_on_done, dn);
-	if (rc) {
+	dn->adapter = a && astate ? r->output : -1;
+	struct yj_message m = {
+		.kind = n->digest ? YJ_MESSAGE_DIGEST : YJ_MESSAGE_NOTIFICATION,
+		.id = id,
+		.kind_name = n->kind ? n->kind : "",
+		.recipient = r,
+		.settings = r ? r->output_settings : NULL,
+	};
+	if (!a || !astate) {
+		/* Reconcile keeps such jobs unroutable; an adapter that did not start
+		 * must still show: fail the attempt, so it backs off and ages. */
+		if (!rs->warned)
+			yj_warn("outbox: %s: no running output adapter for transport '%s'; its jobs wait and are retried",
+				rcpt_id, r ? r->transport : "?");
+		rs->warned = 1;
+		rc = 0;
+		goto start_failed;
+	}
+	rs->warned = 0;
+	if (n->digest) {
+		rc = yj_digest_build(txn, cfg, ob->core->ref, r, n->digest, &dc);
+		if (!rc) {
+			m.json = dc.json;
+			m.json_len = dc.json_len;
+			m.date = dc.date;
+			m.window_from = dc.window_from;
+			m.window_to = dc.window_to;
+			m.children = dc.children;
+			m.events = dc.events;
+			m.text = dc.text;
+			m.html = dc.html;
+			m.csv = dc.csv;
+			m.csv_len = dc.csv_len;
+			m.csv_name = dc.csv_name;
+			/* What the audit needs outlives the rendering. */
+			dn->what.seqs = dc.seqs;
+			dn->what.n_seqs = dc.n_seqs;
+			dn->what.fields = dc.fields;
+			dn->what.children = dc.children;
+			dn->what.events = dc.events;
+			dc.seqs = NULL;
+			dc.n_seqs = 0;
+			dc.fields = NULL;
+		}
+	} else {
+		rc = s_build_notification(txn, cfg, n, r, dn, &json);
+		m.json = json;
+		m.json_len = json ? strlen(json) : 0;
+	}
+	if (rc == YJ_ENOENT) {
+		/* The event is gone (erased by retention): it can never be delivered. */
+		s_under_way(ob, rs, dn);
+		s_on_done(dn, YJ_DELIVERY_FATAL, "the event is no longer stored", "");
+		dn = NULL;
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+start_failed:
+	s_under_way(ob, rs, dn);
+	if (!a || !astate) {
+		s_on_done(dn, YJ_DELIVERY_RETRY, "no running output adapter for this transport", "");
+	} else if ((rc = a->deliver(astate, &m, s_on_done, dn))) {
 		/* Not even started: try again after a backoff, like a RETRY. */
 		s_on_done(dn, YJ_DELIVERY_RETRY, yj_strerror(rc), "");
-		rc = 0;
 	}
+	rc = 0;
 	dn = NULL;
 	ds->started++;
 out:
-	if (dn) {
-		cJSON_Delete(dn->fields);
-		free(dn);
-	}
-	cJSON_Delete(body);
+	s_done_free(dn);
+	yj_digest_content_free(&dc);
 	cJSON_free(json);
-	free(txt);
-	free(html);
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	return rc;
 }
 
-struct s_first {
-	char rcpt[300];           /* recipient id of the first key found */
-	uint64_t number;          /* its number */
-	int found;
-};
-
-static int s_first_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* One recipient's due jobs: the window's worth, or only its oldest while
+ * it is in order mode. */
+static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char *rcpt)
 {
-	struct s_first *f = arg;
-	const char *k = key;
-	size_t rl = strnlen(k, klen);
-	(void)val;
-	(void)vlen;
-	if (rl + 9 != klen || rl >= sizeof(f->rcpt))
-		return 1;
-	memcpy(f->rcpt, k, rl);
-	f->rcpt[rl] = '\0';
-	f->number = yj_be64_get((const uint8_t *)key + rl + 1);
-	f->found = 1;
-	return 1;
+	struct s_rcpt *rs = s_rcpt(ds->ob, rcpt);
+	uint64_t number = 0, next = 0;
+	int rc;
+	if (!rs)
+		return YJ_ENOMEM;
+	rs->seen_pass = ds->ob->pass;
+	if (rs->ordered) {
+		if (rs->n_started)
+			return 0;
+		rc = yj_notes_recipient_next(txn, rcpt, 0, &number);
+		return rc == YJ_ENOENT ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
+	}
+	/* Fill the window with the oldest not yet started. */
+	for (unsigned tries = 0; rs->n_started < S_WINDOW && tries < 2 * S_WINDOW; tries++) {
+		rc = yj_notes_recipient_next(txn, rcpt, next, &number);
+		if (rc == YJ_ENOENT)
+			return 0;
+		if (rc)
+			return rc;
+		unsigned before = rs->n_started;
+		if ((rc = s_dispatch_one(txn, ds, rcpt, number)))
+			return rc;
+		rs = s_rcpt(ds->ob, rcpt);
+		if (!rs)
+			return YJ_ENOMEM;
+		if (rs->n_started == before && rs->next_attempt_us > ds->now)
+			break; /* backing off */
+		next = number + 1;
+	}
+	return 0;
 }
 
 static int s_dispatch_read(struct yj_txn *txn, void *arg)
 {
 	struct s_dispatch *ds = arg;
-	uint8_t from[310];
-	size_t flen = 0;
+	char rcpt[S_RCPT_MAX], prev[S_RCPT_MAX];
+	int have_prev = 0;
 	for (;;) {
-		struct s_first f = { "", 0, 0 };
-		int rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, flen ? from : NULL, flen, 0, s_first_cb, &f);
-		if (rc < 0)
-			return rc;
-		if (!f.found)
+		int rc = yj_notes_next_recipient(txn, have_prev ? prev : NULL, rcpt, sizeof(rcpt));
+		if (rc == YJ_ENOENT)
 			return 0;
-		struct s_rcpt *rs = s_rcpt(ds->ob, f.rcpt);
-		if (rs) {
-			rs->seen_pass = ds->ob->pass;
-			if (rs->ordered) {
-				if (rs->n_started == 0 && (rc = s_dispatch_one(txn, ds, f.rcpt, f.number)))
-					return rc;
-			} else {
-				/* Fill the window with the oldest not yet started. */
-				uint64_t next = f.number;
-				for (unsigned tries = 0; rs->n_started < S_WINDOW && tries < 2 * S_WINDOW; tries++) {
-					struct s_first g = { "", 0, 0 };
-					uint8_t k2[320];
-					size_t k2len = yj_route_rcpt_key(k2, sizeof(k2), f.rcpt, next);
-					rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k2, k2len, 0, s_first_cb, &g);
-					if (rc < 0)
-						return rc;
-					if (!g.found || strcmp(g.rcpt, f.rcpt))
-						break;
-					unsigned before = rs->n_started;
-					if ((rc = s_dispatch_one(txn, ds, g.rcpt, g.number)))
-						return rc;
-					if (rs->n_started == before && rs->next_attempt_us > ds->now)
-						break;  /* backing off, or not due yet */
-					next = g.number + 1;
-				}
-			}
-		}
-		/* Every key of this recipient sorts below "<id>\x01". */
-		flen = strlen(f.rcpt);
-		memcpy(from, f.rcpt, flen);
-		from[flen++] = 1;
+		if (rc)
+			return rc;
+		if ((rc = s_dispatch_rcpt(txn, ds, rcpt)))
+			return rc;
+		memcpy(prev, rcpt, sizeof(prev));
+		have_prev = 1;
 	}
 }
 
@@ -396,8 +417,8 @@ static void s_dispatch(struct yj_outbox *ob)
 		return;
 	ob->dispatching = 1;
 	ob->pass++;
-	struct s_dispatch ds = { ob, yj_clock_now_us(), "", 0 };
-	int rc = yj_store_read(ob->d.store, s_dispatch_read, &ds);
+	struct s_dispatch ds = { ob, yj_clock_now_us(), 0 };
+	int rc = yj_store_read(ob->core->store, s_dispatch_read, &ds);
 	if (rc < 0)
 		yj_warn("outbox: cannot read the outbox: %s", yj_strerror(rc));
 	/* A recipient in order mode with nothing left has caught up. */
@@ -408,7 +429,11 @@ static void s_dispatch(struct yj_outbox *ob)
 	ob->dispatching = 0;
 }
 
-void yj_outbox_kick(struct yj_outbox *ob) { s_dispatch(ob); }
+void yj_outbox_kick(struct yj_outbox *ob)
+{
+	if (ob)
+		s_dispatch(ob);
+}
 
 static int s_tick(struct yj_loop *loop, void *arg)
 {
@@ -419,7 +444,7 @@ static int s_tick(struct yj_loop *loop, void *arg)
 
 /* --- completions --- */
 
-static int64_t s_backoff_us(const struct yj_config *cfg, uint32_t attempts)
+int64_t yj_outbox_backoff_us(const struct yj_config *cfg, uint32_t attempts, uint32_t (*rnd)(uint32_t bound))
 {
 	int64_t cap = cfg->delivery_backoff_max_ms, d = cfg->delivery_backoff_min_ms;
 	for (uint32_t i = 1; i < attempts && d < cap; i++)
@@ -428,118 +453,105 @@ static int64_t s_backoff_us(const struct yj_config *cfg, uint32_t attempts)
 		d = cap;
 	/* Full jitter, with a floor so a flapping receiver is not hammered. */
 	int64_t floor = cfg->delivery_backoff_min_ms / 2;
-	return (floor + (int64_t)randombytes_uniform((uint32_t)(d > floor ? d - floor : 1))) * 1000;
+	return (floor + (int64_t)rnd((uint32_t)(d > floor ? d - floor : 1))) * 1000;
 }
 
-/* Take notification number out of the outbox (both tables). */
-static int s_remove(struct yj_txn *txn, const char *rcpt, uint64_t number)
-{
-	uint8_t k[8], rk[320];
-	yj_be64_put(k, number);
-	int rc = yj_txn_del(txn, YJ_DB_OUTBOX, k, 8);
-	if (rc && rc != YJ_ENOENT)
-		return rc;
-	rc = yj_txn_del(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), rcpt, number));
-	return rc == YJ_ENOENT ? 0 : rc;
-}
+static uint32_t s_random(uint32_t bound) { return randombytes_uniform(bound); }
 
-static int s_audit_delivery(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
-			    const struct s_done *dn)
+/* One audit record per disclosure: metadata only (routing.md "Audit"). */
+static int s_audit_delivery(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct s_done *dn)
 {
 	Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
-	char id[96];
-	uint64_t seqs[1] = { n->seq };
-	size_t nf = (size_t)cJSON_GetArraySize(dn->fields);
+	static char *const digest_feeds[] = { "custody", "arrest", "voluntary_interview", "outcome" };
+	size_t nf = (size_t)cJSON_GetArraySize(dn->what.fields);
 	char **fields = calloc(nf + 1, sizeof(char *));
 	char *feeds[1] = { NULL };
-	const void *data;
-	size_t len;
 	Yjlink__V1__Record *rec = NULL;
+	const Yjlink__V1__Digest *d = n->digest;
+	int rc = 0;
 	if (!fields)
 		return YJ_ENOMEM;
 	size_t i = 0;
 	const cJSON *it;
-	cJSON_ArrayForEach(it, dn->fields) {
+	cJSON_ArrayForEach(it, dn->what.fields) {
 		fields[i++] = it->valuestring;
 	}
-	if (!yj_store_get_event(txn, n->seq, &data, &len))
-		rec = yjlink__v1__record__unpack(NULL, len, data);
-	feeds[0] = rec && rec->feed ? rec->feed : "";
-	yj_notification_id(cfg, n->number, id, sizeof(id));
 	a.has_at_us = 1;
 	a.at_us = yj_clock_now_us();
 	a.action = "disclosure";
-	a.actor = "yjlinkd";
+	a.actor = d && d->resend && d->actor ? d->actor : "yjlinkd";
 	a.recipient = n->recipient;
 	a.address = dn->address;
 	a.rule = n->rule;
 	a.legal_basis = n->legal_basis;
-	a.n_seqs = 1;
-	a.seqs = seqs;
+	a.n_seqs = dn->what.n_seqs;
+	a.seqs = dn->what.seqs;
 	a.n_fields = nf;
 	a.fields = fields;
-	a.n_feeds = 1;
-	a.feeds = feeds;
-	a.notification_id = id;
-	int rc = yj_audit_append(txn, &a);
+	a.notification_id = dn->job_id;
+	if (d) {
+		a.n_feeds = 4;
+		a.feeds = (char **)digest_feeds;
+		a.reason = d->resend ? "digest resent by an operator" : "";
+	} else {
+		rec = yj_events_get_record(txn, n->seq);
+		feeds[0] = rec && rec->feed ? rec->feed : "";
+		a.n_feeds = 1;
+		a.feeds = feeds;
+	}
+	rc = yj_audit_append(txn, &a);
 	yjlink__v1__record__free_unpacked(rec, NULL);
 	free(fields);
-	if (rc)
-		return rc;
-	/* Who has had this event: a hold release goes to them. */
-	uint8_t dk[320];
-	yj_be64_put(dk, n->seq);
-	size_t rl = strlen(n->recipient);
-	memcpy(dk + 8, n->recipient, rl);
-	return yj_txn_put(txn, YJ_DB_DISCLOSED, dk, 8 + rl, "", 0);
+	/* Who has had each event: a hold release goes to them. */
+	for (size_t k = 0; !rc && k < dn->what.n_seqs; k++)
+		rc = yj_disclosed_add(txn, dn->what.seqs[k], n->recipient);
+	return rc;
 }
 
 static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_done *dn)
 {
-	const struct yj_config *cfg = *ob->d.cfg;
-	struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	yj_be64_put(k, dn->number);
-	int rc = yj_txn_get(txn, YJ_DB_OUTBOX, k, 8, &v, &vlen);
-	if (rc == YJ_ENOENT)
-		return 0; /* dropped by an operator meanwhile */
-	if (rc)
-		return rc;
-	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, v);
+	const struct yj_config *cfg = ob->core->cfg;
+	int rc = 0;
+	dn->dead = 0;
+	dn->retry_at_us = 0;
+	Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_OUTBOX, dn->number);
 	if (!n)
-		return YJ_ESTORE;
+		return yj_txn_rc(txn); /* dropped by an operator meanwhile, or a store error */
 	int64_t now = yj_clock_now_us();
-	char *saved_error = NULL;  /* the unpacked last_error, while dn->detail stands in for it */
-	int swapped = 0;
+	char *saved_error = n->last_error; /* unpacked with n: back before the free */
 	if (dn->result == YJ_DELIVERY_OK) {
-		rc = s_remove(txn, rs->id, n->number);
+		rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
 		if (!rc)
-			rc = s_audit_delivery(txn, cfg, n, dn);
+			rc = s_audit_delivery(txn, n, dn);
+		if (!rc && n->digest)
+			rc = yj_digest_delivered(txn, n, &dn->what, now);
 	} else {
 		n->has_attempts = 1;
 		n->attempts++;
-		saved_error = n->last_error;
-		swapped = 1;
 		n->last_error = dn->detail;
 		int give_up = dn->result == YJ_DELIVERY_FATAL || now - n->created_at_us > cfg->delivery_max_age_s * 1000000;
-		if (give_up) {
+		const struct yj_recipient *r = yj_config_recipient(cfg, n->recipient ? n->recipient : "");
+		if (!give_up && (!r || r->output < 0)) {
+			/* A reload took its destination away while it was under way. */
+			rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
+			if (!rc)
+				rc = yj_notes_put(txn, YJ_NOTES_UNROUTABLE, n);
+		} else if (give_up) {
 			n->has_failed_at_us = 1;
 			n->failed_at_us = now;
 			n->has_next_attempt_us = 0;
-			rc = s_remove(txn, rs->id, n->number);
+			rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
 			if (!rc)
-				rc = yj_route_put_note(txn, YJ_DB_DLQ, n);
+				rc = yj_notes_put(txn, YJ_NOTES_DLQ, n);
+			dn->dead = !rc;
 		} else {
 			n->has_next_attempt_us = 1;
-			n->next_attempt_us = now + s_backoff_us(cfg, n->attempts);
-			rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
+			n->next_attempt_us = now + yj_outbox_backoff_us(cfg, n->attempts, s_random);
+			dn->retry_at_us = n->next_attempt_us;
+			rc = yj_notes_put(txn, YJ_NOTES_OUTBOX, n);
 		}
 	}
-	/* The unpacked string goes back before the free: dn->detail is not ours to free here. */
-	if (swapped)
-		n->last_error = saved_error;
+	n->last_error = saved_error;
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	return rc;
 }
@@ -555,18 +567,21 @@ static int s_complete(struct yj_txn *txn, void *arg)
 	return 0;
 }
 
+static const char *s_transport(const struct yj_outbox *ob, int adapter)
+{
+	return adapter >= 0 ? ob->core->adapters[adapter]->transport : "none";
+}
+
 int yj_outbox_flush(struct yj_outbox *ob)
 {
-	if (ob->n_done == 0)
+	if (!ob || ob->n_done == 0)
 		return 0;
-	int rc = yj_store_write(ob->d.store, s_complete, ob);
+	int rc = yj_store_write(ob->core->store, s_complete, ob);
 	int64_t now = yj_clock_now_us();
-	const struct yj_config *cfg = *ob->d.cfg;
+	const struct yj_config *cfg = ob->core->cfg;
 	for (size_t i = 0; i < ob->n_done; i++) {
 		struct s_done *dn = ob->done[i];
-		struct s_rcpt *rs = &ob->rcpts[(uintptr_t)dn->rcpt];
-		char id[96];
-		yj_notification_id(cfg, dn->number, id, sizeof(id));
+		struct s_rcpt *rs = &ob->rcpts[dn->rcpt];
 		for (unsigned k = 0; k < rs->n_started; k++) {
 			if (rs->started[k] == dn->number) {
 				rs->started[k] = rs->started[--rs->n_started];
@@ -574,26 +589,29 @@ int yj_outbox_flush(struct yj_outbox *ob)
 			}
 		}
 		ob->in_flight--;
-		ob->delivered[dn->transport][dn->result]++;
+		if (dn->adapter >= 0)
+			ob->attempts[dn->adapter][dn->result]++;
 		if (rc) {
 			/* Not recorded: it stays in the outbox and goes again, same id. */
 			rs->next_attempt_us = now + 1000000;
 			rs->ordered = 1;
 		} else if (dn->result == YJ_DELIVERY_OK) {
 			rs->next_attempt_us = 0;
-			yj_info("outbox: %s delivered to %s by %s", id, rs->id, s_transport_name(dn->transport));
-		} else if (dn->result == YJ_DELIVERY_FATAL) {
+			yj_info("outbox: %s delivered to %s by %s", dn->job_id, rs->id, s_transport(ob, dn->adapter));
+		} else if (dn->dead) {
 			rs->next_attempt_us = 0;
-			yj_warn("outbox: %s to %s failed for good (%s): dead-lettered", id, rs->id, dn->detail);
+			ob->dead_lettered++;
+			yj_warn("outbox: %s to %s failed for good (%s): dead-lettered", dn->job_id, rs->id, dn->detail);
+			if (ob->dead_fn)
+				ob->dead_fn(ob->dead_arg, dn->job_id, rs->id, dn->kind, dn->detail);
 		} else {
-			rs->next_attempt_us = now + s_backoff_us(cfg, 1);
+			/* The recipient waits as long as its oldest job was told to: one
+			 * backoff, the one in the store that `yjlinkctl outbox` shows. */
+			rs->next_attempt_us = dn->retry_at_us ? dn->retry_at_us : now + cfg->delivery_backoff_min_ms * 1000;
 			rs->ordered = 1;
-			yj_notice("outbox: %s to %s will be retried (%s)", id, rs->id, dn->detail);
+			yj_notice("outbox: %s to %s will be retried (%s)", dn->job_id, rs->id, dn->detail);
 		}
-		cJSON_Delete(dn->fields);
-		free(dn->detail);
-		free(dn->address);
-		free(dn);
+		s_done_free(dn);
 	}
 	ob->n_done = 0;
 	if (rc)
@@ -602,27 +620,67 @@ int yj_outbox_flush(struct yj_outbox *ob)
 	return rc;
 }
 
-/* --- reconcile, stats, describe --- */
+/* --- dead letters, reconcile, stats, describe --- */
+
+int yj_outbox_retry_dead(struct yj_txn *txn, const struct yj_config *cfg, uint64_t number, int64_t now_us)
+{
+	Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_DLQ, number);
+	if (!n)
+		return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
+	int rc = yj_notes_del(txn, YJ_NOTES_DLQ, number);
+	const struct yj_recipient *r = yj_config_recipient(cfg, n->recipient ? n->recipient : "");
+	char *last_error = n->last_error; /* unpacked with n: back before the free */
+	n->has_attempts = 0;
+	n->attempts = 0;
+	n->has_next_attempt_us = 0;
+	n->has_failed_at_us = 0;
+	n->last_error = NULL;
+	/* A retried job starts its life again: not dead-lettered for its age at
+	 * once, and due when first routing would make it due now. */
+	n->created_at_us = now_us;
+	if (!n->digest) {
+		int64_t not_before = 0;
+		int ooh = 0;
+		yj_route_when(r, now_us, &not_before, &ooh);
+		n->has_not_before_us = not_before > 0;
+		n->not_before_us = not_before;
+		n->has_out_of_hours = ooh;
+		n->out_of_hours = ooh ? 1 : 0;
+	}
+	if (!rc)
+		rc = yj_notes_put(txn, r && r->output >= 0 ? YJ_NOTES_OUTBOX : YJ_NOTES_UNROUTABLE, n);
+	n->last_error = last_error;
+	yjlink__v1__notification__free_unpacked(n, NULL);
+	return rc;
+}
 
 struct s_collect {
 	uint64_t *numbers;
 	size_t n, cap;
-	int from_unroutable;
+	int want_routable;          /* collect jobs whose recipient has (1) or lacks (0) a destination */
 	const struct yj_config *cfg;
+	const struct yj_outbox *ob;
 };
 
-static int s_collect_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* A job under way stays where it is: its completion must find it (to audit
+ * a disclosure that happened), and moves it itself if it has to go again. */
+static int s_under_way_number(const struct yj_outbox *ob, uint64_t number)
+{
+	for (size_t i = 0; i < ob->n_rcpts; i++) {
+		for (unsigned k = 0; k < ob->rcpts[i].n_started; k++) {
+			if (ob->rcpts[i].started[k] == number)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int s_collect_cb(void *arg, const Yjlink__V1__Notification *n)
 {
 	struct s_collect *c = arg;
-	if (klen != 8)
-		return 0;
-	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, val);
-	if (!n)
-		return 0;
 	const struct yj_recipient *r = yj_config_recipient(c->cfg, n->recipient ? n->recipient : "");
-	int routable = r && r->transport != YJ_TRANSPORT_NONE;
-	yjlink__v1__notification__free_unpacked(n, NULL);
-	if (routable != c->from_unroutable)
+	int routable = r && r->output >= 0;
+	if (routable != c->want_routable || (!c->want_routable && s_under_way_number(c->ob, n->number)))
 		return 0;
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 64;
@@ -632,7 +690,7 @@ static int s_collect_cb(void *arg, const void *key, size_t klen, const void *val
 		c->numbers = nn;
 		c->cap = ncap;
 	}
-	c->numbers[c->n++] = yj_be64_get(key);
+	c->numbers[c->n++] = n->number;
 	return 0;
 }
 
@@ -644,59 +702,41 @@ struct s_reconcile {
 static int s_reconcile_write(struct yj_txn *txn, void *arg)
 {
 	struct s_reconcile *rc_ = arg;
-	const struct yj_config *cfg = *rc_->ob->d.cfg;
-	struct s_collect c = { NULL, 0, 0, 1, cfg };
-	int rc;
+	struct s_collect c = { NULL, 0, 0, 1, rc_->ob->core->cfg, rc_->ob };
+	int rc = 0;
 	rc_->moved = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		enum yj_db from = pass == 0 ? YJ_DB_UNROUTABLE : YJ_DB_OUTBOX;
+	for (int pass = 0; pass < 2 && rc >= 0; pass++) {
+		enum yj_note_queue from = pass == 0 ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX;
+		enum yj_note_queue to = pass == 0 ? YJ_NOTES_OUTBOX : YJ_NOTES_UNROUTABLE;
 		c.n = 0;
-		c.from_unroutable = pass == 0;
-		if ((rc = yj_txn_iter(txn, from, NULL, 0, 0, s_collect_cb, &c)) < 0)
-			goto out;
-		for (size_t i = 0; i < c.n; i++) {
-			uint8_t k[8], rk[320];
-			const void *v;
-			size_t vlen;
-			yj_be64_put(k, c.numbers[i]);
-			if ((rc = yj_txn_get(txn, from, k, 8, &v, &vlen)))
-				goto out;
-			Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, v);
+		c.want_routable = pass == 0;
+		if ((rc = yj_notes_each(txn, from, s_collect_cb, &c)) < 0)
+			break;
+		for (size_t i = 0; rc >= 0 && i < c.n; i++) {
+			Yjlink__V1__Notification *n = yj_notes_get(txn, from, c.numbers[i]);
 			if (!n) {
-				rc = YJ_ESTORE;
-				goto out;
+				rc = yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ESTORE;
+				break;
 			}
-			if (pass == 0) {
-				rc = yj_txn_del(txn, YJ_DB_UNROUTABLE, k, 8);
-				if (!rc)
-					rc = yj_route_put_note(txn, YJ_DB_OUTBOX, n);
-				if (!rc)
-					rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, yj_route_rcpt_key(rk, sizeof(rk), n->recipient, n->number), "", 0);
-			} else {
-				rc = s_remove(txn, n->recipient, n->number);
-				if (!rc)
-					rc = yj_route_put_note(txn, YJ_DB_UNROUTABLE, n);
-			}
+			rc = yj_notes_del(txn, from, n->number);
+			if (!rc)
+				rc = yj_notes_put(txn, to, n);
 			yjlink__v1__notification__free_unpacked(n, NULL);
-			if (rc)
-				goto out;
-			rc_->moved++;
+			rc_->moved += !rc;
 		}
 	}
-	rc = 0;
-out:
 	free(c.numbers);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int yj_outbox_reconcile(struct yj_outbox *ob)
 {
 	struct s_reconcile r = { ob, 0 };
-	int rc = yj_store_write(ob->d.store, s_reconcile_write, &r);
+	int rc = yj_store_write(ob->core->store, s_reconcile_write, &r);
 	if (rc)
 		return rc;
 	if (r.moved)
-		yj_notice("outbox: %d notification(s) moved between outbox and unroutable after the config change", r.moved);
+		yj_notice("outbox: %d job(s) moved between outbox and unroutable after the config change", r.moved);
 	s_dispatch(ob);
 	return r.moved;
 }
@@ -704,34 +744,31 @@ int yj_outbox_reconcile(struct yj_outbox *ob)
 static int s_stats_read(struct yj_txn *txn, void *arg)
 {
 	struct yj_outbox_stats *st = arg;
-	int rc = yj_txn_count(txn, YJ_DB_OUTBOX, &st->depth);
+	int rc = yj_notes_count(txn, YJ_NOTES_OUTBOX, &st->depth);
 	if (!rc)
-		rc = yj_txn_count(txn, YJ_DB_DLQ, &st->dead_letters);
+		rc = yj_notes_count(txn, YJ_NOTES_DLQ, &st->dead_letters);
 	if (!rc)
-		rc = yj_txn_count(txn, YJ_DB_UNROUTABLE, &st->unroutable);
+		rc = yj_notes_count(txn, YJ_NOTES_UNROUTABLE, &st->unroutable);
 	return rc;
 }
 
 int yj_outbox_stats(struct yj_outbox *ob, struct yj_outbox_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	memcpy(st->delivered, ob->delivered, sizeof(st->delivered));
+	if (!ob)
+		return 0;
 	st->in_flight = ob->in_flight;
-	return yj_store_read(ob->d.store, s_stats_read, st);
+	st->dead_lettered = ob->dead_lettered;
+	return yj_store_read(ob->core->store, s_stats_read, st);
 }
 
 struct s_describe {
-	cJSON *by;                /* recipient id -> {pending, next_attempt, in_flight} */
+	cJSON *by;                  /* recipient id -> {pending, oldest, next_attempt, attempts, last_error} */
 };
 
-static int s_describe_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_describe_cb(void *arg, const Yjlink__V1__Notification *n)
 {
 	struct s_describe *d = arg;
-	(void)key;
-	(void)klen;
-	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, val);
-	if (!n)
-		return 0;
 	const char *rid = n->recipient ? n->recipient : "";
 	cJSON *r = cJSON_GetObjectItemCaseSensitive(d->by, rid);
 	if (!r) {
@@ -746,13 +783,19 @@ static int s_describe_cb(void *arg, const void *key, size_t klen, const void *va
 	cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "pending");
 	if (p)
 		cJSON_SetNumberValue(p, p->valuedouble + 1);
-	yjlink__v1__notification__free_unpacked(n, NULL);
+	if (n->digest) {
+		cJSON *dg = cJSON_GetObjectItemCaseSensitive(r, "digests");
+		if (!dg)
+			dg = cJSON_AddNumberToObject(r, "digests", 0);
+		if (dg)
+			cJSON_SetNumberValue(dg, dg->valuedouble + 1);
+	}
 	return 0;
 }
 
 static int s_describe_read(struct yj_txn *txn, void *arg)
 {
-	int rc = yj_txn_iter(txn, YJ_DB_OUTBOX, NULL, 0, 0, s_describe_cb, arg);
+	int rc = yj_notes_each(txn, YJ_NOTES_OUTBOX, s_describe_cb, arg);
 	return rc < 0 ? rc : 0;
 }
 
@@ -761,18 +804,20 @@ cJSON *yj_outbox_describe(struct yj_outbox *ob)
 	struct s_describe d = { cJSON_CreateObject() };
 	if (!d.by)
 		return NULL;
-	yj_store_read(ob->d.store, s_describe_read, &d);
+	if (yj_store_read(ob->core->store, s_describe_read, &d) < 0) {
+		cJSON_Delete(d.by);
+		return NULL;
+	}
 	return d.by;
 }
 
-static int s_flush_hook(struct yj_loop *loop, void *arg)
+void yj_outbox_set_dead_hook(struct yj_outbox *ob, yj_outbox_dead_fn fn, void *arg)
 {
-	(void)loop;
-	yj_outbox_flush(arg);
-	return 0;
+	ob->dead_fn = fn;
+	ob->dead_arg = arg;
 }
 
-int yj_outbox_start(const struct yj_outbox_deps *deps, struct yj_outbox **out)
+int yj_outbox_start(struct yj_core *core, struct yj_outbox **out)
 {
 	struct yj_outbox *ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -781,9 +826,11 @@ int yj_outbox_start(const struct yj_outbox_deps *deps, struct yj_outbox **out)
 		free(ob);
 		return YJ_EIO;
 	}
-	ob->d = *deps;
-	ob->timer = yj_loop_timer(ob->d.loop, S_TICK_MS, S_TICK_MS, s_tick, ob);
-	if (ob->timer < 0 || yj_loop_before_sleep(ob->d.loop, s_flush_hook, ob)) {
+	ob->core = core;
+	ob->attempts = calloc(core->n_adapters + 1, sizeof(*ob->attempts));
+	ob->timer = ob->attempts ? yj_loop_timer(core->loop, S_TICK_MS, S_TICK_MS, s_tick, ob) : -1;
+	if (ob->timer < 0) {
+		free(ob->attempts);
 		free(ob);
 		return YJ_ENOMEM;
 	}
@@ -797,25 +844,21 @@ void yj_outbox_stop(struct yj_outbox **pob)
 	struct yj_outbox *ob = pob ? *pob : NULL;
 	if (!ob)
 		return;
-	yj_loop_timer_cancel(ob->d.loop, ob->timer);
+	yj_loop_timer_cancel(ob->core->loop, ob->timer);
 	/* Finished but uncommitted completions go again after restart (same id). */
-	for (size_t i = 0; i < ob->n_done; i++) {
-		cJSON_Delete(ob->done[i]->fields);
-		free(ob->done[i]->detail);
-		free(ob->done[i]->address);
-		free(ob->done[i]);
-	}
+	for (size_t i = 0; i < ob->n_done; i++)
+		s_done_free(ob->done[i]);
 	free(ob->done);
 	/* Deliveries still under way are abandoned: they go again after restart. */
 	while (ob->live) {
 		struct s_done *dn = ob->live;
 		ob->live = dn->next;
-		cJSON_Delete(dn->fields);
-		free(dn);
+		s_done_free(dn);
 	}
 	for (size_t i = 0; i < ob->n_rcpts; i++)
 		free(ob->rcpts[i].id);
 	free(ob->rcpts);
+	free(ob->attempts);
 	free(ob);
 	*pob = NULL;
 }

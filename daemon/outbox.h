@@ -1,17 +1,30 @@
-/* outbox.h: delivering what routing queued (the transactional outbox's
- * reading side), inside the one event loop.
+/* outbox.h: the one delivery engine (Postfix's qmgr): every disclosure, an
+ * event notification or a daily digest, is a job in the outbox
+ * (db/notes.h), delivered by the output adapter of its recipient's
+ * transport, with the same retry, backoff, dead-letter queue, escalation
+ * hook, metrics and disclosure audit.
  *
- * Per recipient, notifications go out one at a time in number order: while
- * a recipient fails transiently its later notifications wait behind the
- * first (order kept); a permanent failure moves that one to the dead-letter
- * queue at once and the next goes. Transient failures are retried with
- * exponential backoff and full jitter until delivery.max_age_s, then
- * dead-lettered. Completions are written in one transaction per loop
- * iteration (group commit), each delivery with its audit record and its
- * removal from the outbox, so a crash re-sends (same notification id) but
- * never loses one.
+ * Order: per recipient, up to S_WINDOW jobs are under way while it is
+ * healthy; after a transient failure it goes back to one at a time, oldest
+ * first, until it has caught up. A job waits until its not_before (an L&D
+ * service's opening) and its next_attempt (backoff). A transient failure is
+ * retried with exponential backoff and full jitter until delivery.max_age_s,
+ * then dead-lettered; a permanent one is dead-lettered at once and the next
+ * job goes. A recipient whose transport has no running adapter fails its
+ * jobs as RETRY with a log line, so nothing waits in silence.
  *
- * Ownership: the outbox borrows everything in yj_outbox_deps.
+ * Completions are committed in one transaction per loop iteration (group
+ * commit, yj_outbox_flush() from the core's before-sleep), each with its
+ * audit record and its removal from the outbox (and, for a digest, the
+ * digest log's confirmation), so a crash re-sends (same id) but never
+ * loses one.
+ *
+ * The message handed to an adapter is data (struct yj_message): the
+ * notification JSON of interfaces.md §3 with the recipient's data sharing
+ * agreement and holds applied, or the digest built by digest.h. The outbox
+ * renders nothing for a transport.
+ *
+ * Ownership: the outbox borrows the core; hooks are the caller's.
  */
 #ifndef YJ_OUTBOX_H
 #define YJ_OUTBOX_H
@@ -21,57 +34,72 @@
 
 #include "adapter.h"
 #include "config.h"
-#include "loop.h"
-#include "refdata.h"
+#include "core.h"
 #include "store.h"
 #include "yjlink.pb-c.h"
 
-struct yj_outbox_deps {
-	struct yj_store *store;
-	struct yj_loop *loop;
-	const struct yj_config *const *cfg;        /* the config in force */
-	const struct yj_refdata *const *ref;       /* the tables in force */
-	void *const *adapter_state;                /* state of yj_adapters[i], NULL when off */
-};
-
 #define YJ_DELIVERY_RESULTS 3
 
+/* Called once a job's move to the dead-letter queue is committed (the
+ * escalation hook: whoever must hear of a disclosure that could not be made
+ * plugs in here). Strings are borrowed for the call. */
+typedef void (*yj_outbox_dead_fn)(void *arg, const char *job_id, const char *recipient, const char *kind,
+				  const char *detail);
+
 struct yj_outbox_stats {
-	uint64_t depth;                            /* notifications waiting in the outbox */
-	uint64_t dead_letters;                     /* in the DLQ */
-	uint64_t unroutable;                       /* waiting for a destination */
-	uint64_t in_flight;                        /* deliveries under way */
-	uint64_t delivered[YJ_TRANSPORT_PEER + 1][YJ_DELIVERY_RESULTS]; /* attempts by transport and result, since start */
+	uint64_t depth;                   /* jobs waiting in the outbox */
+	uint64_t dead_letters;            /* in the DLQ */
+	uint64_t unroutable;              /* waiting for a destination */
+	uint64_t in_flight;               /* deliveries under way */
+	uint64_t dead_lettered;           /* jobs dead-lettered since start */
 };
+
+/* Attempts since start by adapter (index in core->adapters) and result. */
+uint64_t yj_outbox_attempts(const struct yj_outbox *ob, size_t adapter, enum yj_delivery_result result);
 
 struct yj_outbox;
 
-int yj_outbox_start(const struct yj_outbox_deps *deps, struct yj_outbox **out);
+int yj_outbox_start(struct yj_core *core, struct yj_outbox **out);
 void yj_outbox_stop(struct yj_outbox **ob);
 
-/* New notifications may have been committed: look for work now. */
+/* The escalation hook (NULL to unset). */
+void yj_outbox_set_dead_hook(struct yj_outbox *ob, yj_outbox_dead_fn fn, void *arg);
+
+/* New jobs may have been committed: look for work now. */
 void yj_outbox_kick(struct yj_outbox *ob);
 
-/* Commit the completions gathered this iteration (a before-sleep hook). */
+/* Commit the completions gathered this iteration, then start what is due. */
 int yj_outbox_flush(struct yj_outbox *ob);
 
-/* After a reload: unroutable notifications whose recipient now has a
- * destination move to the outbox, and outbox entries whose recipient lost
- * its destination become unroutable. Returns how many moved, or <0. */
+/* After a reload: unroutable jobs whose recipient now has a destination move
+ * to the outbox, and outbox jobs whose recipient lost its destination become
+ * unroutable. Returns how many moved, or <0. */
 int yj_outbox_reconcile(struct yj_outbox *ob);
 
 int yj_outbox_stats(struct yj_outbox *ob, struct yj_outbox_stats *st);
 
-/* `yjlinkctl outbox`: pending deliveries by recipient with next attempt. */
+/* `yjlinkctl outbox`: pending jobs by recipient with next attempt. */
 cJSON *yj_outbox_describe(struct yj_outbox *ob);
+
+/* Inside txn: dead letter number back into the outbox as new (attempts 0,
+ * due at the time yj_route_when() gives now). YJ_ENOENT when absent. */
+int yj_outbox_retry_dead(struct yj_txn *txn, const struct yj_config *cfg, uint64_t number, int64_t now_us);
 
 /* The notification id of number n: "<deployment id>-<12 digits>". */
 void yj_notification_id(const struct yj_config *cfg, uint64_t n, char *buf, size_t size);
 
-/* Build the notification JSON for recipient r (data sharing agreement and
- * holds applied); fields (may be NULL) receives the field paths supplied.
- * Caller frees with cJSON_Delete. NULL when the event is gone. */
-cJSON *yj_outbox_build(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
-		       const struct yj_recipient *r, cJSON *fields);
+/* The id a job is known by outside: a digest's own id, else its notification id. */
+void yj_job_id(const struct yj_config *cfg, const Yjlink__V1__Notification *n, char *buf, size_t size);
+
+/* The notification JSON of interfaces.md §3 for recipient r (data sharing
+ * agreement and holds applied); fields (may be NULL) receives the field
+ * paths supplied. Caller frees with cJSON_Delete. NULL when the event is gone. */
+cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
+			    const struct yj_recipient *r, cJSON *fields);
+
+/* The retry delay after `attempts` failures: exponential from
+ * delivery.backoff_min_ms, capped at delivery.backoff_max_ms, full jitter
+ * above a floor of half the minimum. rnd(bound) is uniform in [0, bound). */
+int64_t yj_outbox_backoff_us(const struct yj_config *cfg, uint32_t attempts, uint32_t (*rnd)(uint32_t bound));
 
 #endif

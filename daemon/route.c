@@ -6,10 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "db/digests.h"
+#include "db/events.h"
+#include "db/holds.h"
+#include "db/notes.h"
 #include "err.h"
 #include "log.h"
-
-#define S_META_NEXT_NOTIFICATION "route.next_notification"
 
 static int s_in_list(const struct yj_strlist *l, const char *v)
 {
@@ -242,64 +244,31 @@ int yj_route_allowed(const struct yj_recipient *r, const char *path)
 	return 0;
 }
 
-int yj_route_is_held(struct yj_txn *txn, uint64_t seq)
+int yj_route_is_held(struct yj_txn *txn, uint64_t seq) { return yj_holds_is_held(txn, seq); }
+
+void yj_route_when(const struct yj_recipient *r, int64_t now_us, int64_t *not_before_us, int *out_of_hours)
 {
-	uint8_t k[8];
-	const void *v;
-	size_t vlen;
-	yj_be64_put(k, seq);
-	if (yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen))
-		return 0;
-	Yjlink__V1__Hold *h = yjlink__v1__hold__unpack(NULL, vlen, v);
-	int held = h && !(h->has_released_at_us && h->released_at_us);
-	yjlink__v1__hold__free_unpacked(h, NULL);
-	return held;
+	int64_t next = 0;
+	*not_before_us = 0;
+	*out_of_hours = 0;
+	if (r && r->has_hours && !yj_hours_open(&r->hours, now_us, &next)) {
+		*not_before_us = next;
+		*out_of_hours = 1;
+	}
 }
 
-int yj_route_put_note(struct yj_txn *txn, enum yj_db db, const Yjlink__V1__Notification *n)
+int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
+		    const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int *unroutable)
 {
-	uint8_t k[8];
-	size_t len = protobuf_c_message_get_packed_size(&n->base);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&n->base, buf);
-	yj_be64_put(k, n->number);
-	int rc = yj_txn_put(txn, db, k, 8, buf, len);
-	free(buf);
-	return rc;
-}
-
-size_t yj_route_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n)
-{
-	size_t len = strlen(rcpt);
-	if (len + 9 > size)
-		len = size - 9;
-	memcpy(buf, rcpt, len);
-	buf[len] = '\0';
-	yj_be64_put(buf + len + 1, n);
-	return len + 9;
-}
-
-int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
-		   const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int64_t not_before_us,
-		   int out_of_hours, int *unroutable)
-{
-	const void *v;
-	size_t vlen;
-	uint64_t number = 1;
-	uint8_t nb[8], key[300];
-	int rc = yj_txn_get(txn, YJ_DB_META, S_META_NEXT_NOTIFICATION, strlen(S_META_NEXT_NOTIFICATION), &v, &vlen);
-	if (rc == 0 && vlen == 8)
-		number = yj_be64_get(v);
-	else if (rc && rc != YJ_ENOENT)
-		return rc;
-	yj_be64_put(nb, number + 1);
-	if ((rc = yj_txn_put(txn, YJ_DB_META, S_META_NEXT_NOTIFICATION, strlen(S_META_NEXT_NOTIFICATION), nb, 8)))
-		return rc;
-
 	const struct yj_recipient *r = yj_config_recipient(cfg, recipient);
 	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	int64_t not_before = 0;
+	int ooh = 0;
+	uint64_t number = 0;
+	int rc = yj_notes_next_number(txn, &number);
+	if (rc)
+		return rc;
+	yj_route_when(r, now_us, &not_before, &ooh);
 	n.has_number = 1;
 	n.number = number;
 	n.recipient = (char *)recipient;
@@ -309,23 +278,13 @@ int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *
 	n.seq = seq;
 	n.has_created_at_us = 1;
 	n.created_at_us = now_us;
-	n.has_not_before_us = not_before_us > 0;
-	n.not_before_us = not_before_us;
-	n.has_out_of_hours = out_of_hours;
-	n.out_of_hours = out_of_hours ? 1 : 0;
+	n.has_not_before_us = not_before > 0;
+	n.not_before_us = not_before;
+	n.has_out_of_hours = ooh;
+	n.out_of_hours = ooh ? 1 : 0;
 	n.legal_basis = (char *)(legal_basis && *legal_basis ? legal_basis : r ? r->legal_basis : "");
-	uint8_t buf[1024];
-	size_t len = protobuf_c_message_get_packed_size(&n.base);
-	if (len > sizeof(buf))
-		return YJ_EINVAL;
-	protobuf_c_message_pack(&n.base, buf);
-	yj_be64_put(nb, number);
-	*unroutable = !r || r->transport == YJ_TRANSPORT_NONE;
-	if (*unroutable)
-		return yj_txn_put(txn, YJ_DB_UNROUTABLE, nb, 8, buf, len);
-	if ((rc = yj_txn_put(txn, YJ_DB_OUTBOX, nb, 8, buf, len)))
-		return rc;
-	return yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, key, yj_route_rcpt_key(key, sizeof(key), recipient, number), "", 0);
+	*unroutable = !r || r->output < 0;
+	return yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, &n);
 }
 
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
@@ -333,20 +292,11 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 {
 	struct yj_route_facts f;
 	char rcpt[300];
-	uint8_t key[320], sb[8];
 	int rc = 0;
 
 	yj_route_facts(cfg, ref, ev, first_contact, &f);
-	yj_be64_put(sb, seq);
 	if (f.markers & YJ_MARK_LIVE_INVESTIGATION) {
-		Yjlink__V1__Hold h = YJLINK__V1__HOLD__INIT;
-		uint8_t hb[64];
-		h.has_seq = h.has_held_at_us = 1;
-		h.seq = seq;
-		h.held_at_us = now_us;
-		size_t hl = protobuf_c_message_get_packed_size(&h.base);
-		protobuf_c_message_pack(&h.base, hb);
-		if ((rc = yj_txn_put(txn, YJ_DB_HOLDS, sb, 8, hb, hl)))
+		if ((rc = yj_holds_put(txn, seq, now_us)))
 			return rc;
 		counts->held++;
 	}
@@ -355,21 +305,13 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
 			continue;
 		if (r->mode == YJ_MODE_DIGEST) {
-			size_t klen = yj_route_rcpt_key(key, sizeof(key), rcpt, seq);
-			if ((rc = yj_txn_put(txn, YJ_DB_DIGEST, key, klen, r->id, strlen(r->id))))
+			if ((rc = yj_digests_add(txn, rcpt, seq, r->id)))
 				return rc;
 			counts->digest++;
 			continue;
 		}
-		const struct yj_recipient *to = yj_config_recipient(cfg, rcpt);
-		int64_t not_before = 0;
-		int ooh = 0;
-		if (to && to->has_hours && !yj_hours_open(&to->hours, now_us, &not_before))
-			ooh = 1;
 		int unroutable = 0;
-		rc = yj_route_queue(txn, cfg, rcpt, r->id, r->id, seq, r->legal_basis, now_us, ooh ? not_before : 0, ooh,
-				    &unroutable);
-		if (rc)
+		if ((rc = yj_route_notify(txn, cfg, rcpt, r->id, r->id, seq, r->legal_basis, now_us, &unroutable)))
 			return rc;
 		if (unroutable)
 			counts->unroutable++;
@@ -377,6 +319,105 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 			counts->outbox++;
 	}
 	return 0;
+}
+
+/* --- replay and hold release: the same path as first routing --- */
+
+struct s_seqs {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int s_seqs_add(void *arg, uint64_t seq)
+{
+	struct s_seqs *s = arg;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 64;
+		uint64_t *nv = realloc(s->v, ncap * sizeof(*nv));
+		if (!nv)
+			return YJ_ENOMEM;
+		s->v = nv;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = seq;
+	return 0;
+}
+
+int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, int64_t since_us,
+		    const char *rule, int64_t now_us, unsigned *queued)
+{
+	struct s_seqs seqs = { NULL, 0, 0 };
+	*queued = 0;
+	/* Collected first: the walk must not see the notifications it writes. */
+	int rc = yj_events_since(txn, since_us, s_seqs_add, &seqs);
+	for (size_t i = 0; rc >= 0 && i < seqs.n; i++) {
+		Yjlink__V1__Record *rec = yj_events_get_record(txn, seqs.v[i]);
+		if (!rec || !rec->event) {
+			yjlink__v1__record__free_unpacked(rec, NULL);
+			continue;
+		}
+		struct yj_route_facts f;
+		/* first_contact is a digest flag: no immediate rule of a replay can ask it of history. */
+		yj_route_facts(cfg, ref, rec->event, 0, &f);
+		for (size_t j = 0; rc >= 0 && j < cfg->n_rules; j++) {
+			const struct yj_rule *r = &cfg->rules[j];
+			char rcpt[300];
+			if (r->mode != YJ_MODE_IMMEDIATE || (rule && strcmp(rule, r->id)) || !yj_rule_matches(r, &f) ||
+			    !yj_route_resolve(cfg, ref, r->recipient, rec->event, rcpt, sizeof(rcpt)))
+				continue;
+			int unroutable = 0;
+			rc = yj_route_notify(txn, cfg, rcpt, r->id, r->id, seqs.v[i], r->legal_basis, now_us, &unroutable);
+			*queued += !rc;
+		}
+		yjlink__v1__record__free_unpacked(rec, NULL);
+	}
+	free(seqs.v);
+	return rc < 0 ? rc : 0;
+}
+
+struct s_release {
+	struct yj_txn *txn;
+	const struct yj_config *cfg;
+	uint64_t seq;
+	int64_t now_us;
+	unsigned queued;
+	char **rcpts;             /* collected first: notify writes the tables being walked */
+	size_t n;
+};
+
+static int s_release_rcpt(void *arg, const char *recipient)
+{
+	struct s_release *r = arg;
+	char **nv = realloc(r->rcpts, (r->n + 1) * sizeof(*nv));
+	if (!nv)
+		return YJ_ENOMEM;
+	r->rcpts = nv;
+	if (!(r->rcpts[r->n] = strdup(recipient)))
+		return YJ_ENOMEM;
+	r->n++;
+	return 0;
+}
+
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *reason,
+		     int64_t now_us, unsigned *queued)
+{
+	struct s_release r = { txn, cfg, seq, now_us, 0, NULL, 0 };
+	*queued = 0;
+	int rc = yj_holds_release(txn, seq, now_us, by, reason);
+	if (rc)
+		return rc;
+	/* Everyone who already had the event now gets what was withheld. */
+	rc = yj_disclosed_each(txn, seq, s_release_rcpt, &r);
+	for (size_t i = 0; rc >= 0 && i < r.n; i++) {
+		int unroutable = 0;
+		rc = yj_route_notify(txn, cfg, r.rcpts[i], "hold_release", "hold_released", seq, "", now_us, &unroutable);
+		r.queued += !rc;
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.rcpts[i]);
+	free(r.rcpts);
+	*queued = r.queued;
+	return rc < 0 ? rc : 0;
 }
 
 void yj_route_check_config(const struct yj_config *cfg, const struct yj_refdata *ref, struct yj_diag *diag)

@@ -4,13 +4,15 @@
  * event is stored, so an event and the notifications routed from it are
  * committed together or not at all (transactional outbox). Each matching
  * rule resolves its recipient expression to a recipient id; then
- *  - mode digest: an entry in YJ_DB_DIGEST for that YJS's next digest;
- *  - mode immediate, recipient with a destination: a Notification in
- *    YJ_DB_OUTBOX (with not_before at the next opening when it is an L&D
- *    service outside its hours);
- *  - immediate, recipient not configured or with transport none: a
- *    Notification in YJ_DB_UNROUTABLE, never silently dropped.
- * An event marked live_investigation also gets a Hold.
+ *  - mode digest: an entry for that YJS's next digest (db/digests.h);
+ *  - mode immediate, recipient with a destination: a job in the outbox
+ *    (db/notes.h), not before the next opening when it is an L&D service
+ *    outside its hours;
+ *  - immediate, recipient not configured or with transport none: a job in
+ *    the unroutable queue, never silently dropped.
+ * An event marked live_investigation also gets a hold (db/holds.h).
+ *
+ * route.c decides; it never builds a key: the db/ modules own the tables.
  */
 #ifndef YJ_ROUTE_H
 #define YJ_ROUTE_H
@@ -85,26 +87,38 @@ struct yj_route_counts {
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
 		   const Yjlink__V1__Event *ev, int first_contact, int64_t now_us, struct yj_route_counts *counts);
 
-/* Queue one notification (outbox, or unroutable when the recipient has no
- * destination), taking the next notification number. Used by routing,
- * hold release and replay. */
-int yj_route_queue(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
-		   const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int64_t not_before_us,
-		   int out_of_hours, int *unroutable);
+/* When a notification to recipient r may go, made at now_us: *not_before_us
+ * 0 (at once) or the next opening of an L&D service outside its hours (then
+ * *out_of_hours 1). The one place opening hours are applied: first routing,
+ * replay, hold release and a dead letter's retry all come here. */
+void yj_route_when(const struct yj_recipient *r, int64_t now_us, int64_t *not_before_us, int *out_of_hours);
 
-/* The key of the per-recipient tables (YJ_DB_OUTBOX_RCPT, YJ_DB_DIGEST):
- * "<recipient>\0" + be64 n, into buf (at least strlen(rcpt) + 9 bytes, at
- * most size; a longer id is cut). Returns the length. */
-size_t yj_route_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t n);
+/* Queue one notification about event seq for recipient (an id, configured
+ * or not), taking the next notification number: into the outbox at the time
+ * yj_route_when() gives, or into the unroutable queue when the recipient has
+ * no destination. *unroutable says which. Used by routing, hold release and
+ * replay alike. */
+int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
+		    const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int *unroutable);
+
+/* `yjlinkctl replay --since T [--rule R]`: every immediate rule (or only R)
+ * again for each event that occurred since since_us, as first routing would
+ * route it now (new notifications, new ids). *queued counts them. */
+int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, int64_t since_us,
+		    const char *rule, int64_t now_us, unsigned *queued);
+
+/* `yjlinkctl holds release SEQ`: release the hold and send what was withheld
+ * (kind hold_released) to every recipient that already had the event.
+ * YJ_ENOENT when seq is not held, YJ_EEXIST when already released. */
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *reason,
+		     int64_t now_us, unsigned *queued);
 
 /* 1 while event seq is held for the officer in the case (not released). */
 int yj_route_is_held(struct yj_txn *txn, uint64_t seq);
 
-/* Write notification n packed under its number in db. */
-int yj_route_put_note(struct yj_txn *txn, enum yj_db db, const Yjlink__V1__Notification *n);
-
 /* Check the recipients' codes against the reference tables (LAs, suites,
- * forces), reporting to diag. */
+ * forces), reporting to diag. (What needs no tables, such as a digest rule's
+ * YJSs having digest_times, config.c checks.) */
 void yj_route_check_config(const struct yj_config *cfg, const struct yj_refdata *ref, struct yj_diag *diag);
 
 #endif

@@ -36,7 +36,6 @@
  * misbehaving environment ends in an error, not in a loop. */
 #define S_MAX_ATTEMPTS 64
 #define S_SEQ_LEN 8
-#define S_SOURCE_REF_LEN (8 + 16)
 /* Free space below which a failed commit is put down to a full disk. */
 #define S_DISK_FULL_SLACK (UINT64_C(4) << 20)
 
@@ -434,6 +433,12 @@ int yj_txn_rc(const struct yj_txn *txn)
 	return txn ? txn->rc : YJ_EINVAL;
 }
 
+int yj_txn_refuse(const struct yj_txn *txn)
+{
+	int rc = yj_txn_rc(txn);
+	return rc ? rc : YJ_EINVAL;
+}
+
 /* --- generic access --- */
 
 int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
@@ -456,11 +461,22 @@ int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 	return 0;
 }
 
-/* The seq caches follow the last key of their database: an append moves
+/* The next-id cache of a table whose ids are never reused, NULL for others. */
+static uint64_t *s_id_cache(struct yj_txn *t, enum yj_db db)
+{
+	return db == YJ_DB_EVENTS ? &t->next_seq : db == YJ_DB_QUARANTINE ? &t->next_qid : NULL;
+}
+
+static const char *s_hw_name(enum yj_db db)
+{
+	return db == YJ_DB_EVENTS ? S_META_EVENTS_HW : S_META_QUAR_HW;
+}
+
+/* The id caches follow the last key of their database: an append moves
  * them on, any other change makes them be read again. */
 static void s_note_write(struct yj_txn *t, enum yj_db db, const void *key, size_t klen, int append)
 {
-	uint64_t *cache = db == YJ_DB_EVENTS ? &t->next_seq : db == YJ_DB_QUARANTINE ? &t->next_qid : NULL;
+	uint64_t *cache = s_id_cache(t, db);
 	if (!cache)
 		return;
 	*cache = append && klen == S_SEQ_LEN ? yj_be64_get(key) + 1 : 0;
@@ -480,6 +496,10 @@ static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
 	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
 	int mrc = mdb_cursor_put(c, &k, &v, flags);
+	/* "Already there" is the answer MDB_NOOVERWRITE asks for, not a
+	 * failure: LMDB wrote nothing and the transaction goes on. */
+	if (mrc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE))
+		return YJ_EEXIST;
 	if (mrc)
 		return s_fail(t, mrc, "put");
 	return 0;
@@ -503,12 +523,20 @@ int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t kle
 	return rc;
 }
 
+int yj_txn_put_new(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, MDB_NOOVERWRITE);
+	if (!rc)
+		s_note_write(txn, db, key, klen, 0);
+	return rc;
+}
+
 static int s_last_u64(struct yj_txn *t, enum yj_db db, uint64_t *out);
 
 /* Deleting the highest seq must not let it be handed out again. */
 static int s_keep_high_water(struct yj_txn *t, enum yj_db db, const void *key, size_t klen)
 {
-	const char *name = db == YJ_DB_EVENTS ? S_META_EVENTS_HW : S_META_QUAR_HW;
+	const char *name = s_hw_name(db);
 	uint64_t last = 0, hw = 0;
 	int rc;
 	if (klen != S_SEQ_LEN)
@@ -656,126 +684,45 @@ int yj_txn_last_u64(struct yj_txn *txn, enum yj_db db, uint64_t *out)
 	return s_last_u64(txn, db, out);
 }
 
-/* --- events and quarantine --- */
+/* --- ids that are never reused --- */
 
-/* max(last key, high-water mark) + 1, once per transaction. */
-static int s_next_id(struct yj_txn *t, enum yj_db db, uint64_t *cache, uint64_t *out)
+/* max(last key, high-water mark) + 1, read once per transaction. */
+int yj_txn_next_id(struct yj_txn *txn, enum yj_db db, uint64_t *out)
 {
-	int rc = s_check(t, db, NULL, 0, 0);
+	int rc = s_check(txn, db, NULL, 0, 0);
 	if (rc)
 		return rc;
-	if (!out)
-		return s_bad(t, YJ_EINVAL);
+	uint64_t *cache = s_id_cache(txn, db);
+	if (!cache || !out)
+		return s_bad(txn, YJ_EINVAL);
 	if (!*cache) {
-		const char *name = db == YJ_DB_EVENTS ? S_META_EVENTS_HW : S_META_QUAR_HW;
+		const char *name = s_hw_name(db);
 		uint64_t last = 0;
 		const void *v;
 		size_t vlen;
-		if ((rc = s_last_u64(t, db, &last)))
+		if ((rc = s_last_u64(txn, db, &last)))
 			return rc;
-		rc = yj_txn_get(t, YJ_DB_META, name, strlen(name), &v, &vlen);
+		rc = yj_txn_get(txn, YJ_DB_META, name, strlen(name), &v, &vlen);
 		if (rc && rc != YJ_ENOENT)
 			return rc;
 		if (!rc && vlen == S_SEQ_LEN && yj_be64_get(v) > last)
 			last = yj_be64_get(v);
 		if (last == UINT64_MAX)
-			return s_bad(t, YJ_ERANGE);
+			return s_bad(txn, YJ_ERANGE);
 		*cache = last + 1;
 	}
 	*out = *cache;
 	return 0;
 }
 
-int yj_store_next_seq(struct yj_txn *txn, uint64_t *seq)
+size_t yj_store_max_key(const struct yj_store *store)
 {
-	return s_next_id(txn, YJ_DB_EVENTS, txn ? &txn->next_seq : NULL, seq);
+	return store ? store->max_key : 0;
 }
 
-static int s_key_len(struct yj_txn *t, const char *key, size_t *len)
+size_t yj_txn_max_key(const struct yj_txn *txn)
 {
-	if (!key)
-		return 0;
-	*len = strlen(key);
-	return *len == 0 || *len > t->store->max_key ? YJ_EINVAL : 0;
-}
-
-int yj_store_put_event(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys,
-		       const void *record, size_t len)
-{
-	size_t slen = 0, clen = 0, ulen = 0;
-	uint8_t k[S_SEQ_LEN], tk[S_SEQ_LEN], ref[S_SOURCE_REF_LEN];
-	int rc = s_check(txn, YJ_DB_EVENTS, NULL, 0, 1);
-	if (rc)
-		return rc;
-	/* Every key is checked before the first write. */
-	if (!seq || !keys || !keys->source_key || !keys->hash || !keys->child_id || (!record && len) ||
-	    s_key_len(txn, keys->source_key, &slen) || s_key_len(txn, keys->child_id, &clen) ||
-	    s_key_len(txn, keys->custody_key, &ulen))
-		return s_bad(txn, YJ_EINVAL);
-
-	yj_be64_put(k, seq);
-	if ((rc = s_put(txn, YJ_DB_EVENTS, k, sizeof(k), record, len, MDB_APPEND)))
-		return rc;
-	memcpy(ref, k, sizeof(k));
-	memcpy(ref + sizeof(k), keys->hash, 16);
-	/* A source key is stored once: the caller looked it up first. */
-	if ((rc = s_put(txn, YJ_DB_SOURCE, keys->source_key, slen, ref, sizeof(ref), MDB_NOOVERWRITE)))
-		return rc;
-	if ((rc = s_put(txn, YJ_DB_CHILD, keys->child_id, clen, k, sizeof(k), 0)))
-		return rc;
-	yj_be64_put(tk, yj_time_key(keys->occurred_us));
-	if ((rc = s_put(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k), 0)))
-		return rc;
-	if (keys->custody_key && (rc = s_put(txn, YJ_DB_CUSTODY, keys->custody_key, ulen, k, sizeof(k), 0)))
-		return rc;
-	txn->next_seq = seq + 1;
-	return 0;
-}
-
-int yj_store_get_event(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len)
-{
-	uint8_t k[S_SEQ_LEN];
-	yj_be64_put(k, seq);
-	return yj_txn_get(txn, YJ_DB_EVENTS, k, sizeof(k), record, len);
-}
-
-int yj_store_find_source(struct yj_txn *txn, const char *source_key, struct yj_source_ref *out)
-{
-	const void *v;
-	size_t vlen;
-	if (!txn)
-		return YJ_EINVAL;
-	if (!source_key)
-		return txn->rc ? txn->rc : s_bad(txn, YJ_EINVAL);
-	int rc = yj_txn_get(txn, YJ_DB_SOURCE, source_key, strlen(source_key), &v, &vlen);
-	if (rc)
-		return rc;
-	if (vlen != S_SOURCE_REF_LEN) {
-		yj_err("store: source index entry of %zu bytes, expected %d", vlen, S_SOURCE_REF_LEN);
-		return s_bad(txn, YJ_ESTORE);
-	}
-	if (out) {
-		out->seq = yj_be64_get(v);
-		memcpy(out->hash, (const uint8_t *)v + 8, sizeof(out->hash));
-	}
-	return 0;
-}
-
-int yj_store_quarantine_put(struct yj_txn *txn, const void *rec, size_t len, uint64_t *id)
-{
-	uint64_t qid = 0;
-	uint8_t k[S_SEQ_LEN];
-	int rc = s_check(txn, YJ_DB_QUARANTINE, NULL, 0, 1);
-	if (rc)
-		return rc;
-	if ((rc = s_next_id(txn, YJ_DB_QUARANTINE, &txn->next_qid, &qid)))
-		return rc;
-	yj_be64_put(k, qid);
-	if ((rc = yj_txn_append(txn, YJ_DB_QUARANTINE, k, sizeof(k), rec, len)))
-		return rc;
-	if (id)
-		*id = qid;
-	return 0;
+	return txn ? txn->store->max_key : 0;
 }
 
 /* --- open, close, stats --- */
@@ -937,10 +884,11 @@ int yj_txn_count(struct yj_txn *t, enum yj_db db, uint64_t *n)
 {
 	MDB_stat ms;
 	int mrc;
-	if ((unsigned)db >= YJ_DB_COUNT)
-		return YJ_EINVAL;
-	if (t->rc)
-		return t->rc;
+	int rc = s_check(t, db, NULL, 0, 0);
+	if (rc)
+		return rc;
+	if (!n)
+		return s_bad(t, YJ_EINVAL);
 	if ((mrc = mdb_stat(t->txn, t->store->dbi[db], &ms)))
 		return s_fail(t, mrc, "stat");
 	*n = ms.ms_entries;

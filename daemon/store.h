@@ -10,6 +10,12 @@
  * write function must derive everything it writes from its argument and
  * reset its outputs at its start: it may run more than once per call.
  *
+ * Only the store's own files use this generic key/value API: daemon/store.c
+ * and the one module per stored entity in daemon/db/ (events, notes, holds,
+ * digests, audit, quarantine), which alone build and read their keys. A test
+ * in the suite (tests/check_layers.sh) fails if anything else names a
+ * YJ_DB_* table or a yj_txn_* data call.
+ *
  * Ownership: yj_store_open() returns a store the caller owns and closes with
  * yj_store_close(). Data pointers handed out inside a transaction (get, iter)
  * point into the map and are valid only until that transaction ends.
@@ -58,13 +64,6 @@ struct yj_store_stats {
 	unsigned stale_readers;   /* readers cleared by mdb_reader_check at open */
 };
 
-/* Idempotency record: the event a (force, source_id) pair was stored as,
- * and a hash of its normalised content. */
-struct yj_source_ref {
-	uint64_t seq;
-	uint8_t hash[16];
-};
-
 struct yj_store;
 struct yj_txn;  /* sticky error: after one failure every later call returns it and commit aborts */
 
@@ -85,6 +84,11 @@ int yj_store_read(struct yj_store *store, yj_store_txn_fn fn, void *arg);
 
 /* The transaction's sticky error (0 while all is well). */
 int yj_txn_rc(const struct yj_txn *txn);
+
+/* What a db module answers to a bad argument: the transaction's sticky error
+ * when it has failed already, else YJ_EINVAL without making it sticky (the
+ * argument is refused before anything is written). */
+int yj_txn_refuse(const struct yj_txn *txn);
 
 /* --- generic key/value access, for every module that keeps state --- */
 int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
@@ -113,29 +117,19 @@ int yj_txn_count(struct yj_txn *txn, enum yj_db db, uint64_t *n);
 /* Highest key of a be64-keyed database (0 when empty). */
 int yj_txn_last_u64(struct yj_txn *txn, enum yj_db db, uint64_t *out);
 
-/* --- events --- */
-struct yj_event_keys {
-	const char *source_key;   /* "<force>/<source_id>" */
-	const uint8_t *hash;      /* 16-byte hash of the normalised event */
-	const char *child_id;     /* "<force>/<person_id>" */
-	int64_t occurred_us;      /* occurred_at, UTC microseconds */
-	const char *custody_key;  /* "<force>/<record_id>", NULL for other feeds */
-};
+/* Like yj_txn_put, but YJ_EEXIST when key is already there; that answer
+ * is not sticky (the transaction goes on). */
+int yj_txn_put_new(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen);
 
-/* The next event sequence number (last + 1; 1 for an empty store). Within
- * one transaction each call after an append returns the next one. */
-int yj_store_next_seq(struct yj_txn *txn, uint64_t *seq);
-/* Store the packed Record under seq (which must be yj_store_next_seq's) and
- * every index entry of keys. */
-int yj_store_put_event(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys,
-		       const void *record, size_t len);
-int yj_store_get_event(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len);
-/* YJ_ENOENT when this (force, source_id) was never stored. */
-int yj_store_find_source(struct yj_txn *txn, const char *source_key, struct yj_source_ref *out);
+/* The next id of a be64-keyed table whose ids are never reused (YJ_DB_EVENTS,
+ * YJ_DB_QUARANTINE): max(last key, the high-water mark kept when the highest
+ * entry is erased) + 1. Cached per transaction: after an append of id n the
+ * next call returns n + 1. YJ_EINVAL for another table. */
+int yj_txn_next_id(struct yj_txn *txn, enum yj_db db, uint64_t *out);
 
-/* --- quarantine --- */
-/* Store a packed Quarantined under the next id, returned in *id. */
-int yj_store_quarantine_put(struct yj_txn *txn, const void *rec, size_t len, uint64_t *id);
+/* LMDB's key size limit (511 by default): a longer key is YJ_EINVAL. */
+size_t yj_store_max_key(const struct yj_store *store);
+size_t yj_txn_max_key(const struct yj_txn *txn);
 
 /* --- helpers --- */
 static inline void yj_be64_put(uint8_t out[8], uint64_t v)

@@ -5,15 +5,16 @@
  * 2 usage error.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "config.h"
-#include "diag.h"
+#include "embedded.h"
 
 #define S_DEFAULT_CONFIG "/etc/yjlink/yjlinkd.conf"
 
@@ -62,6 +63,39 @@ static void s_usage(FILE *out)
 		S_DEFAULT_CONFIG);
 }
 
+/* control.endpoint of a config (the embedded default when file is NULL),
+ * read with libconfig alone: yj_config_load() would read every secret file
+ * the config names, which the operator running yjlinkctl must not need to
+ * be able to read. 1 and *ep (owned by cf) when set, 0 when absent, -1 after
+ * reporting a file that cannot be read or a value that is not a string. */
+static int s_config_endpoint(config_t *cf, const char *file, const char **ep)
+{
+	int ok;
+	if (file) {
+		ok = config_read_file(cf, file);
+	} else {
+		const struct yj_embedded_file *ef = yj_embedded_find("yjlinkd.conf");
+		ok = ef ? config_read_string(cf, ef->data) : CONFIG_FALSE;
+	}
+	const char *label = file ? file : "yjlinkd.conf (embedded)";
+	if (ok != CONFIG_TRUE) {
+		if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
+			fprintf(stderr, "%s: cannot read: %s\n", label, strerror(errno));
+		else
+			fprintf(stderr, "%s:%d: %s\n", config_error_file(cf) ? config_error_file(cf) : label,
+				config_error_line(cf), config_error_text(cf));
+		return -1;
+	}
+	if (config_lookup_string(cf, "control.endpoint", ep) == CONFIG_TRUE)
+		return 1;
+	config_setting_t *s = config_lookup(cf, "control.endpoint");
+	if (s) {
+		fprintf(stderr, "%s:%d: 'control.endpoint' must be a string\n", label, (int)config_setting_source_line(s));
+		return -1;
+	}
+	return 0;
+}
+
 static char *s_endpoint(const struct s_opts *o)
 {
 	if (o->control)
@@ -69,15 +103,22 @@ static char *s_endpoint(const struct s_opts *o)
 	const char *file = o->config;
 	if (!file && access(S_DEFAULT_CONFIG, R_OK) == 0)
 		file = S_DEFAULT_CONFIG;
-	struct yj_config *cfg = NULL;
-	struct yj_diag diag = { NULL, NULL, 0 };
-	if (yj_config_load(file, NULL, 0, &diag, &cfg) != 0) {
+	config_t cf, def;
+	const char *ep = NULL;
+	char *out = NULL;
+	config_init(&cf);
+	config_init(&def);
+	int found = s_config_endpoint(&cf, file, &ep);
+	/* Not in the file: the daemon then uses its built-in default, which the default config states. */
+	if (found == 0 && file)
+		found = s_config_endpoint(&def, NULL, &ep);
+	if (found <= 0)
 		fprintf(stderr, "yjlinkctl: cannot read the config to find the daemon; give --control ENDPOINT\n");
-		return NULL;
-	}
-	char *ep = strdup(cfg->control_endpoint);
-	yj_config_free(&cfg);
-	return ep;
+	else if (!(out = strdup(ep)))
+		fprintf(stderr, "yjlinkctl: out of memory\n");
+	config_destroy(&def);
+	config_destroy(&cf);
+	return out;
 }
 
 /* Send {"cmd", "args"}; on success *reply holds the daemon's JSON. Returns the exit code. */

@@ -76,11 +76,11 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all ${YJ_FUZZ_EXTRA_CFLA
 
 # --- objects: compile what is older than its source or any header
 SOURCES=()
-for f in "$SRC"/daemon/*.c; do
+for f in "$SRC"/daemon/*.c "$SRC"/daemon/db/*.c "$SRC"/adapters/*.c; do
 	[ "$(basename "$f")" = main.c ] || SOURCES+=("$f")
 done
 SOURCES+=("$B/gen/yjlink.pb-c.c" "$B/gen/embedded.c")
-HEADERS=("$SRC"/daemon/*.h "$SRC"/adapters/*.h "$B/gen/yjlink.pb-c.h")
+HEADERS=("$SRC"/daemon/*.h "$SRC"/daemon/db/*.h "$SRC"/adapters/*.h "$B/gen/yjlink.pb-c.h")
 
 compile_set() { # compile_set DIR FLAGS: every source into DIR/*.o, then DIR/libyjfuzz.a
 	local dir=$1 flags=$2 stale=() objs=() s o

@@ -52,6 +52,8 @@
 #include "adapter.h"
 #include "clock.h"
 #include "config.h"
+#include "core.h"
+#include "db/events.h"
 #include "fuzz_common.h"
 #include "ingest.h"
 #include "store.h"
@@ -67,6 +69,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 static struct yj_config *g_cfg;
 static struct yj_store *g_store;
 static struct yj_ingest *g_ing;
+static struct yj_core g_core;      /* the parts ingest borrows: store, config, tables */
 static char g_dir[256];
 static uint64_t g_last_seq;  /* highest OK seq since the store was opened */
 static unsigned long g_inputs;
@@ -194,7 +197,11 @@ static void s_open(void)
 		exit(1);
 	}
 	struct yj_store_opts so = { .path = g_dir, .map_size = S_MAP, .max_map_size = S_MAP_CAP };
-	if (yj_store_open(&so, &g_store) != 0 || yj_ingest_new(g_store, g_cfg, fz_ref(), &g_ing) != 0) {
+	int ok = yj_store_open(&so, &g_store) == 0;
+	g_core.store = g_store;
+	g_core.cfg = g_cfg;
+	g_core.ref = fz_ref();
+	if (!ok || yj_ingest_new(&g_core, &g_ing) != 0) {
 		fprintf(stderr, "fuzz_framing: cannot open a store in %s\n", g_dir);
 		exit(1);
 	}
@@ -211,7 +218,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *lg = getenv("YJ_FUZZ_LOG");
 	yj_log_set_level(lg && *lg && strcmp(lg, "0") != 0 ? YJ_LOG_DEBUG : YJ_LOG_ERR);
 	struct yj_diag diag = { 0 };
-	if (yj_config_load(NULL, NULL, 0, &diag, &g_cfg) != 0) {
+	if (yj_config_load(NULL, NULL, 0, yj_adapters, &diag, &g_cfg) != 0) {
 		fprintf(stderr, "fuzz_framing: the embedded config does not load\n");
 		exit(1);
 	}
@@ -431,7 +438,7 @@ static int s_event_fn(struct yj_txn *t, void *arg)
 	struct s_event_read *r = arg;
 	const void *v;
 	size_t n;
-	int rc = yj_store_get_event(t, r->seq, &v, &n);
+	int rc = yj_events_get(t, r->seq, &v, &n);
 	if (rc)
 		return rc;
 	r->rec = yjlink__v1__record__unpack(NULL, n, v);
@@ -526,13 +533,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	yj_ingest_submit(g_ing, &req, s_on_reply, &r1);
 	if (twice) {
 		if (flush_between) {
-			yj_ingest_flush(g_ing);
+			yj_ingest_flush(g_ing, NULL);
 			FZ_CHECK(r1.calls == 1, "no reply after the flush");
 		}
 		yj_ingest_submit(g_ing, &req, s_on_reply, &r2);
 	}
 	FZ_CHECK(r1.calls <= 1 && r2.calls <= 1, "answered more than once before the flush");
-	yj_ingest_flush(g_ing);
+	yj_ingest_flush(g_ing, NULL);
 	FZ_CHECK(yj_ingest_pending(g_ing) == 0, "requests left pending after the flush");
 	FZ_CHECK(r1.calls == 1, "request answered %u times", r1.calls);
 	FZ_CHECK(!twice || r2.calls == 1, "second copy answered %u times", r2.calls);

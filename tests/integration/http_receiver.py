@@ -8,6 +8,8 @@ As a module:
     ... POST to rx.url ...
     rx.received                  # [{"method", "path", "headers", "body", "time", "status"}, ...]
     rx.verify_signature(secret)  # every request's X-Yjlink-Signature checks out
+    rx.snapshot()                # a copy of rx.received, taken under the lock
+    HttpReceiver.header(entry, "x-yjlink-digest-id")   # a header of one request, any case; None if absent
     rx.stop()
 
 rx.mode says how to answer the next requests: an HTTP status (200, 500,
@@ -167,6 +169,20 @@ class HttpReceiver:
                     return True
             time.sleep(0.01)
         return False
+
+    def snapshot(self):
+        """A copy of the requests received so far (the list grows from other threads)."""
+        with self._lock:
+            return list(self.received)
+
+    @staticmethod
+    def header(entry, name, default=None):
+        """Header `name` of one received request, matched without regard to case."""
+        name = name.lower()
+        for k, v in entry["headers"].items():
+            if k.lower() == name:
+                return v
+        return default
 
     def verify_signature(self, secret, entry=None):
         """True when the request (default: every request so far) carries

@@ -9,20 +9,30 @@ As a module:
     rx.start()
     rx.mode = "451"                # answer the end of DATA with 451
     ... rx.messages ...            # [{mail_from, rcpt_tos, data, time}], accepted ones only
+    rx.max_message_bytes = 65536   # answer 552 to any larger message, whatever the mode; None: off
+    ... rx.refused ...             # [{mail_from, rcpt_tos, data, time, reply}], refused at DATA
     rx.stop()
 
 As a script (the C unit tests spawn it; it prints "READY <port>" once it
 listens and runs until SIGTERM/SIGINT):
 
-    smtp_receiver.py --port P --mode 250 --maildir DIR [--auth user:password]
+    smtp_receiver.py --port P --mode 250 --maildir DIR [--auth user:password] [--max-bytes N]
 
 Each accepted message is written to DIR/NNNN.eml (the bytes as received,
 dot-unstuffed, CRLF kept), then one JSON line is appended to DIR/index.jsonl,
 so a reader that sees the index line finds the whole file.
 
-Modes: "250" accept; "451" / "550" answer the end of DATA with that code
-(the message is not kept); "rcpt451" / "rcpt550" answer every RCPT with it;
-"down" does not listen at all (connections are refused).
+Modes: "250" accept; "451" / "550" / "552" answer the end of DATA with that
+code (the message is not kept); "rcpt451" / "rcpt550" answer every RCPT with
+it; "down" does not listen at all (connections are refused).
+
+Size limit: with max_message_bytes = N (constructor, attribute or
+--max-bytes; default None, no limit), a message whose DATA (as received,
+dot-unstuffed, CRLF kept) is longer than N bytes is answered "552 5.3.4
+Message too big" at the end of DATA and not kept, as a relay with a size
+limit does; smaller ones go by the mode. Every message refused at the end of
+DATA (by the mode or by its size) is appended to rx.refused with the reply
+it got (never to rx.messages, nor to the maildir).
 """
 
 import argparse
@@ -42,12 +52,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
-MODES = ("250", "451", "550", "rcpt451", "rcpt550", "down")
+MODES = ("250", "451", "550", "552", "rcpt451", "rcpt550", "down")
 
 _REPLIES = {
     "451": "451 4.3.0 Temporary failure (test receiver)",
     "550": "550 5.1.1 Mailbox unavailable (test receiver)",
+    "552": "552 5.3.4 Message too big for system (test receiver)",
 }
+TOO_BIG = _REPLIES["552"]
 
 
 class _Handler:
@@ -65,21 +77,30 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         mode = self.rx.mode
+        data = bytes(envelope.original_content)
+        limit = self.rx.max_message_bytes
         if mode in _REPLIES:
-            return _REPLIES[mode]
-        self.rx._store(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
-        return "250 2.0.0 Message accepted"
+            reply = _REPLIES[mode]
+        elif limit is not None and len(data) > limit:
+            reply = TOO_BIG
+        else:
+            self.rx._store(envelope.mail_from, list(envelope.rcpt_tos), data)
+            return "250 2.0.0 Message accepted"
+        self.rx._refuse(envelope.mail_from, list(envelope.rcpt_tos), data, reply)
+        return reply
 
 
 class SmtpReceiver:
     """An SMTP server on 127.0.0.1 in its own thread and asyncio loop."""
 
-    def __init__(self, port=0, mode="250", maildir=None, auth=None):
+    def __init__(self, port=0, mode="250", maildir=None, auth=None, max_message_bytes=None):
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % (MODES,))
         self.host = "127.0.0.1"
         self.port = port           # the real port once start() has bound
         self.messages = []         # accepted: {mail_from, rcpt_tos, data, time}
+        self.refused = []          # refused at the end of DATA: {mail_from, rcpt_tos, data, time, reply}
+        self.max_message_bytes = max_message_bytes  # larger messages get 552; None: no limit
         self.maildir = maildir     # also write NNNN.eml + index.jsonl there, if set
         self.auth = auth           # "user:password": require AUTH with exactly these
         self._mode = mode
@@ -154,6 +175,16 @@ class SmtpReceiver:
             time.sleep(0.02)
         raise TimeoutError("%d messages after %.1fs, wanted %d" % (len(self.messages), timeout, n))
 
+    def wait_for_refused(self, n, timeout=10.0):
+        """Wait until at least n messages were refused at the end of DATA; returns them."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if len(self.refused) >= n:
+                    return list(self.refused)
+            time.sleep(0.02)
+        raise TimeoutError("%d refused after %.1fs, wanted %d" % (len(self.refused), timeout, n))
+
     # --- inside the receiver's loop
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
@@ -194,6 +225,11 @@ class SmtpReceiver:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _refuse(self, mail_from, rcpt_tos, data, reply):
+        with self._lock:
+            self.refused.append(dict(mail_from=mail_from, rcpt_tos=rcpt_tos, data=data, time=time.time(),
+                                     reply=reply))
+
     def _store(self, mail_from, rcpt_tos, data):
         now = time.time()
         with self._lock:
@@ -216,9 +252,11 @@ def main(argv=None):
     ap.add_argument("--mode", default="250", choices=MODES)
     ap.add_argument("--maildir", default=None, help="write NNNN.eml and index.jsonl here")
     ap.add_argument("--auth", default=None, help="require AUTH with user:password")
+    ap.add_argument("--max-bytes", type=int, default=None, help="answer 552 to messages larger than this")
     args = ap.parse_args(argv)
 
-    rx = SmtpReceiver(port=args.port, mode=args.mode, maildir=args.maildir, auth=args.auth)
+    rx = SmtpReceiver(port=args.port, mode=args.mode, maildir=args.maildir, auth=args.auth,
+                      max_message_bytes=args.max_bytes)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,7 +1,10 @@
 /* test_out_email.c: the email output adapter (adapters/out_email.c) against
  * a real SMTP server (tests/integration/smtp_receiver.py, aiosmtpd), driven
  * by the real loop and curl multi. Each stored message is parsed back with
- * Python's email package, the reference a mail client would be. */
+ * Python's email package, the reference a mail client would be.
+ *
+ * The adapter's source is compiled in: the tests fill its settings structs
+ * by hand, as the core's config loader would from its tables. */
 #include "../../adapters/out_email.c"
 
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -28,10 +32,12 @@ struct fx {
 	int port;                        /* its port */
 	struct yj_loop *loop;            /* the real loop */
 	struct yj_curlm *curlm;          /* the real multi, in that loop */
-	struct yj_config cfg;            /* hand-filled: only the email settings matter */
+	struct yj_config cfg;            /* hand-filled: only source matters */
+	struct s_settings settings;      /* the `email` section, as the loader would fill it */
 	struct yj_recipient rcpt;        /* the one recipient, transport email */
-	char *to[4];                     /* rcpt.email_to.v */
-	struct yj_core_api api;          /* what the adapter gets: loop, curlm, config() */
+	struct s_recipient rs;           /* its `email = [ ... ]` */
+	char *to[4];                     /* rs.to.v */
+	struct yj_core_api api;          /* what the adapter gets: loop, curlm, config(), settings() */
 	void *state;                     /* the adapter's */
 	int want;                        /* stop the loop after this many done calls */
 	int n_done;                      /* done calls so far */
@@ -47,6 +53,14 @@ static struct fx *s_fx;
 static const struct yj_config *s_api_config(void *core)
 {
 	return &((struct fx *)core)->cfg;
+}
+
+/* The core's api->settings: the one config of the test holds the one section. */
+static const void *s_api_settings(const struct yj_config *cfg, const struct yj_adapter *a)
+{
+	assert_ptr_equal(cfg, &s_fx->cfg);
+	assert_ptr_equal(a, &yj_adapter_out_email);
+	return &s_fx->settings;
 }
 
 static const char *s_source_dir(void)
@@ -118,8 +132,8 @@ static void s_rx_start(struct fx *f, const char *mode, const char *auth)
 		close(p[0]);
 		assert_int_equal(sscanf(line, "READY %d", &f->port), 1);
 	}
-	free(f->cfg.email_smtp_url);
-	assert_true(asprintf(&f->cfg.email_smtp_url, "smtp://127.0.0.1:%d", f->port) > 0);
+	free(f->settings.smtp_url);
+	assert_true(asprintf(&f->settings.smtp_url, "smtp://127.0.0.1:%d", f->port) > 0);
 }
 
 static void s_rx_stop(struct fx *f)
@@ -167,17 +181,20 @@ static int setup(void **state)
 	if (asprintf(&src, "%s/yjlinkd.conf", f->dir) < 0)
 		return -1;
 	f->cfg.source = src;
-	f->cfg.email_smtp_url = strdup("smtp://127.0.0.1:1");
-	f->cfg.email_from = strdup("yjlink@tvp.example.org");
-	f->cfg.email_starttls = strdup("off");
-	f->cfg.email_credentials_file = strdup("");
+	f->settings.smtp_url = strdup("smtp://127.0.0.1:1");
+	f->settings.from = strdup("yjlink@tvp.example.org");
+	f->settings.starttls = strdup("off");
+	f->settings.credentials_file = strdup("");
 	f->to[0] = "yot@mk.example.gov.uk";
 	f->to[1] = "duty@mk.example.gov.uk";
+	f->rs.to.v = f->to;
+	f->rs.to.n = 2;
 	f->rcpt.id = "yjs:milton-keynes";
-	f->rcpt.transport = YJ_TRANSPORT_EMAIL;
-	f->rcpt.email_to.v = f->to;
-	f->rcpt.email_to.n = 2;
-	f->api = (struct yj_core_api){ .core = f, .loop = f->loop, .config = s_api_config, .curlm = f->curlm };
+	f->rcpt.name = "Milton Keynes YJS";
+	f->rcpt.transport = "email";
+	f->rcpt.output_settings = &f->rs;
+	f->api = (struct yj_core_api){ .core = f, .loop = f->loop, .config = s_api_config, .settings = s_api_settings,
+				       .curlm = f->curlm };
 	s_fx = f;
 	*state = f;
 	return 0;
@@ -192,10 +209,10 @@ static int teardown(void **state)
 		yj_curlm_destroy(&f->curlm);
 	yj_loop_destroy(&f->loop);
 	free(f->cfg.source);
-	free(f->cfg.email_smtp_url);
-	free(f->cfg.email_from);
-	free(f->cfg.email_starttls);
-	free(f->cfg.email_credentials_file);
+	free(f->settings.smtp_url);
+	free(f->settings.from);
+	free(f->settings.starttls);
+	free(f->settings.credentials_file);
 	s_rm_tree(f->dir);
 	free(f);
 	s_fx = NULL;
@@ -241,16 +258,51 @@ static void s_init_adapter(struct fx *f)
 	assert_int_equal(yj_adapter_out_email.start(f->state), 0);
 }
 
-static struct yj_delivery s_notification(struct fx *f, const char *id)
+static const char s_json[] =
+	"{\"notification_id\":\"tvp-000000000042\",\"kind\":\"lac_in_custody\","
+	"\"recipient\":\"yjs:milton-keynes\",\"created_at\":\"2026-11-21T23:14:02Z\","
+	"\"classification\":\"OFFICIAL-SENSITIVE\",\"event\":{\"seq\":42,\"feed\":\"custody\"}}";
+
+/* A notification as the outbox hands it over: its JSON, nothing rendered. */
+static struct yj_message s_notification(struct fx *f, const char *id)
 {
-	return (struct yj_delivery){
-		.notification_id = id,
+	return (struct yj_message){
+		.kind = YJ_MESSAGE_NOTIFICATION,
+		.id = id,
+		.kind_name = "lac_in_custody",
 		.recipient = &f->rcpt,
-		.kind = "lac_in_custody",
-		.subject = "[OFFICIAL-SENSITIVE] yjlink notification lac_in_custody",
-		.text = "A looked-after child is in custody.\n.\nSee yjlink.\n",
-		.html = "<p>A looked-after child is in custody.</p>",
-		.extra_headers = "X-Yjlink-Kind: lac_in_custody\r\nX-Yjlink-Classification: OFFICIAL-SENSITIVE\r\n",
+		.settings = &f->rs,
+		.json = s_json,
+		.json_len = sizeof(s_json) - 1,
+	};
+}
+
+static const char s_csv[] =
+	"section,seq,feed,source_id,occurred_at,person_id,given_name\r\n"
+	"custody,42,custody,TVP-1,2026-11-21T23:14:02Z,P1,Zo\xc3\xab\r\n"
+	"arrest,43,arrest,TVP-2,2026-11-21T23:20:00Z,P2,\"Smith, Jo\"\r\n";
+
+/* A digest as the outbox hands it over: built, with its text, HTML and CSV. */
+static struct yj_message s_digest(struct fx *f, const char *id)
+{
+	return (struct yj_message){
+		.kind = YJ_MESSAGE_DIGEST,
+		.id = id,
+		.kind_name = "daily_digest",
+		.recipient = &f->rcpt,
+		.settings = &f->rs,
+		.json = "{}",
+		.json_len = 2,
+		.date = "2026-11-22",
+		.window_from = "2026-11-21T07:00:00Z",
+		.window_to = "2026-11-22T07:00:00Z",
+		.children = 2,
+		.events = 2,
+		.text = "2 children.\n",
+		.html = "<p>2 children.</p>\n",
+		.csv = s_csv,
+		.csv_len = sizeof(s_csv) - 1,
+		.csv_name = "yjlink-digest-milton-keynes-2026-11-22.csv",
 	};
 }
 
@@ -342,16 +394,26 @@ static void s_check_well_formed(const cJSON *j)
 static void test_notification_ok(void **state)
 {
 	struct fx *f = *state;
-	char text[3000];
-	/* A long line, a lone dot, non-ASCII: none may break the message. */
-	memset(text, 'x', 2500);
-	strcpy(text + 2500, "\r\n.\r\nCaf\xc3\xa9 \xe2\x80\x94 end\r\n");
+	char note[3000], json[3400], text[3400];
+	/* A long line, a lone dot, non-ASCII, markup: none may break the message. */
+	memset(note, 'x', 2500);
+	strcpy(note + 2500, "\r\n.\r\nCaf\xc3\xa9 \xe2\x80\x94 end\r\n");
+	snprintf(json, sizeof(json),
+		 "{\"notification_id\":\"tvp-000000000042\",\"kind\":\"lac_in_custody\","
+		 "\"event\":{\"seq\":42,\"note\":\"%.2500s\\r\\n.\\r\\nCaf\xc3\xa9 \xe2\x80\x94 end\\r\\n\","
+		 "\"markup\":\"<b>&\\\"\",\"looked_after\":true}}",
+		 note);
+	snprintf(text, sizeof(text),
+		 "notification_id: tvp-000000000042\r\nkind: lac_in_custody\r\nevent.seq: 42\r\nevent.note: %s\r\n"
+		 "event.markup: <b>&\"\r\nevent.looked_after: true\r\n",
+		 note);
 	s_rx_start(f, "250", NULL);
 	s_init_adapter(f);
-	struct yj_delivery d = s_notification(f, "tvp-000000000042");
-	d.text = text;
-	d.subject = "[OFFICIAL-SENSITIVE] yjlink \xe2\x80\x94 notification f\xc3\xbcr MK";
-	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, (void *)1), 0);
+	struct yj_message m = s_notification(f, "tvp-000000000042");
+	m.json = json;
+	m.json_len = strlen(json);
+	m.kind_name = "\xe2\x80\x94 notification f\xc3\xbcr MK";
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, (void *)1), 0);
 	s_run(f, 1);
 	assert_int_equal(f->res[0], YJ_DELIVERY_OK);
 	assert_string_equal(f->address[0], "yot@mk.example.gov.uk,duty@mk.example.gov.uk");
@@ -360,15 +422,27 @@ static void test_notification_ok(void **state)
 	s_check_well_formed(j);
 	assert_true(cJSON_GetObjectItemCaseSensitive(j, "max_line")->valueint <= 78);
 	assert_string_equal(s_jstr(j, "shape"), "multipart/alternative(text/plain,text/html)");
-	assert_string_equal(s_header(j, "subject"), d.subject);
+	/* The subject: kind and id, encoded because it is not ASCII. */
+	assert_string_equal(s_header(j, "subject"),
+			    "[OFFICIAL-SENSITIVE] yjlink \xe2\x80\x94 notification f\xc3\xbcr MK tvp-000000000042");
 	assert_string_equal(s_header(j, "x-yjlink-notification-id"), "tvp-000000000042");
-	assert_string_equal(s_header(j, "x-yjlink-kind"), "lac_in_custody");
-	assert_string_equal(s_header(j, "x-yjlink-classification"), "OFFICIAL-SENSITIVE");
+	assert_null(s_header(j, "x-yjlink-digest-id"));
+	assert_null(s_header(j, "x-yjlink-window"));
 	assert_string_equal(s_header(j, "to"), "yot@mk.example.gov.uk, duty@mk.example.gov.uk");
 	assert_string_equal(s_header(j, "message-id"), "<yjlink.tvp-000000000042@tvp.example.org>");
+	/* Rendered from the JSON: one "path: value" line per leaf, in order. */
 	assert_string_equal(s_jstr(s_leaf(j, 0), "body"), text);
 	assert_string_equal(s_jstr(s_leaf(j, 0), "charset"), "utf-8");
-	assert_string_equal(s_jstr(s_leaf(j, 1), "body"), d.html);
+	/* ... and one table row per leaf, values escaped. */
+	const char *html = s_jstr(s_leaf(j, 1), "body");
+	assert_non_null(html);
+	assert_true(!strncmp(html, "<!doctype html>", 15));
+	assert_non_null(strstr(html, "<p><b>OFFICIAL-SENSITIVE</b></p><table>\r\n"
+				     "<tr><th style=\"text-align:left;padding:4px\">notification_id</th>"
+				     "<td style=\"padding:4px\">tvp-000000000042</td></tr>\r\n"));
+	assert_non_null(strstr(html, "<tr><th style=\"text-align:left;padding:4px\">event.markup</th>"
+				     "<td style=\"padding:4px\">&lt;b&gt;&amp;&quot;</td></tr>\r\n"));
+	assert_non_null(strstr(html, "</table></body></html>\r\n"));
 	cJSON_Delete(j);
 
 	/* The envelope: our From, both recipients. */
@@ -388,7 +462,7 @@ static void test_notification_ok(void **state)
 	cJSON_Delete(e);
 
 	/* A resend of the same notification: the same Message-ID, so receivers can drop it. */
-	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, (void *)2), 0);
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, (void *)2), 0);
 	s_run(f, 2);
 	assert_int_equal(f->res[1], YJ_DELIVERY_OK);
 	j = s_parse(f, 2);
@@ -396,33 +470,21 @@ static void test_notification_ok(void **state)
 	cJSON_Delete(j);
 }
 
+/* A digest with a YJS name too long for one header line: the subject is
+ * encoded and folded, and still reads back whole. */
 static void test_digest_ok(void **state)
 {
 	struct fx *f = *state;
-	static const char csv[] =
-		"section,seq,feed,source_id,occurred_at,person_id,given_name\r\n"
-		"custody,42,custody,TVP-1,2026-11-21T23:14:02Z,P1,Zo\xc3\xab\r\n"
-		"arrest,43,arrest,TVP-2,2026-11-21T23:20:00Z,P2,\"Smith, Jo\"\r\n";
-	char subject[1200];
+	char name[1100], subject[1200];
 	/* Longer than one header line may be: it has to be encoded and folded. */
-	snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink daily digest %0*d 2026-11-22: 2 children",
-		 1000, 7);
+	snprintf(name, sizeof(name), "%0*d", 1000, 7);
+	snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink daily digest %s 2026-11-22: 2 children", name);
+	f->rcpt.name = name;
 	s_rx_start(f, "250", NULL);
 	s_init_adapter(f);
-	struct yj_delivery d = {
-		.notification_id = "tvp-digest-yjs:milton-keynes-2026-11-22",
-		.recipient = &f->rcpt,
-		.kind = "digest",
-		.subject = subject,
-		.text = "2 children.\n",
-		.html = "<p>2 children.</p>\n",
-		.extra_headers = "X-Yjlink-Digest-Id: tvp-digest-yjs:milton-keynes-2026-11-22\n"
-				 "X-Yjlink-Window: 2026-11-21T07:00:00Z/2026-11-22T07:00:00Z",
-		.attachment_name = "yjlink-digest-yjs:milton-keynes-2026-11-22.csv",
-		.attachment = csv,
-		.attachment_len = sizeof(csv) - 1,
-	};
-	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
+	struct yj_message m = s_digest(f, "tvp-digest-yjs:milton-keynes-2026-11-22");
+	m.csv_name = "yjlink-digest-yjs:milton-keynes-2026-11-22.csv";
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), 0);
 	s_run(f, 1);
 	assert_int_equal(f->res[0], YJ_DELIVERY_OK);
 
@@ -431,7 +493,7 @@ static void test_digest_ok(void **state)
 	assert_string_equal(s_jstr(j, "shape"),
 			    "multipart/mixed(multipart/alternative(text/plain,text/html),text/csv)");
 	assert_string_equal(s_header(j, "subject"), subject);
-	assert_string_equal(s_header(j, "x-yjlink-notification-id"), d.notification_id);
+	assert_string_equal(s_header(j, "x-yjlink-notification-id"), m.id);
 	assert_string_equal(s_header(j, "x-yjlink-digest-id"), "tvp-digest-yjs:milton-keynes-2026-11-22");
 	assert_string_equal(s_header(j, "x-yjlink-window"), "2026-11-21T07:00:00Z/2026-11-22T07:00:00Z");
 	/* Characters outside the Message-ID's alphabet are escaped, stably. */
@@ -445,8 +507,95 @@ static void test_digest_ok(void **state)
 	assert_string_equal(s_jstr(att, "charset"), "utf-8");
 	assert_string_equal(s_jstr(att, "disposition"), "attachment");
 	assert_string_equal(s_jstr(att, "filename"), "yjlink-digest-yjs:milton-keynes-2026-11-22.csv");
-	assert_string_equal(s_jstr(att, "body"), csv);
+	assert_string_equal(s_jstr(att, "body"), s_csv);
 	cJSON_Delete(j);
+}
+
+/* A digest as a YJS gets it (interfaces.md §5): the subject with its name,
+ * date and children, its id and window in the header, the CSV attached
+ * under its own name. An empty window is a digest too. */
+static void test_digest_message(void **state)
+{
+	struct fx *f = *state;
+	static const char empty_csv[] = "section,seq,feed,source_id,occurred_at,person_id,given_name\r\n";
+	s_rx_start(f, "250", NULL);
+	s_init_adapter(f);
+	struct yj_message m = s_digest(f, "tvp-digest-milton-keynes-2026-11-22");
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, (void *)1), 0);
+	struct yj_message e = s_digest(f, "tvp-digest-milton-keynes-2026-11-23");
+	e.date = "2026-11-23";
+	e.window_from = "2026-11-22T07:00:00Z";
+	e.window_to = "2026-11-23T07:00:00Z";
+	e.children = e.events = 0;
+	e.text = "No children in this window.\n";
+	e.html = "<p>No children in this window.</p>\n";
+	e.csv = empty_csv;
+	e.csv_len = sizeof(empty_csv) - 1;
+	e.csv_name = "yjlink-digest-milton-keynes-2026-11-23.csv";
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &e, s_done, (void *)2), 0);
+	s_run(f, 2);
+	assert_int_equal(f->res[0], YJ_DELIVERY_OK);
+	assert_int_equal(f->res[1], YJ_DELIVERY_OK);
+	assert_string_equal(f->address[0], "yot@mk.example.gov.uk,duty@mk.example.gov.uk");
+
+	for (int n = 1; n <= 2; n++) {
+		cJSON *j = s_parse(f, n);
+		s_check_well_formed(j);
+		assert_string_equal(s_jstr(j, "shape"),
+				    "multipart/mixed(multipart/alternative(text/plain,text/html),text/csv)");
+		assert_non_null(s_header(j, "x-yjlink-digest-id"));
+		/* The two went concurrently: either may have arrived first. */
+		int first = !strcmp(s_header(j, "x-yjlink-digest-id"), m.id);
+		const struct yj_message *d = first ? &m : &e;
+		assert_string_equal(s_header(j, "x-yjlink-digest-id"), d->id);
+		assert_string_equal(s_header(j, "x-yjlink-notification-id"), d->id);
+		assert_string_equal(s_header(j, "subject"),
+				    first ? "[OFFICIAL-SENSITIVE] yjlink daily digest Milton Keynes YJS 2026-11-22: 2 children"
+					  : "[OFFICIAL-SENSITIVE] yjlink daily digest Milton Keynes YJS 2026-11-23: 0 children");
+		assert_string_equal(s_header(j, "x-yjlink-window"),
+				    first ? "2026-11-21T07:00:00Z/2026-11-22T07:00:00Z"
+					  : "2026-11-22T07:00:00Z/2026-11-23T07:00:00Z");
+		const cJSON *att = s_leaf(j, 2);
+		assert_string_equal(s_jstr(att, "type"), "text/csv");
+		assert_string_equal(s_jstr(att, "disposition"), "attachment");
+		assert_string_equal(s_jstr(att, "filename"), d->csv_name);
+		assert_string_equal(s_jstr(att, "body"), d->csv);
+		cJSON_Delete(j);
+	}
+}
+
+/* A notification whose JSON does not parse cannot get better by waiting:
+ * FATAL, from the loop, and nothing sent. */
+static void test_bad_json_fatal(void **state)
+{
+	struct fx *f = *state;
+	s_rx_start(f, "250", NULL);
+	s_init_adapter(f);
+	struct yj_message m = s_notification(f, "tvp-000000000012");
+	m.json = "{\"notification_id\":";
+	m.json_len = strlen(m.json);
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), 0);
+	assert_int_equal(f->n_done, 0);
+	m.json = "[1,2]";
+	m.json_len = strlen(m.json);
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), 0);
+	m.json = NULL;
+	m.json_len = 0;
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), 0);
+	s_run(f, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(f->res[i], YJ_DELIVERY_FATAL);
+		assert_non_null(strstr(f->detail[i], "JSON"));
+	}
+	assert_int_equal(s_count_files(f->maildir, ".eml"), 0);
+	/* Refused at once, done never called: the core's RETRY. */
+	m.kind = (enum yj_message_kind)7;
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), YJ_EINVAL);
+	m.kind = YJ_MESSAGE_NOTIFICATION;
+	m.id = NULL;
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &m, s_done, NULL), YJ_EINVAL);
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, NULL, s_done, NULL), YJ_EINVAL);
+	assert_int_equal(f->n_done, 3);
 }
 
 /* One delivery against the receiver in mode; returns its result. */
@@ -454,7 +603,7 @@ static enum yj_delivery_result s_one(struct fx *f, const char *mode)
 {
 	s_rx_start(f, mode, NULL);
 	s_init_adapter(f);
-	struct yj_delivery d = s_notification(f, "tvp-000000000007");
+	struct yj_message d = s_notification(f, "tvp-000000000007");
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	s_run(f, 1);
 	assert_string_equal(f->address[0], "yot@mk.example.gov.uk,duty@mk.example.gov.uk");
@@ -499,8 +648,8 @@ static void test_down_retry(void **state)
 static void test_starttls_required_retry(void **state)
 {
 	struct fx *f = *state;
-	free(f->cfg.email_starttls);
-	f->cfg.email_starttls = strdup("required");
+	free(f->settings.starttls);
+	f->settings.starttls = strdup("required");
 	/* A plain relay must not get the message in clear when TLS is required. */
 	assert_int_equal(s_one(f, "250"), YJ_DELIVERY_RETRY);
 	assert_non_null(strstr(f->detail[0], "STARTTLS"));
@@ -509,8 +658,8 @@ static void test_starttls_required_retry(void **state)
 static void test_starttls_optional_plain_ok(void **state)
 {
 	struct fx *f = *state;
-	free(f->cfg.email_starttls);
-	f->cfg.email_starttls = strdup("optional");
+	free(f->settings.starttls);
+	f->settings.starttls = strdup("optional");
 	assert_int_equal(s_one(f, "250"), YJ_DELIVERY_OK);
 }
 
@@ -522,7 +671,7 @@ static void test_concurrent_20(void **state)
 	s_init_adapter(f);
 	for (int i = 0; i < 20; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "tvp-%012d", 100 + i);
-		struct yj_delivery d = s_notification(f, ids[i]);
+		struct yj_message d = s_notification(f, ids[i]);
 		assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, (void *)(intptr_t)i), 0);
 	}
 	s_run(f, 20);
@@ -563,8 +712,8 @@ static void test_credentials(void **state)
 	/* Relative to the config file; the password itself contains ':'. */
 	snprintf(path, sizeof(path), "%s/smtp.cred", f->dir);
 	s_write_file(path, "yjlink:s3cr:et\n");
-	free(f->cfg.email_credentials_file);
-	f->cfg.email_credentials_file = strdup("smtp.cred");
+	free(f->settings.credentials_file);
+	f->settings.credentials_file = strdup("smtp.cred");
 	assert_int_equal(s_one(f, "250") /* the receiver wants no AUTH */, YJ_DELIVERY_OK);
 	s_rx_stop(f);
 	yj_adapter_out_email.destroy(&f->state);
@@ -574,7 +723,7 @@ static void test_credentials(void **state)
 	s_rm_tree(f->maildir);
 	s_rx_start(f, "250", "yjlink:s3cr:et");
 	s_init_adapter(f);
-	struct yj_delivery d = s_notification(f, "tvp-000000000008");
+	struct yj_message d = s_notification(f, "tvp-000000000008");
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	s_run(f, 1);
 	assert_int_equal(f->res[0], YJ_DELIVERY_OK);
@@ -604,7 +753,7 @@ static void test_bad_address_fatal(void **state)
 	s_rx_start(f, "250", NULL);
 	s_init_adapter(f);
 	f->to[1] = "duty@mk.example.gov.uk\r\nBcc: someone@elsewhere.example";
-	struct yj_delivery d = s_notification(f, "tvp-000000000009");
+	struct yj_message d = s_notification(f, "tvp-000000000009");
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	/* Reported from the loop, not from inside deliver(). */
 	assert_int_equal(f->n_done, 0);
@@ -612,10 +761,19 @@ static void test_bad_address_fatal(void **state)
 	assert_int_equal(f->res[0], YJ_DELIVERY_FATAL);
 	assert_int_equal(s_count_files(f->maildir, ".eml"), 0);
 
-	f->rcpt.email_to.n = 0;
+	f->rs.to.n = 0;
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	s_run(f, 2);
 	assert_int_equal(f->res[1], YJ_DELIVERY_FATAL);
+	assert_non_null(strstr(f->detail[1], "no email addresses"));
+
+	/* No settings for the recipient at all: as good as no addresses. */
+	d.settings = NULL;
+	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
+	s_run(f, 3);
+	assert_int_equal(f->res[2], YJ_DELIVERY_FATAL);
+	assert_non_null(strstr(f->detail[2], "recipient yjs:milton-keynes"));
+	assert_int_equal(s_count_files(f->maildir, ".eml"), 0);
 }
 
 static void test_destroy_in_flight(void **state)
@@ -623,7 +781,7 @@ static void test_destroy_in_flight(void **state)
 	struct fx *f = *state;
 	s_rx_start(f, "250", NULL);
 	s_init_adapter(f);
-	struct yj_delivery d = s_notification(f, "tvp-000000000010");
+	struct yj_message d = s_notification(f, "tvp-000000000010");
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	/* One loop pass: curl's first timer fires and the connection is under way. */
 	int64_t stop = yj_loop_timer(f->loop, 1, 0, s_guard, f);
@@ -661,29 +819,302 @@ static void test_message_lines(void **state)
 	char *to[6] = { "youth.offending.team@milton-keynes.example.gov.uk", "duty@mk.example.gov.uk",
 			"out-of-hours.duty.manager@milton-keynes.example.gov.uk", "a@b.example",
 			"another.long.mailbox.name@children.milton-keynes.example.gov.uk", "x@y.example" };
-	struct yj_recipient r = { .id = "yjs:mk", .email_to = { to, 6 } };
+	struct yj_strlist list = { to, 6 };
+	struct yj_recipient r = { .id = "yjs:mk", .name = "MK" };
 	struct s_state st = { .from = "yjlink@tvp.example.org" };
-	struct yj_delivery d = { .notification_id = "tvp-1", .recipient = &r, .subject = "looks =?encoded?= but is not",
-				 .text = "t", .html = NULL, .extra_headers = "\r\n\r\nX-A: b\n\nX-C: d" };
+	struct yj_message n = { .kind = YJ_MESSAGE_NOTIFICATION, .id = "tvp-1", .kind_name = "looks =?encoded?= but is not",
+				.recipient = &r };
+	/* A digest whose id and window carry line breaks: none may become a header of its own. */
+	struct yj_message d = { .kind = YJ_MESSAGE_DIGEST, .id = "tvp-d1\r\nBcc: x@evil.example", .recipient = &r,
+				.date = "2026-11-22", .window_from = "2026-11-21T07:00:00Z\r\n\r\nX-A: b",
+				.window_to = "2026-11-22T07:00:00Z\n", .text = "t", .csv = "a\r\n", .csv_len = 3,
+				.csv_name = "d.csv" };
 	struct s_buf b = { 0 };
 	(void)state;
-	assert_int_equal(s_build_message(&st, &d, &b), 0);
-	size_t headers_end = (size_t)(strstr(b.p, "\r\n\r\n") - b.p);
-	/* Extra headers: CRLF each, and no empty line that would end the header early. */
-	assert_non_null(strstr(b.p, "\r\nX-A: b\r\nX-C: d\r\nContent-Type: multipart/alternative"));
-	assert_true(headers_end > (size_t)(strstr(b.p, "Content-Type:") - b.p));
+	assert_int_equal(s_build_message(&st, &n, &list, "t", NULL, &b), 0);
 	assert_non_null(strstr(b.p, "\r\nSubject: =?UTF-8?B?"));
-	/* Every line CRLF-terminated and within 78 characters, the To: list folded. */
-	for (const char *p = b.p; *p;) {
-		const char *e = strstr(p, "\r\n");
-		assert_non_null(e);
-		assert_true(e - p <= 78);
-		assert_null(memchr(p, '\n', (size_t)(e - p)));
-		p = e + 2;
-	}
 	/* No html: a text/plain alternative alone. */
 	assert_null(strstr(b.p, "text/html"));
+	assert_null(strstr(b.p, "X-Yjlink-Digest-Id"));
+	for (int pass = 0; pass < 2; pass++) {
+		/* Every line CRLF-terminated and within 78 characters, the To: list folded. */
+		for (const char *p = b.p; *p;) {
+			const char *e = strstr(p, "\r\n");
+			assert_non_null(e);
+			assert_true(e - p <= 78);
+			assert_null(memchr(p, '\n', (size_t)(e - p)));
+			p = e + 2;
+		}
+		if (pass == 1)
+			break;
+		free(b.p);
+		b = (struct s_buf){ 0 };
+		assert_int_equal(s_build_message(&st, &d, &list, d.text, d.html, &b), 0);
+	}
+	size_t headers_end = (size_t)(strstr(b.p, "\r\n\r\n") - b.p);
+	assert_true(headers_end > (size_t)(strstr(b.p, "Content-Type: multipart/mixed") - b.p));
+	assert_null(strstr(b.p, "\r\nBcc:"));
+	assert_null(strstr(b.p, "\r\nX-A:"));
+	assert_non_null(strstr(b.p, "\r\nX-Yjlink-Notification-Id: tvp-d1Bcc: x@evil.example\r\n"
+				    "X-Yjlink-Digest-Id: tvp-d1Bcc: x@evil.example\r\n"
+				    "X-Yjlink-Window: 2026-11-21T07:00:00ZX-A: b/2026-11-22T07:00:00Z\r\n"
+				    "Content-Type: multipart/mixed"));
+	assert_non_null(strstr(b.p, "\r\nMessage-ID: <yjlink.tvp-d1=0D=0ABcc=3A=20x=40evil=2Eexample@tvp.example.org>\r\n"));
+	assert_null(strstr(b.p, "text/html"));
+	assert_non_null(strstr(b.p, "name=\"d.csv\""));
 	free(b.p);
+}
+
+/* Base64 of data in CRLF lines of 76, by libsodium (not the adapter's own encoder). */
+static void s_b64_lines(struct s_buf *b, const char *data)
+{
+	size_t n = strlen(data);
+	for (size_t i = 0; i < n; i += 57) {
+		char line[80];
+		size_t take = n - i < 57 ? n - i : 57;
+		sodium_bin2base64(line, sizeof(line), (const unsigned char *)data + i, take, sodium_base64_VARIANT_ORIGINAL);
+		s_buf_str(b, line);
+		s_buf_str(b, "\r\n");
+	}
+}
+
+/* The message bytes, Date: aside, exactly as the outbox and the digest
+ * service produced them before the adapter rendered messages itself. */
+static void test_message_bytes(void **state)
+{
+	static const char json[] =
+		"{\"notification_id\":\"tvp-000000000042\",\"kind\":\"lac_in_custody\","
+		"\"recipient\":\"children_services:E09000033\",\"created_at\":\"2026-11-21T23:14:02Z\","
+		"\"rule\":\"lac_in_custody\",\"legal_basis\":\"Crime and Disorder Act 1998 s.115\","
+		"\"classification\":\"OFFICIAL-SENSITIVE\",\"out_of_hours\":true,"
+		"\"event\":{\"seq\":42,\"feed\":\"custody\",\"child\":{\"given_name\":\"Zo\\u00eb <b>&\\\"\",\"age\":15.5,"
+		"\"markers\":[\"a\",\"b\"],\"none\":null},\"list\":[{\"x\":1},{\"y\":false}]}}";
+	static const char text[] =
+		"notification_id: tvp-000000000042\r\nkind: lac_in_custody\r\nrecipient: children_services:E09000033\r\n"
+		"created_at: 2026-11-21T23:14:02Z\r\nrule: lac_in_custody\r\nlegal_basis: Crime and Disorder Act 1998 s.115\r\n"
+		"classification: OFFICIAL-SENSITIVE\r\nout_of_hours: true\r\nevent.seq: 42\r\nevent.feed: custody\r\n"
+		"event.child.given_name: Zo\xc3\xab <b>&\"\r\nevent.child.age: 15.5\r\nevent.child.markers: a\r\n"
+		"event.child.markers: b\r\nevent.child.none: null\r\nevent.list.x: 1\r\nevent.list.y: false\r\n";
+#define ROW(k, v) "<tr><th style=\"text-align:left;padding:4px\">" k "</th><td style=\"padding:4px\">" v "</td></tr>\r\n"
+	static const char html[] =
+		"<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+		"</head><body><p><b>OFFICIAL-SENSITIVE</b></p><table>\r\n"
+		ROW("notification_id", "tvp-000000000042") ROW("kind", "lac_in_custody")
+		ROW("recipient", "children_services:E09000033") ROW("created_at", "2026-11-21T23:14:02Z")
+		ROW("rule", "lac_in_custody") ROW("legal_basis", "Crime and Disorder Act 1998 s.115")
+		ROW("classification", "OFFICIAL-SENSITIVE") ROW("out_of_hours", "true") ROW("event.seq", "42")
+		ROW("event.feed", "custody") ROW("event.child.given_name", "Zo\xc3\xab &lt;b&gt;&amp;&quot;")
+		ROW("event.child.age", "15.5") ROW("event.child.markers", "a") ROW("event.child.markers", "b")
+		ROW("event.child.none", "null") ROW("event.list.x", "1") ROW("event.list.y", "false")
+		"</table></body></html>\r\n";
+#undef ROW
+	static const char csv[] = "section,seq,feed\r\ncustody,42,custody\r\narrest,43,\"Smith, Jo\"\r\n";
+	static const char head[] = "From: yjlink@tvp.example.org\r\nTo: yot@mk.example.gov.uk, duty@mk.example.gov.uk\r\n";
+	static const char part[] = "Content-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+	char *to_v[] = { "yot@mk.example.gov.uk", "duty@mk.example.gov.uk" };
+	struct yj_strlist to = { to_v, 2 };
+	struct yj_recipient r = { .id = "yjs:milton-keynes", .name = "Milton Keynes YJS" };
+	struct s_state st = { .from = "yjlink@tvp.example.org" };
+	struct yj_message n = { .kind = YJ_MESSAGE_NOTIFICATION, .id = "tvp-000000000042", .kind_name = "lac_in_custody",
+				.recipient = &r, .json = json, .json_len = sizeof(json) - 1 };
+	struct yj_message d = { .kind = YJ_MESSAGE_DIGEST, .id = "tvp-digest-milton-keynes-2026-11-22",
+				.kind_name = "daily_digest", .recipient = &r, .json = "{}", .json_len = 2,
+				.date = "2026-11-22", .window_from = "2026-11-21T07:00:00Z",
+				.window_to = "2026-11-22T07:00:00Z", .children = 2, .events = 3,
+				.text = "Daily digest\n2 children.\n", .html = "<p>2 children.</p>\n", .csv = csv,
+				.csv_len = sizeof(csv) - 1, .csv_name = "yjlink-digest-milton-keynes-2026-11-22.csv" };
+	struct s_buf t = { 0 }, h = { 0 }, got = { 0 }, want = { 0 };
+	(void)state;
+
+	assert_true(sodium_init() >= 0);
+	assert_int_equal(s_render_notification(&n, &t, &h), 0);
+	assert_string_equal(t.p, text);
+	assert_string_equal(h.p, html);
+	assert_int_equal(s_build_message(&st, &n, &to, t.p, h.p, &got), 0);
+	assert_true(!strncmp(got.p, "Date: ", 6));
+	s_buf_str(&want, head);
+	s_buf_str(&want, "Subject: [OFFICIAL-SENSITIVE] yjlink lac_in_custody tvp-000000000042\r\n"
+			 "Message-ID: <yjlink.tvp-000000000042@tvp.example.org>\r\n"
+			 "MIME-Version: 1.0\r\nX-Yjlink-Notification-Id: tvp-000000000042\r\n"
+			 "Content-Type: multipart/alternative; boundary=\"=_yjlink-alt\"\r\n\r\n"
+			 "This is a MIME message.\r\n--=_yjlink-alt\r\n");
+	s_buf_fmt(&want, part, "text/plain");
+	s_b64_lines(&want, text);
+	s_buf_str(&want, "--=_yjlink-alt\r\n");
+	s_buf_fmt(&want, part, "text/html");
+	s_b64_lines(&want, html);
+	s_buf_str(&want, "--=_yjlink-alt--\r\n");
+	assert_non_null(want.p);
+	assert_string_equal(strstr(got.p, "\r\n") + 2, want.p);
+	free(got.p);
+	free(want.p);
+	got = want = (struct s_buf){ 0 };
+
+	assert_int_equal(s_build_message(&st, &d, &to, d.text, d.html, &got), 0);
+	s_buf_str(&want, head);
+	s_buf_str(&want, "Subject: [OFFICIAL-SENSITIVE] yjlink daily digest Milton Keynes YJS 2026-11-22: 2 children\r\n"
+			 "Message-ID: <yjlink.tvp-digest-milton-keynes-2026-11-22@tvp.example.org>\r\n"
+			 "MIME-Version: 1.0\r\nX-Yjlink-Notification-Id: tvp-digest-milton-keynes-2026-11-22\r\n"
+			 "X-Yjlink-Digest-Id: tvp-digest-milton-keynes-2026-11-22\r\n"
+			 "X-Yjlink-Window: 2026-11-21T07:00:00Z/2026-11-22T07:00:00Z\r\n"
+			 "Content-Type: multipart/mixed; boundary=\"=_yjlink-mixed\"\r\n\r\n"
+			 "This is a MIME message.\r\n--=_yjlink-mixed\r\n"
+			 "Content-Type: multipart/alternative; boundary=\"=_yjlink-alt\"\r\n\r\n--=_yjlink-alt\r\n");
+	s_buf_fmt(&want, part, "text/plain");
+	s_b64_lines(&want, "Daily digest\r\n2 children.\r\n");
+	s_buf_str(&want, "--=_yjlink-alt\r\n");
+	s_buf_fmt(&want, part, "text/html");
+	s_b64_lines(&want, "<p>2 children.</p>\r\n");
+	s_buf_str(&want, "--=_yjlink-alt--\r\n--=_yjlink-mixed\r\n"
+			 "Content-Type: text/csv; charset=utf-8; name=\"yjlink-digest-milton-keynes-2026-11-22.csv\"\r\n"
+			 "Content-Disposition: attachment; filename=\"yjlink-digest-milton-keynes-2026-11-22.csv\"\r\n"
+			 "Content-Transfer-Encoding: base64\r\n\r\n");
+	s_b64_lines(&want, csv);
+	s_buf_str(&want, "--=_yjlink-mixed--\r\n");
+	assert_non_null(want.p);
+	assert_string_equal(strstr(got.p, "\r\n") + 2, want.p);
+	free(got.p);
+	free(want.p);
+	free(t.p);
+	free(h.p);
+}
+
+/* Problems reported through a yj_diag, each as "file:line: message". */
+struct t_diag {
+	int n;
+	char text[8][512];
+};
+
+static void s_on_report(void *arg, const char *file, int line, const char *msg)
+{
+	struct t_diag *d = arg;
+	if (d->n < 8)
+		snprintf(d->text[d->n], sizeof(d->text[d->n]), "%s:%d: %s", file, line, msg);
+	d->n++;
+}
+
+/* The `email` section's check: a bad value is reported at the section's file:line. */
+static void test_check(void **state)
+{
+	struct t_diag td = { 0 };
+	struct yj_diag diag = { .report = s_on_report, .arg = &td };
+	struct yj_setting_site at = { .diag = &diag, .file = "/etc/yjlink/yjlinkd.conf", .line = 12 };
+	struct s_settings s = { .smtp_url = "smtp://127.0.0.1:2525", .from = "yjlink@localhost", .starttls = "optional",
+				.credentials_file = "" };
+	(void)state;
+
+	assert_non_null(yj_adapter_out_email.check);
+	yj_adapter_out_email.check(&s, &at);
+	s.smtp_url = "smtps://relay.example.gov.uk:465";
+	s.starttls = "required";
+	yj_adapter_out_email.check(&s, &at);
+	s.starttls = "off";
+	yj_adapter_out_email.check(&s, &at);
+	assert_int_equal(td.n, 0);
+
+	s.starttls = "sometimes";
+	yj_adapter_out_email.check(&s, &at);
+	assert_int_equal(td.n, 1);
+	assert_string_equal(td.text[0], "/etc/yjlink/yjlinkd.conf:12: 'email.starttls' must be required, optional or off");
+	s.starttls = "optional";
+	s.smtp_url = "http://relay.example.gov.uk";
+	at.line = 13;
+	yj_adapter_out_email.check(&s, &at);
+	assert_int_equal(td.n, 2);
+	assert_string_equal(td.text[1], "/etc/yjlink/yjlinkd.conf:13: 'email.smtp_url' must start smtp:// or smtps://");
+	s.smtp_url = "smtp://127.0.0.1:2525";
+	s.from = "yjlink <yjlink@localhost>";
+	yj_adapter_out_email.check(&s, &at);
+	assert_int_equal(td.n, 3);
+	assert_string_equal(td.text[2], "/etc/yjlink/yjlinkd.conf:13: 'email.from' 'yjlink <yjlink@localhost>' "
+					"is not a plain address (local@domain)");
+	s.from = "a@b\r\nBcc: c@d";
+	yj_adapter_out_email.check(&s, &at);
+	assert_int_equal(td.n, 4);
+	assert_null(strchr(td.text[3], '\r'));
+	assert_int_equal(diag.count, 4);
+}
+
+/* An email recipient's check: addresses, all plain, at the recipient's file:line. */
+static void test_check_recipient(void **state)
+{
+	struct t_diag td = { 0 };
+	struct yj_diag diag = { .report = s_on_report, .arg = &td };
+	struct yj_setting_site at = { .diag = &diag, .file = "yjlinkd.conf", .line = 80 };
+	struct yj_recipient r = { .id = "yjs:milton-keynes", .transport = "email" };
+	char *to[3] = { "yot@mk.example.gov.uk", "duty@mk.example.gov.uk", "not an address" };
+	struct s_recipient rs = { .to = { to, 2 } };
+	(void)state;
+
+	assert_non_null(yj_adapter_out_email.check_recipient);
+	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	assert_int_equal(td.n, 0);
+	rs.to.n = 0;
+	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	assert_int_equal(td.n, 1);
+	assert_string_equal(td.text[0], "yjlinkd.conf:80: recipient 'yjs:milton-keynes': transport email needs email = [ addresses ]");
+	rs.to.n = 3;
+	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	assert_int_equal(td.n, 2);
+	assert_string_equal(td.text[1], "yjlinkd.conf:80: recipient 'yjs:milton-keynes': email address 3 "
+					"'not an address' is not a plain address (local@domain)");
+	to[2] = "duty@mk.example.gov.uk\r\nBcc: someone@elsewhere.example";
+	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	assert_int_equal(td.n, 3);
+	assert_null(strchr(td.text[2], '\r'));
+	yj_adapter_out_email.check_recipient(NULL, NULL, &at);
+	assert_int_equal(td.n, 4);
+	assert_non_null(strstr(td.text[3], "recipient '?'"));
+}
+
+/* The tables the core's loader reads, defaults and documents. */
+static void test_settings_table(void **state)
+{
+	const struct yj_adapter *a = &yj_adapter_out_email;
+	static const struct {
+		const char *name;
+		size_t offset;
+		const char *def;
+	} want[] = {
+		{ "smtp_url", offsetof(struct s_settings, smtp_url), "smtp://127.0.0.1:2525" },
+		{ "from", offsetof(struct s_settings, from), "yjlink@localhost" },
+		{ "starttls", offsetof(struct s_settings, starttls), "optional" },
+		{ "credentials_file", offsetof(struct s_settings, credentials_file), "" },
+	};
+	(void)state;
+
+	assert_string_equal(a->name, "out_email");
+	assert_string_equal(a->section, "email");
+	assert_string_equal(a->transport, "email");
+	assert_int_equal(a->settings_size, sizeof(struct s_settings));
+	assert_int_equal(a->n_settings, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(a->settings[i].type, YJ_SETTING_STR);
+		assert_string_equal(a->settings[i].name, want[i].name);
+		assert_int_equal(a->settings[i].offset, want[i].offset);
+		assert_string_equal(a->settings[i].def, want[i].def);
+		assert_non_null(a->settings[i].doc);
+	}
+	/* Every default passes the check: a config without an email section is valid. */
+	struct t_diag td = { 0 };
+	struct yj_diag diag = { .report = s_on_report, .arg = &td };
+	struct yj_setting_site at = { .diag = &diag, .file = "x", .line = 1 };
+	struct s_settings s;
+	for (size_t i = 0; i < 4; i++)
+		*(char **)((char *)&s + a->settings[i].offset) = (char *)a->settings[i].def;
+	a->check(&s, &at);
+	assert_int_equal(td.n, 0);
+
+	assert_int_equal(a->recipient_settings_size, sizeof(struct s_recipient));
+	assert_int_equal(a->n_recipient_settings, 1);
+	assert_int_equal(a->recipient_settings[0].type, YJ_SETTING_STRLIST);
+	assert_string_equal(a->recipient_settings[0].name, "email");
+	assert_int_equal(a->recipient_settings[0].offset, offsetof(struct s_recipient, to));
+	/* Required of every email recipient. */
+	assert_null(a->recipient_settings[0].def);
+	assert_non_null(a->recipient_settings[0].doc);
+	assert_non_null(a->init);
+	assert_non_null(a->deliver);
 }
 
 static void test_receiver_script_index(void **state)
@@ -692,7 +1123,7 @@ static void test_receiver_script_index(void **state)
 	struct fx *f = *state;
 	s_rx_start(f, "250", NULL);
 	s_init_adapter(f);
-	struct yj_delivery d = s_notification(f, "tvp-000000000011");
+	struct yj_message d = s_notification(f, "tvp-000000000011");
 	assert_int_equal(yj_adapter_out_email.deliver(f->state, &d, s_done, NULL), 0);
 	s_run(f, 1);
 	char idx[256], line[1024];
@@ -718,8 +1149,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_message_lines),
+		cmocka_unit_test(test_message_bytes),
+		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_check_recipient),
+		cmocka_unit_test(test_settings_table),
 		cmocka_unit_test_setup_teardown(test_notification_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_json_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_451_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_550_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rcpt_451_retry, setup, teardown),

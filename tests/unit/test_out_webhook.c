@@ -8,7 +8,9 @@
  * number of results came back (or a safety timer fires), then looks.
  *
  * The adapter is not part of yjcore, so its source is compiled in here; that
- * also gives the tests its static helpers (the signature, the URL redaction).
+ * also gives the tests its static helpers (the signature, the URL redaction)
+ * and its recipient settings struct, which the tests fill by hand as the
+ * core's config loader would from the adapter's table.
  */
 #include "../../adapters/out_webhook.c"
 
@@ -50,11 +52,12 @@ struct t_ctx {
 	pid_t rx_pid;                   /* the receiver, 0 when none */
 	int rx_port;                    /* where it listens */
 	char log_path[64];              /* its request log */
-	char url[256];                  /* webhook_url given to the recipient */
+	char url[256];                  /* webhook.url given to the recipient */
 	struct yj_loop *loop;           /* owned */
 	struct yj_curlm *curlm;         /* owned */
 	struct yj_config cfg;           /* hand-filled, only what the adapter reads */
 	struct yj_recipient rcpt;       /* the one recipient */
+	struct s_recipient rs;          /* its webhook settings, as the loader would fill them */
 	struct yj_core_api api;         /* what the adapter is given */
 	void *ad;                       /* adapter state */
 	struct t_result res[T_MAX];     /* by delivery index */
@@ -62,8 +65,9 @@ struct t_ctx {
 	size_t finished;                /* how many came back */
 	int timed_out;                  /* the safety timer fired */
 	size_t chain_left;              /* test_chain: deliveries still to start from done */
-	char ids[T_MAX][32];            /* notification ids, by index */
+	char ids[T_MAX][48];            /* notification or digest ids, by index */
 	const char *body;               /* the JSON every delivery sends */
+	enum yj_message_kind kind;      /* what s_deliver_i sends: a notification unless a test says */
 	size_t ticks;                   /* a periodic timer's firings during a run */
 };
 
@@ -248,24 +252,41 @@ static int s_on_tick(struct yj_loop *loop, void *arg)
 	return 0;
 }
 
-/* Start delivery i of c->body to the recipient; check deliver()'s answer. */
+#define T_WINDOW_FROM "2026-11-21T07:00:00Z"
+#define T_WINDOW_TO "2026-11-22T07:00:00Z"
+
+/* Start delivery i of c->body to the recipient, a notification or (c->kind)
+ * a digest; check deliver()'s answer. */
 static void s_deliver_i(struct t_ctx *c, size_t i, int want_rc)
 {
+	int digest = c->kind == YJ_MESSAGE_DIGEST;
 	assert_true(i < T_MAX);
-	snprintf(c->ids[i], sizeof(c->ids[i]), "tvp-%012zu", i + 1);
+	if (digest)
+		snprintf(c->ids[i], sizeof(c->ids[i]), "tvp-digest-milton-keynes-2026-11-%02zu", i + 1);
+	else
+		snprintf(c->ids[i], sizeof(c->ids[i]), "tvp-%012zu", i + 1);
 	s_tags[i] = (struct t_tag){ c, i };
-	/* The delivery and its strings live on this stack frame only: the
+	/* The message and its strings live on this stack frame only: the
 	 * adapter must have copied what it needs when deliver returns. */
-	char id[32], *body = strdup(c->body);
+	char id[48], from[32] = T_WINDOW_FROM, to[32] = T_WINDOW_TO, *body = strdup(c->body);
 	assert_non_null(body);
 	strcpy(id, c->ids[i]);
-	struct yj_delivery d = {
-		.notification_id = id, .recipient = &c->rcpt, .kind = "lac_in_custody",
-		.json = body, .json_len = strlen(body),
+	struct yj_message m = {
+		.kind = c->kind, .id = id, .kind_name = digest ? "daily_digest" : "lac_in_custody",
+		.recipient = &c->rcpt, .settings = &c->rs, .json = body, .json_len = strlen(body),
 	};
-	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &d, t_on_done, &s_tags[i]), want_rc);
+	if (digest) {
+		m.date = "2026-11-22";
+		m.window_from = from;
+		m.window_to = to;
+		m.children = 2;
+		m.events = 3;
+	}
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[i]), want_rc);
 	memset(body, 'X', strlen(body));
 	memset(id, 'X', sizeof(id) - 1);
+	memset(from, 'X', sizeof(from) - 1);
+	memset(to, 'X', sizeof(to) - 1);
 	free(body);
 }
 
@@ -291,13 +312,13 @@ static int t_setup(void **state)
 	c->loop = yj_loop_new();
 	assert_non_null(c->loop);
 	assert_int_equal(yj_curlm_new(c->loop, &c->curlm), 0);
+	c->rs = (struct s_recipient){ .url = c->url, .secret_file = T_SECRET, .secret = "", .timeout_ms = 5000 };
 	c->rcpt = (struct yj_recipient){
 		.id = "children_services:E09000033",
 		.kind = YJ_RCPT_CHILDREN_SERVICES,
-		.transport = YJ_TRANSPORT_WEBHOOK,
-		.webhook_url = c->url,
-		.webhook_secret = T_SECRET,
-		.webhook_timeout_ms = 5000,
+		.name = "Milton Keynes children's services",
+		.transport = "webhook",
+		.output_settings = &c->rs,
 	};
 	c->cfg = (struct yj_config){ .deployment_id = "tvp", .recipients = &c->rcpt, .n_recipients = 1 };
 	c->api = (struct yj_core_api){ .core = c, .loop = c->loop, .config = s_api_config, .curlm = c->curlm };
@@ -337,6 +358,18 @@ static void s_one(struct t_ctx *c, const char *mode, enum yj_delivery_result wan
 
 /* ------------------------------------------------------------ tests */
 
+/* "sha256=<hex>" of body under secret, by libsodium directly (not s_sign). */
+static void s_want_sig(const char *secret, const char *body, size_t len, char want[7 + 2 * crypto_auth_hmacsha256_BYTES + 1])
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state h;
+	crypto_auth_hmacsha256_init(&h, (const unsigned char *)secret, strlen(secret));
+	crypto_auth_hmacsha256_update(&h, (const unsigned char *)body, len);
+	crypto_auth_hmacsha256_final(&h, mac);
+	strcpy(want, "sha256=");
+	sodium_bin2hex(want + 7, 2 * sizeof(mac) + 1, mac, sizeof(mac));
+}
+
 /* RFC 4231 test cases 2 and 6: the signature is standard HMAC-SHA256, also
  * with a key longer than SHA-256's block (receivers use stock libraries). */
 static void test_signature_vectors(void **state)
@@ -371,20 +404,176 @@ static void test_ok_headers_signature(void **state)
 	assert_string_equal(body, s_json);
 	assert_string_equal(s_header(req, "Content-Type"), "application/json");
 	assert_string_equal(s_header(req, "X-Yjlink-Notification-Id"), "tvp-000000000001");
+	/* A notification carries none of a digest's headers. */
+	assert_null(s_header(req, "X-Yjlink-Digest-Id"));
+	assert_null(s_header(req, "X-Yjlink-Window"));
 	/* Our own recomputation over the body as received... */
 	const char *sig = s_header(req, "X-Yjlink-Signature");
 	assert_non_null(sig);
-	unsigned char mac[crypto_auth_hmacsha256_BYTES];
-	crypto_auth_hmacsha256_state h;
-	crypto_auth_hmacsha256_init(&h, (const unsigned char *)T_SECRET, strlen(T_SECRET));
-	crypto_auth_hmacsha256_update(&h, (const unsigned char *)body, strlen(body));
-	crypto_auth_hmacsha256_final(&h, mac);
-	char want[7 + 2 * sizeof(mac) + 1] = "sha256=";
-	sodium_bin2hex(want + 7, sizeof(want) - 7, mac, sizeof(mac));
+	char want[7 + 2 * crypto_auth_hmacsha256_BYTES + 1];
+	s_want_sig(T_SECRET, body, strlen(body), want);
 	assert_string_equal(sig, want);
 	/* ...and Python's hmac module, which knows nothing of libsodium. */
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(req, "signature_ok")));
 	cJSON_Delete(log[0]);
+}
+
+/* A digest (interfaces.md §3): one POST of its object, with the digest's
+ * own headers and no notification id, signed over exactly those bytes. */
+static void test_digest_headers_signature(void **state)
+{
+	struct t_ctx *c = *state;
+	static const char digest[] =
+		"{\"digest_id\":\"tvp-digest-milton-keynes-2026-11-01\",\"recipient\":\"yjs:milton-keynes\","
+		"\"date\":\"2026-11-22\",\"window\":{\"from\":\"" T_WINDOW_FROM "\",\"to\":\"" T_WINDOW_TO "\"},"
+		"\"summary\":{\"children\":2,\"events\":3},\"rows\":[{\"section\":\"custody\",\"seq\":\"42\","
+		"\"given_name\":\"Zo\u00eb\"},{\"section\":\"arrest\",\"seq\":\"43\",\"given_name\":\"J\u00f6\"}]}";
+	cJSON *log[2] = { 0 };
+	char want[7 + 2 * crypto_auth_hmacsha256_BYTES + 1];
+
+	c->kind = YJ_MESSAGE_DIGEST;
+	c->body = digest;
+	s_one(c, "200", YJ_DELIVERY_OK, "HTTP 200");
+	assert_int_equal(s_rx_log(c, log, 2), 1);
+	const cJSON *req = log[0];
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(req, "method")), "POST");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(req, "body")), digest);
+	assert_string_equal(s_header(req, "Content-Type"), "application/json");
+	assert_string_equal(s_header(req, "X-Yjlink-Digest-Id"), "tvp-digest-milton-keynes-2026-11-01");
+	assert_string_equal(s_header(req, "X-Yjlink-Window"), T_WINDOW_FROM "/" T_WINDOW_TO);
+	assert_null(s_header(req, "X-Yjlink-Notification-Id"));
+	/* The signature is over the exact bytes we were handed, which are the bytes received. */
+	s_want_sig(T_SECRET, digest, strlen(digest), want);
+	assert_string_equal(s_header(req, "X-Yjlink-Signature"), want);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(req, "signature_ok")));
+	cJSON_Delete(log[0]);
+}
+
+/* The legacy inline secret signs when there is no secret_file; a key read
+ * from secret_file wins over an inline one. */
+static void test_secret_sources(void **state)
+{
+	struct t_ctx *c = *state;
+	cJSON *log[4] = { 0 };
+
+	s_rx_start(c, "200");
+	c->rs.secret_file = "";
+	c->rs.secret = T_SECRET;
+	s_deliver_i(c, 0, 0);
+	c->rs.secret_file = T_SECRET;
+	c->rs.secret = "not-the-key";
+	s_deliver_i(c, 1, 0);
+	s_run(c, 2);
+	assert_int_equal(s_rx_log(c, log, 4), 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(c->res[i].result, YJ_DELIVERY_OK);
+		/* The receiver checks with T_SECRET: both were signed with it. */
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(log[i], "signature_ok")));
+		cJSON_Delete(log[i]);
+	}
+}
+
+/* One problem report, as the loader's diag would print it. */
+struct t_diag {
+	int n;                          /* reports so far */
+	char text[8][512];              /* "file:line: message" each */
+};
+
+static void s_on_report(void *arg, const char *file, int line, const char *msg)
+{
+	struct t_diag *d = arg;
+	if (d->n < 8)
+		snprintf(d->text[d->n], sizeof(d->text[d->n]), "%s:%d: %s", file, line, msg);
+	d->n++;
+}
+
+/* check_recipient: a URL we would POST to, and a key, at the recipient's file:line. */
+static void test_check_recipient(void **state)
+{
+	struct t_ctx *c = *state;
+	struct t_diag td = { 0 };
+	struct yj_diag diag = { .report = s_on_report, .arg = &td };
+	struct yj_setting_site at = { .diag = &diag, .file = "/etc/yjlink/yjlinkd.conf", .line = 42 };
+	struct s_recipient rs = { .url = "https://hooks.mk.example.gov.uk/yjlink", .secret_file = T_SECRET, .secret = "",
+				  .timeout_ms = 5000 };
+
+	assert_non_null(yj_adapter_out_webhook.check_recipient);
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	rs.url = "http://127.0.0.1:8080/hook";
+	rs.secret_file = "";
+	rs.secret = "inline";
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 0);
+	assert_int_equal(diag.count, 0);
+
+	rs.url = "ftp://hooks.mk.example.gov.uk/yjlink";
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 1);
+	assert_string_equal(td.text[0], "/etc/yjlink/yjlinkd.conf:42: recipient 'children_services:E09000033': "
+					"transport webhook needs webhook.url (http:// or https://)");
+	/* "http" alone is not enough (today's check took any "http..." prefix). */
+	rs.url = "httpx://hooks.example";
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 2);
+	rs.url = NULL;
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 3);
+
+	rs.url = "https://hooks.mk.example.gov.uk/yjlink";
+	rs.secret = "";
+	at.line = 7;
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 4);
+	assert_string_equal(td.text[3], "/etc/yjlink/yjlinkd.conf:7: recipient 'children_services:E09000033': "
+					"transport webhook needs webhook.secret_file (or webhook.secret) giving a non-empty key");
+	rs.secret = NULL;
+	rs.secret_file = NULL;
+	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 5);
+	/* No settings at all: both problems, no crash. */
+	yj_adapter_out_webhook.check_recipient(NULL, NULL, &at);
+	assert_int_equal(td.n, 7);
+	assert_non_null(strstr(td.text[5], "recipient '?'"));
+	assert_int_equal(diag.count, 7);
+}
+
+/* The table the core's loader reads, defaults and documents. */
+static void test_settings_table(void **state)
+{
+	const struct yj_adapter *a = &yj_adapter_out_webhook;
+	(void)state;
+
+	assert_string_equal(a->name, "out_webhook");
+	assert_string_equal(a->transport, "webhook");
+	assert_null(a->section);
+	assert_int_equal(a->n_settings, 0);
+	assert_null(a->check);
+	assert_non_null(a->deliver);
+	assert_int_equal(a->recipient_settings_size, sizeof(struct s_recipient));
+	assert_int_equal(a->n_recipient_settings, 4);
+	const struct yj_setting *t = a->recipient_settings;
+	assert_int_equal(t[0].type, YJ_SETTING_STR);
+	assert_string_equal(t[0].name, "webhook.url");
+	assert_int_equal(t[0].offset, offsetof(struct s_recipient, url));
+	assert_null(t[0].def);
+	assert_int_equal(t[1].type, YJ_SETTING_SECRET_FILE);
+	assert_string_equal(t[1].name, "webhook.secret_file");
+	assert_int_equal(t[1].offset, offsetof(struct s_recipient, secret_file));
+	assert_string_equal(t[1].def, "");
+	assert_int_equal(t[2].type, YJ_SETTING_STR);
+	assert_string_equal(t[2].name, "webhook.secret");
+	assert_int_equal(t[2].offset, offsetof(struct s_recipient, secret));
+	assert_string_equal(t[2].def, "");
+	assert_int_equal(t[3].type, YJ_SETTING_INT);
+	assert_string_equal(t[3].name, "webhook.timeout_ms");
+	assert_int_equal(t[3].offset, offsetof(struct s_recipient, timeout_ms));
+	assert_string_equal(t[3].def, "5000");
+	assert_int_equal(t[3].min, 100);
+	assert_int_equal(t[3].max, 600000);
+	for (size_t i = 0; i < a->n_recipient_settings; i++) {
+		assert_non_null(t[i].doc);
+		assert_true(strlen(t[i].doc) > 10);
+	}
 }
 
 /* A body over 1 KiB: sent whole at once (no "Expect: 100-continue" wait,
@@ -456,7 +645,7 @@ static void test_hang_times_out(void **state)
 {
 	struct t_ctx *c = *state;
 
-	c->rcpt.webhook_timeout_ms = 500;
+	c->rs.timeout_ms = 500;
 	s_rx_start(c, "hang");
 	int64_t t0 = yj_loop_now_ms();
 	int64_t tick = yj_loop_timer(c->loop, 50, 50, s_on_tick, c);
@@ -576,20 +765,43 @@ static void test_empty_body(void **state)
 static void test_refused_inputs(void **state)
 {
 	struct t_ctx *c = *state;
-	struct yj_delivery d = { .notification_id = "tvp-1", .recipient = &c->rcpt, .json = "{}", .json_len = 2 };
+	struct yj_message m = { .kind = YJ_MESSAGE_NOTIFICATION, .id = "tvp-1", .recipient = &c->rcpt,
+				.settings = &c->rs, .json = "{}", .json_len = 2 };
 
-	c->rcpt.webhook_secret = NULL;
-	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &d, t_on_done, &s_tags[0]), YJ_EINVAL);
-	c->rcpt.webhook_secret = T_SECRET;
-	c->rcpt.webhook_url = NULL;
-	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &d, t_on_done, &s_tags[0]), YJ_EINVAL);
-	c->rcpt.webhook_url = c->url;
+	/* No key at all: neither the file's nor an inline one. */
+	c->rs.secret_file = "";
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	c->rs.secret_file = NULL;
+	c->rs.secret = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	c->rs.secret_file = T_SECRET;
+	c->rs.url = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	c->rs.url = c->url;
 	snprintf(c->url, sizeof(c->url), "http://127.0.0.1:1/hook");
-	d.notification_id = "tvp-1\r\nX-Evil: 1";
-	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &d, t_on_done, &s_tags[0]), YJ_EINVAL);
-	d.notification_id = "tvp-1";
-	d.recipient = NULL;
-	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &d, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.settings = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.settings = &c->rs;
+	m.id = "tvp-1\r\nX-Evil: 1";
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.id = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.id = "tvp-1";
+	m.json = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.json = "{}";
+	/* A digest needs its window, and the window goes into a header too. */
+	m.kind = YJ_MESSAGE_DIGEST;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.window_from = T_WINDOW_FROM;
+	m.window_to = T_WINDOW_TO "\r\nX-Evil: 1";
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.window_to = T_WINDOW_TO;
+	m.kind = (enum yj_message_kind)7;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
+	m.kind = YJ_MESSAGE_NOTIFICATION;
+	m.recipient = NULL;
+	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, &m, t_on_done, &s_tags[0]), YJ_EINVAL);
 	assert_int_equal(yj_adapter_out_webhook.deliver(c->ad, NULL, t_on_done, &s_tags[0]), YJ_EINVAL);
 	assert_int_equal(yj_curlm_running(c->curlm), 0);
 	assert_int_equal(c->finished, 0);
@@ -628,7 +840,7 @@ static void test_destroy_in_flight(void **state)
 	assert_null(c->ad);
 	/* The multi still runs fine for others after the adapter is gone. */
 	assert_int_equal(yj_adapter_out_webhook.init(&c->api, &c->ad), 0);
-	c->rcpt.webhook_timeout_ms = 300;
+	c->rs.timeout_ms = 300;
 	s_deliver_i(c, 10, 0);
 	c->expected = 1;
 	int64_t safety = yj_loop_timer(c->loop, T_SAFETY_MS, 0, s_on_safety, c);
@@ -712,6 +924,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signature_vectors),
+		cmocka_unit_test(test_settings_table),
+		cmocka_unit_test_setup_teardown(test_check_recipient, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_digest_headers_signature, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_secret_sources, t_setup, t_teardown),
 		cmocka_unit_test_setup_teardown(test_ok_headers_signature, t_setup, t_teardown),
 		cmocka_unit_test_setup_teardown(test_big_body, t_setup, t_teardown),
 		cmocka_unit_test_setup_teardown(test_204_ok, t_setup, t_teardown),

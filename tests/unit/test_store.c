@@ -1,4 +1,5 @@
-/* test_store.c: the LMDB store (daemon/store.c). */
+/* test_store.c: the LMDB store (daemon/store.c), driven through its generic
+ * API and the event and quarantine tables (db/events.c, db/quarantine.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "db/events.h"
+#include "db/quarantine.h"
 #include "err.h"
 #include "store.h"
 
@@ -99,7 +102,7 @@ static int s_batch_fn(struct yj_txn *txn, void *arg)
 	for (unsigned i = 0; i < b->n; i++) {
 		uint64_t seq;
 		unsigned no = b->base + i;
-		int rc = yj_store_next_seq(txn, &seq);
+		int rc = yj_events_next_seq(txn, &seq);
 		if (rc)
 			return rc;
 		if (!b->first)
@@ -116,7 +119,7 @@ static int s_batch_fn(struct yj_txn *txn, void *arg)
 			.occurred_us = (int64_t)no * 1000000,
 			.custody_key = b->custody ? cust : NULL,
 		};
-		if ((rc = yj_store_put_event(txn, seq, &k, rec, b->len)))
+		if ((rc = yj_events_put(txn, seq, &k, rec, b->len)))
 			return rc;
 	}
 	return 0;
@@ -143,7 +146,7 @@ static int s_verify_fn(struct yj_txn *txn, void *arg)
 	for (uint64_t seq = v->from; seq <= v->to; seq++) {
 		const void *rec;
 		size_t len;
-		if (yj_store_get_event(txn, seq, &rec, &len) || len != EV_LEN) {
+		if (yj_events_get(txn, seq, &rec, &len) || len != EV_LEN) {
 			v->bad++;
 			continue;
 		}
@@ -163,7 +166,7 @@ static uint64_t s_bad_events(struct yj_store *st, uint64_t from, uint64_t to)
 
 static int s_next_seq_fn(struct yj_txn *txn, void *arg)
 {
-	return yj_store_next_seq(txn, arg);
+	return yj_events_next_seq(txn, arg);
 }
 
 static uint64_t s_next_seq(struct yj_store *st)
@@ -322,7 +325,7 @@ static int s_time_fn(struct yj_txn *txn, void *arg)
 static int s_find_fn(struct yj_txn *txn, void *arg)
 {
 	struct idx *x = arg;
-	x->found = yj_store_find_source(txn, x->key, &x->ref);
+	x->found = yj_events_find_source(txn, x->key, &x->ref);
 	return 0;
 }
 
@@ -337,12 +340,12 @@ static int s_events_fn(struct yj_txn *txn, void *arg)
 	uint8_t hash[16];
 	for (; e->src; e++) {
 		uint64_t seq;
-		int rc = yj_store_next_seq(txn, &seq);
+		int rc = yj_events_next_seq(txn, &seq);
 		if (rc)
 			return rc;
 		memset(hash, (int)seq, sizeof(hash));
 		struct yj_event_keys k = { e->src, hash, e->child, e->t, e->cust };
-		if ((rc = yj_store_put_event(txn, seq, &k, "x", 1)))
+		if ((rc = yj_events_put(txn, seq, &k, "x", 1)))
 			return rc;
 	}
 	return 0;
@@ -431,33 +434,48 @@ static void test_indexes(void **state)
 	assert_int_equal(x.found, YJ_ENOENT);
 }
 
-/* Within one transaction a stored source is seen, and storing it twice fails. */
+/* Within one transaction a stored source is seen, and storing it twice is
+ * YJ_EEXIST with nothing written and the transaction still usable. */
+struct same_txn {
+	int step;
+	int rc_after;        /* yj_txn_rc() after the refused put */
+	uint64_t events;     /* events in the transaction after it */
+	uint64_t next;       /* next seq after it */
+};
+
 static int s_same_txn_fn(struct yj_txn *txn, void *arg)
 {
-	int *step = arg;
+	struct same_txn *st = arg;
 	struct yj_source_ref ref;
 	static const struct ev one[] = { { "F1/x", "F1/p", NULL, 1 }, { NULL, NULL, NULL, 0 } };
 	int rc = s_events_fn(txn, (void *)one);
 	if (rc)
 		return rc;
-	*step = 1;
-	if (yj_store_find_source(txn, "F1/x", &ref) || ref.seq != 1)
+	st->step = 1;
+	if (yj_events_find_source(txn, "F1/x", &ref) || ref.seq != 1)
 		return YJ_EPROTO;
-	*step = 2;
+	st->step = 2;
 	rc = s_events_fn(txn, (void *)one);
 	if (rc != YJ_EEXIST)
 		return YJ_EPROTO;
-	*step = 3;
-	return 0;
+	st->step = 3;
+	st->rc_after = yj_txn_rc(txn);
+	if (yj_events_count(txn, &st->events) || yj_events_next_seq(txn, &st->next))
+		return YJ_EPROTO;
+	/* The caller decides: here it gives the whole transaction up. */
+	return rc;
 }
 
 static void test_source_seen_in_txn(void **state)
 {
 	struct fx *f = *state;
-	int step = 0;
+	struct same_txn st = { 0 };
 	assert_int_equal(s_open(f, 1 << 20, 64 << 20), 0);
-	assert_int_equal(yj_store_write(f->st, s_same_txn_fn, &step), YJ_EEXIST);
-	assert_int_equal(step, 3);
+	assert_int_equal(yj_store_write(f->st, s_same_txn_fn, &st), YJ_EEXIST);
+	assert_int_equal(st.step, 3);
+	assert_int_equal(st.rc_after, 0);
+	assert_int_equal(st.events, 1);
+	assert_int_equal(st.next, 2);
 	assert_int_equal(s_next_seq(f->st), 1);
 }
 
@@ -647,17 +665,17 @@ static int s_keylen_fn(struct yj_txn *txn, void *arg)
 		return 0;
 	case 3: {
 		struct yj_event_keys ek = { big, hash, "F/p", 0, NULL };
-		k->ev_long = yj_store_put_event(txn, 1, &ek, "x", 1);
+		k->ev_long = yj_events_put(txn, 1, &ek, "x", 1);
 		return 0;
 	}
 	case 4: {
 		struct yj_event_keys ek = { "F/s", hash, big, 0, NULL };
-		k->child_long = yj_store_put_event(txn, 1, &ek, "x", 1);
+		k->child_long = yj_events_put(txn, 1, &ek, "x", 1);
 		return 0;
 	}
 	case 5: {
 		struct yj_event_keys ek = { "F/s", hash, "F/p", 0, big };
-		k->cust_long = yj_store_put_event(txn, 1, &ek, "x", 1);
+		k->cust_long = yj_events_put(txn, 1, &ek, "x", 1);
 		return 0;
 	}
 	default:
@@ -686,6 +704,7 @@ static void test_keys_too_long(void **state)
 
 struct quar {
 	uint64_t ids[3];
+	uint64_t set[3];    /* q.id as yj_quarantine_put left it */
 };
 
 static int s_quar_fn(struct yj_txn *txn, void *arg)
@@ -693,21 +712,48 @@ static int s_quar_fn(struct yj_txn *txn, void *arg)
 	struct quar *q = arg;
 	const char *recs[] = { "bad-1", "bad-22", "bad-333" };
 	for (int i = 0; i < 3; i++) {
-		int rc = yj_store_quarantine_put(txn, recs[i], strlen(recs[i]), &q->ids[i]);
+		Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+		m.reason = (char *)recs[i];
+		m.has_payload = 1;
+		m.payload.data = (uint8_t *)recs[i];
+		m.payload.len = strlen(recs[i]);
+		int rc = yj_quarantine_put(txn, &m, &q->ids[i]);
 		if (rc)
 			return rc;
+		q->set[i] = m.has_id ? m.id : 0;
 	}
+	return 0;
+}
+
+struct quar_get {
+	uint64_t id;
+	char reason[16];
+	char payload[16];
+	uint64_t stored_id;
+};
+
+static int s_quar_get_fn(struct yj_txn *txn, void *arg)
+{
+	struct quar_get *g = arg;
+	Yjlink__V1__Quarantined *q = yj_quarantine_get(txn, g->id);
+	if (!q)
+		return YJ_ENOENT;
+	snprintf(g->reason, sizeof(g->reason), "%s", q->reason ? q->reason : "");
+	snprintf(g->payload, sizeof(g->payload), "%.*s", (int)q->payload.len, (const char *)q->payload.data);
+	g->stored_id = q->id;
+	yjlink__v1__quarantined__free_unpacked(q, NULL);
 	return 0;
 }
 
 static void test_quarantine(void **state)
 {
 	struct fx *f = *state;
-	struct quar q = { { 0 } };
+	struct quar q = { { 0 }, { 0 } };
 	assert_int_equal(s_open(f, 1 << 20, 64 << 20), 0);
 	assert_int_equal(yj_store_write(f->st, s_quar_fn, &q), 0);
 	assert_int_equal(q.ids[0], 1);
 	assert_int_equal(q.ids[2], 3);
+	assert_int_equal(q.set[2], 3);
 	yj_store_close(&f->st);
 	assert_int_equal(s_open(f, 1 << 20, 64 << 20), 0);
 	assert_int_equal(yj_store_write(f->st, s_quar_fn, &q), 0);
@@ -720,11 +766,11 @@ static void test_quarantine(void **state)
 	assert_int_equal(ic.c.n, 6);
 	for (unsigned i = 0; i < 6; i++)
 		assert_int_equal(ic.c.u[i], i + 1);
-	memset(&ic, 0, sizeof(ic));
-	ic.db = YJ_DB_QUARANTINE;
-	ic.c.values = 1;
-	assert_int_equal(yj_store_read(f->st, s_iter_fn, &ic), 0);
-	assert_string_equal(ic.c.s[4], "bad-22");
+	struct quar_get g = { .id = 5 };
+	assert_int_equal(yj_store_read(f->st, s_quar_get_fn, &g), 0);
+	assert_string_equal(g.reason, "bad-22");
+	assert_string_equal(g.payload, "bad-22");
+	assert_int_equal(g.stored_id, 5);
 
 	struct yj_store_stats ss;
 	assert_int_equal(yj_store_stats(f->st, &ss), 0);
@@ -946,6 +992,160 @@ static void test_misuse(void **state)
 	yj_store_close(NULL);
 }
 
+/* yj_txn_put_new: an existing key is YJ_EEXIST, not a failure of the
+ * transaction, which goes on and commits; bad keys still fail it. */
+struct put_new {
+	int first, again, rc_after, other, dup_key, dup_rc_after;
+	const void *v;
+	size_t vlen;
+};
+
+static int s_put_new_fn(struct yj_txn *txn, void *arg)
+{
+	struct put_new *p = arg;
+	uint8_t seq[8];
+	yj_be64_put(seq, 7);
+	p->first = yj_txn_put_new(txn, YJ_DB_META, "pn", 2, "one", 3);
+	p->again = yj_txn_put_new(txn, YJ_DB_META, "pn", 2, "two", 3);
+	p->rc_after = yj_txn_rc(txn);
+	p->other = yj_txn_put(txn, YJ_DB_META, "pn2", 3, "x", 1);
+	/* DUPSORT: the key is there, whatever the value */
+	if (yj_txn_put(txn, YJ_DB_CHILD, "F/p", 3, seq, 8))
+		return YJ_EPROTO;
+	yj_be64_put(seq, 8);
+	p->dup_key = yj_txn_put_new(txn, YJ_DB_CHILD, "F/p", 3, seq, 8);
+	p->dup_rc_after = yj_txn_rc(txn);
+	return 0;
+}
+
+static int s_get_pn_fn(struct yj_txn *txn, void *arg)
+{
+	struct put_new *p = arg;
+	uint64_t n = 0;
+	int rc = yj_txn_get(txn, YJ_DB_META, "pn", 2, &p->v, &p->vlen);
+	if (rc)
+		return rc;
+	if (p->vlen != 3 || memcmp(p->v, "one", 3))
+		return YJ_EPROTO;
+	if ((rc = yj_txn_count(txn, YJ_DB_CHILD, &n)))
+		return rc;
+	return n == 1 ? 0 : YJ_EPROTO;
+}
+
+static int s_put_new_long_fn(struct yj_txn *txn, void *arg)
+{
+	char big[600];
+	(void)arg;
+	memset(big, 'k', sizeof(big));
+	int rc = yj_txn_put_new(txn, YJ_DB_META, big, sizeof(big), "v", 1);
+	return rc == YJ_EINVAL && yj_txn_rc(txn) == YJ_EINVAL ? 0 : YJ_EPROTO;
+}
+
+static void test_put_new(void **state)
+{
+	struct fx *f = *state;
+	struct put_new p = { 0 };
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_write(f->st, s_put_new_fn, &p), 0);
+	assert_int_equal(p.first, 0);
+	assert_int_equal(p.again, YJ_EEXIST);
+	assert_int_equal(p.rc_after, 0);
+	assert_int_equal(p.other, 0);
+	assert_int_equal(p.dup_key, YJ_EEXIST);
+	assert_int_equal(p.dup_rc_after, 0);
+	assert_int_equal(yj_store_read(f->st, s_get_pn_fn, &p), 0);
+	/* an over-long key fails the transaction: nothing is committed */
+	assert_int_equal(yj_store_write(f->st, s_put_new_long_fn, NULL), YJ_EINVAL);
+}
+
+/* yj_txn_next_id: events and quarantine only, cached per transaction,
+ * following appends, never handing out an id again. */
+struct next_id {
+	int other_rc;
+	uint64_t q1, q2, q3, e1, e2;
+};
+
+static int s_next_id_fn(struct yj_txn *txn, void *arg)
+{
+	struct next_id *n = arg;
+	uint8_t k[8];
+	uint64_t x = 0;
+	int rc;
+	if ((rc = yj_txn_next_id(txn, YJ_DB_QUARANTINE, &n->q1)))
+		return rc;
+	/* asked again without a write: the same id */
+	if ((rc = yj_txn_next_id(txn, YJ_DB_QUARANTINE, &x)) || x != n->q1)
+		return YJ_EPROTO;
+	yj_be64_put(k, n->q1);
+	if ((rc = yj_txn_append(txn, YJ_DB_QUARANTINE, k, 8, "a", 1)))
+		return rc;
+	if ((rc = yj_txn_next_id(txn, YJ_DB_QUARANTINE, &n->q2)))
+		return rc;
+	yj_be64_put(k, n->q2);
+	if ((rc = yj_txn_append(txn, YJ_DB_QUARANTINE, k, 8, "b", 1)))
+		return rc;
+	/* the highest erased: its id is not handed out again */
+	if ((rc = yj_txn_del(txn, YJ_DB_QUARANTINE, k, 8)))
+		return rc;
+	if ((rc = yj_txn_next_id(txn, YJ_DB_QUARANTINE, &n->q3)))
+		return rc;
+	if ((rc = yj_txn_next_id(txn, YJ_DB_EVENTS, &n->e1)))
+		return rc;
+	yj_be64_put(k, n->e1);
+	if ((rc = yj_txn_append(txn, YJ_DB_EVENTS, k, 8, "e", 1)))
+		return rc;
+	return yj_txn_next_id(txn, YJ_DB_EVENTS, &n->e2);
+}
+
+static int s_next_id_other_fn(struct yj_txn *txn, void *arg)
+{
+	struct next_id *n = arg;
+	uint64_t x = 0;
+	n->other_rc = yj_txn_next_id(txn, YJ_DB_AUDIT, &x);
+	return 0;
+}
+
+static void test_next_id(void **state)
+{
+	struct fx *f = *state;
+	struct next_id n = { 0 };
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_write(f->st, s_next_id_fn, &n), 0);
+	assert_int_equal(n.q1, 1);
+	assert_int_equal(n.q2, 2);
+	assert_int_equal(n.q3, 3);
+	assert_int_equal(n.e1, 1);
+	assert_int_equal(n.e2, 2);
+	assert_int_equal(yj_store_read(f->st, s_next_id_other_fn, &n), YJ_EINVAL);
+	assert_int_equal(n.other_rc, YJ_EINVAL);
+	/* the high-water mark is committed: a new transaction, and a restart, agree */
+	memset(&n, 0, sizeof(n));
+	yj_store_close(&f->st);
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_write(f->st, s_next_id_fn, &n), 0);
+	assert_int_equal(n.q1, 3);
+	assert_int_equal(n.q3, 5);
+	assert_int_equal(n.e1, 2);
+}
+
+static int s_max_key_fn(struct yj_txn *txn, void *arg)
+{
+	*(size_t *)arg = yj_txn_max_key(txn);
+	return 0;
+}
+
+static void test_max_key(void **state)
+{
+	struct fx *f = *state;
+	size_t in_txn = 0;
+	assert_int_equal(yj_store_max_key(NULL), 0);
+	assert_int_equal(yj_txn_max_key(NULL), 0);
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_max_key(f->st), 511);
+	assert_int_equal(yj_store_read(f->st, s_max_key_fn, &in_txn), 0);
+	assert_int_equal(in_txn, 511);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -967,6 +1167,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_next_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_key, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,6 @@
-/* audit.h: the disclosure log (routing.md "Audit", DPA 2018 s.62).
+/* db/audit.h: the disclosure log (routing.md "Audit", DPA 2018 s.62). Only
+ * db/audit.c reads or writes YJ_DB_AUDIT: number (be64) -> packed
+ * yjlink.v1.AuditRecord.
  *
  * Append-only and hash-chained: each record carries the hash of the one
  * before it, and its own hash over (prev_hash || the record packed with an
@@ -7,20 +9,27 @@
  * only (who, when, to whom, under which rule and legal basis, which event
  * numbers and which field names), never a copy of the data.
  */
-#ifndef YJ_AUDIT_H
-#define YJ_AUDIT_H
+#ifndef YJ_DB_AUDIT_H
+#define YJ_DB_AUDIT_H
 
 #include <stdint.h>
 
 #include "store.h"
 #include "yjlink.pb-c.h"
 
-/* Append rec inside txn: number, prev_hash and hash are filled in here
- * (rec is modified). Returns 0 or a store error. */
+/* Append rec inside txn: its number, prev_hash and hash are computed here.
+ * rec is modified: number is set and stays set; prev_hash and hash point
+ * into this call's own storage while it runs and are cleared again (NULL,
+ * has_* 0) before it returns, whatever it returns. Returns 0 or a store
+ * error. */
 int yj_audit_append(struct yj_txn *txn, Yjlink__V1__AuditRecord *rec);
 
 /* Walk the whole chain. Returns 0 when intact (*checked = records seen), or
  * YJ_ESTORE with *bad = the first record that does not fit. */
 int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad);
+
+typedef int (*yj_audit_fn)(void *arg, const Yjlink__V1__AuditRecord *rec);
+/* Every record (borrowed during the call); reverse = newest first. */
+int yj_audit_each(struct yj_txn *txn, int reverse, yj_audit_fn fn, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
-/* audit.c: see audit.h. */
-#include "audit.h"
+/* db/audit.c: see db/audit.h. */
+#include "db/audit.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -57,39 +57,47 @@ int yj_audit_append(struct yj_txn *txn, Yjlink__V1__AuditRecord *rec)
 {
 	uint64_t last = 0;
 	struct s_last l = { { 0 }, 0 };
-	uint8_t k[8], h[S_HASH];
-	int rc = yj_txn_last_u64(txn, YJ_DB_AUDIT, &last);
-	if (rc)
-		return rc;
+	uint8_t k[8], h[S_HASH], head[8 + S_HASH];
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (!rec)
+		return yj_txn_refuse(txn);
+	if ((rc = yj_txn_last_u64(txn, YJ_DB_AUDIT, &last)))
+		goto out;
 	if (last && (rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 1, s_last_cb, &l)) < 0)
-		return rc;
+		goto out;
 	rec->has_number = 1;
 	rec->number = last + 1;
 	rec->has_prev_hash = 1;
 	rec->prev_hash.data = l.hash;
 	rec->prev_hash.len = S_HASH;
 	if ((rc = s_hash(rec, h)))
-		return rc;
+		goto out;
 	rec->has_hash = 1;
 	rec->hash.data = h;
 	rec->hash.len = S_HASH;
-	size_t len = protobuf_c_message_get_packed_size(&rec->base);
-	uint8_t *buf = malloc(len);
-	if (!buf)
-		return YJ_ENOMEM;
+	len = protobuf_c_message_get_packed_size(&rec->base);
+	if (!(buf = malloc(len))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
 	protobuf_c_message_pack(&rec->base, buf);
 	yj_be64_put(k, rec->number);
-	rc = yj_txn_append(txn, YJ_DB_AUDIT, k, 8, buf, len);
-	free(buf);
-	if (!rc) {
-		uint8_t head[8 + S_HASH];
-		memcpy(head, k, 8);
-		memcpy(head + 8, h, S_HASH);
-		rc = yj_txn_put(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), head, sizeof(head));
-	}
+	if ((rc = yj_txn_append(txn, YJ_DB_AUDIT, k, 8, buf, len)))
+		goto out;
+	memcpy(head, k, 8);
+	memcpy(head + 8, h, S_HASH);
+	rc = yj_txn_put(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), head, sizeof(head));
+out:
+	/* The hashes were this call's locals: none may outlive it in rec. */
 	rec->prev_hash.data = NULL;
+	rec->prev_hash.len = 0;
 	rec->hash.data = NULL;
+	rec->hash.len = 0;
 	rec->has_prev_hash = rec->has_hash = 0;
+	free(buf);
 	return rc;
 }
 
@@ -124,6 +132,8 @@ static int s_verify_cb(void *arg, const void *key, size_t klen, const void *val,
 int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
 {
 	struct s_verify v = { { 0 }, 1, 0, 0 };
+	if (!checked || !bad)
+		return yj_txn_refuse(txn);
 	int rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, &v);
 	*checked = v.checked;
 	*bad = v.bad;
@@ -140,4 +150,32 @@ int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
 		return YJ_ESTORE;
 	}
 	return 0;
+}
+
+struct s_each {
+	yj_audit_fn fn;
+	void *arg;
+};
+
+static int s_each_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_each *e = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	/* An undecodable record is for yj_audit_verify() to report; a listing
+	 * shows the others. */
+	if (!r)
+		return 0;
+	int rc = e->fn(e->arg, r);
+	yjlink__v1__audit_record__free_unpacked(r, NULL);
+	return rc;
+}
+
+int yj_audit_each(struct yj_txn *txn, int reverse, yj_audit_fn fn, void *arg)
+{
+	struct s_each e = { fn, arg };
+	if (!fn)
+		return yj_txn_refuse(txn);
+	return yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, reverse, s_each_cb, &e);
 }

@@ -1,0 +1,313 @@
+/* db/notes.c: see db/notes.h. */
+#include "db/notes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+
+/* The NEXT number to hand out, be64 (absent: 1). The name is older than
+ * this module: stores written before it keep their count. */
+#define S_META_NEXT "route.next_notification"
+#define S_NUM_LEN 8
+/* Above LMDB's default key limit (511): a longer key is refused here, a
+ * shorter one by the store if its own limit is lower. */
+#define S_KEY_BUF 512
+
+static int s_db(enum yj_note_queue q, enum yj_db *db)
+{
+	switch (q) {
+	case YJ_NOTES_OUTBOX: *db = YJ_DB_OUTBOX; return 0;
+	case YJ_NOTES_DLQ: *db = YJ_DB_DLQ; return 0;
+	case YJ_NOTES_UNROUTABLE: *db = YJ_DB_UNROUTABLE; return 0;
+	}
+	return YJ_EINVAL;
+}
+
+/* "<recipient>\0" + number (be64): the per-recipient index key. */
+static int s_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t number, size_t *len)
+{
+	size_t rl = rcpt ? strlen(rcpt) : 0;
+	if (!rl || rl + 1 + S_NUM_LEN > size)
+		return YJ_EINVAL;
+	memcpy(buf, rcpt, rl);
+	buf[rl] = '\0';
+	yj_be64_put(buf + rl + 1, number);
+	*len = rl + 1 + S_NUM_LEN;
+	return 0;
+}
+
+int yj_notes_next_number(struct yj_txn *txn, uint64_t *number)
+{
+	const void *v;
+	size_t vlen;
+	uint64_t next = 1;
+	uint8_t b[S_NUM_LEN];
+	if (!number)
+		return yj_txn_refuse(txn);
+	int rc = yj_txn_get(txn, YJ_DB_META, S_META_NEXT, strlen(S_META_NEXT), &v, &vlen);
+	if (rc && rc != YJ_ENOENT)
+		return rc;
+	if (!rc) {
+		/* Starting again at 1 would overwrite waiting jobs: a damaged
+		 * counter stops the queueing instead. */
+		if (vlen != S_NUM_LEN || !(next = yj_be64_get(v))) {
+			yj_err("store: notification counter damaged (%zu bytes, or 0)", vlen);
+			return YJ_ESTORE;
+		}
+		if (next == UINT64_MAX)
+			return YJ_ERANGE;
+	}
+	yj_be64_put(b, next + 1);
+	if ((rc = yj_txn_put(txn, YJ_DB_META, S_META_NEXT, strlen(S_META_NEXT), b, sizeof(b))))
+		return rc;
+	*number = next;
+	return 0;
+}
+
+static Yjlink__V1__Notification *s_get(struct yj_txn *txn, enum yj_db db, uint64_t number, int *rc)
+{
+	uint8_t k[S_NUM_LEN];
+	const void *v;
+	size_t vlen;
+	yj_be64_put(k, number);
+	if ((*rc = yj_txn_get(txn, db, k, sizeof(k), &v, &vlen)))
+		return NULL;
+	return yjlink__v1__notification__unpack(NULL, vlen, v);
+}
+
+struct s_find {
+	uint8_t num[S_NUM_LEN];
+	uint8_t key[S_KEY_BUF];
+	size_t klen;
+};
+
+static int s_find_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_find *f = arg;
+	(void)val;
+	(void)vlen;
+	if (klen <= S_NUM_LEN || klen > sizeof(f->key) ||
+	    memcmp((const uint8_t *)key + klen - S_NUM_LEN, f->num, S_NUM_LEN))
+		return 0;
+	memcpy(f->key, key, klen);
+	f->klen = klen;
+	return 1;
+}
+
+/* Take number's index entry out of the outbox's per-recipient index. rcpt
+ * NULL: its job was undecodable, so the entry is searched for (only then,
+ * as it reads the whole index). */
+static int s_unindex(struct yj_txn *txn, const char *rcpt, uint64_t number)
+{
+	struct s_find f = { .klen = 0 };
+	int rc;
+	if (rcpt) {
+		if ((rc = s_rcpt_key(f.key, sizeof(f.key), rcpt, number, &f.klen)))
+			return rc;
+	} else {
+		yj_be64_put(f.num, number);
+		if ((rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, NULL, 0, 0, s_find_cb, &f)))
+			return rc;
+		if (!f.klen)
+			return 0;
+	}
+	rc = yj_txn_del(txn, YJ_DB_OUTBOX_RCPT, f.key, f.klen);
+	return rc == YJ_ENOENT ? 0 : rc;
+}
+
+int yj_notes_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n)
+{
+	enum yj_db db;
+	uint8_t k[S_NUM_LEN], rk[S_KEY_BUF];
+	size_t rklen = 0;
+	uint8_t *buf = NULL;
+	size_t len;
+	Yjlink__V1__Notification *old = NULL;
+	int rc;
+
+	if (s_db(q, &db) || !n || !n->number || !n->recipient || !*n->recipient)
+		return yj_txn_refuse(txn);
+	if (q == YJ_NOTES_OUTBOX) {
+		if (s_rcpt_key(rk, sizeof(rk), n->recipient, n->number, &rklen))
+			return yj_txn_refuse(txn);
+		/* A job written again for another recipient leaves no stale index entry. */
+		old = s_get(txn, db, n->number, &rc);
+		if (rc && rc != YJ_ENOENT)
+			goto out;
+		if (!rc && (!old || !old->recipient || strcmp(old->recipient, n->recipient)) &&
+		    (rc = s_unindex(txn, old ? old->recipient : NULL, n->number)))
+			goto out;
+	}
+	len = protobuf_c_message_get_packed_size(&n->base);
+	if (!(buf = malloc(len ? len : 1))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	protobuf_c_message_pack(&n->base, buf);
+	yj_be64_put(k, n->number);
+	if ((rc = yj_txn_put(txn, db, k, sizeof(k), buf, len)))
+		goto out;
+	if (q == YJ_NOTES_OUTBOX)
+		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, rklen, "", 0);
+out:
+	yjlink__v1__notification__free_unpacked(old, NULL);
+	free(buf);
+	return rc;
+}
+
+Yjlink__V1__Notification *yj_notes_get(struct yj_txn *txn, enum yj_note_queue q, uint64_t number)
+{
+	enum yj_db db;
+	int rc;
+	if (s_db(q, &db))
+		return NULL;
+	return s_get(txn, db, number, &rc);
+}
+
+int yj_notes_del(struct yj_txn *txn, enum yj_note_queue q, uint64_t number)
+{
+	enum yj_db db;
+	uint8_t k[S_NUM_LEN];
+	Yjlink__V1__Notification *n = NULL;
+	int rc;
+
+	if (s_db(q, &db))
+		return yj_txn_refuse(txn);
+	n = s_get(txn, db, number, &rc);
+	if (rc)
+		goto out;
+	if (q == YJ_NOTES_OUTBOX) {
+		if (!n || !n->recipient || !*n->recipient)
+			yj_warn("store: outbox job %llu undecodable or without recipient: searching the index for it",
+				(unsigned long long)number);
+		if ((rc = s_unindex(txn, n && n->recipient && *n->recipient ? n->recipient : NULL, number)))
+			goto out;
+	}
+	yj_be64_put(k, number);
+	rc = yj_txn_del(txn, db, k, sizeof(k));
+out:
+	yjlink__v1__notification__free_unpacked(n, NULL);
+	return rc;
+}
+
+struct s_each {
+	yj_note_fn fn;
+	void *arg;
+};
+
+static int s_each_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_each *e = arg;
+	(void)key;
+	(void)klen;
+	Yjlink__V1__Notification *n = yjlink__v1__notification__unpack(NULL, vlen, val);
+	/* One undecodable job must not hide the others. */
+	if (!n)
+		return 0;
+	int rc = e->fn(e->arg, n);
+	yjlink__v1__notification__free_unpacked(n, NULL);
+	return rc;
+}
+
+int yj_notes_each(struct yj_txn *txn, enum yj_note_queue q, yj_note_fn fn, void *arg)
+{
+	enum yj_db db;
+	struct s_each e = { fn, arg };
+	if (s_db(q, &db) || !fn)
+		return yj_txn_refuse(txn);
+	return yj_txn_iter(txn, db, NULL, 0, 0, s_each_cb, &e);
+}
+
+int yj_notes_count(struct yj_txn *txn, enum yj_note_queue q, uint64_t *n)
+{
+	enum yj_db db;
+	if (s_db(q, &db))
+		return yj_txn_refuse(txn);
+	return yj_txn_count(txn, db, n);
+}
+
+struct s_next {
+	char *buf;
+	size_t size;
+	int rc;  /* YJ_ENOENT until a recipient is found */
+};
+
+static int s_next_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_next *x = arg;
+	size_t rl = strnlen(key, klen);
+	(void)val;
+	(void)vlen;
+	/* Not "<id>\0" + number: not an index entry, skipped. */
+	if (!rl || rl + 1 + S_NUM_LEN != klen)
+		return 0;
+	if (rl >= x->size) {
+		x->rc = YJ_ERANGE;
+		return 1;
+	}
+	memcpy(x->buf, key, rl);
+	x->buf[rl] = '\0';
+	x->rc = 0;
+	return 1;
+}
+
+int yj_notes_next_recipient(struct yj_txn *txn, const char *after, char *buf, size_t size)
+{
+	uint8_t from[S_KEY_BUF];
+	size_t flen = 0;
+	struct s_next x = { buf, size, YJ_ENOENT };
+	if (!buf || !size)
+		return yj_txn_refuse(txn);
+	if (after) {
+		/* Every key of `after` is "<after>\0..." and sorts below "<after>\1",
+		 * which in turn sorts below the keys of any longer id it begins. */
+		flen = strlen(after);
+		if (flen + 1 > sizeof(from))
+			return yj_txn_refuse(txn);
+		memcpy(from, after, flen);
+		from[flen++] = 1;
+	}
+	int rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, after ? from : NULL, flen, 0, s_next_cb, &x);
+	return rc ? rc : x.rc;
+}
+
+struct s_rnext {
+	const char *rcpt;
+	size_t rl;
+	uint64_t number;
+	int rc;  /* YJ_ENOENT until a job is found */
+};
+
+static int s_rnext_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_rnext *x = arg;
+	const uint8_t *k = key;
+	(void)val;
+	(void)vlen;
+	/* Past this recipient's keys: "<id>\0" is a prefix of each of them only. */
+	if (klen < x->rl + 1 || memcmp(k, x->rcpt, x->rl) || k[x->rl])
+		return 1;
+	if (klen != x->rl + 1 + S_NUM_LEN)
+		return 0;
+	x->number = yj_be64_get(k + x->rl + 1);
+	x->rc = 0;
+	return 1;
+}
+
+int yj_notes_recipient_next(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number)
+{
+	uint8_t k[S_KEY_BUF];
+	size_t klen;
+	struct s_rnext x = { recipient, 0, 0, YJ_ENOENT };
+	if (!number || s_rcpt_key(k, sizeof(k), recipient, from, &klen))
+		return yj_txn_refuse(txn);
+	x.rl = strlen(recipient);
+	int rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k, klen, 0, s_rnext_cb, &x);
+	if (rc)
+		return rc;
+	if (!x.rc)
+		*number = x.number;
+	return x.rc;
+}

@@ -1,0 +1,527 @@
+/* test_config.c: the config loader against adapters' own settings tables
+ * (adapter.h: struct yj_setting), through a small output adapter declared
+ * here ("pigeon"), so the loader is tested apart from the real adapters:
+ * its section and recipient settings are read, defaulted and checked with
+ * FILE:LINE; unknown keys, unknown and missing transports, unreadable or
+ * group-readable secret files and digest rules nobody can be sent are
+ * refused; the reference lists its settings.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "config.h"
+#include "err.h"
+
+/* --- the test adapter: section "pigeon", transport "pigeon" --- */
+
+struct s_pigeon {
+	char *loft;              /* required */
+	int64_t max_birds;       /* 1..10 */
+	int racing;
+	struct yj_strlist cotes;
+	char *key;               /* secret file, optional */
+};
+
+struct s_pigeon_rcpt {
+	char *ring;              /* pigeon.ring, required */
+	int64_t weight_g;        /* pigeon.weight_g */
+	char *token;             /* pigeon.token_file, secret, optional */
+	struct yj_strlist lofts; /* lofts: a top-level list, as "email" is */
+};
+
+/* What the adapter's checks were handed, for the tests to look at. */
+static struct {
+	int checks, rcpt_checks;
+	char file[256];          /* at->file is valid only during the check */
+	int line, rcpt_line;
+	const struct yj_recipient *rcpt;
+} s_seen;
+
+static void s_pigeon_check(const void *settings, const struct yj_setting_site *at)
+{
+	const struct s_pigeon *p = settings;
+
+	s_seen.checks++;
+	snprintf(s_seen.file, sizeof(s_seen.file), "%s", at->file);
+	s_seen.line = at->line;
+	if (p->max_birds == 7)
+		yj_diag_report(at->diag, at->file, at->line, "pigeon: seven birds never come home");
+}
+
+static void s_pigeon_check_recipient(const void *settings, const struct yj_recipient *r, const struct yj_setting_site *at)
+{
+	const struct s_pigeon_rcpt *p = settings;
+
+	s_seen.rcpt_checks++;
+	s_seen.rcpt_line = at->line;
+	s_seen.rcpt = r;
+	if (p->ring[0] == 'X')
+		yj_diag_report(at->diag, at->file, at->line, "recipient '%s': pigeon.ring must not start with X", r->id);
+}
+
+static const struct yj_setting s_pigeon_settings[] = {
+	{ YJ_SETTING_STR, "loft", offsetof(struct s_pigeon, loft), NULL, 0, 0, "where the birds live" },
+	{ YJ_SETTING_INT, "max_birds", offsetof(struct s_pigeon, max_birds), "5", 1, 10, "birds in the air at once" },
+	{ YJ_SETTING_BOOL, "racing", offsetof(struct s_pigeon, racing), "false", 0, 0, "racing birds" },
+	{ YJ_SETTING_STRLIST, "cotes", offsetof(struct s_pigeon, cotes), "north,south", 0, 0, "cotes in use" },
+	{ YJ_SETTING_SECRET_FILE, "key_file", offsetof(struct s_pigeon, key), "", 0, 0, "key to the loft" },
+};
+
+static const struct yj_setting s_pigeon_rcpt_settings[] = {
+	{ YJ_SETTING_STR, "pigeon.ring", offsetof(struct s_pigeon_rcpt, ring), NULL, 0, 0, "ring of the bird" },
+	{ YJ_SETTING_INT, "pigeon.weight_g", offsetof(struct s_pigeon_rcpt, weight_g), "400", 100, 900,
+	  "what it can carry, grams" },
+	{ YJ_SETTING_SECRET_FILE, "pigeon.token_file", offsetof(struct s_pigeon_rcpt, token), "", 0, 0,
+	  "the recipient's token" },
+	{ YJ_SETTING_STRLIST, "lofts", offsetof(struct s_pigeon_rcpt, lofts), "home", 0, 0, "lofts it flies to" },
+};
+
+#define S_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct yj_adapter s_pigeon = {
+	.name = "test_pigeon",
+	.section = "pigeon",
+	.settings = s_pigeon_settings,
+	.n_settings = S_LEN(s_pigeon_settings),
+	.settings_size = sizeof(struct s_pigeon),
+	.check = s_pigeon_check,
+	.transport = "pigeon",
+	.recipient_settings = s_pigeon_rcpt_settings,
+	.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
+	.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
+	.check_recipient = s_pigeon_check_recipient,
+};
+
+/* An input with no settings first, so the output's index is not 0. */
+static const struct yj_adapter s_input = { .name = "test_input" };
+
+static const struct yj_adapter *const s_adapters[] = { &s_input, &s_pigeon, NULL };
+
+/* --- files and diagnostics --- */
+
+static char s_dir[64];
+static char s_conf[128];
+
+/* Every diagnostic of one load, as "F:line: msg\n" lines (F: the config file). */
+static char s_log[65536];
+static size_t s_log_len;
+
+static void s_report(void *arg, const char *file, int line, const char *msg)
+{
+	(void)arg;
+	const char *f = strcmp(file, s_conf) ? file : "F";
+	int n = line > 0 ? snprintf(s_log + s_log_len, sizeof(s_log) - s_log_len, "%s:%d: %s\n", f, line, msg)
+			 : snprintf(s_log + s_log_len, sizeof(s_log) - s_log_len, "%s: %s\n", f, msg);
+
+	if (n > 0 && (size_t)n < sizeof(s_log) - s_log_len)
+		s_log_len += (size_t)n;
+}
+
+static void s_write(const char *name, const char *text, mode_t mode)
+{
+	char path[192];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", s_dir, name);
+	unlink(path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* Load text as the config file with the test adapters; *log the diagnostics. */
+static int s_load(const char *text, const char *const *sets, size_t n_sets, struct yj_config **cfg)
+{
+	struct yj_diag diag = { s_report, NULL, 0 };
+
+	s_write("y.conf", text, 0644);
+	s_log_len = 0;
+	s_log[0] = '\0';
+	memset(&s_seen, 0, sizeof(s_seen));
+	return yj_config_load(s_conf, sets, n_sets, s_adapters, &diag, cfg);
+}
+
+#define assert_logged(line) \
+	do { \
+		if (!strstr(s_log, line)) \
+			fail_msg("not reported: \"%s\"\ngot:\n%s", line, s_log); \
+	} while (0)
+
+static int s_setup(void **state)
+{
+	(void)state;
+	snprintf(s_dir, sizeof(s_dir), "/tmp/yj-test-config-XXXXXX");
+	if (!mkdtemp(s_dir))
+		return -1;
+	snprintf(s_conf, sizeof(s_conf), "%s/y.conf", s_dir);
+	return 0;
+}
+
+static int s_teardown(void **state)
+{
+	static const char *const names[] = { "y.conf", "loft.key", "token.key", "open.key", "empty.key" };
+	char path[192];
+
+	(void)state;
+	for (size_t i = 0; i < S_LEN(names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", s_dir, names[i]);
+		unlink(path);
+	}
+	return rmdir(s_dir);
+}
+
+/* "recipients = (" on line 3 of every config below (after two lines of
+ * pigeon section or blanks): the recipient's group starts on line 4, and
+ * its transport and the settings the test gives are on line 5. */
+#define S_YJS(transport, extra) \
+	"recipients = (\n" \
+	"  { id = \"yjs:mk\"; kind = \"yjs\"; name = \"MK YJS\"; local_authorities = [ \"E06000042\" ];\n" \
+	"    allow = [ \"child.*\" ]; transport = \"" transport "\"; " extra " }\n" \
+	");\n"
+
+/* --- the cases --- */
+
+static void test_loads_and_fills(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = { loft = \"roof\";\n"
+			   "  max_birds = 3; };\n"
+			   S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; weight_g = 250; };");
+
+	assert_int_equal(s_load(text, NULL, 0, &cfg), 0);
+	assert_string_equal(s_log, "");
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_adapters, 2);
+	assert_ptr_equal(cfg->adapters, s_adapters);
+	assert_null(yj_config_adapter_settings(cfg, &s_input));
+
+	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	assert_non_null(p);
+	assert_string_equal(p->loft, "roof");
+	assert_int_equal(p->max_birds, 3);
+	assert_int_equal(p->racing, 0);                 /* default */
+	assert_int_equal(p->cotes.n, 2);                /* default list, comma-separated */
+	assert_string_equal(p->cotes.v[0], "north");
+	assert_string_equal(p->cotes.v[1], "south");
+	assert_string_equal(p->key, "");                /* no key file: no secret */
+	assert_int_equal(s_seen.checks, 1);
+	assert_string_equal(s_seen.file, s_conf);
+	assert_int_equal(s_seen.line, 1);               /* the section's line */
+
+	assert_int_equal(cfg->n_recipients, 1);
+	const struct yj_recipient *r = yj_config_recipient(cfg, "yjs:mk");
+	assert_non_null(r);
+	assert_string_equal(r->transport, "pigeon");
+	assert_int_equal(r->output, 1);
+	assert_ptr_equal(yj_config_output(cfg, r), &s_pigeon);
+	const struct s_pigeon_rcpt *pr = r->output_settings;
+	assert_non_null(pr);
+	assert_string_equal(pr->ring, "GB-1");
+	assert_int_equal(pr->weight_g, 250);
+	assert_string_equal(pr->token, "");
+	assert_int_equal(pr->lofts.n, 1);
+	assert_string_equal(pr->lofts.v[0], "home");
+	assert_int_equal(s_seen.rcpt_checks, 1);
+	assert_int_equal(s_seen.rcpt_line, 4);          /* the recipient's line */
+	assert_ptr_equal(s_seen.rcpt, r);
+	/* The core's own settings still default as before. */
+	assert_string_equal(cfg->control_endpoint, "ipc:///run/yjlink/control.sock");
+	assert_int_equal(cfg->store_map_size_mb, 64);
+	yj_config_free(&cfg);
+	assert_null(cfg);
+}
+
+static void test_transport_none_and_overrides(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *sets[] = { "pigeon.max_birds=9", "pigeon.cotes=east,west", "pigeon.racing=true" };
+	const char *text = "pigeon = { loft = \"roof\"; max_birds = 3; };\n"
+			   "\n"
+			   S_YJS("none", "");
+
+	assert_int_equal(s_load(text, sets, S_LEN(sets), &cfg), 0);
+	assert_string_equal(s_log, "");
+	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	assert_int_equal(p->max_birds, 9);
+	assert_int_equal(p->racing, 1);
+	assert_int_equal(p->cotes.n, 2);
+	assert_string_equal(p->cotes.v[1], "west");
+	const struct yj_recipient *r = yj_config_recipient(cfg, "yjs:mk");
+	assert_string_equal(r->transport, "none");
+	assert_int_equal(r->output, -1);
+	assert_null(r->output_settings);
+	assert_null(yj_config_output(cfg, r));
+	assert_int_equal(s_seen.rcpt_checks, 0);
+	yj_config_free(&cfg);
+
+	/* Out of bounds by --set is refused like in the file. */
+	const char *bad[] = { "pigeon.max_birds=0" };
+	assert_int_equal(s_load(text, bad, 1, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+	assert_logged("'pigeon.max_birds' must be between 1 and 10, not 0");
+}
+
+static void test_required_and_bounds(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = {\n"
+			   "  max_birds = 11; };\n"
+			   S_YJS("pigeon", "pigeon = { weight_g = 50; };");
+
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+	assert_logged("F:1: 'pigeon.loft' is required\n");
+	assert_logged("F:2: 'pigeon.max_birds' must be between 1 and 10, not 11\n");
+	assert_logged("F:4: recipient 'yjs:mk': 'pigeon.ring' is required\n");
+	assert_logged("F:5: recipient 'yjs:mk': 'pigeon.weight_g' must be between 100 and 900, not 50\n");
+	/* The adapter's own checks see only tables that read cleanly. */
+	assert_int_equal(s_seen.checks, 0);
+	assert_int_equal(s_seen.rcpt_checks, 0);
+
+	/* No section at all: the file as a whole is named. */
+	assert_int_equal(s_load("log = { level = \"info\"; };\n", NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F: 'pigeon.loft' is required\n");
+
+	/* The adapter's checks report through the site they are handed. */
+	assert_int_equal(s_load("\npigeon = { loft = \"roof\"; max_birds = 7; };\n" S_YJS("pigeon", "pigeon = { ring = \"X9\"; };"),
+			     NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:2: pigeon: seven birds never come home\n");
+	assert_logged("F:4: recipient 'yjs:mk': pigeon.ring must not start with X\n");
+}
+
+static void test_type_errors(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = { loft = 1;\n"
+			   "  max_birds = \"3\"; racing = 1; cotes = \"north\"; };\n"
+			   S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; weight_g = 1.5; }; lofts = [ 1 ];");
+
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:1: 'pigeon.loft' must be a string\n");
+	assert_logged("F:2: 'pigeon.max_birds' must be an integer\n");
+	assert_logged("F:2: 'pigeon.racing' must be true or false\n");
+	assert_logged("F:2: 'pigeon.cotes' must be a list of strings\n");
+	assert_logged("F:5: recipient 'yjs:mk': 'pigeon.weight_g' must be an integer\n");
+	assert_logged("F:5: recipient 'yjs:mk': 'lofts' must be a list of strings\n");
+
+	/* A group where a setting's group should be. */
+	assert_int_equal(s_load("pigeon = 3;\n", NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:1: 'pigeon' must be a group { ... }\n");
+}
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = { loft = \"roof\";\n"
+			   "  lofty = 1; };\n"
+			   S_YJS("pigeon", "pigeon = { ring = \"GB-1\";\n colour = \"grey\"; };\n email = [ \"a@b\" ];");
+
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:2: unknown setting 'pigeon.lofty'\n");
+	assert_logged("F:6: unknown setting 'pigeon.colour' in a recipient\n");
+	assert_logged("F:7: unknown setting 'email' in a recipient\n");
+
+	/* A recipient carries only its own transport's settings: with transport none, none. */
+	text = "pigeon = { loft = \"roof\"; };\n"
+	       "\n"
+	       S_YJS("none", "pigeon = { ring = \"GB-1\"; };");
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:5: unknown setting 'pigeon' in a recipient\n");
+
+	/* Without the adapter, its section is unknown, and so are the old core email.* settings. */
+	struct yj_diag diag = { s_report, NULL, 0 };
+	s_write("y.conf", "email = { smtp_url = \"smtp://127.0.0.1:25\"; };\n", 0644);
+	s_log_len = 0;
+	assert_int_equal(yj_config_load(s_conf, NULL, 0, NULL, &diag, &cfg), YJ_ECONFIG);
+	assert_logged("F:1: unknown setting 'email'\n");
+	const char *sets[] = { "email.from=a@b" };
+	s_write("y.conf", "\n", 0644);
+	assert_int_equal(yj_config_load(s_conf, sets, 1, NULL, &diag, &cfg), YJ_ECONFIG);
+	assert_logged("--set: unknown setting 'email.from'\n");
+	/* ... and a core-only config loads with no adapters at all. */
+	s_log_len = 0;
+	s_log[0] = '\0';
+	assert_int_equal(yj_config_load(s_conf, NULL, 0, NULL, &diag, &cfg), 0);
+	assert_string_equal(s_log, "");
+	assert_int_equal(cfg->n_adapters, 0);
+	assert_null(cfg->adapter_settings);
+	yj_config_free(&cfg);
+}
+
+static void test_secret_files(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+
+	s_write("loft.key", "s3cret-loft\nnot this line\n", 0600);
+	s_write("token.key", "tok-1\r\n", 0400);
+	const char *text = "pigeon = { loft = \"roof\";\n"
+			   "  key_file = \"loft.key\"; };\n"  /* relative to the config file's directory */
+			   S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; token_file = \"token.key\"; };");
+	assert_int_equal(s_load(text, NULL, 0, &cfg), 0);
+	assert_string_equal(s_log, "");
+	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	assert_string_equal(p->key, "s3cret-loft");
+	const struct s_pigeon_rcpt *pr = yj_config_recipient(cfg, "yjs:mk")->output_settings;
+	assert_string_equal(pr->token, "tok-1");
+	yj_config_free(&cfg);
+
+	/* Readable by others: refused, naming the setting's line. */
+	s_write("open.key", "s3cret\n", 0644);
+	s_write("empty.key", "\n", 0600);
+	char abs[256];
+	snprintf(abs, sizeof(abs), "%s/open.key", s_dir);
+	char text2[1024];
+	snprintf(text2, sizeof(text2),
+		 "pigeon = { loft = \"roof\";\n"
+		 "  key_file = \"%s\"; };\n"
+		 S_YJS("pigeon", "pigeon = { ring = \"GB-1\";\n token_file = \"empty.key\"; };"),
+		 abs);
+	assert_int_equal(s_load(text2, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+	assert_logged("F:2: 'pigeon.key_file': secret file ");
+	assert_logged("open.key may be read by group or others (mode 0644): chmod 600 it\n");
+	assert_logged("F:6: recipient 'yjs:mk': 'pigeon.token_file': secret file ");
+	assert_logged("empty.key is empty\n");
+
+	/* Missing, and group-readable even without write. */
+	s_write("open.key", "s3cret\n", 0640);
+	text = "pigeon = { loft = \"roof\"; key_file = \"nonexistent.key\"; };\n"
+	       "\n"
+	       S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; token_file = \"open.key\"; };");
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:1: 'pigeon.key_file': cannot read secret file ");
+	assert_logged("nonexistent.key: No such file or directory\n");
+	assert_logged("open.key may be read by group or others (mode 0640)");
+	/* The path itself is not kept, and a secret never appears in a message. */
+	assert_null(strstr(s_log, "s3cret"));
+}
+
+static void test_transport_refusals(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = { loft = \"roof\"; };\n"
+			   "\n"
+			   S_YJS("carrier_pigeon", "")
+			   "\n";
+
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+	assert_logged("F:4: recipient 'yjs:mk': unknown transport 'carrier_pigeon' (this build has: none, pigeon)\n");
+
+	text = "pigeon = { loft = \"roof\"; };\n"
+	       "\n"
+	       S_YJS("zmq", "");
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:4: recipient 'yjs:mk': transport 'zmq' has no output adapter in this build; "
+		      "nothing could be delivered to it\n");
+	/* email is a transport of the contract, but not of this (test) build. */
+	text = "pigeon = { loft = \"roof\"; };\n"
+	       "\n"
+	       S_YJS("email", "");
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:4: recipient 'yjs:mk': transport 'email' has no output adapter in this build");
+}
+
+static void test_digest_rules(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *rules = "rules = (\n"
+			    "  { id = \"custody_digest\"; feeds = [ \"custody\" ]; recipient = \"yjs:home\"; mode = \"digest\"; }\n"
+			    ");\n";
+	char text[2048];
+
+	snprintf(text, sizeof(text), "pigeon = { loft = \"roof\"; };\n\n%s%s",
+		 S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; };"), rules);
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:4: recipient 'yjs:mk': rule 'custody_digest' sends it a daily digest but it has no digest_times\n");
+
+	snprintf(text, sizeof(text), "pigeon = { loft = \"roof\"; };\n\n%s%s",
+		 S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; }; digest_times = [ \"07:30\" ];"), rules);
+	assert_int_equal(s_load(text, NULL, 0, &cfg), 0);
+	assert_string_equal(s_log, "");
+	assert_int_equal(cfg->n_rules, 1);
+	assert_int_equal(cfg->rules[0].mode, YJ_MODE_DIGEST);
+	yj_config_free(&cfg);
+
+	/* Only a YJS has a digest. */
+	snprintf(text, sizeof(text),
+		 "pigeon = { loft = \"roof\"; };\n\n%s"
+		 "rules = (\n"
+		 "  { id = \"lac_digest\"; recipient = \"children_services:home\"; mode = \"digest\"; }\n"
+		 ");\n",
+		 S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; }; digest_times = [ \"07:30\" ];"));
+	assert_int_equal(s_load(text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:8: rule 'lac_digest': mode digest needs a yjs: recipient (yjs:home or yjs:suite)\n");
+}
+
+static void test_reference(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	yj_config_print_reference(f, s_adapters);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(strstr(buf, "| `deployment.id` | a string | `tvp` |"));
+	assert_non_null(strstr(buf, "| `control.endpoint` | a string | `ipc:///run/yjlink/control.sock` |"));
+	assert_null(strstr(buf, "`email.smtp_url`"));   /* out_email's now, not the core's */
+	assert_non_null(strstr(buf, "\n`pigeon` settings (test_pigeon):\n\n| setting | type | default | meaning |\n"));
+	assert_non_null(strstr(buf, "| `pigeon.loft` | a string | required | where the birds live |\n"));
+	assert_non_null(strstr(buf, "| `pigeon.max_birds` | an integer | `5` | birds in the air at once |\n"));
+	assert_non_null(strstr(buf, "| `pigeon.cotes` | a list of strings | `north,south` | cotes in use |\n"));
+	assert_non_null(strstr(buf, "| `pigeon.key_file` | the name of a 0600 file | `` | key to the loft |\n"));
+	assert_non_null(strstr(buf, "recipient settings of transport `pigeon` (test_pigeon)"));
+	assert_non_null(strstr(buf, "| `pigeon.ring` | a string | required | ring of the bird |\n"));
+	assert_non_null(strstr(buf, "| `lofts` | a list of strings | `home` | lofts it flies to |\n"));
+	/* The recipient settings come after the section's. */
+	assert_true(strstr(buf, "`pigeon.ring`") > strstr(buf, "`pigeon.loft`"));
+	free(buf);
+
+	/* No adapters: the core's table alone. */
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	yj_config_print_reference(f, NULL);
+	assert_int_equal(fclose(f), 0);
+	assert_null(strstr(buf, "pigeon"));
+	assert_non_null(strstr(buf, "| `testing.clock_start` |"));
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loads_and_fills),
+		cmocka_unit_test(test_transport_none_and_overrides),
+		cmocka_unit_test(test_required_and_bounds),
+		cmocka_unit_test(test_type_errors),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_secret_files),
+		cmocka_unit_test(test_transport_refusals),
+		cmocka_unit_test(test_digest_rules),
+		cmocka_unit_test(test_reference),
+	};
+	return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}

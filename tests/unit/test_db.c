@@ -1,0 +1,1376 @@
+/* test_db.c: the one module per stored table (daemon/db/): events,
+ * quarantine, holds, notes, digests and audit, on a real store.
+ *
+ * Checks run inside the store's transaction functions record the first
+ * failure (CHECK) and abort the transaction with it; the test then fails
+ * outside, so no cmocka jump ever leaves an LMDB transaction open. Where a
+ * key layout is pinned, the test reads it through the generic API: stores
+ * written before these modules must read back unchanged.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "db/audit.h"
+#include "db/digests.h"
+#include "db/events.h"
+#include "db/holds.h"
+#include "db/notes.h"
+#include "db/quarantine.h"
+#include "err.h"
+#include "store.h"
+
+/* --- fixture --- */
+
+struct fx {
+	char dir[64];
+	struct yj_store *st;
+};
+
+static int s_fail_line;
+static const char *s_fail_what;
+
+#define CHECK(c)                                      \
+	do {                                          \
+		if (!(c)) {                           \
+			if (!s_fail_line) {           \
+				s_fail_line = __LINE__; \
+				s_fail_what = #c;     \
+			}                             \
+			return YJ_EPROTO;             \
+		}                                     \
+	} while (0)
+
+static void s_rmdir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int s_open(struct fx *f)
+{
+	struct yj_store_opts o = { .path = f->dir, .map_size = 1 << 20, .max_map_size = 64 << 20 };
+	return yj_store_open(&o, &f->st);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/yj-test-db-XXXXXX");
+	if (!mkdtemp(f->dir) || s_open(f))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	yj_store_close(&f->st);
+	s_rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void s_reopen(struct fx *f)
+{
+	yj_store_close(&f->st);
+	assert_int_equal(s_open(f), 0);
+}
+
+static void s_report(int rc, int want)
+{
+	if (s_fail_line)
+		fail_msg("CHECK failed at line %d: %s", s_fail_line, s_fail_what);
+	assert_int_equal(rc, want);
+}
+
+static void s_write(struct fx *f, yj_store_txn_fn fn, void *arg)
+{
+	s_fail_line = 0;
+	s_report(yj_store_write(f->st, fn, arg), 0);
+}
+
+static void s_read(struct fx *f, yj_store_txn_fn fn, void *arg)
+{
+	s_fail_line = 0;
+	s_report(yj_store_read(f->st, fn, arg), 0);
+}
+
+/* --- collecting callbacks --- */
+
+struct seqs {
+	uint64_t v[32];
+	unsigned n;
+	unsigned stop_at;   /* return 1 after this many (0: never) */
+	int fail_at;        /* return YJ_EIO at this many (0: never) */
+};
+
+static int s_seq_cb(void *arg, uint64_t seq)
+{
+	struct seqs *s = arg;
+	if (s->n >= 32)
+		return YJ_ERANGE;
+	s->v[s->n++] = seq;
+	if (s->fail_at && (int)s->n >= s->fail_at)
+		return YJ_EIO;
+	return s->stop_at && s->n >= s->stop_at ? 1 : 0;
+}
+
+static int s_seqs_are(const struct seqs *s, unsigned n, const uint64_t *want)
+{
+	if (s->n != n)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (s->v[i] != want[i])
+			return 0;
+	return 1;
+}
+
+#define SEQS_ARE(s, ...) \
+	s_seqs_are(&(s), sizeof((uint64_t[]){ __VA_ARGS__ }) / 8, (uint64_t[]){ __VA_ARGS__ })
+
+struct strs {
+	char v[16][64];
+	uint64_t u[16];
+	unsigned n;
+	unsigned stop_at;
+};
+
+static int s_str_add(struct strs *s, const char *str, uint64_t u)
+{
+	if (s->n >= 16)
+		return YJ_ERANGE;
+	snprintf(s->v[s->n], sizeof(s->v[s->n]), "%s", str ? str : "(null)");
+	s->u[s->n++] = u;
+	return s->stop_at && s->n >= s->stop_at ? 1 : 0;
+}
+
+/* The strings joined by ',': easy to compare whole. */
+static const char *s_joined(const struct strs *s, char *buf, size_t size)
+{
+	size_t at = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < s->n && at < size; i++)
+		at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? "," : "", s->v[i]);
+	return buf;
+}
+
+#define JOINED_IS(s, want) (strcmp(s_joined(&(s), jbuf, sizeof(jbuf)), (want)) == 0)
+
+/* ================================================================ events */
+
+struct ev {
+	const char *src, *child, *cust;
+	int64_t occurred_us, stored_us;
+};
+
+static const struct ev s_evs[] = {
+	{ "F1/s1", "F1/p1", "F1/r1", 5000, 1000 },    /* seq 1 */
+	{ "F1/s2", "F1/p2", NULL, -7000, 2000 },      /* seq 2 */
+	{ "F1/s3", "F1/p1", "F1/r1", 5000, 3000 },    /* seq 3: same time as 1 */
+	{ "F1/s4", "F1/p1", "F1/r2", 9000, 4000 },    /* seq 4 */
+	{ NULL, NULL, NULL, 0, 0 },
+};
+
+static int s_put_events_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	for (const struct ev *e = s_evs; e->src; e++) {
+		uint64_t seq = 0;
+		uint8_t hash[16], buf[256];
+		CHECK(yj_events_next_seq(txn, &seq) == 0);
+		CHECK(seq == (uint64_t)(e - s_evs) + 1);
+		Yjlink__V1__Record r = YJLINK__V1__RECORD__INIT;
+		r.has_seq = r.has_stored_at_us = 1;
+		r.seq = seq;
+		r.stored_at_us = e->stored_us;
+		r.feed = "custody";
+		size_t len = protobuf_c_message_pack(&r.base, buf);
+		memset(hash, (int)seq, sizeof(hash));
+		struct yj_event_keys k = { e->src, hash, e->child, e->occurred_us, e->cust };
+		CHECK(yj_events_put(txn, seq, &k, buf, len) == 0);
+	}
+	return 0;
+}
+
+struct events_read {
+	int empty;   /* expect an empty store */
+};
+
+static int s_events_read_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	const void *data;
+	size_t len;
+	struct yj_source_ref ref;
+	uint64_t u = 0;
+
+	/* raw and unpacked */
+	CHECK(yj_events_get(txn, 2, &data, &len) == 0);
+	Yjlink__V1__Record *r = yjlink__v1__record__unpack(NULL, len, data);
+	CHECK(r != NULL);
+	int ok = r->seq == 2 && r->stored_at_us == 2000 && r->feed && !strcmp(r->feed, "custody");
+	yjlink__v1__record__free_unpacked(r, NULL);
+	CHECK(ok);
+	CHECK(yj_events_get(txn, 9, &data, &len) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+	r = yj_events_get_record(txn, 3);
+	CHECK(r != NULL);
+	ok = r->seq == 3 && r->stored_at_us == 3000;
+	yjlink__v1__record__free_unpacked(r, NULL);
+	CHECK(ok);
+	CHECK(yj_events_get_record(txn, 9) == NULL);
+
+	/* the source index */
+	CHECK(yj_events_find_source(txn, "F1/s3", &ref) == 0);
+	CHECK(ref.seq == 3 && ref.hash[0] == 3 && ref.hash[15] == 3);
+	CHECK(yj_events_find_source(txn, "F1/s3", NULL) == 0);
+	CHECK(yj_events_find_source(txn, "F1/zz", &ref) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+
+	/* children */
+	CHECK(yj_events_child_known(txn, "F1/p1") == 1);
+	CHECK(yj_events_child_known(txn, "F1/p2") == 1);
+	CHECK(yj_events_child_known(txn, "F1/p9") == 0);
+	CHECK(yj_events_child_known(txn, "F2/p1") == 0);
+
+	struct seqs s = { .n = 0 };
+	CHECK(yj_events_of_child(txn, "F1/p1", s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 1, 3, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_of_child(txn, "F1/p9", s_seq_cb, &s) == 0);
+	CHECK(s.n == 0);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	CHECK(yj_events_of_child(txn, "F1/p1", s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 1, 3));
+
+	/* custody records */
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_of_custody(txn, "F1/r1", s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 1, 3));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_of_custody(txn, "F1/r2", s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_of_custody(txn, "F1/r9", s_seq_cb, &s) == 0);
+	CHECK(s.n == 0);
+
+	/* by time: negative first, equal times by seq, from a bound on */
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_since(txn, INT64_MIN, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 2, 1, 3, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_since(txn, 5000, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 1, 3, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_since(txn, 5001, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_since(txn, 10000, s_seq_cb, &s) == 0);
+	CHECK(s.n == 0);
+
+	/* by seq, both ways */
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_each(txn, 0, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 1, 2, 3, 4));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_events_each(txn, 1, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 4, 3, 2, 1));
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	CHECK(yj_events_each(txn, 1, s_seq_cb, &s) == 0);
+	CHECK(SEQS_ARE(s, 4, 3));
+
+	CHECK(yj_events_first_seq(txn, &u) == 0 && u == 1);
+	CHECK(yj_events_last_seq(txn, &u) == 0 && u == 4);
+	CHECK(yj_events_count(txn, &u) == 0 && u == 4);
+
+	/* stored_at grows with seq: the last stored at or before t */
+	CHECK(yj_events_seq_at(txn, 999) == 0);
+	CHECK(yj_events_seq_at(txn, 1000) == 1);
+	CHECK(yj_events_seq_at(txn, 2500) == 2);
+	CHECK(yj_events_seq_at(txn, 3999) == 3);
+	CHECK(yj_events_seq_at(txn, 4000) == 4);
+	CHECK(yj_events_seq_at(txn, INT64_MAX) == 4);
+	CHECK(yj_txn_rc(txn) == 0);
+	return 0;
+}
+
+/* A failing callback fails the walk, and so the transaction. */
+static int s_events_cb_fail_fn(struct yj_txn *txn, void *arg)
+{
+	struct seqs *s = arg;
+	s->fail_at = 2;
+	return yj_events_each(txn, 0, s_seq_cb, s);
+}
+
+static int s_events_empty_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint64_t u = 99;
+	struct seqs s = { .n = 0 };
+	CHECK(yj_events_first_seq(txn, &u) == 0 && u == 0);
+	u = 99;
+	CHECK(yj_events_last_seq(txn, &u) == 0 && u == 0);
+	u = 99;
+	CHECK(yj_events_count(txn, &u) == 0 && u == 0);
+	CHECK(yj_events_seq_at(txn, INT64_MAX) == 0);
+	CHECK(yj_events_each(txn, 0, s_seq_cb, &s) == 0 && s.n == 0);
+	CHECK(yj_events_since(txn, INT64_MIN, s_seq_cb, &s) == 0 && s.n == 0);
+	CHECK(yj_events_child_known(txn, "F1/p1") == 0);
+	CHECK(yj_events_next_seq(txn, &u) == 0 && u == 1);
+	return 0;
+}
+
+/* Erasing the oldest and the newest (retention does so through the
+ * generic API): the gap counts as stored long ago, and no seq comes back. */
+static int s_events_erase_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint8_t k[8];
+	yj_be64_put(k, 1);
+	CHECK(yj_txn_del(txn, YJ_DB_EVENTS, k, 8) == 0);
+	yj_be64_put(k, 4);
+	CHECK(yj_txn_del(txn, YJ_DB_EVENTS, k, 8) == 0);
+	return 0;
+}
+
+static int s_events_after_erase_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint64_t u = 0;
+	CHECK(yj_events_first_seq(txn, &u) == 0 && u == 2);
+	CHECK(yj_events_last_seq(txn, &u) == 0 && u == 3);
+	CHECK(yj_events_count(txn, &u) == 0 && u == 2);
+	CHECK(yj_events_next_seq(txn, &u) == 0 && u == 5);
+	CHECK(yj_events_seq_at(txn, 999) == 1);
+	CHECK(yj_events_seq_at(txn, 2000) == 2);
+	CHECK(yj_events_get_record(txn, 1) == NULL);
+	return 0;
+}
+
+/* Arguments refused before anything is written leave the transaction be;
+ * a source stored already is YJ_EEXIST, the transaction going on. */
+static int s_events_refused_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint8_t hash[16] = { 0 };
+	uint64_t seq = 0, n = 0;
+	struct yj_event_keys no_child = { "F1/new", hash, NULL, 0, NULL };
+	struct yj_event_keys dup = { "F1/s2", hash, "F1/p7", 0, NULL };
+	CHECK(yj_events_next_seq(txn, &seq) == 0 && seq == 5);
+	CHECK(yj_events_put(txn, seq, NULL, "x", 1) == YJ_EINVAL);
+	CHECK(yj_events_put(txn, seq, &no_child, "x", 1) == YJ_EINVAL);
+	CHECK(yj_events_put(txn, 0, &dup, "x", 1) == YJ_EINVAL);
+	CHECK(yj_events_find_source(txn, NULL, NULL) == YJ_EINVAL);
+	CHECK(yj_events_each(txn, 0, NULL, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_events_put(txn, seq, &dup, "x", 1) == YJ_EEXIST);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_events_count(txn, &n) == 0 && n == 2);
+	CHECK(yj_events_child_known(txn, "F1/p7") == 0);
+	return 0;
+}
+
+static void test_events(void **state)
+{
+	struct fx *f = *state;
+	struct seqs s = { .n = 0 };
+	s_read(f, s_events_empty_fn, NULL);
+	s_write(f, s_put_events_fn, NULL);
+	s_read(f, s_events_read_fn, NULL);
+	s_reopen(f);
+	s_read(f, s_events_read_fn, NULL);
+	assert_int_equal(yj_store_read(f->st, s_events_cb_fail_fn, &s), YJ_EIO);
+	assert_int_equal(s.n, 2);
+	s_write(f, s_events_erase_fn, NULL);
+	s_read(f, s_events_after_erase_fn, NULL);
+	s_write(f, s_events_refused_fn, NULL);
+}
+
+/* ============================================================ quarantine */
+
+struct quar {
+	uint64_t ids[3];
+	uint64_t set[3];
+};
+
+static int s_quar_put_fn(struct yj_txn *txn, void *arg)
+{
+	struct quar *q = arg;
+	static const char *reasons[] = { "bad json", "too large", "no feed" };
+	for (int i = 0; i < 3; i++) {
+		Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+		m.reason = (char *)reasons[i];
+		m.error = "schema";
+		m.has_payload = 1;
+		m.payload.data = (uint8_t *)reasons[i];
+		m.payload.len = strlen(reasons[i]);
+		q->ids[i] = 0;
+		CHECK(yj_quarantine_put(txn, &m, &q->ids[i]) == 0);
+		q->set[i] = m.has_id ? m.id : 0;
+	}
+	return 0;
+}
+
+static int s_quar_cb(void *arg, uint64_t id, const Yjlink__V1__Quarantined *q)
+{
+	struct strs *s = arg;
+	/* the id in the record and the key agree */
+	if (q->id != id)
+		return YJ_EPROTO;
+	return s_str_add(s, q->reason, id);
+}
+
+static int s_quar_read_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	uint64_t n = 0;
+	Yjlink__V1__Quarantined *q = yj_quarantine_get(txn, 2);
+	CHECK(q != NULL);
+	int ok = q->id == 2 && q->reason && !strcmp(q->reason, "too large") && q->payload.len == 9 &&
+		 !memcmp(q->payload.data, "too large", 9);
+	yjlink__v1__quarantined__free_unpacked(q, NULL);
+	CHECK(ok);
+	CHECK(yj_quarantine_get(txn, 9) == NULL);
+	CHECK(yj_quarantine_count(txn, &n) == 0 && n == 3);
+
+	struct strs s = { .n = 0 };
+	CHECK(yj_quarantine_each(txn, 0, s_quar_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "bad json,too large,no feed"));
+	CHECK(s.u[0] == 1 && s.u[2] == 3);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_quarantine_each(txn, 1, s_quar_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "no feed,too large,bad json"));
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	CHECK(yj_quarantine_each(txn, 1, s_quar_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "no feed"));
+	return 0;
+}
+
+static int s_quar_del_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint64_t n = 0;
+	CHECK(yj_quarantine_del(txn, 3) == 0);
+	CHECK(yj_quarantine_del(txn, 3) == YJ_ENOENT);
+	CHECK(yj_quarantine_del(txn, 42) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_quarantine_count(txn, &n) == 0 && n == 2);
+	CHECK(yj_quarantine_get(txn, 3) == NULL);
+	return 0;
+}
+
+/* Ids never come back: the highest erased, then more put. */
+static int s_quar_more_fn(struct yj_txn *txn, void *arg)
+{
+	uint64_t *id = arg;
+	Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+	m.reason = "later";
+	CHECK(yj_quarantine_put(txn, &m, id) == 0);
+	/* again, after the new highest is erased within this transaction */
+	CHECK(yj_quarantine_del(txn, *id) == 0);
+	uint64_t again = 0;
+	CHECK(yj_quarantine_put(txn, &m, &again) == 0);
+	CHECK(again == *id + 1);
+	*id = again;
+	return 0;
+}
+
+static int s_quar_after_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	uint64_t n = 0;
+	struct strs s = { .n = 0 };
+	CHECK(yj_quarantine_count(txn, &n) == 0 && n == 3);
+	CHECK(yj_quarantine_each(txn, 0, s_quar_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "bad json,too large,later"));
+	CHECK(s.u[2] == 5);
+	CHECK(yj_quarantine_each(txn, 0, NULL, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	return 0;
+}
+
+static void test_quarantine(void **state)
+{
+	struct fx *f = *state;
+	struct quar q = { { 0 }, { 0 } };
+	uint64_t id = 0;
+	s_write(f, s_quar_put_fn, &q);
+	assert_int_equal(q.ids[0], 1);
+	assert_int_equal(q.ids[2], 3);
+	assert_int_equal(q.set[1], 2);
+	s_read(f, s_quar_read_fn, NULL);
+	s_write(f, s_quar_del_fn, NULL);
+	s_write(f, s_quar_more_fn, &id);
+	assert_int_equal(id, 5);
+	s_reopen(f);
+	s_read(f, s_quar_after_fn, NULL);
+}
+
+static int s_quar_del5_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	CHECK(yj_quarantine_del(txn, 5) == 0);
+	return 0;
+}
+
+static int s_quar_one_fn(struct yj_txn *txn, void *arg)
+{
+	Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+	CHECK(yj_quarantine_put(txn, &m, arg) == 0);
+	return 0;
+}
+
+static void test_quarantine_ids_not_reused(void **state)
+{
+	struct fx *f = *state;
+	struct quar q = { { 0 }, { 0 } };
+	uint64_t id = 0;
+	s_write(f, s_quar_put_fn, &q);       /* 1, 2, 3 */
+	s_write(f, s_quar_more_fn, &id);     /* 4 put, erased, 5 put */
+	assert_int_equal(id, 5);
+	s_write(f, s_quar_del5_fn, NULL);    /* the highest erased */
+	s_reopen(f);
+	s_write(f, s_quar_one_fn, &id);
+	assert_int_equal(id, 6);
+}
+
+/* ================================================================= holds */
+
+static int s_hold_cb(void *arg, const Yjlink__V1__Hold *h)
+{
+	struct strs *s = arg;
+	return s_str_add(s, h->has_released_at_us && h->released_at_us ? "released" : "held", h->seq);
+}
+
+static int s_rcpt_cb(void *arg, const char *recipient)
+{
+	return s_str_add(arg, recipient, 0);
+}
+
+static int s_holds_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	CHECK(yj_holds_put(txn, 5, 100) == 0);
+	CHECK(yj_holds_put(txn, 7, 200) == 0);
+	CHECK(yj_holds_is_held(txn, 5) == 1);
+	CHECK(yj_holds_is_held(txn, 7) == 1);
+	CHECK(yj_holds_is_held(txn, 6) == 0);
+	Yjlink__V1__Hold *h = yj_holds_get(txn, 5);
+	CHECK(h != NULL);
+	int ok = h->seq == 5 && h->held_at_us == 100 && !h->has_released_at_us;
+	yjlink__v1__hold__free_unpacked(h, NULL);
+	CHECK(ok);
+	CHECK(yj_holds_get(txn, 6) == NULL);
+
+	/* release: not held, released, then released again */
+	CHECK(yj_holds_release(txn, 6, 300, "DC Smith", "charged") == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_holds_release(txn, 5, 300, "DC Smith", "charged") == 0);
+	CHECK(yj_holds_is_held(txn, 5) == 0);
+	CHECK(yj_holds_release(txn, 5, 400, "DC Jones", "again") == YJ_EEXIST);
+	CHECK(yj_txn_rc(txn) == 0);
+	h = yj_holds_get(txn, 5);
+	CHECK(h != NULL);
+	ok = h->seq == 5 && h->held_at_us == 100 && h->released_at_us == 300 && h->released_by &&
+	     !strcmp(h->released_by, "DC Smith") && h->reason && !strcmp(h->reason, "charged");
+	yjlink__v1__hold__free_unpacked(h, NULL);
+	CHECK(ok);
+
+	struct strs s = { .n = 0 };
+	CHECK(yj_holds_each(txn, s_hold_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "released,held"));
+	CHECK(s.u[0] == 5 && s.u[1] == 7);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	CHECK(yj_holds_each(txn, s_hold_cb, &s) == 0 && s.n == 1);
+
+	/* who has had each event */
+	CHECK(yj_disclosed_add(txn, 5, "yjs:mk") == 0);
+	CHECK(yj_disclosed_add(txn, 5, "children_services:E06000042") == 0);
+	CHECK(yj_disclosed_add(txn, 5, "yjs:mk") == 0); /* twice: once */
+	CHECK(yj_disclosed_add(txn, 6, "yjs:mk2") == 0);
+	CHECK(yj_disclosed_add(txn, 4, "force:E23000001") == 0);
+	CHECK(yj_disclosed_add(txn, 5, "") == YJ_EINVAL);
+	CHECK(yj_disclosed_add(txn, 5, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_disclosed_each(txn, 5, s_rcpt_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "children_services:E06000042,yjs:mk"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_disclosed_each(txn, 6, s_rcpt_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "yjs:mk2"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_disclosed_each(txn, 9, s_rcpt_cb, &s) == 0);
+	CHECK(s.n == 0);
+
+	/* the layout: seq (be64) + recipient id -> "" */
+	uint8_t k[32];
+	const void *v;
+	size_t vlen = 1;
+	yj_be64_put(k, 6);
+	memcpy(k + 8, "yjs:mk2", 7);
+	CHECK(yj_txn_get(txn, YJ_DB_DISCLOSED, k, 15, &v, &vlen) == 0 && vlen == 0);
+	yj_be64_put(k, 7);
+	CHECK(yj_txn_get(txn, YJ_DB_HOLDS, k, 8, &v, &vlen) == 0);
+	return 0;
+}
+
+static int s_holds_after_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	CHECK(yj_holds_is_held(txn, 5) == 0);
+	CHECK(yj_holds_is_held(txn, 7) == 1);
+	return 0;
+}
+
+static void test_holds(void **state)
+{
+	struct fx *f = *state;
+	s_write(f, s_holds_fn, NULL);
+	s_reopen(f);
+	s_read(f, s_holds_after_fn, NULL);
+}
+
+/* ================================================================= notes */
+
+static int s_note_put(struct yj_txn *txn, enum yj_note_queue q, uint64_t number, const char *rcpt)
+{
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	n.has_number = n.has_seq = 1;
+	n.number = number;
+	n.seq = number * 10;
+	n.recipient = (char *)rcpt;
+	n.rule = "r1";
+	return yj_notes_put(txn, q, &n);
+}
+
+static int s_note_cb(void *arg, const Yjlink__V1__Notification *n)
+{
+	return s_str_add(arg, n->recipient, n->number);
+}
+
+static int s_numbers_fn(struct yj_txn *txn, void *arg)
+{
+	uint64_t *v = arg;
+	for (int i = 0; i < 3; i++)
+		CHECK(yj_notes_next_number(txn, &v[i]) == 0);
+	return 0;
+}
+
+static int s_one_number_fn(struct yj_txn *txn, void *arg)
+{
+	return yj_notes_next_number(txn, arg);
+}
+
+/* The counter holds the NEXT number, be64, under its old name. */
+static int s_counter_is_fn(struct yj_txn *txn, void *arg)
+{
+	const void *v;
+	size_t vlen;
+	const char *k = "route.next_notification";
+	CHECK(yj_txn_get(txn, YJ_DB_META, k, strlen(k), &v, &vlen) == 0);
+	CHECK(vlen == 8 && yj_be64_get(v) == *(uint64_t *)arg);
+	return 0;
+}
+
+static int s_counter_set_fn(struct yj_txn *txn, void *arg)
+{
+	uint8_t b[8];
+	const char *k = "route.next_notification";
+	yj_be64_put(b, *(uint64_t *)arg);
+	return yj_txn_put(txn, YJ_DB_META, k, strlen(k), b, 8);
+}
+
+static void test_notes_numbers(void **state)
+{
+	struct fx *f = *state;
+	uint64_t v[3] = { 0 }, want;
+	s_write(f, s_numbers_fn, v);
+	assert_int_equal(v[0], 1);
+	assert_int_equal(v[1], 2);
+	assert_int_equal(v[2], 3);
+	want = 4;
+	s_read(f, s_counter_is_fn, &want);
+	s_write(f, s_numbers_fn, v);
+	assert_int_equal(v[0], 4);
+	assert_int_equal(v[2], 6);
+	s_reopen(f);
+	s_write(f, s_numbers_fn, v);
+	assert_int_equal(v[0], 7);
+	/* a store whose counter an older yjlinkd wrote goes on from it */
+	want = 42;
+	s_write(f, s_counter_set_fn, &want);
+	s_write(f, s_numbers_fn, v);
+	assert_int_equal(v[0], 42);
+	assert_int_equal(v[2], 44);
+	want = 45;
+	s_read(f, s_counter_is_fn, &want);
+	/* a damaged counter stops the queueing rather than start again at 1 */
+	want = 0;
+	s_write(f, s_counter_set_fn, &want);
+	assert_int_equal(yj_store_write(f->st, s_one_number_fn, v), YJ_ESTORE);
+}
+
+static int s_outbox_fill_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	/* "yjs:mk" is a prefix of "yjs:mk2": their jobs must never mix */
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 10, "yjs:mk2") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 11, "yjs:mk") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 12, "yjs:mk") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 13, "yjs:mk2") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 14, "force:E23000001") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 15, "yjs:m") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_DLQ, 3, "yjs:mk") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_DLQ, 2, "yjs:mk2") == 0);
+	CHECK(s_note_put(txn, YJ_NOTES_UNROUTABLE, 7, "children_services:E1") == 0);
+	/* refused: nothing written, the transaction goes on */
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 16, NULL) == YJ_EINVAL);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 16, "") == YJ_EINVAL);
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 0, "yjs:mk") == YJ_EINVAL);
+	CHECK(s_note_put(txn, (enum yj_note_queue)9, 16, "yjs:mk") == YJ_EINVAL);
+	CHECK(yj_notes_put(txn, YJ_NOTES_OUTBOX, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	return 0;
+}
+
+static int s_outbox_read_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256], id[64];
+	uint64_t n = 0;
+
+	/* recipients in id order, each once */
+	CHECK(yj_notes_next_recipient(txn, NULL, id, sizeof(id)) == 0 && !strcmp(id, "force:E23000001"));
+	CHECK(yj_notes_next_recipient(txn, id, id, sizeof(id)) == 0 && !strcmp(id, "yjs:m"));
+	CHECK(yj_notes_next_recipient(txn, "yjs:m", id, sizeof(id)) == 0 && !strcmp(id, "yjs:mk"));
+	CHECK(yj_notes_next_recipient(txn, "yjs:mk", id, sizeof(id)) == 0 && !strcmp(id, "yjs:mk2"));
+	CHECK(yj_notes_next_recipient(txn, "yjs:mk2", id, sizeof(id)) == YJ_ENOENT);
+	CHECK(yj_notes_next_recipient(txn, "a", id, sizeof(id)) == 0 && !strcmp(id, "force:E23000001"));
+	CHECK(yj_notes_next_recipient(txn, NULL, id, 5) == YJ_ERANGE);
+	CHECK(yj_txn_rc(txn) == 0);
+
+	/* each recipient's jobs in number order, and only its own */
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk", 0, &n) == 0 && n == 11);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk", 12, &n) == 0 && n == 12);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk", 13, &n) == YJ_ENOENT);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk2", 0, &n) == 0 && n == 10);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk2", 11, &n) == 0 && n == 13);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk2", 14, &n) == YJ_ENOENT);
+	CHECK(yj_notes_recipient_next(txn, "yjs:m", 0, &n) == 0 && n == 15);
+	CHECK(yj_notes_recipient_next(txn, "yjs:m", 16, &n) == YJ_ENOENT);
+	CHECK(yj_notes_recipient_next(txn, "yjs", 0, &n) == YJ_ENOENT);
+	CHECK(yj_notes_recipient_next(txn, "zzz", 0, &n) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+
+	/* the index key: "<recipient>\0" + number (be64) -> "" */
+	uint8_t k[32];
+	const void *v;
+	size_t vlen = 1;
+	memcpy(k, "yjs:mk\0", 7);
+	yj_be64_put(k + 7, 12);
+	CHECK(yj_txn_get(txn, YJ_DB_OUTBOX_RCPT, k, 15, &v, &vlen) == 0 && vlen == 0);
+
+	/* the queues */
+	Yjlink__V1__Notification *nt = yj_notes_get(txn, YJ_NOTES_OUTBOX, 11);
+	CHECK(nt != NULL);
+	int ok = nt->number == 11 && nt->seq == 110 && nt->recipient && !strcmp(nt->recipient, "yjs:mk");
+	yjlink__v1__notification__free_unpacked(nt, NULL);
+	CHECK(ok);
+	CHECK(yj_notes_get(txn, YJ_NOTES_DLQ, 11) == NULL);
+	CHECK(yj_notes_get(txn, YJ_NOTES_OUTBOX, 3) == NULL);
+	nt = yj_notes_get(txn, YJ_NOTES_DLQ, 3);
+	CHECK(nt != NULL);
+	yjlink__v1__notification__free_unpacked(nt, NULL);
+	CHECK(yj_notes_count(txn, YJ_NOTES_OUTBOX, &n) == 0 && n == 6);
+	CHECK(yj_notes_count(txn, YJ_NOTES_DLQ, &n) == 0 && n == 2);
+	CHECK(yj_notes_count(txn, YJ_NOTES_UNROUTABLE, &n) == 0 && n == 1);
+	/* only the outbox is indexed */
+	CHECK(yj_txn_count(txn, YJ_DB_OUTBOX_RCPT, &n) == 0 && n == 6);
+
+	struct strs s = { .n = 0 };
+	CHECK(yj_notes_each(txn, YJ_NOTES_OUTBOX, s_note_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "yjs:mk2,yjs:mk,yjs:mk,yjs:mk2,force:E23000001,yjs:m"));
+	CHECK(s.u[0] == 10 && s.u[5] == 15);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_notes_each(txn, YJ_NOTES_DLQ, s_note_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "yjs:mk2,yjs:mk"));
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	CHECK(yj_notes_each(txn, YJ_NOTES_UNROUTABLE, s_note_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "children_services:E1"));
+	return 0;
+}
+
+static int s_outbox_del_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char id[64];
+	uint64_t n = 0;
+	CHECK(yj_notes_del(txn, YJ_NOTES_OUTBOX, 11) == 0);
+	CHECK(yj_notes_del(txn, YJ_NOTES_OUTBOX, 11) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_notes_get(txn, YJ_NOTES_OUTBOX, 11) == NULL);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk", 0, &n) == 0 && n == 12);
+	CHECK(yj_notes_del(txn, YJ_NOTES_OUTBOX, 12) == 0);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk", 0, &n) == YJ_ENOENT);
+	/* a recipient without jobs is not listed */
+	CHECK(yj_notes_next_recipient(txn, "yjs:m", id, sizeof(id)) == 0 && !strcmp(id, "yjs:mk2"));
+	CHECK(yj_txn_count(txn, YJ_DB_OUTBOX_RCPT, &n) == 0 && n == 4);
+
+	/* written again for another recipient: the old index entry goes */
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 10, "yjs:other") == 0);
+	CHECK(yj_notes_recipient_next(txn, "yjs:mk2", 0, &n) == 0 && n == 13);
+	CHECK(yj_notes_recipient_next(txn, "yjs:other", 0, &n) == 0 && n == 10);
+	/* written again for the same one: one entry still */
+	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 13, "yjs:mk2") == 0);
+	CHECK(yj_txn_count(txn, YJ_DB_OUTBOX_RCPT, &n) == 0 && n == 4);
+
+	/* the other queues: no index to follow */
+	CHECK(yj_notes_del(txn, YJ_NOTES_DLQ, 3) == 0);
+	CHECK(yj_notes_del(txn, YJ_NOTES_DLQ, 3) == YJ_ENOENT);
+	CHECK(yj_notes_del(txn, YJ_NOTES_UNROUTABLE, 7) == 0);
+	CHECK(yj_notes_count(txn, YJ_NOTES_DLQ, &n) == 0 && n == 1);
+	CHECK(yj_notes_count(txn, YJ_NOTES_UNROUTABLE, &n) == 0 && n == 0);
+	CHECK(yj_txn_count(txn, YJ_DB_OUTBOX_RCPT, &n) == 0 && n == 4);
+	return 0;
+}
+
+/* A damaged outbox job is still taken out, index entry and all. */
+static int s_outbox_damaged_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint8_t k[8];
+	uint64_t n = 0;
+	yj_be64_put(k, 14);
+	CHECK(yj_txn_put(txn, YJ_DB_OUTBOX, k, 8, "\xff\xff\xff", 3) == 0);
+	CHECK(yj_notes_get(txn, YJ_NOTES_OUTBOX, 14) == NULL);
+	CHECK(yj_notes_del(txn, YJ_NOTES_OUTBOX, 14) == 0);
+	CHECK(yj_notes_recipient_next(txn, "force:E23000001", 0, &n) == YJ_ENOENT);
+	CHECK(yj_txn_count(txn, YJ_DB_OUTBOX_RCPT, &n) == 0 && n == 3);
+	return 0;
+}
+
+static void test_notes_queues(void **state)
+{
+	struct fx *f = *state;
+	s_write(f, s_outbox_fill_fn, NULL);
+	s_read(f, s_outbox_read_fn, NULL);
+	s_reopen(f);
+	s_read(f, s_outbox_read_fn, NULL);
+	s_write(f, s_outbox_del_fn, NULL);
+	s_write(f, s_outbox_damaged_fn, NULL);
+}
+
+/* =============================================================== digests */
+
+static int s_entry_cb(void *arg, uint64_t seq, const char *rule)
+{
+	return s_str_add(arg, rule, seq);
+}
+
+static int s_digest_cb(void *arg, const Yjlink__V1__Digest *d)
+{
+	return s_str_add(arg, d->id, (uint64_t)d->scheduled_us);
+}
+
+static int s_entries_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	uint64_t n = 0;
+	CHECK(yj_digests_add(txn, "yjs:mk", 5, "r_outcome") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk", 5, "r_custody") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk", 5, "r_custody") == 0); /* twice: once */
+	CHECK(yj_digests_add(txn, "yjs:mk", 7, "r_custody") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk", 9, "r_arrest") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk2", 6, "r_mk2") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk2", 8, "r_mk2") == 0);
+	CHECK(yj_digests_add(txn, "yjs:m", 5, "r_m") == 0);
+	CHECK(yj_digests_add(txn, "yjs:mk", 5, NULL) == YJ_EINVAL);
+	CHECK(yj_digests_add(txn, "", 5, "r") == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_txn_count(txn, YJ_DB_DIGEST, &n) == 0 && n == 7);
+
+	struct strs s = { .n = 0 };
+	CHECK(yj_digests_entries(txn, "yjs:mk", 0, 100, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_custody,r_outcome,r_custody,r_arrest"));
+	CHECK(s.u[0] == 5 && s.u[1] == 5 && s.u[2] == 7 && s.u[3] == 9);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs:mk", 5, 9, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_custody,r_arrest") && s.u[0] == 7 && s.u[1] == 9);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs:mk", 4, 8, s_entry_cb, &s) == 0);
+	CHECK(s.n == 3 && s.u[2] == 7);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs:mk", 9, 100, s_entry_cb, &s) == 0 && s.n == 0);
+	CHECK(yj_digests_entries(txn, "yjs:mk", 7, 7, s_entry_cb, &s) == 0 && s.n == 0);
+	CHECK(yj_digests_entries(txn, "yjs:mk", 10, 5, s_entry_cb, &s) == 0 && s.n == 0);
+	CHECK(yj_digests_entries(txn, "yjs:mk", UINT64_MAX, UINT64_MAX, s_entry_cb, &s) == 0 && s.n == 0);
+	/* a YJS whose id another's begins with: only its own */
+	CHECK(yj_digests_entries(txn, "yjs:mk2", 0, UINT64_MAX, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_mk2,r_mk2") && s.u[0] == 6 && s.u[1] == 8);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs:m", 0, UINT64_MAX, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_m"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs", 0, UINT64_MAX, s_entry_cb, &s) == 0 && s.n == 0);
+	s.stop_at = 2;
+	CHECK(yj_digests_entries(txn, "yjs:mk", 0, UINT64_MAX, s_entry_cb, &s) == 0 && s.n == 2);
+
+	/* the layout: "<yjs>\0" + seq (be64) -> rule id */
+	uint8_t k[32];
+	const void *v;
+	size_t vlen;
+	memcpy(k, "yjs:mk\0", 7);
+	yj_be64_put(k + 7, 7);
+	CHECK(yj_txn_get(txn, YJ_DB_DIGEST, k, 15, &v, &vlen) == 0);
+	CHECK(vlen == 9 && !memcmp(v, "r_custody", 9));
+	return 0;
+}
+
+static int s_state_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char *open[] = { "F1/r1", "F1/r2" };
+	CHECK(yj_digests_state_get(txn, "yjs:mk") == NULL);
+	Yjlink__V1__DigestState st = YJLINK__V1__DIGEST_STATE__INIT;
+	st.yjs = "yjs:mk";
+	st.has_last_scheduled_us = st.has_last_end_seq = st.has_planned = 1;
+	st.last_scheduled_us = -123;
+	st.last_end_seq = 9;
+	st.planned = 4;
+	st.n_open_custody = 2;
+	st.open_custody = open;
+	CHECK(yj_digests_state_put(txn, &st) == 0);
+	st.yjs = NULL;
+	CHECK(yj_digests_state_put(txn, &st) == YJ_EINVAL);
+	CHECK(yj_digests_state_put(txn, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+
+	Yjlink__V1__DigestState *got = yj_digests_state_get(txn, "yjs:mk");
+	CHECK(got != NULL);
+	int ok = got->yjs && !strcmp(got->yjs, "yjs:mk") && got->last_scheduled_us == -123 && got->last_end_seq == 9 &&
+		 got->planned == 4 && got->n_open_custody == 2 && !strcmp(got->open_custody[1], "F1/r2");
+	yjlink__v1__digest_state__free_unpacked(got, NULL);
+	CHECK(ok);
+	CHECK(yj_digests_state_get(txn, "yjs:mk2") == NULL);
+	CHECK(yj_digests_state_get(txn, "yjs:m") == NULL);
+
+	/* the layout: meta "digest.state.<yjs>" */
+	const void *v;
+	size_t vlen;
+	const char *k = "digest.state.yjs:mk";
+	CHECK(yj_txn_get(txn, YJ_DB_META, k, strlen(k), &v, &vlen) == 0);
+	got = yjlink__v1__digest_state__unpack(NULL, vlen, v);
+	CHECK(got != NULL);
+	ok = got->last_end_seq == 9;
+	yjlink__v1__digest_state__free_unpacked(got, NULL);
+	CHECK(ok);
+	return 0;
+}
+
+static int s_log_put(struct yj_txn *txn, const char *yjs, int64_t at, const char *id)
+{
+	Yjlink__V1__Digest d = YJLINK__V1__DIGEST__INIT;
+	d.id = (char *)id;
+	d.yjs = (char *)yjs;
+	d.has_scheduled_us = 1;
+	d.scheduled_us = at;
+	return yj_digests_log_put(txn, &d);
+}
+
+static int s_log_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	CHECK(s_log_put(txn, "yjs:mk", 3000, "a") == 0);
+	CHECK(s_log_put(txn, "yjs:mk", -5, "b") == 0);
+	CHECK(s_log_put(txn, "yjs:mk", 1000, "c") == 0);
+	CHECK(s_log_put(txn, "yjs:mk2", 500, "x") == 0);
+	CHECK(s_log_put(txn, "yjs:m", 2000, "y") == 0);
+	CHECK(s_log_put(txn, NULL, 2000, "z") == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+
+	Yjlink__V1__Digest *d = yj_digests_log_get(txn, "yjs:mk", 1000);
+	CHECK(d != NULL);
+	int ok = d->id && !strcmp(d->id, "c");
+	yjlink__v1__digest__free_unpacked(d, NULL);
+	CHECK(ok);
+	CHECK(yj_digests_log_get(txn, "yjs:mk", 2000) == NULL);
+	CHECK(yj_digests_log_get(txn, "yjs:mk2", 1000) == NULL);
+
+	/* oldest first (negative times sort first), own entries only */
+	struct strs s = { .n = 0 };
+	CHECK(yj_digests_log_each(txn, "yjs:mk", s_digest_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "b,c,a"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_log_each(txn, "yjs:mk2", s_digest_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "x"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_log_each(txn, "yjs:m", s_digest_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "y"));
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_log_each(txn, "yjs:none", s_digest_cb, &s) == 0 && s.n == 0);
+
+	/* the same YJS and time again: replaced */
+	CHECK(s_log_put(txn, "yjs:mk", 1000, "c2") == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_log_each(txn, "yjs:mk", s_digest_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "b,c2,a"));
+
+	/* the layout: "<yjs>\0" + scheduled time (be64, sign flipped) */
+	uint8_t k[32];
+	const void *v;
+	size_t vlen;
+	memcpy(k, "yjs:mk\0", 7);
+	yj_be64_put(k + 7, yj_time_key(-5));
+	CHECK(yj_txn_get(txn, YJ_DB_DIGEST_LOG, k, 15, &v, &vlen) == 0);
+	d = yjlink__v1__digest__unpack(NULL, vlen, v);
+	CHECK(d != NULL);
+	ok = d->id && !strcmp(d->id, "b");
+	yjlink__v1__digest__free_unpacked(d, NULL);
+	CHECK(ok);
+	return 0;
+}
+
+static void test_digests(void **state)
+{
+	struct fx *f = *state;
+	s_write(f, s_entries_fn, NULL);
+	s_write(f, s_state_fn, NULL);
+	s_write(f, s_log_fn, NULL);
+}
+
+/* ================================================================= audit */
+
+static int s_audit_put_fn(struct yj_txn *txn, void *arg)
+{
+	unsigned *n = arg;
+	static const char *actions[] = { "disclosure", "release", "drop", "retry" };
+	uint64_t seqs[2] = { 7, 8 };
+	for (unsigned i = 0; i < *n; i++) {
+		Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
+		a.has_at_us = 1;
+		a.at_us = 1000 + i;
+		a.action = (char *)actions[i % 4];
+		a.actor = "yjlinkd";
+		a.recipient = "yjs:mk";
+		a.n_seqs = 2;
+		a.seqs = seqs;
+		CHECK(yj_audit_append(txn, &a) == 0);
+		/* the number stays, the hashes (this call's) do not */
+		CHECK(a.has_number && a.number > 0);
+		CHECK(!a.has_hash && !a.hash.data && !a.has_prev_hash && !a.prev_hash.data);
+	}
+	return 0;
+}
+
+struct chain {
+	int reverse;
+	unsigned n;
+	uint64_t numbers[16];
+	char actions[16][16];
+	uint8_t hash[16][32], prev[16][32];
+};
+
+static int s_chain_cb(void *arg, const Yjlink__V1__AuditRecord *r)
+{
+	struct chain *c = arg;
+	if (c->n >= 16 || r->hash.len != 32 || r->prev_hash.len != 32)
+		return YJ_EPROTO;
+	c->numbers[c->n] = r->number;
+	snprintf(c->actions[c->n], sizeof(c->actions[c->n]), "%s", r->action);
+	memcpy(c->hash[c->n], r->hash.data, 32);
+	memcpy(c->prev[c->n], r->prev_hash.data, 32);
+	c->n++;
+	return 0;
+}
+
+struct verdict {
+	int rc;
+	uint64_t checked, bad;
+};
+
+static int s_verify_fn(struct yj_txn *txn, void *arg)
+{
+	struct verdict *v = arg;
+	v->rc = yj_audit_verify(txn, &v->checked, &v->bad);
+	return 0;
+}
+
+static struct verdict s_verify(struct fx *f)
+{
+	struct verdict v = { 1, 0, 0 };
+	/* a broken chain fails the read: the verdict is in v */
+	yj_store_read(f->st, s_verify_fn, &v);
+	return v;
+}
+
+static int s_chain_fn(struct yj_txn *txn, void *arg)
+{
+	struct chain *c = arg;
+	return yj_audit_each(txn, c->reverse, s_chain_cb, c);
+}
+
+/* The hash is BLAKE2b-256 over the record packed with its hash empty (the
+ * chain's format, computed here independently of db/audit.c); audit.head
+ * is the last number and hash. */
+static int s_audit_format_fn(struct yj_txn *txn, void *arg)
+{
+	struct chain *c = arg;
+	uint8_t k[8], h[32], buf[1024];
+	const void *v;
+	size_t vlen;
+	for (unsigned i = 0; i < c->n; i++) {
+		yj_be64_put(k, i + 1);
+		CHECK(yj_txn_get(txn, YJ_DB_AUDIT, k, 8, &v, &vlen) == 0);
+		Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, v);
+		CHECK(r != NULL);
+		r->has_hash = 0;
+		size_t len = protobuf_c_message_get_packed_size(&r->base);
+		int ok = len <= sizeof(buf);
+		if (ok) {
+			ProtobufCBinaryData keep = r->hash;
+			r->hash.data = NULL;
+			r->hash.len = 0;
+			protobuf_c_message_pack(&r->base, buf);
+			r->hash = keep;
+			crypto_generichash(h, 32, buf, len, NULL, 0);
+			ok = !memcmp(h, c->hash[i], 32);
+		}
+		yjlink__v1__audit_record__free_unpacked(r, NULL);
+		CHECK(ok);
+	}
+	const char *hk = "audit.head";
+	CHECK(yj_txn_get(txn, YJ_DB_META, hk, strlen(hk), &v, &vlen) == 0);
+	CHECK(vlen == 40 && yj_be64_get(v) == c->n && !memcmp((const uint8_t *)v + 8, c->hash[c->n - 1], 32));
+	return 0;
+}
+
+static void test_audit_chain(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 3;
+	struct verdict v = s_verify(f);
+	/* an empty log is intact */
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 0);
+
+	s_write(f, s_audit_put_fn, &n);
+	v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 3);
+
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(c.n, 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(c.numbers[i], i + 1);
+	assert_string_equal(c.actions[0], "disclosure");
+	assert_string_equal(c.actions[2], "drop");
+	/* chained: the first from zeros, each from the one before */
+	uint8_t zero[32] = { 0 };
+	assert_memory_equal(c.prev[0], zero, 32);
+	assert_memory_equal(c.prev[1], c.hash[0], 32);
+	assert_memory_equal(c.prev[2], c.hash[1], 32);
+	s_read(f, s_audit_format_fn, &c);
+
+	struct chain r = { .reverse = 1 };
+	s_read(f, s_chain_fn, &r);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.numbers[0], 3);
+	assert_int_equal(r.numbers[2], 1);
+
+	/* after a restart the chain goes on from its last record */
+	s_reopen(f);
+	n = 2;
+	s_write(f, s_audit_put_fn, &n);
+	v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 5);
+	memset(&c, 0, sizeof(c));
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(c.n, 5);
+	assert_memory_equal(c.prev[3], c.hash[2], 32);
+	s_read(f, s_audit_format_fn, &c);
+}
+
+/* A chain written as today's stores hold it, by hand through the generic
+ * API: it verifies, and appending continues it. */
+static int s_audit_by_hand_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint8_t prev[32] = { 0 }, h[32], k[8], buf[1024], head[40];
+	for (uint64_t i = 1; i <= 2; i++) {
+		Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
+		a.has_number = a.has_at_us = a.has_prev_hash = 1;
+		a.number = i;
+		a.at_us = (int64_t)i * 10;
+		a.action = "consultation";
+		a.actor = "uid:1000";
+		a.reason = "check";
+		a.prev_hash.data = prev;
+		a.prev_hash.len = 32;
+		size_t len = protobuf_c_message_pack(&a.base, buf);
+		crypto_generichash(h, 32, buf, len, NULL, 0);
+		a.has_hash = 1;
+		a.hash.data = h;
+		a.hash.len = 32;
+		len = protobuf_c_message_pack(&a.base, buf);
+		yj_be64_put(k, i);
+		CHECK(yj_txn_put(txn, YJ_DB_AUDIT, k, 8, buf, len) == 0);
+		memcpy(prev, h, 32);
+	}
+	yj_be64_put(head, 2);
+	memcpy(head + 8, prev, 32);
+	CHECK(yj_txn_put(txn, YJ_DB_META, "audit.head", 10, head, sizeof(head)) == 0);
+	return 0;
+}
+
+static void test_audit_existing_store(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 1;
+	s_write(f, s_audit_by_hand_fn, NULL);
+	s_reopen(f);
+	struct verdict v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 2);
+	s_write(f, s_audit_put_fn, &n);
+	v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 3);
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(c.numbers[2], 3);
+	assert_memory_equal(c.prev[2], c.hash[1], 32);
+	assert_string_equal(c.actions[0], "consultation");
+}
+
+/* Tampering, as an attacker with write access to the store would: one
+ * record's field changed (its stored hash kept), one removed, the newest
+ * cut off. */
+struct tamper {
+	int what;   /* 0 change record 2, 1 remove record 2, 2 remove the newest */
+};
+
+static int s_tamper_fn(struct yj_txn *txn, void *arg)
+{
+	struct tamper *t = arg;
+	uint8_t k[8], buf[1024];
+	const void *v;
+	size_t vlen;
+	yj_be64_put(k, t->what == 2 ? 4 : 2);
+	if (t->what)
+		return yj_txn_del(txn, YJ_DB_AUDIT, k, 8);
+	CHECK(yj_txn_get(txn, YJ_DB_AUDIT, k, 8, &v, &vlen) == 0);
+	Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, v);
+	CHECK(r != NULL);
+	char *keep = r->recipient;
+	r->recipient = "yjs:elsewhere";
+	size_t len = protobuf_c_message_get_packed_size(&r->base);
+	if (len <= sizeof(buf))
+		protobuf_c_message_pack(&r->base, buf);
+	r->recipient = keep;
+	yjlink__v1__audit_record__free_unpacked(r, NULL);
+	CHECK(len <= sizeof(buf));
+	CHECK(yj_txn_put(txn, YJ_DB_AUDIT, k, 8, buf, len) == 0);
+	return 0;
+}
+
+static void test_audit_tamper(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 4;
+	s_write(f, s_audit_put_fn, &n);
+	struct tamper t = { 0 };
+	s_write(f, s_tamper_fn, &t);
+	struct verdict v = s_verify(f);
+	assert_int_equal(v.rc, YJ_ESTORE);
+	assert_int_equal(v.checked, 1);
+	assert_int_equal(v.bad, 2);
+	/* the listing still shows every record */
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(c.n, 4);
+}
+
+static void test_audit_removed(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 4;
+	s_write(f, s_audit_put_fn, &n);
+	struct tamper t = { 1 };
+	s_write(f, s_tamper_fn, &t);
+	struct verdict v = s_verify(f);
+	assert_int_equal(v.rc, YJ_ESTORE);
+	assert_int_equal(v.checked, 1);
+	assert_int_equal(v.bad, 3);
+}
+
+static void test_audit_cut_off(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 4;
+	s_write(f, s_audit_put_fn, &n);
+	struct tamper t = { 2 };
+	s_write(f, s_tamper_fn, &t);
+	struct verdict v = s_verify(f);
+	/* each record left fits its predecessor: only audit.head shows the cut */
+	assert_int_equal(v.rc, YJ_ESTORE);
+	assert_int_equal(v.checked, 3);
+	assert_int_equal(v.bad, 4);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_ids_not_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_numbers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notes_queues, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_existing_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_tamper, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_cut_off, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
