@@ -8,13 +8,15 @@
  * transport or a transport's settings. Adding an output is one new file and
  * one line in the registry.
  *
- * Settings: an adapter declares its own as tables of struct yj_setting (as
- * Fluent Bit's config_map or Knot's yp_item_t): settings of the adapter
- * itself under its top-level `section` ("email = { smtp_url = ...; }"), and
- * settings every recipient of its transport carries ("webhook = { url =
- * ...; }", "email = [ ... ]"). The core's config loader reads, defaults,
- * checks and documents them (`--check`, `--config-reference`) from those
- * tables and hands the adapter the filled structs; it frees them too.
+ * Settings: an adapter declares its own in its `conf` member, a struct
+ * yj_settings_owner (settings.h): tables of struct yj_setting for its
+ * top-level `section` ("email = { smtp_url = ...; }") and for what every
+ * recipient of its transport carries ("webhook = { url = ...; }", "email =
+ * [ ... ]"). main.c hands the config loader the `conf` of every adapter
+ * (the loader, below the adapters, knows no struct yj_adapter); it reads,
+ * defaults, checks and documents them (`--check`, `--config-reference`)
+ * from those tables and hands the adapter the filled structs through
+ * api->settings; it frees them too.
  *
  * Inputs turn what arrives (YJL1 frames, SUB messages, spool lines) into
  * struct yj_request and hand it to the core with api->submit(). The core
@@ -34,41 +36,14 @@
 #include <stdint.h>
 
 #include "diag.h"
+#include "settings.h"
 
 struct yj_loop;
 struct yj_config;
 struct yj_curlm;
 struct yj_recipient;
 struct yj_adapter;
-
-/* --- settings ------------------------------------------------------------ */
-
-enum yj_setting_type {
-	YJ_SETTING_STR = 0,     /* char *, owned by the config */
-	YJ_SETTING_INT,         /* int64_t, within [min, max] */
-	YJ_SETTING_BOOL,        /* int, 0 or 1 */
-	YJ_SETTING_STRLIST,     /* struct yj_strlist (config.h), owned by the config */
-	YJ_SETTING_SECRET_FILE, /* char *: the first line of the file named (relative to the config
-	                         * file's directory), read at load; the path itself is not kept.
-	                         * A file group or others may read is refused. */
-};
-
-/* One setting an adapter declares. */
-struct yj_setting {
-	enum yj_setting_type type;
-	const char *name;       /* path below the section or the recipient: "smtp_url", "webhook.url" */
-	size_t offset;          /* of the field in the adapter's settings struct */
-	const char *def;        /* default as text (lists: comma-separated); NULL = required */
-	int64_t min, max;       /* YJ_SETTING_INT bounds */
-	const char *doc;        /* one line for the config reference */
-};
-
-/* Where a setting stands in the config file, for the adapter's own checks. */
-struct yj_setting_site {
-	struct yj_diag *diag;   /* report problems here */
-	const char *file;       /* config file of the group checked */
-	int line;               /* line of the group (the section, or the recipient) */
-};
+struct yj_prom;
 
 /* --- inputs ---------------------------------------------------------------- */
 
@@ -85,6 +60,17 @@ struct yj_request {
 	const void *payload;         /* frame 3 (for a framing fault: every frame, concatenated) */
 	size_t payload_len;
 	unsigned frames;             /* frames received */
+	/* The forces this sender may send for, when the input knows them (a
+	 * publisher's or a spool's force); NULL: ingest.forces. */
+	const char *const *forces;
+	size_t n_forces;
+	/* The input's position to record in the same transaction as this
+	 * request's outcome (a publisher's sequence number, a spool file's
+	 * line), so that a restart resumes right after it; NULL for none. Read
+	 * back with api->position_get(). At most 256 bytes. */
+	const char *position_key;
+	const void *position;
+	size_t position_len;
 };
 
 enum yj_status {
@@ -129,6 +115,8 @@ enum yj_message_kind {
 struct yj_message {
 	enum yj_message_kind kind;
 	const char *id;               /* notification id or digest id: stable across retries and resends */
+	uint64_t number;              /* the job's number: unique, increasing per recipient (a YJN1 NOTE's number) */
+	const char *feed;             /* notification: the feed of the event it is about */
 	const char *kind_name;        /* notification: its kind (rule id or hold_released); "daily_digest" */
 	const struct yj_recipient *recipient; /* id and display name (config.h); never transport settings */
 	const void *settings;         /* this recipient's settings for this adapter (its recipient table's struct) */
@@ -163,23 +151,24 @@ struct yj_core_api {
 	void *zmq_ctx;                       /* the one ZeroMQ context */
 	struct yj_curlm *curlm;              /* libcurl multi driven by the loop (curlm.h) */
 	const struct yj_config *(*config)(void *core);  /* the config now in force */
-	/* This adapter's own settings (its `settings_size` struct) in cfg; never NULL
-	 * for an adapter that declares settings. */
+	/* This adapter's own settings (its conf.settings_size struct) in cfg;
+	 * never NULL for an adapter that declares settings. */
 	const void *(*settings)(const struct yj_config *cfg, const struct yj_adapter *a);
 	/* Take one request. done(arg, reply) is called exactly once, later or at once. */
 	int (*submit)(void *core, const struct yj_request *req, yj_reply_fn done, void *arg);
+	/* A position as last committed (db/positions.h): copied into buf, *len
+	 * its length. YJ_ENOENT when there is none. */
+	int (*position_get)(void *core, const char *key, void *buf, size_t size, size_t *len);
+	/* Record a position (a subscription's cursor) in the outbox's next
+	 * completion commit: with the deliveries it stands for. */
+	int (*position_put)(void *core, const char *key, const void *val, size_t len);
 };
 
 struct yj_adapter {
-	const char *name;            /* file name without .c, e.g. "out_email" */
-
-	/* Settings of the adapter itself, a top-level group of the config. */
-	const char *section;         /* "email"; NULL when it has none */
-	const struct yj_setting *settings;
-	size_t n_settings;
-	size_t settings_size;        /* sizeof its settings struct */
-	/* Cross-field checks of those settings, after the table was read. */
-	void (*check)(const void *settings, const struct yj_setting_site *at);
+	/* Its name ("out_email": the file name without .c), its settings and,
+	 * for an output, its transport and what each of its recipients carries:
+	 * all the config loader sees of it (settings.h). */
+	struct yj_settings_owner conf;
 
 	/* Lifecycle. init reads settings and allocates, binding nothing;
 	 * *state is the adapter's, freed by destroy. Returns 0, YJ_ENOENT when
@@ -191,18 +180,25 @@ struct yj_adapter {
 	void (*drain)(void *state);  /* graceful stop, first phase: take no new input or deliveries */
 	void (*destroy)(void **state); /* leave the loop, close, free; NULLs *state */
 
-	/* --- outputs only (NULL for inputs) --- */
-	const char *transport;       /* what a recipient names in `transport = "..."` */
-	/* Settings every recipient of this transport carries, below the recipient. */
-	const struct yj_setting *recipient_settings;
-	size_t n_recipient_settings;
-	size_t recipient_settings_size;
-	/* Cross-field checks of one recipient's settings ("a webhook needs a URL"). */
-	void (*check_recipient)(const void *settings, const struct yj_recipient *r, const struct yj_setting_site *at);
+	/* A yjlinkctl command this adapter answers ("subscribers"), or NULL:
+	 * args and the answer are JSON objects as text; *out is malloc'd by the
+	 * adapter, freed by the core. Returns 0, 1 refused or failed, 2 usage. */
+	const char *command;
+	int (*run_command)(void *state, const char *args_json, char **out_json);
+	/* Append the adapter's own metric families to the Prometheus text (prom.h). */
+	void (*metrics)(void *state, struct yj_prom *p);
+
+	/* --- outputs only (NULL or 0 for inputs) --- */
 	/* Start delivering m; done(arg, ...) is called exactly once, later, from
 	 * the loop. Returns 0, or a negative code (done is then not called and
 	 * the core treats it as RETRY). */
 	int (*deliver)(void *state, const struct yj_message *m, yj_delivery_done_fn done, void *arg);
+	/* Jobs under way per recipient at most (0: the outbox's default, 32): a
+	 * subscription keeps its unacknowledged notes under way. */
+	unsigned window;
+	/* The digest renderings it sends (enum yj_digest_part of digest.h as
+	 * bits: 1 text, 2 html, 4 csv, 8 json); 0: all. */
+	unsigned digest_parts;
 };
 
 /* Every adapter compiled in, NULL-terminated (adapters/registry.c). */

@@ -241,7 +241,7 @@ static void s_destroy(void **state)
 }
 
 const struct yj_adapter yj_adapter_in_yjl1 = {
-	.name = "in_yjl1",
+	.conf = { .name = "in_yjl1" },
 	.init = s_init,
 	.start = s_start,
 	.reload = s_reload,

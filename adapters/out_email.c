@@ -1045,21 +1045,25 @@ static void s_destroy(void **state)
 }
 
 const struct yj_adapter yj_adapter_out_email = {
-	.name = "out_email",
-	.section = "email",
-	.settings = s_section_table,
-	.n_settings = sizeof(s_section_table) / sizeof(s_section_table[0]),
-	.settings_size = sizeof(struct s_settings),
-	.check = s_check,
+	.conf = {
+		.name = "out_email",
+		.section = "email",
+		.settings = s_section_table,
+		.n_settings = sizeof(s_section_table) / sizeof(s_section_table[0]),
+		.settings_size = sizeof(struct s_settings),
+		.check = s_check,
+		.transport = "email",
+		.recipient_settings = s_recipient_table,
+		.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
+		.recipient_settings_size = sizeof(struct s_recipient),
+		.check_recipient = s_check_recipient,
+	},
 	.init = s_init,
 	.start = s_start,
 	.reload = s_reload,
 	.drain = s_drain,
 	.destroy = s_destroy,
-	.transport = "email",
-	.recipient_settings = s_recipient_table,
-	.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
-	.recipient_settings_size = sizeof(struct s_recipient),
-	.check_recipient = s_check_recipient,
 	.deliver = s_deliver,
+	/* The email a person reads, and the CSV case systems import. */
+	.digest_parts = 1 | 2 | 4,
 };

@@ -411,16 +411,19 @@ static void s_destroy(void **state)
 }
 
 const struct yj_adapter yj_adapter_out_webhook = {
-	.name = "out_webhook",
+	.conf = {
+		.name = "out_webhook",
+		.transport = "webhook",
+		.recipient_settings = s_recipient_table,
+		.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
+		.recipient_settings_size = sizeof(struct s_recipient),
+		.check_recipient = s_check_recipient,
+	},
 	.init = s_init,
 	.start = s_start,
 	.reload = s_reload,
 	.drain = s_drain,
 	.destroy = s_destroy,
-	.transport = "webhook",
-	.recipient_settings = s_recipient_table,
-	.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),
-	.recipient_settings_size = sizeof(struct s_recipient),
-	.check_recipient = s_check_recipient,
 	.deliver = s_deliver,
+	.digest_parts = 8, /* the digest object as the POST body */
 };

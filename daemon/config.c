@@ -10,16 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "adapter.h"
 #include "embedded.h"
 #include "err.h"
 #include "metrics.h"
+#include "settings.h"
 
 #define OFF(f) offsetof(struct yj_config, f)
 
-/* The core's own settings, declared like an adapter's (struct yj_setting,
- * adapter.h), so that one reader parses, defaults, checks, overrides and
- * documents both. Names are full dotted paths from the top level. */
+/* The core's own settings, declared as every owner's are (struct
+ * yj_setting, settings.h), so that one reader parses, defaults, checks,
+ * overrides and documents both. Names are full dotted paths from the top
+ * level. */
 static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "deployment.id", OFF(deployment_id), "tvp", 0, 0,
 	  "short id of this deployment: prefix of notification ids (`[a-z0-9-]`, 1-32)" },
@@ -146,9 +147,9 @@ static int s_tab_group(const struct s_tab *tabs, size_t n, const char *path)
 struct s_ctx {
 	const char *label;     /* file name for settings with no source file */
 	struct yj_diag *diag;
-	const struct yj_adapter *const *adapters; /* the adapters compiled in (NULL-terminated), or NULL */
-	size_t n_adapters;
-	struct s_tab *tabs;    /* what the top level may hold: the core's table and each adapter's section */
+	const struct yj_settings_owner *const *owners; /* who else declares settings (NULL-terminated), or NULL */
+	size_t n_owners;
+	struct s_tab *tabs;    /* what the top level may hold: the core's table and each owner's section */
 	size_t n_tabs;
 };
 
@@ -252,7 +253,7 @@ static config_setting_t *s_make_parents(config_t *cf, const char *path, const ch
 }
 
 /* --set KEY=VALUE: replace (or add) one scalar, typed by the table (the
- * core's or an adapter's section). */
+ * core's or an owner's section). */
 static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
@@ -450,7 +451,7 @@ static int s_default(struct s_ctx *c, const struct s_scope *sc, const struct yj_
 			return s_strdup_into(field, "");
 		return s_read_secret(c, sc->file, sc->line, sc->who, path, t->def, field);
 	}
-	/* A table that does not parse its own default is a bug of its adapter: name it. */
+	/* A table that does not parse its own default is a bug of its owner: name it. */
 	if (rc)
 		yj_diag_report(c->diag, sc->file, sc->line, "%s'%s': the default '%s' of this setting is not %s", sc->who,
 			       path, t->def, s_type_name(t->type));
@@ -479,7 +480,7 @@ static int s_extract(struct s_ctx *c, const struct s_scope *sc, const struct yj_
 			goto wrong;
 		const char *name = config_setting_get_string(s);
 		if (!*name)
-			return s_strdup_into(field, ""); /* no secret: the adapter says whether it needs one */
+			return s_strdup_into(field, ""); /* no secret: the owner's check says whether it needs one */
 		return s_read_secret(c, s_file(c, s), s_line(s), sc->who, path, name, field);
 	}
 	case YJ_SETTING_INT: {
@@ -556,29 +557,29 @@ static void s_free_settings(const struct yj_setting *t, size_t n, void *obj)
 	}
 }
 
-/* Adapter i's own settings: its section read by its table, then its own
+/* Owner i's own settings: its section read by its table, then its own
  * cross-field checks, only when the table read cleanly, so that check sees
  * every setting set. */
 static int s_parse_section(struct s_ctx *c, config_t *cf, struct yj_config *cfg, size_t i)
 {
-	const struct yj_adapter *a = cfg->adapters[i];
+	const struct yj_settings_owner *o = cfg->owners[i];
 	int rc = 0;
 
-	if (!a->settings || !a->n_settings)
+	if (!o->settings || !o->n_settings)
 		return 0;
-	void *st = calloc(1, a->settings_size);
+	void *st = calloc(1, o->settings_size);
 	if (!st)
 		return YJ_ENOMEM;
-	cfg->adapter_settings[i] = st;
-	const char *prefix = a->section ? a->section : "";
+	cfg->owner_settings[i] = st;
+	const char *prefix = o->section ? o->section : "";
 	config_setting_t *sec = *prefix ? config_lookup(cf, prefix) : NULL;
 	struct s_scope sc = { config_root_setting(cf), prefix, "", s_file(c, sec), s_line(sec) };
 	int before = c->diag->count;
-	for (size_t j = 0; j < a->n_settings && !rc; j++)
-		rc = s_extract(c, &sc, &a->settings[j], st);
-	if (!rc && a->check && c->diag->count == before) {
+	for (size_t j = 0; j < o->n_settings && !rc; j++)
+		rc = s_extract(c, &sc, &o->settings[j], st);
+	if (!rc && o->check && c->diag->count == before) {
 		struct yj_setting_site at = { c->diag, sc.file, sc.line };
-		a->check(st, &at);
+		o->check(st, &at);
 	}
 	return rc;
 }
@@ -763,17 +764,17 @@ static void s_parse_hours(struct s_ctx *c, config_setting_t *h, struct yj_hours 
 
 static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force" };
 
-/* The output adapter serving r's transport (r->output its index), or NULL:
- * for "none", and, reported, for a transport this build cannot deliver to. */
-static const struct yj_adapter *s_output(struct s_ctx *c, struct yj_recipient *r)
+/* The owner of r's transport (r->output its index), or NULL: for "none",
+ * and, reported, for a transport this build cannot deliver to. */
+static const struct yj_settings_owner *s_output(struct s_ctx *c, struct yj_recipient *r)
 {
 	if (!strcmp(r->transport, "none"))
 		return NULL;
-	for (size_t i = 0; i < c->n_adapters; i++) {
-		const struct yj_adapter *a = c->adapters[i];
-		if (a->transport && !strcmp(a->transport, r->transport)) {
+	for (size_t i = 0; i < c->n_owners; i++) {
+		const struct yj_settings_owner *o = c->owners[i];
+		if (o->transport && !strcmp(o->transport, r->transport)) {
 			r->output = (int)i;
-			return a;
+			return o;
 		}
 	}
 	for (size_t i = 0; i < sizeof(s_spec_transports) / sizeof(s_spec_transports[0]); i++) {
@@ -787,38 +788,38 @@ static const struct yj_adapter *s_output(struct s_ctx *c, struct yj_recipient *r
 	}
 	char have[512] = "none";
 	size_t len = strlen(have);
-	for (size_t i = 0; i < c->n_adapters && len < sizeof(have); i++) {
-		if (c->adapters[i]->transport)
-			len += (size_t)snprintf(have + len, sizeof(have) - len, ", %s", c->adapters[i]->transport);
+	for (size_t i = 0; i < c->n_owners && len < sizeof(have); i++) {
+		if (c->owners[i]->transport)
+			len += (size_t)snprintf(have + len, sizeof(have) - len, ", %s", c->owners[i]->transport);
 	}
 	yj_diag_report(c->diag, r->file, r->line, "recipient '%s': unknown transport '%s' (this build has: %s)", r->id,
 		       r->transport, have);
 	return NULL;
 }
 
-/* The recipient settings of r's output a, read from the recipient group g
- * by a's recipient table, then a's own checks of them (only when the table
+/* The recipient settings of r's output o, read from the recipient group g
+ * by o's recipient table, then o's own checks of them (only when the table
  * read cleanly, so that check_recipient sees every setting set). */
 static int s_parse_output_settings(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r,
-				   const struct yj_adapter *a)
+				   const struct yj_settings_owner *o)
 {
 	int rc = 0;
 
-	if (a->recipient_settings_size) {
+	if (o->recipient_settings_size) {
 		char who[320];
-		if (!(r->output_settings = calloc(1, a->recipient_settings_size)))
+		if (!(r->output_settings = calloc(1, o->recipient_settings_size)))
 			return YJ_ENOMEM;
 		snprintf(who, sizeof(who), "recipient '%s': ", r->id);
 		struct s_scope sc = { g, "", who, r->file, r->line };
 		int before = c->diag->count;
-		for (size_t i = 0; i < a->n_recipient_settings && !rc; i++)
-			rc = s_extract(c, &sc, &a->recipient_settings[i], r->output_settings);
+		for (size_t i = 0; i < o->n_recipient_settings && !rc; i++)
+			rc = s_extract(c, &sc, &o->recipient_settings[i], r->output_settings);
 		if (rc || c->diag->count > before)
 			return rc;
 	}
-	if (a->check_recipient) {
+	if (o->check_recipient) {
 		struct yj_setting_site at = { c->diag, r->file, r->line };
-		a->check_recipient(r->output_settings, r, &at);
+		o->check_recipient(r->output_settings, r, &at);
 	}
 	return 0;
 }
@@ -826,7 +827,7 @@ static int s_parse_output_settings(struct s_ctx *c, config_setting_t *g, struct 
 static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r)
 {
 	/* The core's keys; a recipient may carry besides only the settings of
-	 * its own output (adapter.h: recipient_settings). */
+	 * its own output (settings.h: recipient_settings). */
 	static const struct s_key keys[] = {
 		{ "id", CONFIG_TYPE_STRING },        { "kind", CONFIG_TYPE_STRING },
 		{ "name", CONFIG_TYPE_STRING },      { "local_authorities", CONFIG_TYPE_ARRAY },
@@ -847,8 +848,8 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 	r->transport = s_group_str(g, "transport", "none");
 	if (!r->file || !r->id || !r->name || !r->force || !r->legal_basis || !r->transport)
 		return YJ_ENOMEM;
-	const struct yj_adapter *a = s_output(c, r);
-	struct s_tab own = { a ? a->recipient_settings : NULL, a ? a->n_recipient_settings : 0, "" };
+	const struct yj_settings_owner *o = s_output(c, r);
+	struct s_tab own = { o ? o->recipient_settings : NULL, o ? o->n_recipient_settings : 0, "" };
 	s_check_keys(c, g, "a recipient", keys, &own, 1);
 	char *kind = s_group_str(g, "kind", "");
 	if (!kind)
@@ -901,8 +902,8 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 		s_parse_hours(c, h, &r->hours);
 	}
 	/* Last, so that check_recipient sees the whole recipient. */
-	if (a)
-		rc = s_parse_output_settings(c, g, r, a);
+	if (o)
+		rc = s_parse_output_settings(c, g, r, o);
 	return rc;
 }
 
@@ -1082,9 +1083,9 @@ static void s_free_routing(struct yj_config *cfg)
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
 		struct yj_recipient *r = &cfg->recipients[i];
 		if (r->output_settings) {
-			/* Only ever set for an output of cfg's table (s_parse_output_settings). */
-			const struct yj_adapter *a = cfg->adapters[r->output];
-			s_free_settings(a->recipient_settings, a->n_recipient_settings, r->output_settings);
+			/* Only ever set for an output among cfg's owners (s_parse_output_settings). */
+			const struct yj_settings_owner *o = cfg->owners[r->output];
+			s_free_settings(o->recipient_settings, o->n_recipient_settings, r->output_settings);
 			free(r->output_settings);
 		}
 		free(r->id);
@@ -1121,17 +1122,17 @@ const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, cons
 	return NULL;
 }
 
-int yj_config_load(const char *file, const char *const *sets, size_t n_sets, const struct yj_adapter *const *adapters,
-		   struct yj_diag *diag, struct yj_config **out)
+int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
+		   const struct yj_settings_owner *const *owners, struct yj_diag *diag, struct yj_config **out)
 {
 	config_t cf;
 	struct yj_config *cfg = NULL;
 	int rc = 0;
 	int before = diag->count;
-	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag, adapters, 0, NULL, 0 };
+	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag, owners, 0, NULL, 0 };
 
-	while (adapters && adapters[c.n_adapters])
-		c.n_adapters++;
+	while (owners && owners[c.n_owners])
+		c.n_owners++;
 	config_init(&cf);
 	/* No silent type coercion: "64" is not 64. */
 	config_set_options(&cf, 0);
@@ -1151,16 +1152,16 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, con
 		rc = YJ_ECONFIG;
 		goto out;
 	}
-	/* What the top level may hold: the core's settings and each adapter's section. */
-	if (!(c.tabs = calloc(c.n_adapters + 1, sizeof(*c.tabs)))) {
+	/* What the top level may hold: the core's settings and each owner's section. */
+	if (!(c.tabs = calloc(c.n_owners + 1, sizeof(*c.tabs)))) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
 	c.tabs[c.n_tabs++] = (struct s_tab){ s_table, S_N, "" };
-	for (size_t i = 0; i < c.n_adapters; i++) {
-		const struct yj_adapter *a = adapters[i];
-		if (a->settings && a->n_settings)
-			c.tabs[c.n_tabs++] = (struct s_tab){ a->settings, a->n_settings, a->section ? a->section : "" };
+	for (size_t i = 0; i < c.n_owners; i++) {
+		const struct yj_settings_owner *o = owners[i];
+		if (o->settings && o->n_settings)
+			c.tabs[c.n_tabs++] = (struct s_tab){ o->settings, o->n_settings, o->section ? o->section : "" };
 	}
 	for (size_t i = 0; i < n_sets; i++)
 		s_apply_set(&c, &cf, sets[i]);
@@ -1171,16 +1172,16 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets, con
 		rc = YJ_ENOMEM;
 		goto out;
 	}
-	cfg->adapters = adapters;
-	cfg->n_adapters = c.n_adapters;
-	if (c.n_adapters && !(cfg->adapter_settings = calloc(c.n_adapters, sizeof(*cfg->adapter_settings)))) {
+	cfg->owners = owners;
+	cfg->n_owners = c.n_owners;
+	if (c.n_owners && !(cfg->owner_settings = calloc(c.n_owners, sizeof(*cfg->owner_settings)))) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
 	struct s_scope core = { config_root_setting(&cf), "", "", c.label, 0 };
 	for (size_t i = 0; i < S_N && !rc; i++)
 		rc = s_extract(&c, &core, &s_table[i], cfg);
-	for (size_t i = 0; i < c.n_adapters && !rc; i++)
+	for (size_t i = 0; i < c.n_owners && !rc; i++)
 		rc = s_parse_section(&c, &cf, cfg, i);
 	if (rc)
 		goto out;
@@ -1208,32 +1209,32 @@ void yj_config_free(struct yj_config **pcfg)
 	if (!cfg)
 		return;
 	s_free_settings(s_table, S_N, cfg);
-	for (size_t i = 0; cfg->adapter_settings && i < cfg->n_adapters; i++) {
-		const struct yj_adapter *a = cfg->adapters[i];
-		s_free_settings(a->settings, a->n_settings, cfg->adapter_settings[i]);
-		free(cfg->adapter_settings[i]);
+	for (size_t i = 0; cfg->owner_settings && i < cfg->n_owners; i++) {
+		const struct yj_settings_owner *o = cfg->owners[i];
+		s_free_settings(o->settings, o->n_settings, cfg->owner_settings[i]);
+		free(cfg->owner_settings[i]);
 	}
-	free(cfg->adapter_settings);
+	free(cfg->owner_settings);
 	s_free_routing(cfg);
 	free(cfg->source);
 	free(cfg);
 	*pcfg = NULL;
 }
 
-const void *yj_config_adapter_settings(const struct yj_config *cfg, const struct yj_adapter *a)
+const void *yj_config_settings(const struct yj_config *cfg, const struct yj_settings_owner *o)
 {
-	for (size_t i = 0; cfg->adapter_settings && i < cfg->n_adapters; i++) {
-		if (cfg->adapters[i] == a)
-			return cfg->adapter_settings[i];
+	for (size_t i = 0; cfg->owner_settings && i < cfg->n_owners; i++) {
+		if (cfg->owners[i] == o)
+			return cfg->owner_settings[i];
 	}
 	return NULL;
 }
 
-const struct yj_adapter *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r)
+const struct yj_settings_owner *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r)
 {
-	if (r->output < 0 || (size_t)r->output >= cfg->n_adapters)
+	if (r->output < 0 || (size_t)r->output >= cfg->n_owners)
 		return NULL;
-	return cfg->adapters[r->output];
+	return cfg->owners[r->output];
 }
 
 static void s_print_table(FILE *out, const struct yj_setting *t, size_t n, const char *prefix)
@@ -1249,27 +1250,27 @@ static void s_print_table(FILE *out, const struct yj_setting *t, size_t n, const
 	}
 }
 
-void yj_config_print_reference(FILE *out, const struct yj_adapter *const *adapters)
+void yj_config_print_reference(FILE *out, const struct yj_settings_owner *const *owners)
 {
 	s_print_table(out, s_table, S_N, "");
-	for (size_t i = 0; adapters && adapters[i]; i++) {
-		const struct yj_adapter *a = adapters[i];
-		if (!a->settings || !a->n_settings)
+	for (size_t i = 0; owners && owners[i]; i++) {
+		const struct yj_settings_owner *o = owners[i];
+		if (!o->settings || !o->n_settings)
 			continue;
-		if (a->section)
-			fprintf(out, "\n`%s` settings (%s):\n\n", a->section, a->name);
+		if (o->section)
+			fprintf(out, "\n`%s` settings (%s):\n\n", o->section, o->name);
 		else
-			fprintf(out, "\nsettings of %s:\n\n", a->name);
-		s_print_table(out, a->settings, a->n_settings, a->section ? a->section : "");
+			fprintf(out, "\nsettings of %s:\n\n", o->name);
+		s_print_table(out, o->settings, o->n_settings, o->section ? o->section : "");
 	}
-	for (size_t i = 0; adapters && adapters[i]; i++) {
-		const struct yj_adapter *a = adapters[i];
-		if (!a->transport || !a->recipient_settings || !a->n_recipient_settings)
+	for (size_t i = 0; owners && owners[i]; i++) {
+		const struct yj_settings_owner *o = owners[i];
+		if (!o->transport || !o->recipient_settings || !o->n_recipient_settings)
 			continue;
 		fprintf(out, "\nrecipient settings of transport `%s` (%s), inside each recipient `{ ... }` with "
 			     "`transport = \"%s\"`:\n\n",
-			a->transport, a->name, a->transport);
-		s_print_table(out, a->recipient_settings, a->n_recipient_settings, "");
+			o->transport, o->name, o->transport);
+		s_print_table(out, o->recipient_settings, o->n_recipient_settings, "");
 	}
 }
 

@@ -6,6 +6,10 @@
  * not in the table are errors, reported as FILE:LINE like every other
  * problem, all of them in one pass.
  *
+ * Whatever else declares settings (the adapters) is read the same way from
+ * the tables of its struct yj_settings_owner (settings.h), handed to
+ * yj_config_load(): that struct is all this module knows of its owners.
+ *
  * Ownership: yj_config_load() returns a config the caller owns and frees
  * with yj_config_free(); every string in it belongs to it. A reload builds a
  * whole new config and swaps it in only when it loaded without error.
@@ -18,8 +22,7 @@
 #include <stdio.h>
 
 #include "diag.h"
-
-struct yj_adapter;
+#include "settings.h"
 
 struct yj_strlist {
 	char **v;   /* owned strings */
@@ -55,8 +58,9 @@ struct yj_recipient {
 	char *legal_basis;          /* default legal basis of disclosures to it */
 	char *transport;            /* "none" (no destination yet: notifications wait as unroutable), or
 	                             * the transport of an output adapter ("email", "webhook", ...) */
-	int output;                  /* index of that adapter in the config's adapter table; -1 for none */
-	void *output_settings;       /* that adapter's recipient settings struct (its recipient table), owned */
+	int output;                  /* index of its owner in the config's owners (main.c builds them in the
+	                              * order of the adapter table); -1 for none */
+	void *output_settings;       /* that owner's recipient settings struct (its recipient table), owned */
 	struct yj_strlist digest_times; /* yjs: local "HH:MM" send times of the daily digest */
 	char *file;                 /* config file and line it was declared at, for messages */
 	int line;
@@ -127,9 +131,9 @@ struct yj_config {
 	struct yj_rule *rules;          /* owned, in config order */
 	size_t n_rules;
 
-	const struct yj_adapter *const *adapters; /* the adapter table it was read against (borrowed) */
-	size_t n_adapters;
-	void **adapter_settings;        /* owned: adapters[i]'s own settings struct, NULL when it declares none */
+	const struct yj_settings_owner *const *owners; /* what it was read against (borrowed) */
+	size_t n_owners;
+	void **owner_settings;          /* owned: owners[i]'s own settings struct, NULL when it declares none */
 
 	char *log_level;                /* err|warning|notice|info|debug */
 	int testing_clock_control;      /* allow `yjlinkctl clock` (tests only) */
@@ -137,13 +141,14 @@ struct yj_config {
 };
 
 /* Load file (or the embedded default when file is NULL), apply each of the
- * n_sets "KEY=VALUE" overrides, then check everything. adapters (NULL-
- * terminated, may be NULL for none) are the adapters compiled in: their
- * settings tables are part of the config, and a recipient may name only the
- * transport of one of them. Every problem goes to diag as FILE:LINE:
- * message. Returns 0 and *out, YJ_ECONFIG, or YJ_ENOMEM. */
-int yj_config_load(const char *file, const char *const *sets, size_t n_sets, const struct yj_adapter *const *adapters,
-		   struct yj_diag *diag, struct yj_config **out);
+ * n_sets "KEY=VALUE" overrides, then check everything. owners (NULL-
+ * terminated, may be NULL for none) declare every setting besides the
+ * core's (in yjlinkd: the conf of each adapter compiled in): their tables
+ * are part of the config, and a recipient may name only the transport of
+ * one of them. They must outlive the config. Every problem goes to diag as
+ * FILE:LINE: message. Returns 0 and *out, YJ_ECONFIG, or YJ_ENOMEM. */
+int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
+		   const struct yj_settings_owner *const *owners, struct yj_diag *diag, struct yj_config **out);
 
 void yj_config_free(struct yj_config **cfg);
 
@@ -151,15 +156,17 @@ void yj_config_free(struct yj_config **cfg);
 const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id);
 
 /* Print every setting as Markdown (for README.md): the core's table, then
- * each adapter's own and its recipient settings. */
-void yj_config_print_reference(FILE *out, const struct yj_adapter *const *adapters);
+ * each owner's own (owners as for yj_config_load) and its recipient
+ * settings. */
+void yj_config_print_reference(FILE *out, const struct yj_settings_owner *const *owners);
 
-/* The adapter a's own settings struct in cfg; NULL when a declares none or
- * is not in cfg's table. */
-const void *yj_config_adapter_settings(const struct yj_config *cfg, const struct yj_adapter *a);
+/* Owner o's own settings struct in cfg; NULL when o declares none or is not
+ * one of cfg's owners. */
+const void *yj_config_settings(const struct yj_config *cfg, const struct yj_settings_owner *o);
 
-/* The output adapter serving recipient r, or NULL (transport none). */
-const struct yj_adapter *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r);
+/* The owner of the transport serving recipient r (cfg->owners[r->output]),
+ * or NULL (transport none). */
+const struct yj_settings_owner *yj_config_output(const struct yj_config *cfg, const struct yj_recipient *r);
 
 /* Free the strings of l and empty it. */
 void yj_strlist_free(struct yj_strlist *l);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "adapter.h"
 #include "clock.h"
 #include "config.h"
 #include "db/audit.h"
@@ -902,7 +903,9 @@ static void s_digest_preview(struct s_call *c, const char *yjs, const char *date
 {
 	struct yj_digest_content dc;
 	char err[300] = "";
-	int rc = yj_digest_preview(c->ctl->core->digest, yjs, date, &dc, err, sizeof(err));
+	int full = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"));
+	int rc = yj_digest_preview(c->ctl->core->digest, yjs, date,
+				   full ? YJ_DIGEST_TEXT | YJ_DIGEST_HTML | YJ_DIGEST_CSV : YJ_DIGEST_TEXT, &dc, err, sizeof(err));
 	if (rc)
 		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", err);
 	if (s_require_reason(c, "digest preview") && !s_audit_consult(c, "digest preview", dc.seqs, dc.n_seqs)) {
@@ -922,7 +925,7 @@ static void s_digest_preview(struct s_call *c, const char *yjs, const char *date
 		cJSON_AddNumberToObject(c->out, "events", dc.events);
 		cJSON_AddStringToObject(c->out, "text", dc.text);
 		/* The HTML, CSV and JSON only when asked for (--json): they are most of the size. */
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"))) {
+		if (full) {
 			cJSON_AddStringToObject(c->out, "html", dc.html);
 			cJSON_AddStringToObject(c->out, "csv", dc.csv);
 		}
@@ -1045,6 +1048,36 @@ static const struct s_command s_commands[] = {
 	{ "purge", s_cmd_purge },
 };
 
+/* A command an adapter answers (adapter.h: `command`): 1 when one did. */
+static int s_adapter_command(struct s_call *c, const char *name)
+{
+	const struct yj_core *core = c->ctl->core;
+	for (size_t i = 0; i < core->n_adapters; i++) {
+		const struct yj_adapter *a = core->adapters[i];
+		if (!a->command || strcmp(a->command, name) || !a->run_command)
+			continue;
+		if (!core->adapter_state[i]) {
+			s_fail(c, 1, "%s is not running: nothing to show", a->conf.name);
+			return 1;
+		}
+		char *args = c->args ? cJSON_PrintUnformatted(c->args) : NULL, *answer = NULL;
+		int code = a->run_command(core->adapter_state[i], args ? args : "{}", &answer);
+		cJSON_free(args);
+		cJSON *o = answer ? cJSON_Parse(answer) : NULL;
+		free(answer);
+		if (!cJSON_IsObject(o)) {
+			cJSON_Delete(o);
+			s_fail(c, 1, "%s gave no answer", a->conf.name);
+			return 1;
+		}
+		cJSON_Delete(c->out);
+		c->out = o;
+		c->code = code >= 0 && code <= 2 ? code : 1;
+		return 1;
+	}
+	return 0;
+}
+
 static long s_peer_uid(zmq_msg_t *m)
 {
 	/* libzmq appends ":uid:gid:pid" from SO_PEERCRED to an ipc peer's address. */
@@ -1084,7 +1117,7 @@ static void s_handle(struct yj_control *ctl, zmq_msg_t *id, zmq_msg_t *frames, i
 			break;
 		}
 	}
-	if (i == sizeof(s_commands) / sizeof(s_commands[0]))
+	if (i == sizeof(s_commands) / sizeof(s_commands[0]) && !s_adapter_command(&c, cmd->valuestring))
 		s_fail(&c, 2, "unknown command '%.64s'", cmd->valuestring);
 reply:;
 	char code[2] = { (char)('0' + c.code), 0 };

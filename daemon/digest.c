@@ -581,84 +581,43 @@ static int s_cmp_str(const void *a, const void *b)
 	return strcmp(x ? x : "", y ? y : "");
 }
 
-static int s_render(struct s_build *b, struct yj_digest_content *out)
+/* A JSON string (cells are valid UTF-8: the normaliser saw to that). */
+static void s_json_str(FILE *f, const char *v)
 {
-	const Yjlink__V1__Digest *d = b->d;
-	char *txt = NULL, *html = NULL, *csv = NULL;
-	size_t tlen = 0, hlen = 0, clen = 0;
-	char cell[1200], date[16], start[32], end[32], whenl[40];
-	FILE *ft = open_memstream(&txt, &tlen), *fh = open_memstream(&html, &hlen), *fc = open_memstream(&csv, &clen);
-	cJSON *root = NULL;
-	int rc = YJ_ENOMEM;
-
-	if (!ft || !fh || !fc)
-		goto out;
-	if (b->n_rows)
-		qsort(b->rows, b->n_rows, sizeof(*b->rows), s_cmp_row);
-	/* Children: distinct child ids across the digest (sorted, then counted). */
-	unsigned children = 0;
-	char **ids = calloc(b->n_rows + 1, sizeof(*ids));
-	if (!ids)
-		goto out;
-	for (size_t i = 0; i < b->n_rows; i++) {
-		char id[300];
-		yj_event_child_id(b->rows[i].rec->event, id, sizeof(id));
-		ids[i] = strdup(id);
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
 	}
-	if (b->n_rows)
-		qsort(ids, b->n_rows, sizeof(*ids), s_cmp_str);
-	for (size_t i = 0; i < b->n_rows; i++)
-		children += ids[i] && (i == 0 || !ids[i - 1] || strcmp(ids[i], ids[i - 1]));
-	for (size_t i = 0; i < b->n_rows; i++)
-		free(ids[i]);
-	free(ids);
-	out->children = children;
-	out->events = (unsigned)b->n_seqs;
-	s_fmt_local(d->scheduled_us, "%Y-%m-%d", date, sizeof(date));
-	s_fmt_local(d->scheduled_us, "%A %e %B %Y %H:%M %Z", whenl, sizeof(whenl));
-	s_fmt_utc(d->start_us, start, sizeof(start));
-	s_fmt_utc(d->scheduled_us, end, sizeof(end));
-	int32_t day = (int32_t)((d->scheduled_us / 1000000 + 43200) / 86400);
-	int holiday = yj_ref_is_bank_holiday(b->ref, day);
-	if (asprintf(&out->csv_name, "yjlink-digest-%s-%s.csv", s_short(b->yjs->id), date) < 0)
-		goto out;
-	snprintf(out->date, sizeof(out->date), "%s", date);
-	snprintf(out->window_from, sizeof(out->window_from), "%s", start);
-	snprintf(out->window_to, sizeof(out->window_to), "%s", end);
+	fputc('"', f);
+}
 
-	/* The digest as data (interfaces.md §3): what a webhook or a subscriber
-	 * receives, and what the CSV is one rendering of. */
-	root = cJSON_CreateObject();
-	cJSON *win = root ? cJSON_AddObjectToObject(root, "window") : NULL;
-	cJSON *sum = root ? cJSON_AddObjectToObject(root, "summary") : NULL;
-	cJSON *secs = sum ? cJSON_AddObjectToObject(sum, "sections") : NULL;
-	cJSON *jrows = root ? cJSON_AddArrayToObject(root, "rows") : NULL;
-	if (!secs || !jrows || !win)
-		goto out;
-	cJSON_AddStringToObject(root, "digest_id", d->id ? d->id : "");
-	cJSON_AddStringToObject(root, "recipient", b->yjs->id);
-	cJSON_AddStringToObject(root, "date", date);
-	cJSON_AddStringToObject(win, "from", start);
-	cJSON_AddStringToObject(win, "to", end);
-	cJSON_AddNumberToObject(sum, "children", children);
-	cJSON_AddNumberToObject(sum, "events", out->events);
-	cJSON_AddBoolToObject(sum, "empty", b->n_rows == 0);
-	for (int sc = 0; sc < S_NSECTIONS; sc++) {
-		size_t n = 0;
-		for (size_t i = 0; i < b->n_rows; i++)
-			n += b->rows[i].section == (enum s_section)sc;
-		if (n)
-			cJSON_AddNumberToObject(secs, s_section_names[sc], (double)n);
-	}
-	/* Moved up front in the object: "summary" reads before "rows". */
-	cJSON_DetachItemViaPointer(root, win);
-	cJSON_DetachItemViaPointer(root, sum);
-	cJSON_DetachItemViaPointer(root, jrows);
-	cJSON_AddItemToObject(root, "window", win);
-	cJSON_AddItemToObject(root, "summary", sum);
-	cJSON_AddItemToObject(root, "rows", jrows);
+/* What every rendering says at its top. */
+struct s_head {
+	char date[16];            /* local YYYY-MM-DD of the send time */
+	char start[32], end[32];  /* the window, RFC 3339 UTC */
+	char whenl[48];           /* the send time as a person reads it */
+	int holiday;              /* a bank holiday in England and Wales */
+	unsigned children;
+	unsigned events;
+};
 
-	/* CSV: header row, then section by section in seq order; the same cells as the JSON rows. */
+static size_t s_section_rows(const struct s_build *b, int sc)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->n_rows; i++)
+		n += b->rows[i].section == (enum s_section)sc;
+	return n;
+}
+
+/* The CSV of interfaces.md §5: header row, then section by section in seq order. */
+static void s_render_csv(const struct s_build *b, FILE *fc)
+{
+	char cell[1200];
 	for (size_t c = 0; c < S_NCOLS; c++) {
 		if (c)
 			fputc(',', fc);
@@ -666,24 +625,73 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 	}
 	fputs("\r\n", fc);
 	for (size_t i = 0; i < b->n_rows; i++) {
-		cJSON *jr = cJSON_CreateObject();
-		if (!jr || !cJSON_AddItemToArray(jrows, jr))
-			goto out;
 		for (size_t c = 0; c < S_NCOLS; c++) {
 			s_cell(b, &b->rows[i], c, cell, sizeof(cell));
 			if (c)
 				fputc(',', fc);
 			s_csv_field(fc, cell);
-			if (!cJSON_AddStringToObject(jr, s_cols[c].name, cell))
-				goto out;
 		}
 		fputs("\r\n", fc);
 	}
-	if (!(out->json = cJSON_PrintUnformatted(root)))
-		goto out;
-	out->json_len = strlen(out->json);
+}
 
-	/* Text and HTML. */
+/* The digest as data (interfaces.md §3): what a webhook or a subscriber
+ * receives; its rows are the CSV's, keyed by column name. Written as text
+ * straight away: a tree of every cell would cost several times the digest. */
+static void s_render_json(const struct s_build *b, const struct s_head *h, FILE *fj)
+{
+	char cell[1200];
+	fputs("{\"digest_id\":", fj);
+	s_json_str(fj, b->d->id ? b->d->id : "");
+	fputs(",\"recipient\":", fj);
+	s_json_str(fj, b->yjs->id);
+	fprintf(fj, ",\"date\":\"%s\",\"window\":{\"from\":\"%s\",\"to\":\"%s\"},", h->date, h->start, h->end);
+	fprintf(fj, "\"summary\":{\"children\":%u,\"events\":%u,\"empty\":%s,\"sections\":{", h->children, h->events,
+		b->n_rows ? "false" : "true");
+	int first = 1;
+	for (int sc = 0; sc < S_NSECTIONS; sc++) {
+		size_t n = s_section_rows(b, sc);
+		if (n) {
+			fprintf(fj, "%s\"%s\":%zu", first ? "" : ",", s_section_names[sc], n);
+			first = 0;
+		}
+	}
+	fputs("}},\"rows\":[", fj);
+	for (size_t i = 0; i < b->n_rows; i++) {
+		fputs(i ? ",{" : "{", fj);
+		for (size_t c = 0; c < S_NCOLS; c++) {
+			s_cell(b, &b->rows[i], c, cell, sizeof(cell));
+			fprintf(fj, "%s\"%s\":", c ? "," : "", s_cols[c].name);
+			s_json_str(fj, cell);
+		}
+		fputc('}', fj);
+	}
+	fputs("]}", fj);
+}
+
+static ssize_t s_discard(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	(void)buf;
+	return (ssize_t)size;
+}
+
+/* The digest as a person reads it: text/plain and text/html, both written
+ * side by side (they share every cell); one not asked for goes to a sink. */
+static int s_render_people(const struct s_build *b, const struct s_head *h, FILE *ft, FILE *fh)
+{
+	static const cookie_io_functions_t sink = { .write = s_discard };
+	const Yjlink__V1__Digest *d = b->d;
+	const char *whenl = h->whenl, *start = h->start, *end = h->end;
+	int holiday = h->holiday;
+	unsigned children = h->children;
+	char cell[1200];
+	struct { unsigned events; } o = { h->events }, *out = &o;
+	FILE *null = !ft || !fh ? fopencookie(NULL, "w", sink) : NULL;
+	if (!ft && !(ft = null))
+		return YJ_ENOMEM;
+	if (!fh && !(fh = null))
+		return YJ_ENOMEM;
 	fprintf(ft, "OFFICIAL-SENSITIVE\r\n\r\nyjlink daily digest for %s\r\n%s%s\r\nWindow: %s to %s (stored by yjlinkd)\r\n"
 		    "Digest id: %s\r\n%u children, %u new events.\r\n",
 		b->yjs->name, whenl, holiday ? " (bank holiday)" : "", start, end, d->id, children, out->events);
@@ -753,20 +761,82 @@ static int s_render(struct s_build *b, struct yj_digest_content *out)
 	fputs("<p style=\"font-size:0.8em;color:#555\">Sent by yjlink under the data sharing agreement of this "
 	      "service. Do not forward.</p></body></html>\n", fh);
 	fputs("\r\nSent by yjlink under the data sharing agreement of this service. Do not forward.\r\n", ft);
-	rc = 0;
-out:
-	if (ft)
-		fclose(ft);
-	if (fh)
-		fclose(fh);
+	if (null)
+		fclose(null);
+	return 0;
+}
+
+static int s_render(struct s_build *b, unsigned parts, struct yj_digest_content *out)
+{
+	const Yjlink__V1__Digest *d = b->d;
+	struct s_head h;
+	char *txt = NULL, *html = NULL, *csv = NULL, *json = NULL;
+	size_t tlen = 0, hlen = 0, clen = 0, jlen = 0;
+	FILE *ft = NULL, *fh = NULL, *fc = NULL, *fj = NULL;
+	int rc = YJ_ENOMEM;
+
+	memset(&h, 0, sizeof(h));
+	if (b->n_rows)
+		qsort(b->rows, b->n_rows, sizeof(*b->rows), s_cmp_row);
+	/* Children: distinct child ids across the digest (sorted, then counted). */
+	char **ids = calloc(b->n_rows + 1, sizeof(*ids));
+	if (!ids)
+		goto out;
+	for (size_t i = 0; i < b->n_rows; i++) {
+		char id[300];
+		yj_event_child_id(b->rows[i].rec->event, id, sizeof(id));
+		ids[i] = strdup(id);
+	}
+	if (b->n_rows)
+		qsort(ids, b->n_rows, sizeof(*ids), s_cmp_str);
+	for (size_t i = 0; i < b->n_rows; i++)
+		h.children += ids[i] && (i == 0 || !ids[i - 1] || strcmp(ids[i], ids[i - 1]));
+	for (size_t i = 0; i < b->n_rows; i++)
+		free(ids[i]);
+	free(ids);
+	h.events = (unsigned)b->n_seqs;
+	s_fmt_local(d->scheduled_us, "%Y-%m-%d", h.date, sizeof(h.date));
+	s_fmt_local(d->scheduled_us, "%A %e %B %Y %H:%M %Z", h.whenl, sizeof(h.whenl));
+	s_fmt_utc(d->start_us, h.start, sizeof(h.start));
+	s_fmt_utc(d->scheduled_us, h.end, sizeof(h.end));
+	h.holiday = yj_ref_is_bank_holiday(b->ref, (int32_t)((d->scheduled_us / 1000000 + 43200) / 86400));
+	out->children = h.children;
+	out->events = h.events;
+	snprintf(out->date, sizeof(out->date), "%s", h.date);
+	snprintf(out->window_from, sizeof(out->window_from), "%s", h.start);
+	snprintf(out->window_to, sizeof(out->window_to), "%s", h.end);
+	if (asprintf(&out->csv_name, "yjlink-digest-%s-%s.csv", s_short(b->yjs->id), h.date) < 0) {
+		out->csv_name = NULL;
+		goto out;
+	}
+	/* Only the renderings the caller will use: each costs about the digest's size. */
+	if (((parts & YJ_DIGEST_TEXT) && !(ft = open_memstream(&txt, &tlen))) ||
+	    ((parts & YJ_DIGEST_HTML) && !(fh = open_memstream(&html, &hlen))) ||
+	    ((parts & YJ_DIGEST_CSV) && !(fc = open_memstream(&csv, &clen))) ||
+	    ((parts & YJ_DIGEST_JSON) && !(fj = open_memstream(&json, &jlen))))
+		goto out;
 	if (fc)
-		fclose(fc);
-	cJSON_Delete(root);
+		s_render_csv(b, fc);
+	if (fj)
+		s_render_json(b, &h, fj);
+	rc = ft || fh ? s_render_people(b, &h, ft, fh) : 0;
+out:
+	if (ft && fclose(ft))
+		rc = YJ_ENOMEM;
+	if (fh && fclose(fh))
+		rc = YJ_ENOMEM;
+	if (fc && fclose(fc))
+		rc = YJ_ENOMEM;
+	if (fj && fclose(fj))
+		rc = YJ_ENOMEM;
 	out->text = txt;
 	out->html = html;
 	out->csv = csv;
 	out->csv_len = clen;
-	if (!txt || !html || !csv || !out->json)
+	out->json = json;
+	out->json_len = jlen;
+	if (((parts & YJ_DIGEST_TEXT) && !txt) || ((parts & YJ_DIGEST_HTML) && !html) ||
+	    ((parts & YJ_DIGEST_CSV) && !csv) || ((parts & YJ_DIGEST_JSON) && !json))
 		rc = YJ_ENOMEM;
 	return rc;
 }
@@ -774,7 +844,7 @@ out:
 void yj_digest_content_free(struct yj_digest_content *c)
 {
 	free(c->id);
-	cJSON_free(c->json);
+	free(c->json);
 	free(c->text);
 	free(c->html);
 	free(c->csv);
@@ -809,13 +879,14 @@ static int s_cmp_u64(const void *a, const void *b)
 }
 
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
-		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_content *out)
+		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, unsigned parts,
+		    struct yj_digest_content *out)
 {
 	struct s_build b = { .txn = txn, .cfg = cfg, .ref = ref, .yjs = yjs, .d = d };
 	memset(out, 0, sizeof(*out));
 	int rc = s_gather(&b);
 	if (!rc)
-		rc = s_render(&b, out);
+		rc = s_render(&b, parts, out);
 	if (!rc && !(out->id = strdup(d->id ? d->id : "")))
 		rc = YJ_ENOMEM;
 	if (!rc) {
@@ -1199,13 +1270,14 @@ struct s_build_read {
 	struct yj_digest *dg;
 	const struct yj_recipient *yjs;
 	const Yjlink__V1__Digest *d;
+	unsigned parts;
 	struct yj_digest_content *out;
 };
 
 static int s_build_read(struct yj_txn *txn, void *arg)
 {
 	struct s_build_read *br = arg;
-	return yj_digest_build(txn, br->dg->core->cfg, br->dg->core->ref, br->yjs, br->d, br->out);
+	return yj_digest_build(txn, br->dg->core->cfg, br->dg->core->ref, br->yjs, br->d, br->parts, br->out);
 }
 
 static const struct yj_recipient *s_yjs(struct yj_digest *dg, const char *id, char *err, size_t errlen)
@@ -1218,8 +1290,8 @@ static const struct yj_recipient *s_yjs(struct yj_digest *dg, const char *id, ch
 	return yjs;
 }
 
-int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date, struct yj_digest_content *out,
-		      char *err, size_t errlen)
+int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date, unsigned parts,
+		      struct yj_digest_content *out, char *err, size_t errlen)
 {
 	const struct yj_config *cfg = dg->core->cfg;
 	struct s_find f = { yjs_id, "", NULL, 0, NULL };
@@ -1263,7 +1335,7 @@ int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date
 		s_digest_id(cfg, yjs_id, next == INT64_MAX ? now : next, id, sizeof(id));
 		d.id = id;
 	}
-	struct s_build_read br = { dg, yjs, want, out };
+	struct s_build_read br = { dg, yjs, want, parts, out };
 	rc = yj_store_read(dg->core->store, s_build_read, &br);
 out:
 	s_find_free(&f);

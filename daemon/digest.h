@@ -34,7 +34,17 @@
 #include "store.h"
 #include "yjlink.pb-c.h"
 
-/* A built digest, as data. Every pointer owned. */
+/* The renderings a digest can be built in; a transport asks only for what it
+ * sends (each costs about the digest's size). */
+enum yj_digest_part {
+	YJ_DIGEST_TEXT = 1,    /* text/plain, as a person reads it */
+	YJ_DIGEST_HTML = 2,    /* text/html */
+	YJ_DIGEST_CSV = 4,     /* the CSV of interfaces.md §5 */
+	YJ_DIGEST_JSON = 8,    /* the digest object of interfaces.md §3 (webhook body, YJN1 note) */
+	YJ_DIGEST_ALL = 15,
+};
+
+/* A built digest, as data. Every pointer owned; a rendering not asked for is NULL. */
 struct yj_digest_content {
 	char *id;              /* stable digest id */
 	char *json;            /* {"digest_id", "recipient", "date", "window", "summary", "rows"} (interfaces.md §3) */
@@ -59,10 +69,11 @@ struct yj_digest_content {
 void yj_digest_content_free(struct yj_digest_content *c);
 
 /* Build digest d for YJS yjs inside txn (read-only use): d's window, with
- * d->open_before as the records open before it. Returns 0, YJ_ENOMEM or a
- * store error. */
+ * d->open_before as the records open before it, in the renderings of parts
+ * (enum yj_digest_part). Returns 0, YJ_ENOMEM or a store error. */
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
-		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_content *out);
+		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, unsigned parts,
+		    struct yj_digest_content *out);
 
 /* The outbox's confirmation of digest job n (in its completion transaction):
  * the digest log and the YJS's state say it was delivered. */
@@ -83,8 +94,8 @@ int yj_digest_tick(struct yj_digest *dg);
 
 /* `yjlinkctl digest preview YJS [--date D]`: the next digest as it stands
  * now, or the last one planned for local date D (YYYY-MM-DD). Fills *out. */
-int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, struct yj_digest_content *out,
-		      char *err, size_t errlen);
+int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, unsigned parts,
+		      struct yj_digest_content *out, char *err, size_t errlen);
 
 /* `yjlinkctl digest send YJS --date D`: queue again the digest(s) planned
  * for local date D, with the same id; audited with actor on delivery.

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "core.h"
 #include "db/events.h"
+#include "db/positions.h"
 #include "db/quarantine.h"
 #include "err.h"
 #include "log.h"
@@ -29,6 +30,11 @@ struct s_pending {
 	enum yj_feed feed;
 	const char *origin;
 	const char *sender;          /* NULL when unauthenticated */
+	const char **forces;         /* forces this sender may send for, n_forces of them; NULL: ingest.forces */
+	size_t n_forces;
+	const char *position_key;    /* the input's position to record with this request, or NULL */
+	const void *position;        /* its value, position_len bytes */
+	size_t position_len;
 	const char *feed_name;       /* as received, for quarantine */
 	const char *content_type;    /* as received, for quarantine */
 	const uint8_t *raw;          /* payload as received, cut at quarantine_max_bytes */
@@ -164,6 +170,30 @@ static int s_take_event(struct yj_ingest *ing, struct s_pending *p, const Yjlink
 	return 0;
 }
 
+/* What an input says of the sender and of its own position, copied into the batch. */
+static int s_take_extras(struct yj_arena *a, const struct yj_request *req, struct s_pending *p)
+{
+	if (req->n_forces) {
+		p->forces = yj_arena_alloc(a, req->n_forces * sizeof(*p->forces));
+		if (!p->forces)
+			return YJ_ENOMEM;
+		for (size_t i = 0; i < req->n_forces; i++) {
+			if (!(p->forces[i] = s_copy(a, req->forces[i], strlen(req->forces[i]))))
+				return YJ_ENOMEM;
+		}
+		p->n_forces = req->n_forces;
+	}
+	if (req->position_key && req->position_len && req->position_len <= YJ_POSITION_MAX) {
+		uint8_t *v = yj_arena_alloc(a, req->position_len);
+		if (!v || !(p->position_key = s_copy(a, req->position_key, strlen(req->position_key))))
+			return YJ_ENOMEM;
+		memcpy(v, req->position, req->position_len);
+		p->position = v;
+		p->position_len = req->position_len;
+	}
+	return 0;
+}
+
 int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg)
 {
 	int rc = 0;
@@ -199,7 +229,7 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
 	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
 	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
-	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender)) {
+	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender) || s_take_extras(a, req, p)) {
 		s_reply_retry(done, arg, "", "overloaded");
 		return YJ_ENOMEM;
 	}
@@ -255,8 +285,15 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 
 static int s_forbidden(const struct yj_ingest *ing, const struct s_pending *p)
 {
-	/* Authenticated senders are bound to forces by their CURVE key; until a
-	 * key binding is configured every sender is held to ingest.forces. */
+	/* An input that knows its sender's forces (a publisher's, a spool's)
+	 * says so; every other sender is held to ingest.forces. */
+	if (p->forces) {
+		for (size_t i = 0; i < p->n_forces; i++) {
+			if (strcmp(p->forces[i], p->force) == 0)
+				return 0;
+		}
+		return 1;
+	}
 	const struct yj_strlist *l = &ing->core->cfg->ingest_forces;
 	for (size_t i = 0; i < l->n; i++) {
 		if (strcmp(l->v[i], p->force) == 0)
@@ -371,6 +408,10 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 		struct s_pending *p = &ing->pend[i];
 		p->store_rej.code = YJ_REJ_NONE;
 		p->seq = 0;
+		/* The input's position goes with what it stands for, refused or not:
+		 * a restart resumes after this request, never before or beyond it. */
+		if (p->position_key && (rc = yj_positions_put(txn, p->position_key, p->position, p->position_len)))
+			break;
 		if (p->rej.code != YJ_REJ_NONE) {
 			p->status = YJ_STATUS_REJECT;
 			rc = s_quarantine(txn, ing, p, &p->rej);

@@ -20,6 +20,7 @@
 #include "control.h"
 #include "core.h"
 #include "curlm.h"
+#include "db/positions.h"
 #include "digest.h"
 #include "err.h"
 #include "ingest.h"
@@ -60,11 +61,61 @@ struct s_daemon {
 
 static struct s_daemon *s_of(struct yj_core *core) { return (struct s_daemon *)core; }
 
+/* What the config loader, which knows no adapter, is handed of each one
+ * compiled in: its conf (settings.h), NULL-terminated and in yj_adapters'
+ * order, so that a recipient's output index in the config names its
+ * adapter in core->adapters too. Filled once, by s_owners_fill. */
+static const struct yj_settings_owner *s_owners[S_MAX_ADAPTERS + 1];
+
+/* Fill s_owners; *n the number of adapters. YJ_ERANGE when more are
+ * compiled in than this build can hold. */
+static int s_owners_fill(size_t *n)
+{
+	size_t i;
+	for (i = 0; yj_adapters[i]; i++) {
+		if (i == S_MAX_ADAPTERS)
+			return YJ_ERANGE;
+		s_owners[i] = &yj_adapters[i]->conf;
+	}
+	s_owners[i] = NULL;
+	*n = i;
+	return 0;
+}
+
 static const struct yj_config *s_api_config(void *core) { return ((struct yj_core *)core)->cfg; }
+
+/* An adapter's own settings in cfg: the loader knows it by its conf. */
+static const void *s_api_settings(const struct yj_config *cfg, const struct yj_adapter *a)
+{
+	return yj_config_settings(cfg, &a->conf);
+}
 
 static int s_api_submit(void *core, const struct yj_request *req, yj_reply_fn done, void *arg)
 {
 	return yj_ingest_submit(((struct yj_core *)core)->ingest, req, done, arg);
+}
+
+struct s_position_read {
+	const char *key;
+	void *buf;
+	size_t size, *len;
+};
+
+static int s_position_read(struct yj_txn *txn, void *arg)
+{
+	struct s_position_read *p = arg;
+	return yj_positions_get(txn, p->key, p->buf, p->size, p->len);
+}
+
+static int s_api_position_get(void *core, const char *key, void *buf, size_t size, size_t *len)
+{
+	struct s_position_read p = { key, buf, size, len };
+	return yj_store_read(((struct yj_core *)core)->store, s_position_read, &p);
+}
+
+static int s_api_position_put(void *core, const char *key, const void *val, size_t len)
+{
+	return yj_outbox_position(((struct yj_core *)core)->outbox, key, val, len);
 }
 
 static void s_usage(FILE *out)
@@ -95,7 +146,7 @@ static enum yj_log_level s_level(const char *s)
 /* Config and reference tables together: a reload takes both or neither. */
 static int s_load(struct s_daemon *d, struct yj_diag *diag, struct yj_config **cfg, struct yj_refdata **ref)
 {
-	int rc = yj_config_load(d->config_file, d->sets, d->n_sets, yj_adapters, diag, cfg);
+	int rc = yj_config_load(d->config_file, d->sets, d->n_sets, s_owners, diag, cfg);
 	if (rc)
 		return rc;
 	char *dir = yj_config_reference_dir(*cfg);
@@ -310,12 +361,12 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_sample(p, "yjlink_unroutable", NULL, (double)os.unroutable);
 	yj_prom_family(p, "yjlink_deliveries_total", "counter", "Delivery attempts by transport and result");
 	for (size_t a = 0; yj_adapters[a]; a++) {
-		if (!yj_adapters[a]->transport)
+		if (!yj_adapters[a]->conf.transport)
 			continue;
 		for (int r = 0; r < YJ_DELIVERY_RESULTS; r++)
 			yj_prom_sample_l(p, "yjlink_deliveries_total",
 					 (double)yj_outbox_attempts(d->core.outbox, a, (enum yj_delivery_result)r), "transport",
-					 yj_adapters[a]->transport, "result", rnames[r], NULL);
+					 yj_adapters[a]->conf.transport, "result", rnames[r], NULL);
 	}
 	yj_prom_family(p, "yjlink_dead_lettered_total", "counter", "Jobs moved to the dead-letter queue since start");
 	yj_prom_sample(p, "yjlink_dead_lettered_total", NULL, (double)os.dead_lettered);
@@ -327,8 +378,11 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_sample(p, "yjlink_store_map_bytes", NULL, (double)ss.map_size);
 	yj_prom_family(p, "yjlink_store_used_bytes", "gauge", "LMDB pages in use");
 	yj_prom_sample(p, "yjlink_store_used_bytes", NULL, (double)ss.used_bytes);
-	yj_prom_family(p, "yjlink_feed_gaps_total", "counter", "Gaps seen in subscribed publishers' sequence numbers");
-	yj_prom_sample(p, "yjlink_feed_gaps_total", NULL, 0);
+	/* Each adapter's own families (a publisher's gaps, a subscriber's lag). */
+	for (size_t a = 0; yj_adapters[a]; a++) {
+		if (d->adapter_state[a] && yj_adapters[a]->metrics)
+			yj_adapters[a]->metrics(d->adapter_state[a], p);
+	}
 	yj_prom_family(p, "yjlink_up", "gauge", "1 while yjlinkd runs; reload_refused 1 when the last reload was refused");
 	yj_prom_sample_l(p, "yjlink_up", 1, "reload_refused", d->reload_state[0] ? "1" : "0", NULL);
 	if (p->rc == 0)
@@ -404,6 +458,7 @@ int main(int argc, char **argv)
 {
 	struct s_daemon d;
 	int check = 0, reference = 0, rc = 0, exit_code = 1;
+	size_t n_adapters = 0;
 	struct yj_diag diag = { NULL, NULL, 0 };
 	char status[600];
 
@@ -414,8 +469,12 @@ int main(int argc, char **argv)
 	tzset();
 	if ((rc = s_parse_args(&d, argc, argv, &check, &reference)))
 		return rc;
+	if (s_owners_fill(&n_adapters)) {
+		yj_err("more adapters compiled in than this build can hold (%d)", S_MAX_ADAPTERS);
+		return 1;
+	}
 	if (reference) {
-		yj_config_print_reference(stdout, yj_adapters);
+		yj_config_print_reference(stdout, s_owners);
 		return 0;
 	}
 	if (s_load(&d, &diag, &d.cfg, &d.ref)) {
@@ -446,12 +505,7 @@ int main(int argc, char **argv)
 	d.core.reload = s_reload;
 	d.core.adapters = yj_adapters;
 	d.core.adapter_state = d.adapter_state;
-	for (d.core.n_adapters = 0; yj_adapters[d.core.n_adapters]; d.core.n_adapters++)
-		;
-	if (d.core.n_adapters > S_MAX_ADAPTERS) {
-		yj_err("more adapters compiled in than this build can hold (%d)", S_MAX_ADAPTERS);
-		goto out;
-	}
+	d.core.n_adapters = n_adapters;
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -482,8 +536,9 @@ int main(int argc, char **argv)
 	if ((rc = yj_ingest_new(&d.core, &d.core.ingest)) || (rc = yj_curlm_new(d.core.loop, &d.core.curlm)))
 		goto out;
 	d.api = (struct yj_core_api){ .core = &d.core, .loop = d.core.loop, .zmq_ctx = d.core.zmq_ctx,
-				      .curlm = d.core.curlm, .config = s_api_config, .settings = yj_config_adapter_settings,
-				      .submit = s_api_submit };
+				      .curlm = d.core.curlm, .config = s_api_config, .settings = s_api_settings,
+				      .submit = s_api_submit, .position_get = s_api_position_get,
+				      .position_put = s_api_position_put };
 	if (yj_loop_add(d.core.loop, NULL, d.sigfd, ZMQ_POLLIN, s_on_signal, &d) ||
 	    yj_loop_before_sleep(d.core.loop, s_before_sleep, &d))
 		goto out;
@@ -495,7 +550,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (rc || (rc = a->start(d.adapter_state[i]))) {
-			yj_err("%s: cannot start: %s", a->name, yj_strerror(rc));
+			yj_err("%s: cannot start: %s", a->conf.name, yj_strerror(rc));
 			goto out;
 		}
 	}

@@ -12,6 +12,7 @@
 #include "db/events.h"
 #include "db/holds.h"
 #include "db/notes.h"
+#include "db/positions.h"
 #include "digest.h"
 #include "err.h"
 #include "event_json.h"
@@ -20,17 +21,25 @@
 #include "route.h"
 
 #define S_TICK_MS 100
-/* Jobs under way per recipient while it is healthy. After a transient
- * failure it goes back to one at a time, oldest first, until it has caught
- * up, so order is kept while it fails. */
+/* Jobs under way per recipient while it is healthy, unless its adapter says
+ * otherwise (a subscription keeps its unacknowledged notes under way). After
+ * a transient failure it goes back to one at a time, oldest first, until it
+ * has caught up, so order is kept while it fails. */
 #define S_WINDOW 32
 #define S_RCPT_MAX 300
+
+/* A position waiting for the next completion commit (a subscription's cursor). */
+struct s_position {
+	char key[YJ_POSITION_KEY_MAX + 1];
+	uint8_t val[YJ_POSITION_MAX];
+	size_t len;
+};
 
 /* Delivery state of one recipient. */
 struct s_rcpt {
 	char *id;                   /* recipient id, owned */
-	uint64_t started[S_WINDOW]; /* numbers started and not yet committed as done: never started twice */
-	unsigned n_started;
+	uint64_t *started;          /* owned, ascending: numbers started and not yet committed as done */
+	unsigned n_started, cap_started;
 	int ordered;                /* after a transient failure: one at a time, oldest first */
 	int64_t next_attempt_us;    /* backoff: not before this */
 	unsigned seen_pass;         /* last dispatch pass that found work for it */
@@ -70,6 +79,8 @@ struct yj_outbox {
 	struct s_done *live;        /* deliveries under way, freed at stop if never finished */
 	yj_outbox_dead_fn dead_fn;  /* the escalation hook, may be NULL */
 	void *dead_arg;
+	struct s_position *positions; /* owned, n_positions: written with the next completions */
+	size_t n_positions;
 };
 
 void yj_notification_id(const struct yj_config *cfg, uint64_t n, char *buf, size_t size)
@@ -90,6 +101,77 @@ uint64_t yj_outbox_attempts(const struct yj_outbox *ob, size_t adapter, enum yj_
 	if (!ob || adapter >= ob->core->n_adapters || (unsigned)result >= YJ_DELIVERY_RESULTS)
 		return 0;
 	return ob->attempts[adapter][result];
+}
+
+/* Index of number in rs->started, or where it would go (*found 0). */
+static unsigned s_started_find(const struct s_rcpt *rs, uint64_t number, int *found)
+{
+	unsigned lo = 0, hi = rs->n_started;
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (rs->started[mid] < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < rs->n_started && rs->started[lo] == number;
+	return lo;
+}
+
+static int s_started_has(const struct s_rcpt *rs, uint64_t number)
+{
+	int found;
+	s_started_find(rs, number, &found);
+	return found;
+}
+
+/* Room for one more number in rs->started. */
+static int s_started_reserve(struct s_rcpt *rs)
+{
+	if (rs->n_started < rs->cap_started)
+		return 0;
+	unsigned ncap = rs->cap_started ? rs->cap_started * 2 : 8;
+	uint64_t *nv = realloc(rs->started, ncap * sizeof(*nv));
+	if (!nv)
+		return YJ_ENOMEM;
+	rs->started = nv;
+	rs->cap_started = ncap;
+	return 0;
+}
+
+static int s_started_add(struct s_rcpt *rs, uint64_t number)
+{
+	int found;
+	unsigned at = s_started_find(rs, number, &found);
+	if (found)
+		return 0;
+	if (s_started_reserve(rs))
+		return YJ_ENOMEM;
+	memmove(rs->started + at + 1, rs->started + at, (rs->n_started - at) * sizeof(*rs->started));
+	rs->started[at] = number;
+	rs->n_started++;
+	return 0;
+}
+
+static void s_started_del(struct s_rcpt *rs, uint64_t number)
+{
+	int found;
+	unsigned at = s_started_find(rs, number, &found);
+	if (!found)
+		return;
+	memmove(rs->started + at, rs->started + at + 1, (rs->n_started - at - 1) * sizeof(*rs->started));
+	rs->n_started--;
+}
+
+/* Jobs recipient id may have under way: its adapter's window, or ours. */
+static unsigned s_window(const struct yj_outbox *ob, const char *id)
+{
+	const struct yj_config *cfg = ob->core->cfg;
+	const struct yj_recipient *r = yj_config_recipient(cfg, id);
+	if (!r || r->output < 0 || (size_t)r->output >= ob->core->n_adapters)
+		return S_WINDOW;
+	unsigned w = ob->core->adapters[r->output]->window;
+	return w ? w : S_WINDOW;
 }
 
 static struct s_rcpt *s_rcpt(struct yj_outbox *ob, const char *id)
@@ -211,7 +293,7 @@ static void s_on_done(void *arg, enum yj_delivery_result result, const char *det
 
 /* The message of a notification job: its JSON as the recipient may see it. */
 static int s_build_notification(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
-				const struct yj_recipient *r, struct s_done *dn, char **json)
+				const struct yj_recipient *r, struct s_done *dn, char **json, char *feed, size_t feed_size)
 {
 	cJSON *body;
 	if (!(dn->what.fields = cJSON_CreateArray()) || !(dn->what.seqs = malloc(sizeof(uint64_t))))
@@ -220,6 +302,8 @@ static int s_build_notification(struct yj_txn *txn, const struct yj_config *cfg,
 		return YJ_ENOENT;
 	dn->what.seqs[0] = n->seq;
 	dn->what.n_seqs = 1;
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "event"), "feed");
+	snprintf(feed, feed_size, "%s", cJSON_IsString(f) ? f->valuestring : "");
 	*json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	return *json ? 0 : YJ_ENOMEM;
@@ -228,7 +312,8 @@ static int s_build_notification(struct yj_txn *txn, const struct yj_config *cfg,
 /* dn's job is under way: never started twice, freed at stop if unfinished. */
 static void s_under_way(struct yj_outbox *ob, struct s_rcpt *rs, struct s_done *dn)
 {
-	rs->started[rs->n_started++] = dn->number;
+	/* Room was made before the start (s_dispatch_one): this cannot fail. */
+	s_started_add(rs, dn->number);
 	ob->in_flight++;
 	dn->next = ob->live;
 	if (ob->live)
@@ -250,16 +335,17 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	struct s_rcpt *rs = s_rcpt(ob, rcpt_id);
 	struct s_done *dn = NULL;
 	struct yj_digest_content dc;
-	char *json = NULL;
+	char *json = NULL, feed[32] = "";
 	int rc = 0;
 
 	memset(&dc, 0, sizeof(dc));
-	if (!rs || rs->n_started >= S_WINDOW || rs->next_attempt_us > ds->now)
+	if (!rs || rs->n_started >= s_window(ob, rcpt_id) || rs->next_attempt_us > ds->now)
 		return 0;
-	for (unsigned i = 0; i < rs->n_started; i++) {
-		if (rs->started[i] == number)
-			return 0; /* under way, or delivered and waiting for its commit */
-	}
+	if (s_started_has(rs, number))
+		return 0; /* under way, or delivered and waiting for its commit */
+	/* Room for it in the started set, so that the start cannot fail half-way. */
+	if (s_started_reserve(rs))
+		return YJ_ENOMEM;
 	Yjlink__V1__Notification *n = yj_notes_get(txn, YJ_NOTES_OUTBOX, number);
 	if (!n)
 		return 0;
@@ -269,7 +355,9 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 		goto out;
 	}
 	const struct yj_recipient *r = yj_config_recipient(cfg, rcpt_id);
-	const struct yj_adapter *a = r ? yj_config_output(cfg, r) : NULL;
+	/* The config knows outputs by their settings only; its owners are the
+	 * core's adapters in the same order (main.c), so r->output names the adapter. */
+	const struct yj_adapter *a = r && yj_config_output(cfg, r) ? ob->core->adapters[r->output] : NULL;
 	void *astate = a ? ob->core->adapter_state[r->output] : NULL;
 	char id[200];
 	yj_job_id(cfg, n, id, sizeof(id));
@@ -283,6 +371,7 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	struct yj_message m = {
 		.kind = n->digest ? YJ_MESSAGE_DIGEST : YJ_MESSAGE_NOTIFICATION,
 		.id = id,
+		.number = n->number,
 		.kind_name = n->kind ? n->kind : "",
 		.recipient = r,
 		.settings = r ? r->output_settings : NULL,
@@ -299,7 +388,8 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	}
 	rs->warned = 0;
 	if (n->digest) {
-		rc = yj_digest_build(txn, cfg, ob->core->ref, r, n->digest, &dc);
+		unsigned parts = ob->core->adapters[r->output]->digest_parts;
+		rc = yj_digest_build(txn, cfg, ob->core->ref, r, n->digest, parts ? parts : YJ_DIGEST_ALL, &dc);
 		if (!rc) {
 			m.json = dc.json;
 			m.json_len = dc.json_len;
@@ -324,7 +414,8 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 			dc.fields = NULL;
 		}
 	} else {
-		rc = s_build_notification(txn, cfg, n, r, dn, &json);
+		rc = s_build_notification(txn, cfg, n, r, dn, &json, feed, sizeof(feed));
+		m.feed = feed;
 		m.json = json;
 		m.json_len = json ? strlen(json) : 0;
 	}
@@ -374,7 +465,8 @@ static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char
 		return rc == YJ_ENOENT ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
 	}
 	/* Fill the window with the oldest not yet started. */
-	for (unsigned tries = 0; rs->n_started < S_WINDOW && tries < 2 * S_WINDOW; tries++) {
+	unsigned window = s_window(ds->ob, rcpt);
+	for (unsigned tries = 0; rs->n_started < window && tries < 2 * window; tries++) {
 		rc = yj_notes_recipient_next(txn, rcpt, next, &number);
 		if (rc == YJ_ENOENT)
 			return 0;
@@ -564,30 +656,56 @@ static int s_complete(struct yj_txn *txn, void *arg)
 		if (rc)
 			return rc;
 	}
+	for (size_t i = 0; i < ob->n_positions; i++) {
+		int rc = yj_positions_put(txn, ob->positions[i].key, ob->positions[i].val, ob->positions[i].len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int yj_outbox_position(struct yj_outbox *ob, const char *key, const void *val, size_t len)
+{
+	if (!ob || !key || strlen(key) > YJ_POSITION_KEY_MAX || !val || !len || len > YJ_POSITION_MAX)
+		return YJ_EINVAL;
+	/* The newest value of a key replaces what waits. */
+	struct s_position *p = NULL;
+	for (size_t i = 0; i < ob->n_positions && !p; i++) {
+		if (!strcmp(ob->positions[i].key, key))
+			p = &ob->positions[i];
+	}
+	if (!p) {
+		struct s_position *np = realloc(ob->positions, (ob->n_positions + 1) * sizeof(*np));
+		if (!np)
+			return YJ_ENOMEM;
+		ob->positions = np;
+		p = &ob->positions[ob->n_positions++];
+		snprintf(p->key, sizeof(p->key), "%s", key);
+	}
+	memcpy(p->val, val, len);
+	p->len = len;
+	yj_loop_wake(ob->core->loop);
 	return 0;
 }
 
 static const char *s_transport(const struct yj_outbox *ob, int adapter)
 {
-	return adapter >= 0 ? ob->core->adapters[adapter]->transport : "none";
+	return adapter >= 0 ? ob->core->adapters[adapter]->conf.transport : "none";
 }
 
 int yj_outbox_flush(struct yj_outbox *ob)
 {
-	if (!ob || ob->n_done == 0)
+	if (!ob || (ob->n_done == 0 && ob->n_positions == 0))
 		return 0;
 	int rc = yj_store_write(ob->core->store, s_complete, ob);
+	if (!rc)
+		ob->n_positions = 0; /* else kept for the next commit */
 	int64_t now = yj_clock_now_us();
 	const struct yj_config *cfg = ob->core->cfg;
 	for (size_t i = 0; i < ob->n_done; i++) {
 		struct s_done *dn = ob->done[i];
 		struct s_rcpt *rs = &ob->rcpts[dn->rcpt];
-		for (unsigned k = 0; k < rs->n_started; k++) {
-			if (rs->started[k] == dn->number) {
-				rs->started[k] = rs->started[--rs->n_started];
-				break;
-			}
-		}
+		s_started_del(rs, dn->number);
 		ob->in_flight--;
 		if (dn->adapter >= 0)
 			ob->attempts[dn->adapter][dn->result]++;
@@ -667,10 +785,8 @@ struct s_collect {
 static int s_under_way_number(const struct yj_outbox *ob, uint64_t number)
 {
 	for (size_t i = 0; i < ob->n_rcpts; i++) {
-		for (unsigned k = 0; k < ob->rcpts[i].n_started; k++) {
-			if (ob->rcpts[i].started[k] == number)
-				return 1;
-		}
+		if (s_started_has(&ob->rcpts[i], number))
+			return 1;
 	}
 	return 0;
 }
@@ -855,10 +971,13 @@ void yj_outbox_stop(struct yj_outbox **pob)
 		ob->live = dn->next;
 		s_done_free(dn);
 	}
-	for (size_t i = 0; i < ob->n_rcpts; i++)
+	for (size_t i = 0; i < ob->n_rcpts; i++) {
 		free(ob->rcpts[i].id);
+		free(ob->rcpts[i].started);
+	}
 	free(ob->rcpts);
 	free(ob->attempts);
+	free(ob->positions);
 	free(ob);
 	*pob = NULL;
 }

@@ -65,6 +65,11 @@ void yj_outbox_stop(struct yj_outbox **ob);
 /* The escalation hook (NULL to unset). */
 void yj_outbox_set_dead_hook(struct yj_outbox *ob, yj_outbox_dead_fn fn, void *arg);
 
+/* Record a position (db/positions.h: a subscription's cursor) in the next
+ * completion commit, with the deliveries it stands for. A newer value of the
+ * same key replaces one still waiting. YJ_EINVAL for an over-long key or value. */
+int yj_outbox_position(struct yj_outbox *ob, const char *key, const void *val, size_t len);
+
 /* New jobs may have been committed: look for work now. */
 void yj_outbox_kick(struct yj_outbox *ob);
 

@@ -62,11 +62,15 @@
 #define S_MAP (2u << 20)
 #define S_MAP_CAP (8u << 20)
 #define S_RESET_AT (4u << 20)
+#define S_MAX_ADAPTERS 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct yj_config *g_cfg;
+/* What the config loader is handed of the adapters compiled in: the conf of
+ * each, NULL-terminated, as main.c builds it. */
+static const struct yj_settings_owner *g_owners[S_MAX_ADAPTERS + 1];
 static struct yj_store *g_store;
 static struct yj_ingest *g_ing;
 static struct yj_core g_core;      /* the parts ingest borrows: store, config, tables */
@@ -218,7 +222,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *lg = getenv("YJ_FUZZ_LOG");
 	yj_log_set_level(lg && *lg && strcmp(lg, "0") != 0 ? YJ_LOG_DEBUG : YJ_LOG_ERR);
 	struct yj_diag diag = { 0 };
-	if (yj_config_load(NULL, NULL, 0, yj_adapters, &diag, &g_cfg) != 0) {
+	size_t n;
+	for (n = 0; yj_adapters[n] && n < S_MAX_ADAPTERS; n++)
+		g_owners[n] = &yj_adapters[n]->conf;
+	if (yj_adapters[n]) {
+		fprintf(stderr, "fuzz_framing: more than %d adapters compiled in\n", S_MAX_ADAPTERS);
+		exit(1);
+	}
+	if (yj_config_load(NULL, NULL, 0, g_owners, &diag, &g_cfg) != 0) {
 		fprintf(stderr, "fuzz_framing: the embedded config does not load\n");
 		exit(1);
 	}

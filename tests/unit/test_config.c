@@ -1,5 +1,6 @@
 /* test_config.c: the config loader against adapters' own settings tables
- * (adapter.h: struct yj_setting), through a small output adapter declared
+ * (settings.h: struct yj_setting, in each adapter's conf, handed to the
+ * loader as main.c does), through a small output adapter declared
  * here ("pigeon"), so the loader is tested apart from the real adapters:
  * its section and recipient settings are read, defaulted and checked with
  * FILE:LINE; unknown keys, unknown and missing transports, unreadable or
@@ -89,23 +90,26 @@ static const struct yj_setting s_pigeon_rcpt_settings[] = {
 #define S_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct yj_adapter s_pigeon = {
-	.name = "test_pigeon",
-	.section = "pigeon",
-	.settings = s_pigeon_settings,
-	.n_settings = S_LEN(s_pigeon_settings),
-	.settings_size = sizeof(struct s_pigeon),
-	.check = s_pigeon_check,
-	.transport = "pigeon",
-	.recipient_settings = s_pigeon_rcpt_settings,
-	.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
-	.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
-	.check_recipient = s_pigeon_check_recipient,
+	.conf = {
+		.name = "test_pigeon",
+		.section = "pigeon",
+		.settings = s_pigeon_settings,
+		.n_settings = S_LEN(s_pigeon_settings),
+		.settings_size = sizeof(struct s_pigeon),
+		.check = s_pigeon_check,
+		.transport = "pigeon",
+		.recipient_settings = s_pigeon_rcpt_settings,
+		.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
+		.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
+		.check_recipient = s_pigeon_check_recipient,
+	},
 };
 
 /* An input with no settings first, so the output's index is not 0. */
-static const struct yj_adapter s_input = { .name = "test_input" };
+static const struct yj_adapter s_input = { .conf = { .name = "test_input" } };
 
-static const struct yj_adapter *const s_adapters[] = { &s_input, &s_pigeon, NULL };
+/* What the loader is handed of them, as main.c builds it. */
+static const struct yj_settings_owner *const s_owners[] = { &s_input.conf, &s_pigeon.conf, NULL };
 
 /* --- files and diagnostics --- */
 
@@ -150,7 +154,7 @@ static int s_load(const char *text, const char *const *sets, size_t n_sets, stru
 	s_log_len = 0;
 	s_log[0] = '\0';
 	memset(&s_seen, 0, sizeof(s_seen));
-	return yj_config_load(s_conf, sets, n_sets, s_adapters, &diag, cfg);
+	return yj_config_load(s_conf, sets, n_sets, s_owners, &diag, cfg);
 }
 
 #define assert_logged(line) \
@@ -204,11 +208,11 @@ static void test_loads_and_fills(void **state)
 	assert_int_equal(s_load(text, NULL, 0, &cfg), 0);
 	assert_string_equal(s_log, "");
 	assert_non_null(cfg);
-	assert_int_equal(cfg->n_adapters, 2);
-	assert_ptr_equal(cfg->adapters, s_adapters);
-	assert_null(yj_config_adapter_settings(cfg, &s_input));
+	assert_int_equal(cfg->n_owners, 2);
+	assert_ptr_equal(cfg->owners, s_owners);
+	assert_null(yj_config_settings(cfg, &s_input.conf));
 
-	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	const struct s_pigeon *p = yj_config_settings(cfg, &s_pigeon.conf);
 	assert_non_null(p);
 	assert_string_equal(p->loft, "roof");
 	assert_int_equal(p->max_birds, 3);
@@ -226,7 +230,7 @@ static void test_loads_and_fills(void **state)
 	assert_non_null(r);
 	assert_string_equal(r->transport, "pigeon");
 	assert_int_equal(r->output, 1);
-	assert_ptr_equal(yj_config_output(cfg, r), &s_pigeon);
+	assert_ptr_equal(yj_config_output(cfg, r), &s_pigeon.conf);
 	const struct s_pigeon_rcpt *pr = r->output_settings;
 	assert_non_null(pr);
 	assert_string_equal(pr->ring, "GB-1");
@@ -255,7 +259,7 @@ static void test_transport_none_and_overrides(void **state)
 
 	assert_int_equal(s_load(text, sets, S_LEN(sets), &cfg), 0);
 	assert_string_equal(s_log, "");
-	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	const struct s_pigeon *p = yj_config_settings(cfg, &s_pigeon.conf);
 	assert_int_equal(p->max_birds, 9);
 	assert_int_equal(p->racing, 1);
 	assert_int_equal(p->cotes.n, 2);
@@ -361,8 +365,8 @@ static void test_unknown_keys(void **state)
 	s_log[0] = '\0';
 	assert_int_equal(yj_config_load(s_conf, NULL, 0, NULL, &diag, &cfg), 0);
 	assert_string_equal(s_log, "");
-	assert_int_equal(cfg->n_adapters, 0);
-	assert_null(cfg->adapter_settings);
+	assert_int_equal(cfg->n_owners, 0);
+	assert_null(cfg->owner_settings);
 	yj_config_free(&cfg);
 }
 
@@ -378,7 +382,7 @@ static void test_secret_files(void **state)
 			   S_YJS("pigeon", "pigeon = { ring = \"GB-1\"; token_file = \"token.key\"; };");
 	assert_int_equal(s_load(text, NULL, 0, &cfg), 0);
 	assert_string_equal(s_log, "");
-	const struct s_pigeon *p = yj_config_adapter_settings(cfg, &s_pigeon);
+	const struct s_pigeon *p = yj_config_settings(cfg, &s_pigeon.conf);
 	assert_string_equal(p->key, "s3cret-loft");
 	const struct s_pigeon_rcpt *pr = yj_config_recipient(cfg, "yjs:mk")->output_settings;
 	assert_string_equal(pr->token, "tok-1");
@@ -483,7 +487,7 @@ static void test_reference(void **state)
 	FILE *f = open_memstream(&buf, &len);
 
 	assert_non_null(f);
-	yj_config_print_reference(f, s_adapters);
+	yj_config_print_reference(f, s_owners);
 	assert_int_equal(fclose(f), 0);
 	assert_non_null(strstr(buf, "| `deployment.id` | a string | `tvp` |"));
 	assert_non_null(strstr(buf, "| `control.endpoint` | a string | `ipc:///run/yjlink/control.sock` |"));

@@ -3,74 +3,22 @@
  * (clock changes included), the window each gets (gapless, over sequence
  * numbers), catch-up after downtime, no digest planned twice, resend and
  * preview. On a real store, a config read by the real loader against an
- * output adapter declared here ("pigeon") and the injectable clock.
+ * output the core has never heard of ("pigeon") and the injectable clock
+ * (the fixture: core_fixture.h).
  *
  * Expected instants are written in UTC (s_utc) so the test does not work
  * out local time the way the code under test does.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "core_fixture.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "adapter.h"
-#include "clock.h"
-#include "config.h"
-#include "core.h"
 #include "db/digests.h"
-#include "db/events.h"
-#include "db/notes.h"
 #include "digest.h"
-#include "err.h"
 #include "log.h"
-#include "loop.h"
-#include "refdata.h"
-#include "route.h"
-#include "store.h"
 
-#define S_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FORCE "E23000029"
-
-/* --- the test output adapter: transport "pigeon" (the planner only needs it to exist) --- */
-
-struct s_pigeon {
-	int64_t speed;
-};
-
-struct s_pigeon_rcpt {
-	char *loft;              /* pigeon.loft, required */
-};
-
-static const struct yj_setting s_pigeon_settings[] = {
-	{ YJ_SETTING_INT, "speed", offsetof(struct s_pigeon, speed), "3", 1, 10, "how fast the birds fly" },
-};
-
-static const struct yj_setting s_pigeon_rcpt_settings[] = {
-	{ YJ_SETTING_STR, "pigeon.loft", offsetof(struct s_pigeon_rcpt, loft), NULL, 0, 0, "the loft the bird flies to" },
-};
-
-static const struct yj_adapter s_pigeon = {
-	.name = "out_pigeon",
-	.section = "pigeon",
-	.settings = s_pigeon_settings,
-	.n_settings = S_LEN(s_pigeon_settings),
-	.settings_size = sizeof(struct s_pigeon),
-	.transport = "pigeon",
-	.recipient_settings = s_pigeon_rcpt_settings,
-	.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
-	.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
-};
-
-static const struct yj_adapter *const s_registry[] = { &s_pigeon, NULL };
+/* The test output: the planner only needs it to exist (core_fixture.h). */
+static const struct yj_adapter s_pigeon = { .conf = S_PIGEON_CONF };
 
 /* The config, with the YJS's digest times (the test's prestate, default 07:30). */
 static const char s_conf_fmt[] =
@@ -89,40 +37,9 @@ static const char s_conf_fmt[] =
 /* --- fixture --- */
 
 struct fx {
-	char dir[64];
-	char conf[128];
-	struct yj_store *st;
-	struct yj_config *cfg;
-	struct yj_refdata *ref;
-	struct yj_loop *loop;
-	void *states[1];
-	struct yj_core core;
+	struct core_fx c;
 	struct yj_digest *dg;
 };
-
-static void s_rmdir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) != 0)
-			s_rmdir(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static void s_report(void *arg, const char *file, int line, const char *msg)
-{
-	(void)arg;
-	fprintf(stderr, "config: %s:%d: %s\n", file, line, msg);
-}
 
 static int s_pigeon_state = 1; /* a non-NULL state: the adapter is running */
 
@@ -130,40 +47,12 @@ static int setup(void **state)
 {
 	const char *times = *state ? *state : "\"07:30\"";
 	struct fx *f = calloc(1, sizeof(*f));
-	struct yj_diag diag = { s_report, NULL, 0 };
-	char sdir[128];
-	FILE *cf;
-	if (!f)
+	if (!f || s_fx_open(&f->c, "digest", s_conf_fmt, times, &s_pigeon, &s_pigeon_state) != 0)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/yj-test-digest-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->conf, sizeof(f->conf), "%s/yjlinkd.conf", f->dir);
-	if (!(cf = fopen(f->conf, "w")) || fprintf(cf, s_conf_fmt, times) < 0 || fclose(cf) != 0)
-		return -1;
-	if (yj_config_load(f->conf, NULL, 0, s_registry, &diag, &f->cfg) != 0)
-		return -1;
-	if (yj_refdata_load(NULL, &diag, &f->ref) != 0)
-		return -1;
-	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
-	struct yj_store_opts o = { .path = sdir, .map_size = 4 << 20, .max_map_size = 64 << 20 };
-	if (yj_store_open(&o, &f->st) != 0)
-		return -1;
-	if (!(f->loop = yj_loop_new()))
-		return -1;
-	f->states[0] = &s_pigeon_state;
-	f->core.cfg = f->cfg;
-	f->core.ref = f->ref;
-	f->core.store = f->st;
-	f->core.loop = f->loop;
-	f->core.adapters = s_registry;
-	f->core.adapter_state = f->states;
-	f->core.n_adapters = 1;
-	f->core.reload_state = "";
 	/* The planner's own timer never runs: the loop is not run, the test ticks. */
-	if (yj_digest_start(&f->core, &f->dg) != 0)
+	if (yj_digest_start(&f->c.core, &f->dg) != 0)
 		return -1;
-	f->core.digest = f->dg;
+	f->c.core.digest = f->dg;
 	*state = f;
 	return 0;
 }
@@ -172,203 +61,31 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	yj_digest_stop(&f->dg);
-	yj_loop_destroy(&f->loop);
-	yj_store_close(&f->st);
-	yj_config_free(&f->cfg);
-	yj_refdata_free(&f->ref);
-	s_rmdir(f->dir);
+	s_fx_close(&f->c);
 	free(f);
-	yj_clock_reset();
 	return 0;
 }
 
-/* --- time --- */
-
-static int64_t s_utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = { 0 };
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	return (int64_t)timegm(&tm) * 1000000;
-}
-
-static int s_offset_minutes(int64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	return (int)(tm.tm_gmtoff / 60);
-}
-
-/* --- events: stored as ingest does and routed in the same transaction --- */
-
-struct ev {
-	const char *person_id;       /* default "P1" */
-	const char *record_id;       /* default "CR1" */
-	const char *status;          /* default "detained" */
-};
-
-static unsigned s_source_no;
-
-struct s_put {
-	struct fx *f;
-	const struct ev *e;
-	int64_t now;
-	uint64_t seq;
-	struct yj_route_counts counts;
-};
-
-static int s_put_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_put *p = arg;
-	Yjlink__V1__Event ev = YJLINK__V1__EVENT__INIT;
-	Yjlink__V1__Child ch = YJLINK__V1__CHILD__INIT;
-	Yjlink__V1__Custody cu = YJLINK__V1__CUSTODY__INIT;
-	Yjlink__V1__Time occ = YJLINK__V1__TIME__INIT;
-	Yjlink__V1__Record rec = YJLINK__V1__RECORD__INIT;
-	char src[64], skey[128], child[128], cust[128];
-	uint8_t hash[16];
-	int rc;
-
-	memset(&p->counts, 0, sizeof(p->counts));
-	snprintf(src, sizeof(src), "S%u", ++s_source_no);
-	occ.has_unix_us = occ.has_offset_minutes = 1;
-	occ.unix_us = p->now;
-	occ.offset_minutes = s_offset_minutes(p->now);
-	ev.source_id = src;
-	ev.force = FORCE;
-	ev.occurred_at = &occ;
-	ev.child = &ch;
-	ch.person_id = (char *)(p->e->person_id ? p->e->person_id : "P1");
-	ch.given_name = "Alex";
-	ch.family_name = "Smith";
-	ch.date_of_birth = "2010-03-01";
-	ch.home_la = "E06000042";
-	ch.has_looked_after = 1;
-	ev.body_case = YJLINK__V1__EVENT__BODY_CUSTODY;
-	ev.custody = &cu;
-	cu.record_id = (char *)(p->e->record_id ? p->e->record_id : "CR1");
-	cu.suite = "TVP-MK";
-	cu.status = (char *)(p->e->status ? p->e->status : "detained");
-	cu.arrived_at = &occ;
-	cu.status_at = &occ;
-	if ((rc = yj_events_next_seq(txn, &p->seq)))
-		return rc;
-	snprintf(child, sizeof(child), "%s/%s", FORCE, ch.person_id);
-	int known = yj_events_child_known(txn, child);
-	if (known < 0)
-		return known;
-	rec.has_seq = rec.has_stored_at_us = 1;
-	rec.seq = p->seq;
-	rec.stored_at_us = p->now;
-	rec.feed = "custody";
-	rec.sender = "test";
-	rec.event = &ev;
-	size_t len = yjlink__v1__record__get_packed_size(&rec);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	yjlink__v1__record__pack(&rec, buf);
-	for (size_t i = 0; i < sizeof(hash); i++)
-		hash[i] = (uint8_t)(p->seq * 7 + i);
-	snprintf(skey, sizeof(skey), "%s/%s", FORCE, src);
-	snprintf(cust, sizeof(cust), "%s/%s", FORCE, cu.record_id);
-	struct yj_event_keys k = { .source_key = skey, .hash = hash, .child_id = child, .occurred_us = p->now, .custody_key = cust };
-	rc = yj_events_put(txn, p->seq, &k, buf, len);
-	free(buf);
-	if (rc)
-		return rc;
-	return yj_route_event(txn, p->f->cfg, p->f->ref, p->seq, &ev, known == 0, p->now, &p->counts);
-}
-
-/* Store and route a custody event at the clock's now: one digest entry for yjs:mk. */
-static uint64_t s_event(struct fx *f, const struct ev *e)
-{
-	struct s_put p = { f, e, yj_clock_now_us(), 0, { 0 } };
-	assert_int_equal(yj_store_write(f->st, s_put_fn, &p), 0);
-	assert_int_equal(p.counts.digest, 1);
-	return p.seq;
-}
-
-/* An event at the given instant. */
+/* A custody event stored and routed at the given instant: one digest entry for yjs:mk. */
 static uint64_t s_event_at(struct fx *f, int64_t at, const char *person, const char *record)
 {
-	struct ev e = { person, record, NULL };
+	struct ev e = { .person_id = person, .record_id = record };
+	struct yj_route_counts c;
 	yj_clock_set_us(at);
-	return s_event(f, &e);
+	uint64_t seq = s_event(&f->c, &e, &c);
+	assert_int_equal(c.digest, 1);
+	return seq;
 }
 
 /* --- reading back (copied out: no assert inside a transaction) --- */
 
 #define S_MAX 32
 
-struct jobs {
-	Yjlink__V1__Notification *v[S_MAX];
-	size_t n;
-	int overflow;
-};
-
-static Yjlink__V1__Notification *s_note_copy(const Yjlink__V1__Notification *n)
-{
-	size_t len = yjlink__v1__notification__get_packed_size(n);
-	uint8_t *buf = malloc(len ? len : 1);
-	Yjlink__V1__Notification *c = NULL;
-	if (buf) {
-		yjlink__v1__notification__pack(n, buf);
-		c = yjlink__v1__notification__unpack(NULL, len, buf);
-		free(buf);
-	}
-	return c;
-}
-
-static int s_jobs_cb(void *arg, const Yjlink__V1__Notification *n)
-{
-	struct jobs *j = arg;
-	if (j->n == S_MAX) {
-		j->overflow = 1;
-		return 1;
-	}
-	if (!(j->v[j->n] = s_note_copy(n)))
-		return YJ_ENOMEM;
-	j->n++;
-	return 0;
-}
-
-struct s_jobs_read {
-	enum yj_note_queue q;
-	struct jobs *j;
-};
-
-static int s_jobs_read_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_jobs_read *r = arg;
-	int rc = yj_notes_each(txn, r->q, s_jobs_cb, r->j);
-	return rc < 0 ? rc : 0;
-}
-
-static void s_jobs_free(struct jobs *j)
-{
-	for (size_t i = 0; i < j->n; i++)
-		yjlink__v1__notification__free_unpacked(j->v[i], NULL);
-	j->n = 0;
-}
-
-static void s_jobs(struct fx *f, enum yj_note_queue q, struct jobs *j)
-{
-	struct s_jobs_read r = { q, j };
-	memset(j, 0, sizeof(*j));
-	assert_int_equal(yj_store_read(f->st, s_jobs_read_fn, &r), 0);
-	assert_false(j->overflow);
-}
-
 /* The digest jobs waiting in the outbox, in number order. */
 static void s_digest_jobs(struct fx *f, struct jobs *j)
 {
 	struct jobs all;
-	s_jobs(f, YJ_NOTES_OUTBOX, &all);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &all);
 	memset(j, 0, sizeof(*j));
 	for (size_t i = 0; i < all.n; i++) {
 		if (all.v[i]->digest)
@@ -420,7 +137,7 @@ static void s_logs(struct fx *f, struct logs *l)
 {
 	struct s_read_state r = { l, NULL };
 	memset(l, 0, sizeof(*l));
-	assert_int_equal(yj_store_read(f->st, s_read_state_fn, &r), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_read_state_fn, &r), 0);
 	yjlink__v1__digest_state__free_unpacked(r.st, NULL);
 }
 
@@ -435,7 +152,7 @@ static void s_logs_free(struct logs *l)
 static Yjlink__V1__DigestState *s_state(struct fx *f)
 {
 	struct s_read_state r = { NULL, NULL };
-	assert_int_equal(yj_store_read(f->st, s_read_state_fn, &r), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_read_state_fn, &r), 0);
 	return r.st;
 }
 
@@ -466,9 +183,9 @@ static void test_first_tick_state_only(void **state)
 	assert_int_equal(st->last_end_seq, 0);
 	assert_int_equal(st->n_open_custody, 0);
 	yjlink__v1__digest_state__free_unpacked(st, NULL);
-	s_jobs(f, YJ_NOTES_OUTBOX, &j);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
 	assert_int_equal(j.n, 0);
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &j);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &j);
 	assert_int_equal(j.n, 0);
 	s_logs(f, &l);
 	assert_int_equal(l.n, 0);
@@ -519,7 +236,7 @@ static void test_plan_one(void **state)
 	assert_int_equal(d->end_seq, s2);
 	assert_int_equal(d->n_open_before, 0);
 	assert_false(d->has_resend && d->resend);
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &u);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &u);
 	assert_int_equal(u.n, 0);
 
 	/* The log and the state say the same. */
@@ -791,7 +508,7 @@ static void test_preview(void **state)
 	/* Routed since the last window: in the next digest as it stands now. */
 	uint64_t s3 = s_event_at(f, s_utc(2026, 6, 10, 9, 0), "P3", "CR3");
 
-	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", NULL, &c, err, sizeof(err)), 0);
+	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", NULL, YJ_DIGEST_ALL, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.id, "tst-digest-mk-20260611T0730");
 	assert_int_equal(c.events, 1);
 	assert_true(s_has_seq(&c, s3));
@@ -810,7 +527,7 @@ static void test_preview(void **state)
 	yj_digest_content_free(&c);
 
 	/* The one planned for a date, exactly as it went. */
-	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", "2026-06-10", &c, err, sizeof(err)), 0);
+	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", "2026-06-10", YJ_DIGEST_ALL, &c, err, sizeof(err)), 0);
 	assert_string_equal(c.id, "tst-digest-mk-20260610T0730");
 	assert_string_equal(c.date, "2026-06-10");
 	assert_string_equal(c.window_to, "2026-06-10T06:30:00Z");
@@ -822,11 +539,11 @@ static void test_preview(void **state)
 
 	/* Refusals. */
 	err[0] = '\0';
-	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", "2026-06-09", &c, err, sizeof(err)), YJ_ENOENT);
+	assert_int_equal(yj_digest_preview(f->dg, "yjs:mk", "2026-06-09", YJ_DIGEST_ALL, &c, err, sizeof(err)), YJ_ENOENT);
 	assert_true(err[0] != '\0');
 	yj_digest_content_free(&c);
 	err[0] = '\0';
-	assert_int_equal(yj_digest_preview(f->dg, "yjs:nobody", NULL, &c, err, sizeof(err)), YJ_ENOENT);
+	assert_int_equal(yj_digest_preview(f->dg, "yjs:nobody", NULL, YJ_DIGEST_ALL, &c, err, sizeof(err)), YJ_ENOENT);
 	yj_digest_content_free(&c);
 }
 

@@ -1003,33 +1003,33 @@ static void test_check(void **state)
 				.credentials_file = "" };
 	(void)state;
 
-	assert_non_null(yj_adapter_out_email.check);
-	yj_adapter_out_email.check(&s, &at);
+	assert_non_null(yj_adapter_out_email.conf.check);
+	yj_adapter_out_email.conf.check(&s, &at);
 	s.smtp_url = "smtps://relay.example.gov.uk:465";
 	s.starttls = "required";
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	s.starttls = "off";
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	assert_int_equal(td.n, 0);
 
 	s.starttls = "sometimes";
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	assert_int_equal(td.n, 1);
 	assert_string_equal(td.text[0], "/etc/yjlink/yjlinkd.conf:12: 'email.starttls' must be required, optional or off");
 	s.starttls = "optional";
 	s.smtp_url = "http://relay.example.gov.uk";
 	at.line = 13;
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	assert_int_equal(td.n, 2);
 	assert_string_equal(td.text[1], "/etc/yjlink/yjlinkd.conf:13: 'email.smtp_url' must start smtp:// or smtps://");
 	s.smtp_url = "smtp://127.0.0.1:2525";
 	s.from = "yjlink <yjlink@localhost>";
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	assert_int_equal(td.n, 3);
 	assert_string_equal(td.text[2], "/etc/yjlink/yjlinkd.conf:13: 'email.from' 'yjlink <yjlink@localhost>' "
 					"is not a plain address (local@domain)");
 	s.from = "a@b\r\nBcc: c@d";
-	yj_adapter_out_email.check(&s, &at);
+	yj_adapter_out_email.conf.check(&s, &at);
 	assert_int_equal(td.n, 4);
 	assert_null(strchr(td.text[3], '\r'));
 	assert_int_equal(diag.count, 4);
@@ -1046,23 +1046,23 @@ static void test_check_recipient(void **state)
 	struct s_recipient rs = { .to = { to, 2 } };
 	(void)state;
 
-	assert_non_null(yj_adapter_out_email.check_recipient);
-	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	assert_non_null(yj_adapter_out_email.conf.check_recipient);
+	yj_adapter_out_email.conf.check_recipient(&rs, &r, &at);
 	assert_int_equal(td.n, 0);
 	rs.to.n = 0;
-	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	yj_adapter_out_email.conf.check_recipient(&rs, &r, &at);
 	assert_int_equal(td.n, 1);
 	assert_string_equal(td.text[0], "yjlinkd.conf:80: recipient 'yjs:milton-keynes': transport email needs email = [ addresses ]");
 	rs.to.n = 3;
-	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	yj_adapter_out_email.conf.check_recipient(&rs, &r, &at);
 	assert_int_equal(td.n, 2);
 	assert_string_equal(td.text[1], "yjlinkd.conf:80: recipient 'yjs:milton-keynes': email address 3 "
 					"'not an address' is not a plain address (local@domain)");
 	to[2] = "duty@mk.example.gov.uk\r\nBcc: someone@elsewhere.example";
-	yj_adapter_out_email.check_recipient(&rs, &r, &at);
+	yj_adapter_out_email.conf.check_recipient(&rs, &r, &at);
 	assert_int_equal(td.n, 3);
 	assert_null(strchr(td.text[2], '\r'));
-	yj_adapter_out_email.check_recipient(NULL, NULL, &at);
+	yj_adapter_out_email.conf.check_recipient(NULL, NULL, &at);
 	assert_int_equal(td.n, 4);
 	assert_non_null(strstr(td.text[3], "recipient '?'"));
 }
@@ -1083,17 +1083,17 @@ static void test_settings_table(void **state)
 	};
 	(void)state;
 
-	assert_string_equal(a->name, "out_email");
-	assert_string_equal(a->section, "email");
-	assert_string_equal(a->transport, "email");
-	assert_int_equal(a->settings_size, sizeof(struct s_settings));
-	assert_int_equal(a->n_settings, 4);
+	assert_string_equal(a->conf.name, "out_email");
+	assert_string_equal(a->conf.section, "email");
+	assert_string_equal(a->conf.transport, "email");
+	assert_int_equal(a->conf.settings_size, sizeof(struct s_settings));
+	assert_int_equal(a->conf.n_settings, 4);
 	for (size_t i = 0; i < 4; i++) {
-		assert_int_equal(a->settings[i].type, YJ_SETTING_STR);
-		assert_string_equal(a->settings[i].name, want[i].name);
-		assert_int_equal(a->settings[i].offset, want[i].offset);
-		assert_string_equal(a->settings[i].def, want[i].def);
-		assert_non_null(a->settings[i].doc);
+		assert_int_equal(a->conf.settings[i].type, YJ_SETTING_STR);
+		assert_string_equal(a->conf.settings[i].name, want[i].name);
+		assert_int_equal(a->conf.settings[i].offset, want[i].offset);
+		assert_string_equal(a->conf.settings[i].def, want[i].def);
+		assert_non_null(a->conf.settings[i].doc);
 	}
 	/* Every default passes the check: a config without an email section is valid. */
 	struct t_diag td = { 0 };
@@ -1101,18 +1101,18 @@ static void test_settings_table(void **state)
 	struct yj_setting_site at = { .diag = &diag, .file = "x", .line = 1 };
 	struct s_settings s;
 	for (size_t i = 0; i < 4; i++)
-		*(char **)((char *)&s + a->settings[i].offset) = (char *)a->settings[i].def;
-	a->check(&s, &at);
+		*(char **)((char *)&s + a->conf.settings[i].offset) = (char *)a->conf.settings[i].def;
+	a->conf.check(&s, &at);
 	assert_int_equal(td.n, 0);
 
-	assert_int_equal(a->recipient_settings_size, sizeof(struct s_recipient));
-	assert_int_equal(a->n_recipient_settings, 1);
-	assert_int_equal(a->recipient_settings[0].type, YJ_SETTING_STRLIST);
-	assert_string_equal(a->recipient_settings[0].name, "email");
-	assert_int_equal(a->recipient_settings[0].offset, offsetof(struct s_recipient, to));
+	assert_int_equal(a->conf.recipient_settings_size, sizeof(struct s_recipient));
+	assert_int_equal(a->conf.n_recipient_settings, 1);
+	assert_int_equal(a->conf.recipient_settings[0].type, YJ_SETTING_STRLIST);
+	assert_string_equal(a->conf.recipient_settings[0].name, "email");
+	assert_int_equal(a->conf.recipient_settings[0].offset, offsetof(struct s_recipient, to));
 	/* Required of every email recipient. */
-	assert_null(a->recipient_settings[0].def);
-	assert_non_null(a->recipient_settings[0].doc);
+	assert_null(a->conf.recipient_settings[0].def);
+	assert_non_null(a->conf.recipient_settings[0].doc);
 	assert_non_null(a->init);
 	assert_non_null(a->deliver);
 }

@@ -497,41 +497,41 @@ static void test_check_recipient(void **state)
 	struct s_recipient rs = { .url = "https://hooks.mk.example.gov.uk/yjlink", .secret_file = T_SECRET, .secret = "",
 				  .timeout_ms = 5000 };
 
-	assert_non_null(yj_adapter_out_webhook.check_recipient);
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	assert_non_null(yj_adapter_out_webhook.conf.check_recipient);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	rs.url = "http://127.0.0.1:8080/hook";
 	rs.secret_file = "";
 	rs.secret = "inline";
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 0);
 	assert_int_equal(diag.count, 0);
 
 	rs.url = "ftp://hooks.mk.example.gov.uk/yjlink";
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 1);
 	assert_string_equal(td.text[0], "/etc/yjlink/yjlinkd.conf:42: recipient 'children_services:E09000033': "
 					"transport webhook needs webhook.url (http:// or https://)");
 	/* "http" alone is not enough (today's check took any "http..." prefix). */
 	rs.url = "httpx://hooks.example";
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 2);
 	rs.url = NULL;
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 3);
 
 	rs.url = "https://hooks.mk.example.gov.uk/yjlink";
 	rs.secret = "";
 	at.line = 7;
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 4);
 	assert_string_equal(td.text[3], "/etc/yjlink/yjlinkd.conf:7: recipient 'children_services:E09000033': "
 					"transport webhook needs webhook.secret_file (or webhook.secret) giving a non-empty key");
 	rs.secret = NULL;
 	rs.secret_file = NULL;
-	yj_adapter_out_webhook.check_recipient(&rs, &c->rcpt, &at);
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 5);
 	/* No settings at all: both problems, no crash. */
-	yj_adapter_out_webhook.check_recipient(NULL, NULL, &at);
+	yj_adapter_out_webhook.conf.check_recipient(NULL, NULL, &at);
 	assert_int_equal(td.n, 7);
 	assert_non_null(strstr(td.text[5], "recipient '?'"));
 	assert_int_equal(diag.count, 7);
@@ -543,15 +543,15 @@ static void test_settings_table(void **state)
 	const struct yj_adapter *a = &yj_adapter_out_webhook;
 	(void)state;
 
-	assert_string_equal(a->name, "out_webhook");
-	assert_string_equal(a->transport, "webhook");
-	assert_null(a->section);
-	assert_int_equal(a->n_settings, 0);
-	assert_null(a->check);
+	assert_string_equal(a->conf.name, "out_webhook");
+	assert_string_equal(a->conf.transport, "webhook");
+	assert_null(a->conf.section);
+	assert_int_equal(a->conf.n_settings, 0);
+	assert_null(a->conf.check);
 	assert_non_null(a->deliver);
-	assert_int_equal(a->recipient_settings_size, sizeof(struct s_recipient));
-	assert_int_equal(a->n_recipient_settings, 4);
-	const struct yj_setting *t = a->recipient_settings;
+	assert_int_equal(a->conf.recipient_settings_size, sizeof(struct s_recipient));
+	assert_int_equal(a->conf.n_recipient_settings, 4);
+	const struct yj_setting *t = a->conf.recipient_settings;
 	assert_int_equal(t[0].type, YJ_SETTING_STR);
 	assert_string_equal(t[0].name, "webhook.url");
 	assert_int_equal(t[0].offset, offsetof(struct s_recipient, url));
@@ -570,7 +570,7 @@ static void test_settings_table(void **state)
 	assert_string_equal(t[3].def, "5000");
 	assert_int_equal(t[3].min, 100);
 	assert_int_equal(t[3].max, 600000);
-	for (size_t i = 0; i < a->n_recipient_settings; i++) {
+	for (size_t i = 0; i < a->conf.n_recipient_settings; i++) {
 		assert_non_null(t[i].doc);
 		assert_true(strlen(t[i].doc) > 10);
 	}

@@ -3,7 +3,8 @@
  * config loader reads its settings from its own tables, the outbox hands it
  * notifications and digests as data (struct yj_message) and it answers OK,
  * RETRY or FATAL from the loop. That it needs no change of the core is the
- * point.
+ * point. Its settings, the store, the config and the events come from the
+ * fixture the routing and digest tests share (core_fixture.h).
  *
  * Cases: an immediate notification delivered with the recipient's data
  * sharing agreement applied, then audited and gone; RETRY and its backoff
@@ -22,60 +23,21 @@
  * Times are Europe/London (set in main); expected instants are written in
  * UTC (s_utc). The assertions are about outcomes, never about timings.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "core_fixture.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <sodium.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "adapter.h"
-#include "clock.h"
-#include "config.h"
-#include "core.h"
 #include "db/audit.h"
 #include "db/digests.h"
-#include "db/events.h"
 #include "db/holds.h"
-#include "db/notes.h"
 #include "digest.h"
-#include "err.h"
 #include "log.h"
-#include "loop.h"
 #include "outbox.h"
-#include "refdata.h"
-#include "route.h"
-#include "store.h"
 
-#define S_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FORCE "E23000029"
 #define S_SEC INT64_C(1000000)
 
-/* --- the test output adapter: out_pigeon, transport "pigeon" --- */
-
-struct s_pigeon {
-	int64_t speed;           /* its one setting of its own */
-};
-
-struct s_pigeon_rcpt {
-	char *loft;              /* pigeon.loft, required of every recipient */
-};
-
-static const struct yj_setting s_pigeon_settings[] = {
-	{ YJ_SETTING_INT, "speed", offsetof(struct s_pigeon, speed), "3", 1, 10, "how fast the birds fly" },
-};
-
-static const struct yj_setting s_pigeon_rcpt_settings[] = {
-	{ YJ_SETTING_STR, "pigeon.loft", offsetof(struct s_pigeon_rcpt, loft), NULL, 0, 0, "the loft the bird flies to" },
-};
+/* --- the test output adapter: out_pigeon (core_fixture.h), which delivers --- */
 
 #define S_MAX 64
 
@@ -191,20 +153,7 @@ static int s_pg_deliver(void *state, const struct yj_message *m, yj_delivery_don
 	return 0;
 }
 
-static const struct yj_adapter s_pigeon = {
-	.name = "out_pigeon",
-	.section = "pigeon",
-	.settings = s_pigeon_settings,
-	.n_settings = S_LEN(s_pigeon_settings),
-	.settings_size = sizeof(struct s_pigeon),
-	.transport = "pigeon",
-	.recipient_settings = s_pigeon_rcpt_settings,
-	.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
-	.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
-	.deliver = s_pg_deliver,
-};
-
-static const struct yj_adapter *const s_registry[] = { &s_pigeon, NULL };
+static const struct yj_adapter s_pigeon = { .conf = S_PIGEON_CONF, .deliver = s_pg_deliver };
 
 /* --- a deterministic random source for the outbox's jitter ---
  *
@@ -242,10 +191,6 @@ static void s_rng_reset(void)
 }
 
 /* --- the config --- */
-
-#define S_HOURS                                                                                   \
-	"hours = { mon = \"08:00-20:00\"; tue = \"08:00-20:00\"; wed = \"08:00-20:00\"; "           \
-	"thu = \"08:00-20:00\"; fri = \"08:00-20:00\"; sat = \"09:00-17:00\"; sun = \"09:00-17:00\"; };"
 
 /* %s: the children's services' transport and its settings. */
 static const char s_conf_fmt[] =
@@ -289,53 +234,17 @@ struct dead {
 };
 
 struct fx {
-	char dir[64];
-	struct yj_store *st;
-	struct yj_config *cfg;
-	struct yj_refdata *ref;
-	struct yj_loop *loop;
-	void *states[1];
-	struct yj_core core;
+	struct core_fx c;
 	struct yj_outbox *ob;
 	struct yj_digest *dg;
 	struct dead dead;
 	int running, timed_out;
 };
 
-static void s_rmdir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) != 0)
-			s_rmdir(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static void s_report(void *arg, const char *file, int line, const char *msg)
-{
-	(void)arg;
-	fprintf(stderr, "config: %s:%d: %s\n", file, line, msg);
-}
-
 /* Write the config with the children's services' transport cs as name, and load it. */
-static int s_load(const char *dir, const char *name, const char *cs, struct yj_config **cfg)
+static int s_load(struct fx *f, const char *name, const char *cs, struct yj_config **cfg)
 {
-	struct yj_diag diag = { s_report, NULL, 0 };
-	char path[160];
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "w")) || fprintf(f, s_conf_fmt, cs) < 0 || fclose(f) != 0)
-		return -1;
-	return yj_config_load(path, NULL, 0, s_registry, &diag, cfg);
+	return s_fx_load(&f->c, name, s_conf_fmt, cs, cfg);
 }
 
 static void s_dead_hook(void *arg, const char *job_id, const char *recipient, const char *kind, const char *detail)
@@ -371,12 +280,12 @@ static int s_safety(struct yj_loop *loop, void *arg)
 /* Run the loop until every delivery started has been answered and committed. */
 static void s_run(struct fx *f)
 {
-	int64_t t = yj_loop_timer(f->loop, 10000, 0, s_safety, f);
+	int64_t t = yj_loop_timer(f->c.loop, 10000, 0, s_safety, f);
 	assert_true(t > 0);
 	f->running = 1;
-	assert_int_equal(yj_loop_run(f->loop), 0);
+	assert_int_equal(yj_loop_run(f->c.loop), 0);
 	f->running = 0;
-	yj_loop_timer_cancel(f->loop, t);
+	yj_loop_timer_cancel(f->c.loop, t);
 	assert_false(f->timed_out);
 	/* A completion only records; the next deliveries start from the commit. */
 	assert_false(s_pg.reentered);
@@ -393,44 +302,20 @@ static int setup(void **state)
 	static const struct opts none = { NULL, 0 };
 	const struct opts *o = *state ? *state : &none;
 	struct fx *f = calloc(1, sizeof(*f));
-	struct yj_diag diag = { s_report, NULL, 0 };
-	char sdir[128];
-	if (!f)
+	if (!f || s_fx_open(&f->c, "outbox", s_conf_fmt, o->cs ? o->cs : S_CS_PIGEON, &s_pigeon, &s_pg) != 0)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/yj-test-outbox-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	if (s_load(f->dir, "yjlinkd.conf", o->cs ? o->cs : S_CS_PIGEON, &f->cfg) != 0)
-		return -1;
-	if (yj_refdata_load(NULL, &diag, &f->ref) != 0)
-		return -1;
-	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
-	struct yj_store_opts so = { .path = sdir, .map_size = 4 << 20, .max_map_size = 64 << 20 };
-	if (yj_store_open(&so, &f->st) != 0)
-		return -1;
-	if (!(f->loop = yj_loop_new()))
-		return -1;
-	s_pg_reset(f->loop);
+	s_pg_reset(f->c.loop);
 	s_rng_reset();
-	f->states[0] = &s_pg;
-	f->core.cfg = f->cfg;
-	f->core.ref = f->ref;
-	f->core.store = f->st;
-	f->core.loop = f->loop;
-	f->core.adapters = s_registry;
-	f->core.adapter_state = f->states;
-	f->core.n_adapters = 1;
-	f->core.reload_state = "";
-	if (yj_outbox_start(&f->core, &f->ob) != 0)
+	if (yj_outbox_start(&f->c.core, &f->ob) != 0)
 		return -1;
-	f->core.outbox = f->ob;
+	f->c.core.outbox = f->ob;
 	yj_outbox_set_dead_hook(f->ob, s_dead_hook, &f->dead);
 	if (o->digest) {
-		if (yj_digest_start(&f->core, &f->dg) != 0)
+		if (yj_digest_start(&f->c.core, &f->dg) != 0)
 			return -1;
-		f->core.digest = f->dg;
+		f->c.core.digest = f->dg;
 	}
-	if (yj_loop_before_sleep(f->loop, s_before_sleep, f) != 0)
+	if (yj_loop_before_sleep(f->c.loop, s_before_sleep, f) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -441,146 +326,18 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	yj_digest_stop(&f->dg);
 	yj_outbox_stop(&f->ob);
-	yj_loop_destroy(&f->loop);
-	s_pg_reset(NULL);
-	yj_store_close(&f->st);
-	if (f->core.cfg != f->cfg) {
-		struct yj_config *c = (struct yj_config *)f->core.cfg;
+	/* A case that ends with another config in force leaves it to be freed here. */
+	if (f->c.core.cfg != f->c.cfg) {
+		struct yj_config *c = (struct yj_config *)f->c.core.cfg;
 		yj_config_free(&c);
 	}
-	yj_config_free(&f->cfg);
-	yj_refdata_free(&f->ref);
-	s_rmdir(f->dir);
+	s_fx_close(&f->c);
+	s_pg_reset(NULL);
 	free(f);
-	yj_clock_reset();
 	return 0;
 }
 
-/* --- time --- */
-
-static int64_t s_utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = { 0 };
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	return (int64_t)timegm(&tm) * 1000000;
-}
-
-static int s_offset_minutes(int64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	return (int)(tm.tm_gmtoff / 60);
-}
-
-/* --- events: stored as ingest does and routed in the same transaction --- */
-
-struct ev {
-	const char *person_id;       /* default "P1" */
-	const char *record_id;       /* default "CR1" */
-	const char *status;          /* default "detained" */
-	int looked_after;
-	const char *responsible_la;
-	int live;                    /* markers.live_investigation */
-	const char *reason;          /* custody.reason */
-};
-
-static unsigned s_source_no;
-
-struct s_put {
-	struct fx *f;
-	const struct ev *e;
-	int64_t now;
-	uint64_t seq;
-	struct yj_route_counts counts;
-};
-
-static int s_put_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_put *p = arg;
-	Yjlink__V1__Event ev = YJLINK__V1__EVENT__INIT;
-	Yjlink__V1__Child ch = YJLINK__V1__CHILD__INIT;
-	Yjlink__V1__Custody cu = YJLINK__V1__CUSTODY__INIT;
-	Yjlink__V1__Time occ = YJLINK__V1__TIME__INIT;
-	Yjlink__V1__Markers mk = YJLINK__V1__MARKERS__INIT;
-	Yjlink__V1__Record rec = YJLINK__V1__RECORD__INIT;
-	char src[64], skey[128], child[128], cust[128];
-	uint8_t hash[16];
-	int rc;
-
-	memset(&p->counts, 0, sizeof(p->counts));
-	if (p->e->live) {
-		ev.markers = &mk;
-		mk.has_live_investigation = 1;
-		mk.live_investigation = 1;
-		mk.officer_in_case = "DC 123";
-	}
-	snprintf(src, sizeof(src), "S%u", ++s_source_no);
-	occ.has_unix_us = occ.has_offset_minutes = 1;
-	occ.unix_us = p->now;
-	occ.offset_minutes = s_offset_minutes(p->now);
-	ev.source_id = src;
-	ev.force = FORCE;
-	ev.occurred_at = &occ;
-	ev.child = &ch;
-	ch.person_id = (char *)(p->e->person_id ? p->e->person_id : "P1");
-	ch.given_name = "Alex";
-	ch.family_name = "Smith";
-	ch.date_of_birth = "2010-03-01";
-	ch.home_la = "E06000042";
-	ch.has_looked_after = 1;
-	ch.looked_after = p->e->looked_after ? 1 : 0;
-	ch.responsible_la = (char *)p->e->responsible_la;
-	ev.body_case = YJLINK__V1__EVENT__BODY_CUSTODY;
-	ev.custody = &cu;
-	cu.record_id = (char *)(p->e->record_id ? p->e->record_id : "CR1");
-	cu.suite = "TVP-MK";
-	cu.status = (char *)(p->e->status ? p->e->status : "detained");
-	cu.arrived_at = &occ;
-	cu.status_at = &occ;
-	cu.reason = (char *)p->e->reason;
-	if ((rc = yj_events_next_seq(txn, &p->seq)))
-		return rc;
-	snprintf(child, sizeof(child), "%s/%s", FORCE, ch.person_id);
-	int known = yj_events_child_known(txn, child);
-	if (known < 0)
-		return known;
-	rec.has_seq = rec.has_stored_at_us = 1;
-	rec.seq = p->seq;
-	rec.stored_at_us = p->now;
-	rec.feed = "custody";
-	rec.sender = "test";
-	rec.event = &ev;
-	size_t len = yjlink__v1__record__get_packed_size(&rec);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	yjlink__v1__record__pack(&rec, buf);
-	for (size_t i = 0; i < sizeof(hash); i++)
-		hash[i] = (uint8_t)(p->seq * 7 + i);
-	snprintf(skey, sizeof(skey), "%s/%s", FORCE, src);
-	snprintf(cust, sizeof(cust), "%s/%s", FORCE, cu.record_id);
-	struct yj_event_keys k = { .source_key = skey, .hash = hash, .child_id = child, .occurred_us = p->now, .custody_key = cust };
-	rc = yj_events_put(txn, p->seq, &k, buf, len);
-	free(buf);
-	if (rc)
-		return rc;
-	/* Routed by the config in force, as ingest does. */
-	return yj_route_event(txn, p->f->core.cfg, p->f->ref, p->seq, &ev, known == 0, p->now, &p->counts);
-}
-
-static uint64_t s_event(struct fx *f, const struct ev *e, struct yj_route_counts *counts)
-{
-	struct s_put p = { f, e, yj_clock_now_us(), 0, { 0 } };
-	assert_int_equal(yj_store_write(f->st, s_put_fn, &p), 0);
-	if (counts)
-		*counts = p.counts;
-	return p.seq;
-}
+/* --- events (core_fixture.h: s_event) --- */
 
 /* A looked-after child of Milton Keynes released from MK: one immediate
  * notification (lac_in_custody, to its children's services) and a digest entry. */
@@ -588,72 +345,13 @@ static uint64_t s_lac_event(struct fx *f)
 {
 	struct yj_route_counts c;
 	struct ev e = { .status = "released_nfa", .looked_after = 1, .responsible_la = "E06000042" };
-	uint64_t seq = s_event(f, &e, &c);
+	uint64_t seq = s_event(&f->c, &e, &c);
 	assert_int_equal(c.outbox + c.unroutable, 1);
 	assert_int_equal(c.digest, 1);
 	return seq;
 }
 
 /* --- reading back (copied out: no assert inside a transaction) --- */
-
-struct jobs {
-	Yjlink__V1__Notification *v[S_MAX];
-	size_t n;
-	int overflow;
-};
-
-static Yjlink__V1__Notification *s_note_copy(const Yjlink__V1__Notification *n)
-{
-	size_t len = yjlink__v1__notification__get_packed_size(n);
-	uint8_t *buf = malloc(len ? len : 1);
-	Yjlink__V1__Notification *c = NULL;
-	if (buf) {
-		yjlink__v1__notification__pack(n, buf);
-		c = yjlink__v1__notification__unpack(NULL, len, buf);
-		free(buf);
-	}
-	return c;
-}
-
-static int s_jobs_cb(void *arg, const Yjlink__V1__Notification *n)
-{
-	struct jobs *j = arg;
-	if (j->n == S_MAX) {
-		j->overflow = 1;
-		return 1;
-	}
-	if (!(j->v[j->n] = s_note_copy(n)))
-		return YJ_ENOMEM;
-	j->n++;
-	return 0;
-}
-
-struct s_jobs_read {
-	enum yj_note_queue q;
-	struct jobs *j;
-};
-
-static int s_jobs_read_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_jobs_read *r = arg;
-	int rc = yj_notes_each(txn, r->q, s_jobs_cb, r->j);
-	return rc < 0 ? rc : 0;
-}
-
-static void s_jobs_free(struct jobs *j)
-{
-	for (size_t i = 0; i < j->n; i++)
-		yjlink__v1__notification__free_unpacked(j->v[i], NULL);
-	j->n = 0;
-}
-
-static void s_jobs(struct fx *f, enum yj_note_queue q, struct jobs *j)
-{
-	struct s_jobs_read r = { q, j };
-	memset(j, 0, sizeof(*j));
-	assert_int_equal(yj_store_read(f->st, s_jobs_read_fn, &r), 0);
-	assert_false(j->overflow);
-}
 
 struct s_counts {
 	uint64_t outbox, dlq, unroutable;
@@ -673,7 +371,7 @@ static int s_counts_fn(struct yj_txn *txn, void *arg)
 static struct s_counts s_counts(struct fx *f)
 {
 	struct s_counts c = { 0, 0, 0 };
-	assert_int_equal(yj_store_read(f->st, s_counts_fn, &c), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_counts_fn, &c), 0);
 	return c;
 }
 
@@ -722,7 +420,7 @@ static int s_audit_read_fn(struct yj_txn *txn, void *arg)
 static void s_audits(struct fx *f, struct audits *a)
 {
 	memset(a, 0, sizeof(*a));
-	assert_int_equal(yj_store_read(f->st, s_audit_read_fn, a), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_audit_read_fn, a), 0);
 	assert_int_equal(a->verify_rc, 0);
 	assert_int_equal(a->checked, a->n);
 }
@@ -780,8 +478,8 @@ static int s_retry_fn(struct yj_txn *txn, void *arg)
 
 static int s_retry_dead(struct fx *f, uint64_t number)
 {
-	struct s_retry r = { f->core.cfg, number, yj_clock_now_us(), 0 };
-	int rc = yj_store_write(f->st, s_retry_fn, &r);
+	struct s_retry r = { f->c.core.cfg, number, yj_clock_now_us(), 0 };
+	int rc = yj_store_write(f->c.st, s_retry_fn, &r);
 	return rc ? rc : r.rc;
 }
 
@@ -801,7 +499,7 @@ static void test_deliver_notification(void **state)
 	/* The adapter had it once, as data. */
 	assert_int_equal(s_pg.n_msgs, 1);
 	const struct s_msg *m = &s_pg.msgs[0];
-	const struct yj_recipient *r = yj_config_recipient(f->cfg, "children_services:E06000042");
+	const struct yj_recipient *r = yj_config_recipient(f->c.cfg, "children_services:E06000042");
 	assert_int_equal(m->kind, YJ_MESSAGE_NOTIFICATION);
 	assert_string_equal(m->id, "tst-000000000001");
 	assert_string_equal(m->kind_name, "lac_in_custody");
@@ -854,7 +552,7 @@ static void test_deliver_notification(void **state)
 	/* The recipient has had the event (a hold release would go to it). */
 	memset(&d, 0, sizeof(d));
 	d.seq = seq;
-	assert_int_equal(yj_store_read(f->st, s_disc_fn, &d), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_disc_fn, &d), 0);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(d.rcpts[0], "children_services:E06000042");
 	assert_int_equal(yj_outbox_attempts(f->ob, 0, YJ_DELIVERY_OK), 1);
@@ -885,7 +583,7 @@ static void test_retry_then_same_id(void **state)
 
 	/* Kept, with one attempt and its next one after a backoff. */
 	assert_queues(f, 1, 0, 0);
-	s_jobs(f, YJ_NOTES_OUTBOX, &j);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
 	assert_int_equal(j.v[0]->attempts, 1);
 	assert_true(j.v[0]->has_next_attempt_us);
 	/* backoff_min_ms 20000: the first delay lies in [10 s, 20 s). */
@@ -947,7 +645,7 @@ static void test_fatal_dead_letter(void **state)
 	assert_string_equal(f->dead.recipient, "children_services:E06000042");
 	assert_string_equal(f->dead.kind, "lac_in_custody");
 	assert_string_equal(f->dead.detail, "bird lost");
-	s_jobs(f, YJ_NOTES_DLQ, &j);
+	s_jobs(&f->c, YJ_NOTES_DLQ, &j);
 	assert_int_equal(j.n, 1);
 	assert_int_equal(j.v[0]->attempts, 1);
 	assert_true(j.v[0]->has_failed_at_us);
@@ -970,7 +668,7 @@ static void test_fatal_dead_letter(void **state)
 	assert_int_equal(s_retry_dead(f, number + 100), YJ_ENOENT);
 	assert_int_equal(s_retry_dead(f, number), 0);
 	assert_queues(f, 1, 0, 0);
-	s_jobs(f, YJ_NOTES_OUTBOX, &j);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
 	assert_int_equal(j.v[0]->attempts, 0);
 	assert_false(j.v[0]->has_next_attempt_us);
 	assert_false(j.v[0]->has_failed_at_us);
@@ -1006,7 +704,7 @@ static void test_retry_past_max_age(void **state)
 	assert_int_equal(f->dead.calls, 1);
 	assert_string_equal(f->dead.job_id, "tst-000000000001");
 	assert_string_equal(f->dead.detail, "storm over the loft");
-	s_jobs(f, YJ_NOTES_DLQ, &j);
+	s_jobs(&f->c, YJ_NOTES_DLQ, &j);
 	assert_int_equal(j.n, 1);
 	assert_int_equal(j.v[0]->attempts, 2);
 	s_jobs_free(&j);
@@ -1021,7 +719,7 @@ static void test_retry_dead_out_of_hours(void **state)
 	/* Wednesday 10:00: the L&D is open and is sent the detention at once. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
 	struct ev e = { .status = "detained" };
-	s_event(f, &e, &c);
+	s_event(&f->c, &e, &c);
 	assert_int_equal(c.outbox, 1);
 	s_script(YJ_DELIVERY_FATAL);
 	s_kick_run(f);
@@ -1029,7 +727,7 @@ static void test_retry_dead_out_of_hours(void **state)
 	assert_string_equal(s_pg.msgs[0].rcpt, "liaison_diversion:tvp");
 	assert_string_equal(s_pg.msgs[0].loft, "ld-loft");
 	assert_queues(f, 0, 1, 0);
-	s_jobs(f, YJ_NOTES_DLQ, &j);
+	s_jobs(&f->c, YJ_NOTES_DLQ, &j);
 	uint64_t number = j.v[0]->number;
 	s_jobs_free(&j);
 
@@ -1037,7 +735,7 @@ static void test_retry_dead_out_of_hours(void **state)
 	yj_clock_set_us(s_utc(2026, 6, 11, 1, 0));
 	assert_int_equal(s_retry_dead(f, number), 0);
 	assert_queues(f, 1, 0, 0);
-	s_jobs(f, YJ_NOTES_OUTBOX, &j);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
 	assert_int_equal(j.v[0]->attempts, 0);
 	assert_true(j.v[0]->has_not_before_us);
 	assert_int_equal(j.v[0]->not_before_us, s_utc(2026, 6, 11, 7, 0));
@@ -1084,7 +782,7 @@ static void test_held_then_released(void **state)
 
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0)); /* Wednesday 10:00: the L&D is open */
 	struct ev e = { .status = "detained", .live = 1, .reason = "suspected robbery" };
-	uint64_t seq = s_event(f, &e, &c);
+	uint64_t seq = s_event(&f->c, &e, &c);
 	assert_int_equal(c.held, 1);
 	assert_int_equal(c.outbox, 1);
 	s_kick_run(f);
@@ -1100,8 +798,8 @@ static void test_held_then_released(void **state)
 
 	/* Released at 11:00: the L&D, which had it, is sent what was withheld, at once. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 10, 0));
-	struct s_release r = { f->core.cfg, seq, yj_clock_now_us(), 0, 0 };
-	assert_int_equal(yj_store_write(f->st, s_release_fn, &r), 0);
+	struct s_release r = { f->c.core.cfg, seq, yj_clock_now_us(), 0, 0 };
+	assert_int_equal(yj_store_write(f->c.st, s_release_fn, &r), 0);
 	assert_int_equal(r.queued, 1);
 	s_kick_run(f);
 	assert_int_equal(s_pg.n_msgs, 2);
@@ -1139,8 +837,8 @@ static void test_reconcile_in_flight(void **state)
 	assert_int_equal(s_pg.n_msgs, 1);   /* handed to the pigeon ... */
 	assert_int_equal(s_pg.n_pending, 1); /* ... and not answered yet */
 
-	assert_int_equal(s_load(f->dir, "none.conf", S_CS_NONE, &none), 0);
-	f->core.cfg = none;
+	assert_int_equal(s_load(f, "none.conf", S_CS_NONE, &none), 0);
+	f->c.core.cfg = none;
 	int moved = yj_outbox_reconcile(f->ob);
 	s_run(f); /* the pigeon answers OK */
 	assert_int_equal(s_pg.n_msgs, 1);
@@ -1149,7 +847,7 @@ static void test_reconcile_in_flight(void **state)
 	s_audits(f, &a);
 	size_t audited = a.n;
 	s_audits_free(&a);
-	f->core.cfg = f->cfg;
+	f->c.core.cfg = f->c.cfg;
 	yj_config_free(&none);
 	if (audited != 1 || q.unroutable != 0 || q.outbox != 0)
 		fail_msg("a delivery answered OK after reconcile moved its job (reconcile moved %d): %zu audit record(s), "
@@ -1268,7 +966,7 @@ static void test_digest_delivered(void **state)
 	assert_int_equal(yj_digest_tick(f->dg), 0);
 	yj_clock_set_us(s_utc(2026, 6, 10, 5, 10));
 	struct ev e = { .status = "released_nfa" };
-	uint64_t seq = s_event(f, &e, &c);
+	uint64_t seq = s_event(&f->c, &e, &c);
 	assert_int_equal(c.digest, 1);
 	assert_int_equal(c.outbox + c.unroutable, 0);
 
@@ -1279,7 +977,7 @@ static void test_digest_delivered(void **state)
 	s_kick_run(f);
 	assert_int_equal(s_pg.n_msgs, 1);
 	const struct s_msg *m = &s_pg.msgs[0];
-	const struct yj_recipient *r = yj_config_recipient(f->cfg, "yjs:mk");
+	const struct yj_recipient *r = yj_config_recipient(f->c.cfg, "yjs:mk");
 	assert_int_equal(m->kind, YJ_MESSAGE_DIGEST);
 	assert_string_equal(m->id, "tst-digest-mk-20260610T0730");
 	assert_string_equal(m->kind_name, "daily_digest");
@@ -1390,7 +1088,7 @@ static void test_digest_fatal_next_day(void **state)
 	assert_int_equal(yj_digest_tick(f->dg), 0);
 	yj_clock_set_us(s_utc(2026, 6, 10, 5, 10));
 	struct ev e1 = { .status = "released_nfa" };
-	s_event(f, &e1, NULL);
+	s_event(&f->c, &e1, NULL);
 	yj_clock_set_us(s_utc(2026, 6, 10, 6, 31));
 	assert_int_equal(yj_digest_tick(f->dg), 1);
 	s_script(YJ_DELIVERY_FATAL);
@@ -1403,7 +1101,7 @@ static void test_digest_fatal_next_day(void **state)
 	assert_string_equal(f->dead.job_id, "tst-digest-mk-20260610T0730");
 	assert_string_equal(f->dead.recipient, "yjs:mk");
 	assert_string_equal(f->dead.kind, "daily_digest");
-	s_jobs(f, YJ_NOTES_DLQ, &j);
+	s_jobs(&f->c, YJ_NOTES_DLQ, &j);
 	assert_non_null(j.v[0]->digest);
 	uint64_t failed_end = j.v[0]->digest->end_seq;
 	int64_t failed_sched = j.v[0]->digest->scheduled_us;
@@ -1416,10 +1114,10 @@ static void test_digest_fatal_next_day(void **state)
 	/* The next day's is planned all the same, its window from where the failed one ended. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 11, 0));
 	struct ev e2 = { .person_id = "P2", .record_id = "CR2", .status = "released_nfa" };
-	uint64_t s2 = s_event(f, &e2, NULL);
+	uint64_t s2 = s_event(&f->c, &e2, NULL);
 	yj_clock_set_us(s_utc(2026, 6, 11, 6, 31));
 	assert_int_equal(yj_digest_tick(f->dg), 1);
-	s_jobs(f, YJ_NOTES_OUTBOX, &j);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
 	assert_int_equal(j.n, 1);
 	const Yjlink__V1__Digest *d = j.v[0]->digest;
 	assert_non_null(d);
@@ -1450,15 +1148,15 @@ static void test_reconcile(void **state)
 
 	/* The children's services have no destination yet: the job waits as unroutable. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
-	assert_int_equal(yj_config_recipient(f->cfg, "children_services:E06000042")->output, -1);
+	assert_int_equal(yj_config_recipient(f->c.cfg, "children_services:E06000042")->output, -1);
 	s_lac_event(f);
 	assert_queues(f, 0, 0, 1);
 	s_kick_run(f);
 	assert_int_equal(s_pg.n_msgs, 0);
 
 	/* A reload gives them the pigeon: the job moves to the outbox and goes. */
-	assert_int_equal(s_load(f->dir, "second.conf", S_CS_PIGEON, &cfg2), 0);
-	f->core.cfg = cfg2;
+	assert_int_equal(s_load(f, "second.conf", S_CS_PIGEON, &cfg2), 0);
+	f->c.core.cfg = cfg2;
 	assert_int_equal(yj_outbox_reconcile(f->ob), 1);
 	assert_int_equal(s_counts(f).unroutable, 0);
 	s_run(f);
@@ -1472,10 +1170,10 @@ static void test_reconcile(void **state)
 	/* And back: a job waiting for a recipient that loses its destination becomes unroutable. */
 	s_lac_event(f);
 	assert_queues(f, 1, 0, 0);
-	f->core.cfg = f->cfg;
+	f->c.core.cfg = f->c.cfg;
 	assert_int_equal(yj_outbox_reconcile(f->ob), 1);
 	assert_queues(f, 0, 0, 1);
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &j);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &j);
 	assert_string_equal(j.v[0]->recipient, "children_services:E06000042");
 	s_jobs_free(&j);
 	s_kick_run(f);

@@ -2,80 +2,24 @@
  * matching, recipient expressions, L&D opening hours, and what routing,
  * replay and hold release write into the store (digest entries, outbox and
  * unroutable jobs, holds), on a real store and a config read by the real
- * loader against an output adapter declared here ("pigeon"), which the core
- * has never heard of.
+ * loader against "pigeon", an output the core has never heard of (the
+ * fixture: core_fixture.h).
  *
  * Times are Europe/London (set in main). Expected instants are written in
  * UTC (s_utc), so the test does not compute local time the way the code
  * under test does.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "core_fixture.h"
 
-#include <dirent.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "adapter.h"
-#include "clock.h"
-#include "config.h"
 #include "db/digests.h"
-#include "db/events.h"
 #include "db/holds.h"
-#include "db/notes.h"
-#include "err.h"
 #include "log.h"
 #include "normalise.h"
-#include "refdata.h"
-#include "route.h"
-#include "store.h"
 
-#define S_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define FORCE "E23000029"
-
-/* --- the test output adapter: transport "pigeon" (routing only needs it to exist) --- */
-
-struct s_pigeon {
-	int64_t speed;
-};
-
-struct s_pigeon_rcpt {
-	char *loft;              /* pigeon.loft, required */
-};
-
-static const struct yj_setting s_pigeon_settings[] = {
-	{ YJ_SETTING_INT, "speed", offsetof(struct s_pigeon, speed), "3", 1, 10, "how fast the birds fly" },
-};
-
-static const struct yj_setting s_pigeon_rcpt_settings[] = {
-	{ YJ_SETTING_STR, "pigeon.loft", offsetof(struct s_pigeon_rcpt, loft), NULL, 0, 0, "the loft the bird flies to" },
-};
-
-static const struct yj_adapter s_pigeon = {
-	.name = "out_pigeon",
-	.section = "pigeon",
-	.settings = s_pigeon_settings,
-	.n_settings = S_LEN(s_pigeon_settings),
-	.settings_size = sizeof(struct s_pigeon),
-	.transport = "pigeon",
-	.recipient_settings = s_pigeon_rcpt_settings,
-	.n_recipient_settings = S_LEN(s_pigeon_rcpt_settings),
-	.recipient_settings_size = sizeof(struct s_pigeon_rcpt),
-};
-
-static const struct yj_adapter *const s_registry[] = { &s_pigeon, NULL };
+/* The test output: routing only needs it to exist (core_fixture.h). */
+static const struct yj_adapter s_pigeon = { .conf = S_PIGEON_CONF };
 
 /* --- the config --- */
-
-#define S_HOURS                                                                                   \
-	"hours = { mon = \"08:00-20:00\"; tue = \"08:00-20:00\"; wed = \"08:00-20:00\"; "           \
-	"thu = \"08:00-20:00\"; fri = \"08:00-20:00\"; sat = \"09:00-17:00\"; sun = \"09:00-17:00\"; };"
 
 static const char s_conf_text[] =
 	"deployment = { id = \"tst\"; name = \"Route test\"; force = \"" FORCE "\"; };\n"
@@ -103,58 +47,13 @@ static const char s_conf_text[] =
 /* --- fixture --- */
 
 struct fx {
-	char dir[64];
-	char conf[128];
-	struct yj_store *st;
-	struct yj_config *cfg;
-	struct yj_refdata *ref;
+	struct core_fx c;
 };
-
-static void s_rmdir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) != 0)
-			s_rmdir(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static void s_report(void *arg, const char *file, int line, const char *msg)
-{
-	(void)arg;
-	fprintf(stderr, "config: %s:%d: %s\n", file, line, msg);
-}
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct yj_diag diag = { s_report, NULL, 0 };
-	char sdir[128];
-	FILE *cf;
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/yj-test-route-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->conf, sizeof(f->conf), "%s/yjlinkd.conf", f->dir);
-	if (!(cf = fopen(f->conf, "w")) || fputs(s_conf_text, cf) < 0 || fclose(cf) != 0)
-		return -1;
-	if (yj_config_load(f->conf, NULL, 0, s_registry, &diag, &f->cfg) != 0)
-		return -1;
-	if (yj_refdata_load(NULL, &diag, &f->ref) != 0)
-		return -1;
-	snprintf(sdir, sizeof(sdir), "%s/store", f->dir);
-	struct yj_store_opts o = { .path = sdir, .map_size = 4 << 20, .max_map_size = 64 << 20 };
-	if (yj_store_open(&o, &f->st) != 0)
+	if (!f || s_fx_open(&f->c, "route", s_conf_text, "", &s_pigeon, NULL) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -163,177 +62,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	yj_store_close(&f->st);
-	yj_config_free(&f->cfg);
-	yj_refdata_free(&f->ref);
-	s_rmdir(f->dir);
+	s_fx_close(&f->c);
 	free(f);
-	yj_clock_reset();
 	return 0;
-}
-
-/* --- time --- */
-
-/* The instant of a UTC wall time. */
-static int64_t s_utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = { 0 };
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	return (int64_t)timegm(&tm) * 1000000;
-}
-
-/* --- events: packed and stored as ingest does, then routed in the same transaction --- */
-
-struct ev {
-	const char *feed;            /* "custody" (default), "arrest", "outcome" */
-	const char *source_id;       /* NULL: a fresh one */
-	const char *person_id;       /* default "P1" */
-	const char *given_name;      /* default "Alex" */
-	const char *dob;             /* default "2010-03-01" */
-	const char *home_la;         /* NULL: no fixed abode */
-	int looked_after;
-	const char *responsible_la;
-	const char *record_id;       /* custody; default "CR1" */
-	const char *suite;           /* custody; default "TVP-MK" */
-	const char *status;          /* custody; default "detained" */
-	int64_t at_us;               /* occurred_at; 0: the clock */
-	int live, court_order;       /* markers */
-	int outcome_code;            /* outcome feed */
-};
-
-static int s_offset_minutes(int64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	return (int)(tm.tm_gmtoff / 60);
-}
-
-static unsigned s_source_no;
-
-struct s_put {
-	struct fx *f;
-	const struct ev *e;
-	int64_t now;
-	uint64_t seq;
-	struct yj_route_counts counts;
-};
-
-static int s_put_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_put *p = arg;
-	const struct ev *e = p->e;
-	Yjlink__V1__Event ev = YJLINK__V1__EVENT__INIT;
-	Yjlink__V1__Child ch = YJLINK__V1__CHILD__INIT;
-	Yjlink__V1__Custody cu = YJLINK__V1__CUSTODY__INIT;
-	Yjlink__V1__Arrest ar = YJLINK__V1__ARREST__INIT;
-	Yjlink__V1__Outcome oc = YJLINK__V1__OUTCOME__INIT;
-	Yjlink__V1__Markers mk = YJLINK__V1__MARKERS__INIT;
-	Yjlink__V1__Time occ = YJLINK__V1__TIME__INIT;
-	Yjlink__V1__Record rec = YJLINK__V1__RECORD__INIT;
-	const char *feed = e->feed ? e->feed : "custody";
-	int64_t at = e->at_us ? e->at_us : p->now;
-	char src[128], child[128], cust[128];
-	uint8_t hash[16];
-	int rc;
-
-	memset(&p->counts, 0, sizeof(p->counts));
-	p->seq = 0;
-	if (e->source_id)
-		snprintf(src, sizeof(src), "%s", e->source_id);
-	else
-		snprintf(src, sizeof(src), "S%u", ++s_source_no);
-	occ.has_unix_us = occ.has_offset_minutes = 1;
-	occ.unix_us = at;
-	occ.offset_minutes = s_offset_minutes(at);
-	ev.source_id = src;
-	ev.force = FORCE;
-	ev.occurred_at = &occ;
-	ev.child = &ch;
-	ch.person_id = (char *)(e->person_id ? e->person_id : "P1");
-	ch.given_name = (char *)(e->given_name ? e->given_name : "Alex");
-	ch.family_name = "Smith";
-	ch.date_of_birth = (char *)(e->dob ? e->dob : "2010-03-01");
-	ch.home_la = (char *)e->home_la;
-	ch.has_looked_after = 1;
-	ch.looked_after = e->looked_after ? 1 : 0;
-	ch.responsible_la = (char *)e->responsible_la;
-	if (e->live || e->court_order) {
-		ev.markers = &mk;
-		mk.has_live_investigation = e->live != 0;
-		mk.live_investigation = e->live ? 1 : 0;
-		mk.has_court_order = e->court_order != 0;
-		mk.court_order = e->court_order ? 1 : 0;
-	}
-	if (!strcmp(feed, "custody")) {
-		ev.body_case = YJLINK__V1__EVENT__BODY_CUSTODY;
-		ev.custody = &cu;
-		cu.record_id = (char *)(e->record_id ? e->record_id : "CR1");
-		cu.suite = (char *)(e->suite ? e->suite : "TVP-MK");
-		cu.status = (char *)(e->status ? e->status : "detained");
-		cu.arrived_at = &occ;
-		cu.status_at = &occ;
-	} else if (!strcmp(feed, "arrest")) {
-		ev.body_case = YJLINK__V1__EVENT__BODY_ARREST;
-		ev.arrest = &ar;
-		ar.arrest_id = src;
-		ar.arrested_at = &occ;
-	} else {
-		ev.body_case = YJLINK__V1__EVENT__BODY_OUTCOME;
-		ev.outcome = &oc;
-		oc.case_ref = src;
-		oc.has_code = 1;
-		oc.code = e->outcome_code;
-		oc.decided_at = &occ;
-	}
-	if ((rc = yj_events_next_seq(txn, &p->seq)))
-		return rc;
-	snprintf(child, sizeof(child), "%s/%s", FORCE, ch.person_id);
-	int known = yj_events_child_known(txn, child);
-	if (known < 0)
-		return known;
-	rec.has_seq = rec.has_stored_at_us = 1;
-	rec.seq = p->seq;
-	rec.stored_at_us = p->now;
-	rec.feed = (char *)feed;
-	rec.sender = "test";
-	rec.event = &ev;
-	size_t len = yjlink__v1__record__get_packed_size(&rec);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return YJ_ENOMEM;
-	yjlink__v1__record__pack(&rec, buf);
-	for (size_t i = 0; i < sizeof(hash); i++)
-		hash[i] = (uint8_t)(p->seq * 7 + i);
-	char skey[160];
-	snprintf(skey, sizeof(skey), "%s/%s", FORCE, src);
-	snprintf(cust, sizeof(cust), "%s/%s", FORCE, cu.record_id ? cu.record_id : "");
-	struct yj_event_keys k = {
-		.source_key = skey,
-		.hash = hash,
-		.child_id = child,
-		.occurred_us = at,
-		.custody_key = ev.body_case == YJLINK__V1__EVENT__BODY_CUSTODY ? cust : NULL,
-	};
-	rc = yj_events_put(txn, p->seq, &k, buf, len);
-	free(buf);
-	if (rc)
-		return rc;
-	return yj_route_event(txn, p->f->cfg, p->f->ref, p->seq, &ev, known == 0, p->now, &p->counts);
-}
-
-/* Store and route e at the clock's now. */
-static uint64_t s_event(struct fx *f, const struct ev *e, struct yj_route_counts *counts)
-{
-	struct s_put p = { f, e, yj_clock_now_us(), 0, { 0 } };
-	assert_int_equal(yj_store_write(f->st, s_put_fn, &p), 0);
-	if (counts)
-		*counts = p.counts;
-	return p.seq;
 }
 
 /* An unpacked event for yj_route_resolve and yj_route_facts (no store). */
@@ -385,67 +116,6 @@ static void s_ev_mem(struct s_ev_mem *m, const char *feed, const char *home, int
 
 /* --- reading back what routing wrote (copied out: no assert inside a transaction) --- */
 
-#define S_JOBS_MAX 32
-
-struct jobs {
-	Yjlink__V1__Notification *v[S_JOBS_MAX];
-	size_t n;
-	int overflow;
-};
-
-static Yjlink__V1__Notification *s_note_copy(const Yjlink__V1__Notification *n)
-{
-	size_t len = yjlink__v1__notification__get_packed_size(n);
-	uint8_t *buf = malloc(len ? len : 1);
-	Yjlink__V1__Notification *c = NULL;
-	if (buf) {
-		yjlink__v1__notification__pack(n, buf);
-		c = yjlink__v1__notification__unpack(NULL, len, buf);
-		free(buf);
-	}
-	return c;
-}
-
-static int s_jobs_cb(void *arg, const Yjlink__V1__Notification *n)
-{
-	struct jobs *j = arg;
-	if (j->n == S_JOBS_MAX) {
-		j->overflow = 1;
-		return 1;
-	}
-	if (!(j->v[j->n] = s_note_copy(n)))
-		return YJ_ENOMEM;
-	j->n++;
-	return 0;
-}
-
-struct s_jobs_read {
-	enum yj_note_queue q;
-	struct jobs *j;
-};
-
-static int s_jobs_read_fn(struct yj_txn *txn, void *arg)
-{
-	struct s_jobs_read *r = arg;
-	int rc = yj_notes_each(txn, r->q, s_jobs_cb, r->j);
-	return rc < 0 ? rc : 0;
-}
-
-static void s_jobs_free(struct jobs *j)
-{
-	for (size_t i = 0; i < j->n; i++)
-		yjlink__v1__notification__free_unpacked(j->v[i], NULL);
-	j->n = 0;
-}
-
-static void s_jobs(struct fx *f, enum yj_note_queue q, struct jobs *j)
-{
-	struct s_jobs_read r = { q, j };
-	memset(j, 0, sizeof(*j));
-	assert_int_equal(yj_store_read(f->st, s_jobs_read_fn, &r), 0);
-	assert_false(j->overflow);
-}
-
 /* The job of recipient rcpt (and kind, when given) in j, or NULL. */
 static const Yjlink__V1__Notification *s_find(const struct jobs *j, const char *rcpt, const char *kind)
 {
@@ -489,7 +159,7 @@ static void s_entries(struct fx *f, const char *yjs, struct entries *e)
 {
 	struct s_entries_read r = { yjs, e };
 	memset(e, 0, sizeof(*e));
-	assert_int_equal(yj_store_read(f->st, s_entries_read_fn, &r), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_entries_read_fn, &r), 0);
 }
 
 struct s_held {
@@ -515,7 +185,7 @@ static int s_held_fn(struct yj_txn *txn, void *arg)
 static struct s_held s_hold(struct fx *f, uint64_t seq)
 {
 	struct s_held h = { .seq = seq };
-	assert_int_equal(yj_store_read(f->st, s_held_fn, &h), 0);
+	assert_int_equal(yj_store_read(f->c.st, s_held_fn, &h), 0);
 	return h;
 }
 
@@ -689,7 +359,7 @@ static void test_route_facts(void **state)
 
 	/* Home served here, looked after, 16 on the day. */
 	s_ev_mem(&m, "custody", "E06000042", 1, "E09000033", "TVP-MK");
-	yj_route_facts(f->cfg, f->ref, &m.ev, 1, &fa);
+	yj_route_facts(f->c.cfg, f->c.ref, &m.ev, 1, &fa);
 	assert_int_equal(fa.feed, YJ_FEED_CUSTODY);
 	assert_string_equal(fa.custody_status, "detained");
 	assert_true(fa.looked_after);
@@ -700,7 +370,7 @@ static void test_route_facts(void **state)
 	/* Westminster: not served, in the Met's area. */
 	s_ev_mem(&m, "arrest", "E09000033", 0, NULL, NULL);
 	m.ch.date_of_birth = "2010-06-10"; /* the 16th birthday is the event's date */
-	yj_route_facts(f->cfg, f->ref, &m.ev, 0, &fa);
+	yj_route_facts(f->c.cfg, f->c.ref, &m.ev, 0, &fa);
 	assert_int_equal(fa.feed, YJ_FEED_ARREST);
 	assert_null(fa.custody_status);
 	assert_false(fa.looked_after);
@@ -708,11 +378,11 @@ static void test_route_facts(void **state)
 	assert_true(fa.home_other_force);
 	assert_int_equal(fa.age, 16);
 	m.ch.date_of_birth = "2010-06-11";
-	yj_route_facts(f->cfg, f->ref, &m.ev, 0, &fa);
+	yj_route_facts(f->c.cfg, f->c.ref, &m.ev, 0, &fa);
 	assert_int_equal(fa.age, 15);
 	/* No fixed abode: neither served nor another force's. */
 	s_ev_mem(&m, "arrest", NULL, 0, NULL, NULL);
-	yj_route_facts(f->cfg, f->ref, &m.ev, 0, &fa);
+	yj_route_facts(f->c.cfg, f->c.ref, &m.ev, 0, &fa);
 	assert_false(fa.home_served);
 	assert_false(fa.home_other_force);
 }
@@ -727,71 +397,71 @@ static void test_resolve(void **state)
 
 	/* yjs:home: the YJS covering the home LA; none for a home not served. */
 	s_ev_mem(&m, "custody", "E06000042", 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:home", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:home", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "yjs:mk");
 	s_ev_mem(&m, "custody", "E09000033", 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:home", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:home", &m.ev, out, sizeof(out)), 0);
 	s_ev_mem(&m, "custody", NULL, 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:home", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:home", &m.ev, out, sizeof(out)), 0);
 
 	/* yjs:suite: the YJS where the suite stands, whatever the home. */
 	s_ev_mem(&m, "custody", "E09000033", 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:suite", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:suite", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "yjs:mk");
 	/* Aylesbury stands in Buckinghamshire, which has no YJS here: unroutable id. */
 	s_ev_mem(&m, "custody", "E06000042", 0, NULL, "TVP-AYL");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:suite", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:suite", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "yjs:E06000060");
-	assert_null(yj_config_recipient(f->cfg, out));
+	assert_null(yj_config_recipient(f->c.cfg, out));
 	s_ev_mem(&m, "arrest", "E06000042", 0, NULL, NULL);
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:suite", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:suite", &m.ev, out, sizeof(out)), 0);
 
 	/* children_services:responsible_la, configured or not. */
 	s_ev_mem(&m, "custody", "E06000042", 1, "E06000042", "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "children_services:E06000042");
-	assert_non_null(yj_config_recipient(f->cfg, out));
+	assert_non_null(yj_config_recipient(f->c.cfg, out));
 	s_ev_mem(&m, "custody", "E06000042", 1, "E09000033", "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "children_services:E09000033");
-	assert_null(yj_config_recipient(f->cfg, out));
+	assert_null(yj_config_recipient(f->c.cfg, out));
 	s_ev_mem(&m, "custody", "E06000042", 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:responsible_la", &m.ev, out, sizeof(out)), 0);
 
 	/* children_services:home: a looked-after child's responsible authority (PACE s.38(6)), else the home. */
 	s_ev_mem(&m, "custody", "E06000042", 1, "E09000033", "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:home", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:home", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "children_services:E09000033");
 	s_ev_mem(&m, "custody", "E06000042", 0, "E09000033", "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:home", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:home", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "children_services:E06000042");
 	s_ev_mem(&m, "custody", NULL, 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "children_services:home", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "children_services:home", &m.ev, out, sizeof(out)), 0);
 
 	/* liaison_diversion:suite: the L&D covering the suite, or an unroutable id. */
 	s_ev_mem(&m, "custody", "E09000033", 0, NULL, "TVP-MK");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "liaison_diversion:tvp");
 	s_ev_mem(&m, "custody", "E09000033", 0, NULL, "TVP-AYL");
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "liaison_diversion:TVP-AYL");
-	assert_null(yj_config_recipient(f->cfg, out));
+	assert_null(yj_config_recipient(f->c.cfg, out));
 	s_ev_mem(&m, "arrest", "E09000033", 0, NULL, NULL);
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "liaison_diversion:suite", &m.ev, out, sizeof(out)), 0);
 
 	/* force:home: the force area of the home LA (never configured here). */
 	s_ev_mem(&m, "arrest", "E09000033", 0, NULL, NULL);
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "force:home", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "force:home", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "force:E23000001");
-	assert_null(yj_config_recipient(f->cfg, out));
+	assert_null(yj_config_recipient(f->c.cfg, out));
 	s_ev_mem(&m, "arrest", "E06000042", 0, NULL, NULL);
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "force:home", &m.ev, out, sizeof(out)), 1);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "force:home", &m.ev, out, sizeof(out)), 1);
 	assert_string_equal(out, "force:" FORCE);
 	s_ev_mem(&m, "arrest", NULL, 0, NULL, NULL);
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "force:home", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "force:home", &m.ev, out, sizeof(out)), 0);
 
 	/* Anything else names nobody. */
-	assert_int_equal(yj_route_resolve(f->cfg, f->ref, "yjs:everyone", &m.ev, out, sizeof(out)), 0);
+	assert_int_equal(yj_route_resolve(f->c.cfg, f->c.ref, "yjs:everyone", &m.ev, out, sizeof(out)), 0);
 }
 
 /* --- yj_route_when: L&D opening hours --- */
@@ -809,8 +479,8 @@ static void s_when(const struct yj_recipient *r, int64_t now, int64_t want_nb, i
 static void test_when(void **state)
 {
 	struct fx *f = *state;
-	const struct yj_recipient *ld = yj_config_recipient(f->cfg, "liaison_diversion:tvp");
-	const struct yj_recipient *yjs = yj_config_recipient(f->cfg, "yjs:mk");
+	const struct yj_recipient *ld = yj_config_recipient(f->c.cfg, "liaison_diversion:tvp");
+	const struct yj_recipient *yjs = yj_config_recipient(f->c.cfg, "yjs:mk");
 	assert_non_null(ld);
 	assert_true(ld->has_hours);
 
@@ -860,7 +530,7 @@ static void test_route_event(void **state)
 	 * responsible LA (Westminster) has no recipient here, detained at MK. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
 	struct ev a = { .home_la = "E06000042", .looked_after = 1, .responsible_la = "E09000033" };
-	uint64_t s1 = s_event(f, &a, &c);
+	uint64_t s1 = s_event(&f->c, &a, &c);
 	assert_int_equal(s1, 1);
 	assert_int_equal(c.digest, 1);
 	assert_int_equal(c.outbox, 1);
@@ -874,7 +544,7 @@ static void test_route_event(void **state)
 	assert_string_equal(e.rule[0], "custody_digest");
 
 	/* The immediate rule with a destination: an outbox job, due at once (open). */
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 1);
 	n = s_find(&ob, "liaison_diversion:tvp", "liaison_diversion");
 	assert_non_null(n);
@@ -887,11 +557,11 @@ static void test_route_event(void **state)
 	/* Made at the clock's now (which flows on from where it was set). */
 	assert_true(n->created_at_us >= s_utc(2026, 6, 10, 9, 0) && n->created_at_us < s_utc(2026, 6, 10, 9, 10));
 	/* No legal basis on the rule: the recipient's default. */
-	assert_string_equal(n->legal_basis, yj_config_recipient(f->cfg, "liaison_diversion:tvp")->legal_basis);
+	assert_string_equal(n->legal_basis, yj_config_recipient(f->c.cfg, "liaison_diversion:tvp")->legal_basis);
 	uint64_t first_number = n->number;
 
 	/* The immediate rule without a destination: an unroutable job, never dropped. */
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &un);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &un);
 	assert_int_equal(un.n, 1);
 	n = s_find(&un, "children_services:E09000033", "lac_in_custody");
 	assert_non_null(n);
@@ -907,11 +577,11 @@ static void test_route_event(void **state)
 	yj_clock_set_us(s_utc(2026, 6, 11, 1, 0));
 	struct ev b = { .person_id = "P2", .record_id = "CR2", .home_la = "E06000042", .looked_after = 1,
 			.responsible_la = "E06000042" };
-	uint64_t s2 = s_event(f, &b, &c);
+	uint64_t s2 = s_event(&f->c, &b, &c);
 	assert_int_equal(c.digest, 1);
 	assert_int_equal(c.outbox, 2);
 	assert_int_equal(c.unroutable, 0);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 3);
 	const Yjlink__V1__Notification *ld = NULL, *cs = NULL;
 	for (size_t i = 0; i < ob.n; i++) {
@@ -936,7 +606,7 @@ static void test_route_event(void **state)
 
 	/* A live investigation: a hold, whatever else matches (here nothing). */
 	struct ev h = { .feed = "arrest", .person_id = "P3", .home_la = "E09000033", .live = 1 };
-	uint64_t s3 = s_event(f, &h, &c);
+	uint64_t s3 = s_event(&f->c, &h, &c);
 	assert_int_equal(c.held, 1);
 	assert_int_equal(c.outbox + c.unroutable + c.digest, 0);
 	struct s_held hs = s_hold(f, s3);
@@ -946,7 +616,7 @@ static void test_route_event(void **state)
 
 	/* A released custody of a child from elsewhere: no rule, nothing written. */
 	struct ev z = { .person_id = "P4", .record_id = "CR4", .home_la = "E09000033", .status = "released_nfa" };
-	s_event(f, &z, &c);
+	s_event(&f->c, &z, &c);
 	assert_int_equal(c.held + c.outbox + c.unroutable + c.digest, 0);
 }
 
@@ -965,14 +635,14 @@ static int s_replay_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_replay *r = arg;
 	r->queued = 0;
-	r->rc = yj_route_replay(txn, r->f->cfg, r->f->ref, r->since, r->rule, r->now, &r->queued);
+	r->rc = yj_route_replay(txn, r->f->c.cfg, r->f->c.ref, r->since, r->rule, r->now, &r->queued);
 	return r->rc;
 }
 
 static unsigned s_replay(struct fx *f, int64_t since, const char *rule)
 {
 	struct s_replay r = { f, since, rule, yj_clock_now_us(), 0, 0 };
-	assert_int_equal(yj_store_write(f->st, s_replay_fn, &r), 0);
+	assert_int_equal(yj_store_write(f->c.st, s_replay_fn, &r), 0);
 	assert_int_equal(r.rc, 0);
 	return r.queued;
 }
@@ -986,8 +656,8 @@ static void test_replay_out_of_hours(void **state)
 	/* Stored and routed on Wednesday at 10:00: the L&D had it at once. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
 	struct ev a = { .home_la = "E06000042", .looked_after = 1, .responsible_la = "E09000033" };
-	uint64_t s1 = s_event(f, &a, NULL);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	uint64_t s1 = s_event(&f->c, &a, NULL);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 1);
 	uint64_t routed_number = ob.v[0]->number;
 	s_jobs_free(&ob);
@@ -997,7 +667,7 @@ static void test_replay_out_of_hours(void **state)
 	 * (the bug this guards against: replay used to deliver at once). */
 	yj_clock_set_us(s_utc(2026, 6, 11, 1, 0));
 	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 0, 0), NULL), 2);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 2);
 	const Yjlink__V1__Notification *n = ob.v[1];
 	assert_string_equal(n->recipient, "liaison_diversion:tvp");
@@ -1007,7 +677,7 @@ static void test_replay_out_of_hours(void **state)
 	assert_int_equal(n->not_before_us, s_utc(2026, 6, 11, 7, 0));
 	assert_true(n->has_out_of_hours && n->out_of_hours);
 	s_jobs_free(&ob);
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &un);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &un);
 	assert_int_equal(un.n, 2); /* the LAC job, from routing and from replay */
 	s_jobs_free(&un);
 	/* Digest rules are not replayed. */
@@ -1016,7 +686,7 @@ static void test_replay_out_of_hours(void **state)
 
 	/* Only one rule. */
 	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 0, 0), "liaison_diversion"), 1);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 3);
 	assert_int_equal(ob.v[2]->not_before_us, s_utc(2026, 6, 11, 7, 0));
 	s_jobs_free(&ob);
@@ -1025,7 +695,7 @@ static void test_replay_out_of_hours(void **state)
 	/* In hours: at once. */
 	yj_clock_set_us(s_utc(2026, 6, 11, 10, 0));
 	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 0, 0), "liaison_diversion"), 1);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4);
 	assert_false(ob.v[3]->has_not_before_us && ob.v[3]->not_before_us);
 	assert_false(ob.v[3]->has_out_of_hours && ob.v[3]->out_of_hours);
@@ -1063,14 +733,14 @@ static int s_release_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
 	r->queued = 0;
-	r->rc = yj_route_release(txn, r->f->cfg, r->seq, "uid:1000", "charged, investigation closed", r->now, &r->queued);
+	r->rc = yj_route_release(txn, r->f->c.cfg, r->seq, "uid:1000", "charged, investigation closed", r->now, &r->queued);
 	return 0; /* commit what was written; the answer is looked at outside */
 }
 
 static int s_release(struct fx *f, uint64_t seq, unsigned *queued)
 {
 	struct s_release r = { seq, f, yj_clock_now_us(), 0, 0 };
-	assert_int_equal(yj_store_write(f->st, s_release_fn, &r), 0);
+	assert_int_equal(yj_store_write(f->c.st, s_release_fn, &r), 0);
 	*queued = r.queued;
 	return r.rc;
 }
@@ -1085,19 +755,19 @@ static void test_release(void **state)
 	/* Wednesday 10:00: a live investigation, held; the L&D is routed as usual. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
 	struct ev a = { .home_la = "E06000042", .live = 1 };
-	uint64_t s1 = s_event(f, &a, &c);
+	uint64_t s1 = s_event(&f->c, &a, &c);
 	assert_int_equal(c.held, 1);
 	assert_int_equal(c.outbox, 1);
 	assert_true(s_hold(f, s1).held);
 	struct ev b = { .person_id = "P2", .record_id = "CR2", .home_la = "E06000042" };
-	uint64_t s2 = s_event(f, &b, &c);
+	uint64_t s2 = s_event(&f->c, &b, &c);
 	assert_int_equal(c.held, 0);
 
 	/* It was disclosed (withheld parts held back) to the L&D and the YJS;
 	 * an unconfigured recipient also had it. */
 	static const char *const had[] = { "liaison_diversion:tvp", "yjs:mk", "force:E23000001" };
 	struct s_disclosed d = { s1, had, S_LEN(had) };
-	assert_int_equal(yj_store_write(f->st, s_disclosed_fn, &d), 0);
+	assert_int_equal(yj_store_write(f->c.st, s_disclosed_fn, &d), 0);
 
 	/* Released on Thursday at 02:00: every recipient that had it gets what was withheld. */
 	yj_clock_set_us(s_utc(2026, 6, 11, 1, 0));
@@ -1109,7 +779,7 @@ static void test_release(void **state)
 	assert_string_equal(hs.by, "uid:1000");
 	assert_string_equal(hs.reason, "charged, investigation closed");
 
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4); /* the L&D's first notifications of s1 and s2, and two releases */
 	const Yjlink__V1__Notification *ld = s_find(&ob, "liaison_diversion:tvp", "hold_released");
 	const Yjlink__V1__Notification *yjs = s_find(&ob, "yjs:mk", "hold_released");
@@ -1124,7 +794,7 @@ static void test_release(void **state)
 	assert_true(ld->has_out_of_hours && ld->out_of_hours);
 	assert_false(yjs->has_not_before_us && yjs->not_before_us);
 	s_jobs_free(&ob);
-	s_jobs(f, YJ_NOTES_UNROUTABLE, &un);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &un);
 	assert_int_equal(un.n, 1);
 	assert_string_equal(un.v[0]->recipient, "force:E23000001");
 	assert_string_equal(un.v[0]->kind, "hold_released");
@@ -1134,14 +804,14 @@ static void test_release(void **state)
 	queued = 99;
 	assert_int_equal(s_release(f, s1, &queued), YJ_EEXIST);
 	assert_int_equal(queued, 0);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4);
 	s_jobs_free(&ob);
 	/* An event never held, and one never stored. */
 	assert_int_equal(s_release(f, s2, &queued), YJ_ENOENT);
 	assert_int_equal(queued, 0);
 	assert_int_equal(s_release(f, 999, &queued), YJ_ENOENT);
-	s_jobs(f, YJ_NOTES_OUTBOX, &ob);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4);
 	s_jobs_free(&ob);
 }

@@ -1,0 +1,74 @@
+/* settings.h: how a part of yjlinkd declares its own settings, for the
+ * core's config loader (config.c) to read (as Fluent Bit's config_map or
+ * Knot's yp_item_t).
+ *
+ * Whatever declares settings (today: the adapters, adapter.h) hands the
+ * loader one struct yj_settings_owner: tables of struct yj_setting for its
+ * own top-level `section` ("email = { smtp_url = ...; }") and, for an
+ * output, for what every recipient of its `transport` carries ("webhook =
+ * { url = ...; }", "email = [ ... ]"), and checks of what was read. The
+ * loader reads, defaults, bound-checks, documents (`--check`,
+ * `--config-reference`) and frees them from those tables alone; this header
+ * is all it knows of the owner, so the core config sits below the adapters
+ * and never names one.
+ */
+#ifndef YJ_SETTINGS_H
+#define YJ_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+struct yj_recipient;
+
+enum yj_setting_type {
+	YJ_SETTING_STR = 0,     /* char *, owned by the config */
+	YJ_SETTING_INT,         /* int64_t, within [min, max] */
+	YJ_SETTING_BOOL,        /* int, 0 or 1 */
+	YJ_SETTING_STRLIST,     /* struct yj_strlist (config.h), owned by the config */
+	YJ_SETTING_SECRET_FILE, /* char *: the first line of the file named (relative to the config
+	                         * file's directory), read at load; the path itself is not kept.
+	                         * A file group or others may read is refused. */
+};
+
+/* One setting an owner declares. */
+struct yj_setting {
+	enum yj_setting_type type;
+	const char *name;       /* path below the section or the recipient: "smtp_url", "webhook.url" */
+	size_t offset;          /* of the field in the owner's settings struct */
+	const char *def;        /* default as text (lists: comma-separated); NULL = required */
+	int64_t min, max;       /* YJ_SETTING_INT bounds */
+	const char *doc;        /* one line for the config reference */
+};
+
+/* Where a setting stands in the config file, for the owner's own checks. */
+struct yj_setting_site {
+	struct yj_diag *diag;   /* report problems here */
+	const char *file;       /* config file of the group checked */
+	int line;               /* line of the group (the section, or the recipient) */
+};
+
+/* What the config loader needs of anything that declares settings. */
+struct yj_settings_owner {
+	const char *name;            /* file name without .c, e.g. "out_email" (the reference names it) */
+
+	/* Settings of the owner itself, a top-level group of the config. */
+	const char *section;         /* "email"; NULL when it has none */
+	const struct yj_setting *settings;
+	size_t n_settings;
+	size_t settings_size;        /* sizeof its settings struct */
+	/* Cross-field checks of those settings, after the table was read. */
+	void (*check)(const void *settings, const struct yj_setting_site *at);
+
+	/* --- outputs only (NULL for the rest) --- */
+	const char *transport;       /* what a recipient names in `transport = "..."` */
+	/* Settings every recipient of this transport carries, below the recipient. */
+	const struct yj_setting *recipient_settings;
+	size_t n_recipient_settings;
+	size_t recipient_settings_size;
+	/* Cross-field checks of one recipient's settings ("a webhook needs a URL"). */
+	void (*check_recipient)(const void *settings, const struct yj_recipient *r, const struct yj_setting_site *at);
+};
+
+#endif
