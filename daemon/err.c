@@ -11,6 +11,7 @@ const char *yj_strerror(int rc)
 	case YJ_ESTORE: return "store error";
 	case YJ_EPROTO: return "protocol error";
 	case YJ_ESHUTDOWN: return "shutting down";
+	case YJ_EBUSY: return "in use by another process";
 	case YJ_ENOSPC: return "no space left (disk full or store at its size cap)";
 	default: break;
 	}

@@ -19,6 +19,7 @@ enum yj_err {
 	YJ_ENOSPC = -ENOSPC,   /* disk full, or the store's map at its cap: answer RETRY */
 	YJ_EAGAIN = -EAGAIN,   /* try again later (busy, would block) */
 	YJ_ERANGE = -ERANGE,   /* value out of range */
+	YJ_EBUSY = -EBUSY,     /* in use by another process (a store another daemon holds) */
 	YJ_ECONFIG = -10001,   /* configuration error (already reported with file:line) */
 	YJ_ESTORE = -10002,    /* store corrupt or an unexpected LMDB error */
 	YJ_EPROTO = -10003,    /* peer broke the protocol */

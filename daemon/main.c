@@ -524,9 +524,11 @@ int main(int argc, char **argv)
 		.path = d.cfg->store_path,
 		.map_size = (size_t)d.cfg->store_map_size_mb << 20,
 		.max_map_size = (size_t)d.cfg->store_max_map_size_mb << 20,
+		.exclusive = 1,
 	};
 	if ((rc = yj_store_open(&so, &d.core.store))) {
-		yj_err("store: cannot open %s: %s (check store.path and its permissions)", so.path, yj_strerror(rc));
+		if (rc != YJ_EBUSY) /* store.c has said who holds it */
+			yj_err("store: cannot open %s: %s (check store.path and its permissions)", so.path, yj_strerror(rc));
 		goto out;
 	}
 	d.core.loop = yj_loop_new();

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ struct yj_store {
 	unsigned active_reads;        /* read transactions now open */
 	unsigned map_grows;           /* times the map was doubled since open */
 	unsigned stale_readers;       /* readers cleared by mdb_reader_check at open */
+	int lock_fd;                  /* yjlinkd.lock, flock'ed for as long as the store is open; -1 none */
 };
 
 struct yj_txn {
@@ -832,6 +835,38 @@ static int s_mkdir(const char *path)
 	return YJ_EIO;
 }
 
+/* One process per store: two daemons on one store would each deliver every
+ * notification. The lock is the kernel's, so a killed daemon leaves none. */
+static int s_lock(struct yj_store *s)
+{
+	char path[4096], pid[32];
+	snprintf(path, sizeof(path), "%s/yjlinkd.lock", s->path);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		yj_err("store: cannot open %s: %s", path, strerror(errno));
+		return YJ_EIO;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			yj_err("store: %s is in use by another process (pid %s): one yjlinkd per store; stop that one "
+			       "first, or give this one another store.path",
+			       s->path, *pid ? pid : "unknown");
+		else
+			yj_err("store: cannot lock %s: %s", path, strerror(e));
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		return e == EWOULDBLOCK ? YJ_EBUSY : YJ_EIO;
+	}
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+		yj_warn("store: cannot write the pid into %s: %s", path, strerror(errno));
+	return 0;
+}
+
 int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out)
 {
 	struct yj_store *s = NULL;
@@ -845,10 +880,14 @@ int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out)
 	if ((rc = s_mkdir(opts->path)))
 		return rc;
 	s = calloc(1, sizeof(*s));
+	if (s)
+		s->lock_fd = -1;
 	if (!s || !(s->path = strdup(opts->path))) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
+	if (opts->exclusive && (rc = s_lock(s)))
+		goto out;
 	long pg = sysconf(_SC_PAGESIZE);
 	s->page = pg > 0 ? (size_t)pg : 4096;
 	size_t map = s_round(opts->map_size ? opts->map_size : S_DEFAULT_MAP, s->page);
@@ -860,6 +899,8 @@ int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out)
 	s = NULL;
 out:
 	if (s) {
+		if (s->lock_fd >= 0)
+			close(s->lock_fd);
 		free(s->path);
 		free(s);
 	}
@@ -875,6 +916,9 @@ void yj_store_close(struct yj_store **store)
 		mdb_txn_abort(s->rtxn);
 	if (s->env)
 		mdb_env_close(s->env);
+	/* After the environment: the next daemon may open it once we let go. */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->path);
 	free(s);
 	*store = NULL;

@@ -52,6 +52,7 @@ struct yj_store_opts {
 	size_t map_size;          /* initial map size in bytes (rounded up to the page size) */
 	size_t max_map_size;      /* growth cap; at the cap a write returns YJ_ENOSPC */
 	unsigned max_readers;     /* LMDB reader slots; 0 means 126 */
+	int exclusive;            /* lock it for this process (yjlinkd.lock): one daemon per store */
 };
 
 struct yj_store_stats {
@@ -67,6 +68,9 @@ struct yj_store_stats {
 struct yj_store;
 struct yj_txn;  /* sticky error: after one failure every later call returns it and commit aborts */
 
+/* Open (creating) the store at opts->path; with opts->exclusive also lock it
+ * for this process (yjlinkd.lock beside data.mdb): YJ_EBUSY, logged with the
+ * holder's pid, when another process holds that lock. */
 int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out);
 void yj_store_close(struct yj_store **store);
 int yj_store_stats(struct yj_store *store, struct yj_store_stats *st);

@@ -5,6 +5,7 @@ audited with the caller's uid; every yjlinkctl command answers --json with
 the documented exit codes (interfaces.md §6, §7)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -121,6 +122,36 @@ class StopTest(unittest.TestCase):
                 self.assertEqual(again[sid], ("DUP", seq))
         finally:
             d.cleanup()
+
+
+class OneDaemonPerStoreTest(unittest.TestCase):
+    """A second yjlinkd on a store another one holds exits non-zero at start,
+    saying so; the first goes on serving."""
+
+    def test_second_daemon_refused(self):
+        first = yjtest.Daemon().start()
+        try:
+            second = yjtest.Daemon(workdir=first.dir)
+            second.sets["store.path"] = first.store
+            p = subprocess.run(second.argv(), capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("in use by another process (pid %d)" % first.proc.pid, p.stderr)
+            feed = yjtest.Feed(first.ingest)
+            self.assertEqual(feed.request("custody", yjtest.custody_event())[1], b"OK")
+            feed.close()
+            # Once the first has stopped, the store is free again.
+            self.assertEqual(first.stop(), 0)
+            again = yjtest.Daemon(workdir=tempfile.mkdtemp(prefix="yjops-"))
+            again.sets["store.path"] = first.store
+            try:
+                again.start()
+                code, body = again.ctl_request("status")
+                self.assertEqual((code, body["store"]["events"]), (0, 1))
+            finally:
+                again.kill()
+                shutil.rmtree(again.dir, ignore_errors=True)
+        finally:
+            first.cleanup()
 
 
 class CtlTest(yjtest.DaemonTest):

@@ -1146,6 +1146,45 @@ static void test_max_key(void **state)
 	assert_int_equal(in_txn, 511);
 }
 
+/* One daemon per store: while one process holds the store exclusively,
+ * another gets YJ_EBUSY; once it is closed, the other gets it. */
+static void test_exclusive(void **state)
+{
+	struct fx *f = *state;
+	struct yj_store_opts o = { .path = f->dir, .map_size = 1 << 20, .max_map_size = 8 << 20, .exclusive = 1 };
+	int res[2];
+	char got[2] = { 0, 0 };
+	assert_int_equal(yj_store_open(&o, &f->st), 0);
+	assert_int_equal(pipe(res), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct yj_store *st = NULL;
+		char rc = yj_store_open(&o, &st) == YJ_EBUSY ? 'b' : 'n';
+		yj_store_close(&st);
+		(void)!write(res[1], &rc, 1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(read(res[0], &got[0], 1), 1);
+	yj_store_close(&f->st);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct yj_store *st = NULL;
+		char rc = yj_store_open(&o, &st) == 0 ? 'y' : 'n';
+		yj_store_close(&st);
+		(void)!write(res[1], &rc, 1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(read(res[0], &got[1], 1), 1);
+	close(res[0]);
+	close(res[1]);
+	assert_int_equal(got[0], 'b');
+	assert_int_equal(got[1], 'y');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1170,6 +1209,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclusive, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
