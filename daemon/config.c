@@ -89,6 +89,7 @@ static const char *s_type_name(enum yj_setting_type t)
 	case YJ_SETTING_BOOL: return "true or false";
 	case YJ_SETTING_STRLIST: return "a list of strings";
 	case YJ_SETTING_SECRET_FILE: return "the name of a 0600 file";
+	case YJ_SETTING_GROUPLIST: return "a list of groups ( { ... }, ... )";
 	}
 	return "?";
 }
@@ -313,6 +314,10 @@ static void s_apply_set(struct s_ctx *c, config_t *cf, const char *kv)
 		free(copy);
 		break;
 	}
+	case YJ_SETTING_GROUPLIST:
+		/* Not a scalar: its groups have no KEY=VALUE form. */
+		yj_diag_report(c->diag, "--set", 0, "'%s' is %s: set it in the config file", key, s_type_name(t->type));
+		return;
 	}
 	if (!s)
 		yj_diag_report(c->diag, "--set", 0, "cannot set '%s'", key);
@@ -431,31 +436,108 @@ out:
 	return rc;
 }
 
+/* A setting's default as text, and a list's items: what def holds by type (settings.h). */
+static const char *s_def(const struct yj_setting *t) { return t->type == YJ_SETTING_GROUPLIST ? NULL : t->def; }
+static const struct yj_setting_items *s_items(const struct yj_setting *t)
+{
+	return t->type == YJ_SETTING_GROUPLIST ? t->def : NULL;
+}
+
 /* A setting absent from the file: its default, or a report when it has none. */
 static int s_default(struct s_ctx *c, const struct s_scope *sc, const struct yj_setting *t, const char *path,
 		     void *field)
 {
+	const char *def = s_def(t);
 	int rc = 0;
 
-	if (!t->def) {
+	/* A list of groups has no text default: absent is the empty list the
+	 * calloc'd field already is, unless it needs groups. */
+	if (t->type == YJ_SETTING_GROUPLIST) {
+		if (t->min > 0)
+			yj_diag_report(c->diag, sc->file, sc->line, "%s'%s' is required", sc->who, path);
+		return 0;
+	}
+	if (!def) {
 		yj_diag_report(c->diag, sc->file, sc->line, "%s'%s' is required", sc->who, path);
 		return 0;
 	}
 	switch (t->type) {
-	case YJ_SETTING_STR: return s_strdup_into(field, t->def);
-	case YJ_SETTING_INT: rc = s_parse_int(t->def, field); break;
-	case YJ_SETTING_BOOL: rc = s_parse_bool(t->def, field); break;
-	case YJ_SETTING_STRLIST: return s_fill_strlist(field, t->def);
+	case YJ_SETTING_STR: return s_strdup_into(field, def);
+	case YJ_SETTING_INT: rc = s_parse_int(def, field); break;
+	case YJ_SETTING_BOOL: rc = s_parse_bool(def, field); break;
+	case YJ_SETTING_STRLIST: return s_fill_strlist(field, def);
 	case YJ_SETTING_SECRET_FILE:
-		if (!*t->def)
+		if (!*def)
 			return s_strdup_into(field, "");
-		return s_read_secret(c, sc->file, sc->line, sc->who, path, t->def, field);
+		return s_read_secret(c, sc->file, sc->line, sc->who, path, def, field);
+	case YJ_SETTING_GROUPLIST:
+		break; /* above */
 	}
 	/* A table that does not parse its own default is a bug of its owner: name it. */
 	if (rc)
 		yj_diag_report(c->diag, sc->file, sc->line, "%s'%s': the default '%s' of this setting is not %s", sc->who,
-			       path, t->def, s_type_name(t->type));
+			       path, def, s_type_name(t->type));
 	return 0;
+}
+
+static int s_extract(struct s_ctx *c, const struct s_scope *sc, const struct yj_setting *t, void *obj);
+
+/* The groups of list s (the GROUPLIST t at path) into l, each read by t's
+ * items table as a recipient is by its output's: its keys checked first
+ * (unknown ones and wrong groups reported at their own line), then every
+ * member read, a missing required one reported at the group's line. Only
+ * groups become items, so an owner never sees a half-read one in a config
+ * that loaded. Only YJ_ENOMEM is returned. */
+static int s_extract_groups(struct s_ctx *c, const struct s_scope *sc, const struct yj_setting *t, const char *path,
+			    config_setting_t *s, struct yj_grouplist *l)
+{
+	const struct yj_setting_items *it = s_items(t);
+	int len = config_setting_length(s);
+	size_t groups = 0;
+	int rc = 0;
+
+	if (!it || !it->v) {
+		/* A list that says nothing of its groups is a bug of its owner: name it. */
+		yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s': this list of groups has no table of its members",
+			       sc->who, path);
+		return 0;
+	}
+	for (int i = 0; i < len; i++) {
+		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_is_group(g))
+			groups++;
+		else
+			yj_diag_report(c->diag, s_file(c, g), s_line(g), "%s'%s': each item must be a group { ... }", sc->who,
+				       path);
+	}
+	if (t->max > 0 && ((int64_t)groups < t->min || (int64_t)groups > t->max))
+		yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s' must hold between %lld and %lld groups, not %zu",
+			       sc->who, path, (long long)t->min, (long long)t->max, groups);
+	else if ((int64_t)groups < t->min)
+		yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s' needs at least %lld group(s), not %zu", sc->who,
+			       path, (long long)t->min, groups);
+	if (!groups)
+		return 0;
+	l->items = calloc(groups, it->size ? it->size : 1);
+	l->lines = calloc(groups, sizeof(*l->lines));
+	if (!l->items || !l->lines)
+		return YJ_ENOMEM;
+	const struct s_tab own = { it->v, it->n, "" };
+	for (int i = 0; i < len && !rc; i++) {
+		config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+		if (!config_setting_is_group(g))
+			continue;
+		char what[300], who[320];
+		snprintf(what, sizeof(what), "%s'%s' item %d", sc->who, path, i + 1);
+		snprintf(who, sizeof(who), "%s: ", what);
+		s_walk_group(c, &own, 1, g, "", what);
+		struct s_scope isc = { g, "", who, s_file(c, g), s_line(g) };
+		void *item = (char *)l->items + l->n * it->size;
+		l->lines[l->n++] = s_line(g); /* counted before it is read: a failed read is freed too */
+		for (size_t j = 0; j < it->n && !rc; j++)
+			rc = s_extract(c, &isc, &it->v[j], item);
+	}
+	return rc;
 }
 
 /* Read one table setting into obj (its default when absent). Problems are
@@ -520,6 +602,11 @@ static int s_extract(struct s_ctx *c, const struct s_scope *sc, const struct yj_
 		}
 		return 0;
 	}
+	case YJ_SETTING_GROUPLIST:
+		/* `()` is the empty list; libconfig reads an empty `[]` as an array, the same to a reader. */
+		if (st != CONFIG_TYPE_LIST && !(st == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+			goto wrong;
+		return s_extract_groups(c, sc, t, path, s, field);
 	}
 wrong:
 	yj_diag_report(c->diag, s_file(c, s), s_line(s), "%s'%s' must be %s", sc->who, path, s_type_name(t->type));
@@ -550,6 +637,19 @@ static void s_free_settings(const struct yj_setting *t, size_t n, void *obj)
 		case YJ_SETTING_STRLIST:
 			yj_strlist_free(field);
 			break;
+		case YJ_SETTING_GROUPLIST: {
+			/* Each item by the table that filled it: it may own strings, secrets, lists. */
+			struct yj_grouplist *l = field;
+			const struct yj_setting_items *it = s_items(&t[i]);
+			for (size_t k = 0; it && l->items && k < l->n; k++)
+				s_free_settings(it->v, it->n, (char *)l->items + k * it->size);
+			free(l->items);
+			free(l->lines);
+			l->items = NULL;
+			l->lines = NULL;
+			l->n = 0;
+			break;
+		}
 		case YJ_SETTING_INT:
 		case YJ_SETTING_BOOL:
 			break;
@@ -1237,17 +1337,32 @@ const struct yj_settings_owner *yj_config_output(const struct yj_config *cfg, co
 	return cfg->owners[r->output];
 }
 
-static void s_print_table(FILE *out, const struct yj_setting *t, size_t n, const char *prefix)
+/* One row per setting; a list of groups is followed by a row per member of
+ * its groups, named `list[].member`, so the reference documents both. */
+static void s_print_rows(FILE *out, const struct yj_setting *t, size_t n, const char *prefix)
 {
-	fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
 	for (size_t i = 0; i < n; i++) {
 		fprintf(out, "| `%s%s%s` | %s | ", prefix, *prefix ? "." : "", t[i].name, s_type_name(t[i].type));
-		if (t[i].def)
-			fprintf(out, "`%s`", t[i].def);
+		const struct yj_setting_items *it = s_items(&t[i]);
+		if (t[i].type == YJ_SETTING_GROUPLIST)
+			fprintf(out, "%s", t[i].min > 0 ? "required" : "`()`");
+		else if (s_def(&t[i]))
+			fprintf(out, "`%s`", s_def(&t[i]));
 		else
 			fprintf(out, "required");
 		fprintf(out, " | %s |\n", t[i].doc ? t[i].doc : "");
+		if (it) {
+			char sub[256];
+			snprintf(sub, sizeof(sub), "%s%s%s[]", prefix, *prefix ? "." : "", t[i].name);
+			s_print_rows(out, it->v, it->n, sub);
+		}
 	}
+}
+
+static void s_print_table(FILE *out, const struct yj_setting *t, size_t n, const char *prefix)
+{
+	fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
+	s_print_rows(out, t, n, prefix);
 }
 
 void yj_config_print_reference(FILE *out, const struct yj_settings_owner *const *owners)

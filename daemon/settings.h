@@ -30,15 +30,44 @@ enum yj_setting_type {
 	YJ_SETTING_SECRET_FILE, /* char *: the first line of the file named (relative to the config
 	                         * file's directory), read at load; the path itself is not kept.
 	                         * A file group or others may read is refused. */
+	YJ_SETTING_GROUPLIST,   /* struct yj_grouplist, owned by the config: a list of groups,
+	                         * `name = ( { ... }, { ... } );`, each group read into one struct
+	                         * by the struct yj_setting_items that def points to. min, max:
+	                         * how many groups (max 0: no cap); min 0: absent is the empty
+	                         * list, else it is required. */
 };
 
-/* One setting an owner declares. */
+struct yj_setting;
+
+/* What each group of a YJ_SETTING_GROUPLIST is read by. */
+struct yj_setting_items {
+	const struct yj_setting *v;  /* the table, names below the group; a member may be a list in turn */
+	size_t n;
+	size_t size;                 /* sizeof the struct one group fills */
+};
+
+/* A YJ_SETTING_GROUPLIST as read: n structs of its items' size, one per
+ * group in file order. */
+struct yj_grouplist {
+	void *items;            /* n structs, owned; NULL when n is 0 */
+	size_t n;
+	int *lines;             /* line of each group in the config file, for the owner's checks; owned */
+};
+
+/* One setting an owner declares, in a table written positionally:
+ *	{ YJ_SETTING_INT, "timeout_ms", offsetof(struct s, timeout_ms), "5000", 1, 60000, "..." }
+ * A list of groups names its items where the others give their default:
+ *	{ YJ_SETTING_GROUPLIST, "publishers", offsetof(struct s, publishers), &s_pub_items, 0, 64, "..." }
+ * (def is untyped rather than a member being added, so that every table
+ * written positionally before lists existed still sets each member, as
+ * -Wextra wants.) */
 struct yj_setting {
 	enum yj_setting_type type;
 	const char *name;       /* path below the section or the recipient: "smtp_url", "webhook.url" */
 	size_t offset;          /* of the field in the owner's settings struct */
-	const char *def;        /* default as text (lists: comma-separated); NULL = required */
-	int64_t min, max;       /* YJ_SETTING_INT bounds */
+	const void *def;        /* default as text, a const char * (lists: comma-separated); NULL =
+	                         * required. YJ_SETTING_GROUPLIST: its const struct yj_setting_items *. */
+	int64_t min, max;       /* YJ_SETTING_INT bounds; YJ_SETTING_GROUPLIST: how many groups */
 	const char *doc;        /* one line for the config reference */
 };
 

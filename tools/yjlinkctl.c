@@ -43,6 +43,7 @@ static void s_usage(FILE *out)
 		"  quarantine list [--limit N]              rejected input\n"
 		"  quarantine show ID --reason TEXT         one rejected message, raw (audited)\n"
 		"  outbox                                   pending deliveries by recipient, and unroutable ones\n"
+		"  subscribers                              YJN1 subscriptions: connected, last acknowledged, lag\n"
 		"  dlq list | dlq retry ID|--all | dlq drop ID --reason TEXT\n"
 		"                                           dead letters\n"
 		"  holds list | holds release SEQ --by NAME --reason TEXT\n"
@@ -234,6 +235,16 @@ static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
 	} else if (!strcmp(cmd, "digest") && sub && !strcmp(sub, "preview")) {
 		printf("Subject: %s\n%sAttachment: %s\n\n%s", s_str(r, "subject"), s_str(r, "headers"),
 		       s_str(r, "attachment"), s_str(r, "text"));
+	} else if (!strcmp(cmd, "subscribers")) {
+		const cJSON *e;
+		printf("%-40s %-9s %12s %8s %9s %8s %7s %s\n", "RECIPIENT", "CONNECTED", "LAST_ACKED", "HELD", "IN_FLIGHT",
+		       "LAG", "WINDOW", "ADDRESS");
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "subscribers")) {
+			printf("%-40s %-9s %12.0f %8.0f %9.0f %8.0f %7.0f %s\n", s_str(e, "recipient"),
+			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "connected")) ? "yes" : "no",
+			       s_num(e, "last_acked"), s_num(e, "held"), s_num(e, "in_flight"), s_num(e, "lag"),
+			       s_num(e, "window"), s_str(e, "address"));
+		}
 	} else if (!strcmp(cmd, "show")) {
 		char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r, "event"));
 		printf("%s\n", s ? s : "");

@@ -5,7 +5,10 @@
  * its section and recipient settings are read, defaulted and checked with
  * FILE:LINE; unknown keys, unknown and missing transports, unreadable or
  * group-readable secret files and digest rules nobody can be sent are
- * refused; the reference lists its settings.
+ * refused; the reference lists its settings. A second owner ("flock")
+ * declares a list of groups (YJ_SETTING_GROUPLIST) in a section the core
+ * also uses ("ingest"), as in_sub does: each group is read by its sub-table,
+ * nested lists too, every problem at its own line, and freed whole.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +114,86 @@ static const struct yj_adapter s_input = { .conf = { .name = "test_input" } };
 /* What the loader is handed of them, as main.c builds it. */
 static const struct yj_settings_owner *const s_owners[] = { &s_input.conf, &s_pigeon.conf, NULL };
 
+/* --- the list owner: "ingest.flocks", a list of groups beside the core's ingest.* --- */
+
+struct s_perch {
+	char *at;                /* required */
+	int64_t height;          /* 0..10 */
+};
+
+struct s_flock {
+	char *name;              /* required */
+	int64_t size;            /* 1..100 */
+	struct yj_strlist tags;
+	char *key;               /* secret file, optional */
+	struct yj_grouplist perches; /* of struct s_perch */
+};
+
+struct s_flocks {
+	struct yj_grouplist flocks; /* of struct s_flock */
+	struct yj_grouplist roosts; /* of struct s_perch, required */
+};
+
+static const struct yj_setting s_perch_items[] = {
+	{ YJ_SETTING_STR, "at", offsetof(struct s_perch, at), NULL, 0, 0, "where it perches" },
+	{ YJ_SETTING_INT, "height", offsetof(struct s_perch, height), "1", 0, 10, "metres up" },
+};
+
+static const struct yj_setting_items s_perch_table = { s_perch_items, S_LEN(s_perch_items), sizeof(struct s_perch) };
+
+static const struct yj_setting s_flock_items[] = {
+	{ YJ_SETTING_STR, "name", offsetof(struct s_flock, name), NULL, 0, 0, "the flock's name" },
+	{ YJ_SETTING_INT, "size", offsetof(struct s_flock, size), "3", 1, 100, "birds in it" },
+	{ YJ_SETTING_STRLIST, "tags", offsetof(struct s_flock, tags), "", 0, 0, "its tags" },
+	{ YJ_SETTING_SECRET_FILE, "key_file", offsetof(struct s_flock, key), "", 0, 0, "its key" },
+	{ YJ_SETTING_GROUPLIST, "perches", offsetof(struct s_flock, perches), &s_perch_table, 0, 4,
+	  "where it rests" },
+};
+
+static const struct yj_setting_items s_flock_table = { s_flock_items, S_LEN(s_flock_items), sizeof(struct s_flock) };
+
+static const struct yj_setting s_flocks_settings[] = {
+	{ YJ_SETTING_GROUPLIST, "flocks", offsetof(struct s_flocks, flocks), &s_flock_table, 0, 0,
+	  "flocks watched" },
+	/* A list that must be given, with at least one group. */
+	{ YJ_SETTING_GROUPLIST, "roosts", offsetof(struct s_flocks, roosts), &s_perch_table, 1, 0,
+	  "roosts in use" },
+};
+
+/* What the flock's check was handed. */
+static struct {
+	int checks;
+	size_t n;
+	int line0;               /* line of the first group */
+} s_flock_seen;
+
+static void s_flock_check(const void *settings, const struct yj_setting_site *at)
+{
+	const struct s_flocks *f = settings;
+
+	s_flock_seen.checks++;
+	s_flock_seen.n = f->flocks.n;
+	s_flock_seen.line0 = f->flocks.n ? f->flocks.lines[0] : 0;
+	for (size_t i = 0; i < f->flocks.n; i++) {
+		const struct s_flock *fl = (const struct s_flock *)f->flocks.items + i;
+		if (!strcmp(fl->name, "crows"))
+			yj_diag_report(at->diag, at->file, f->flocks.lines[i], "flock '%s': no crows", fl->name);
+	}
+}
+
+static const struct yj_adapter s_flock = {
+	.conf = {
+		.name = "test_flock",
+		.section = "ingest",
+		.settings = s_flocks_settings,
+		.n_settings = S_LEN(s_flocks_settings),
+		.settings_size = sizeof(struct s_flocks),
+		.check = s_flock_check,
+	},
+};
+
+static const struct yj_settings_owner *const s_flock_owners[] = { &s_input.conf, &s_flock.conf, NULL };
+
 /* --- files and diagnostics --- */
 
 static char s_dir[64];
@@ -145,8 +228,9 @@ static void s_write(const char *name, const char *text, mode_t mode)
 	assert_int_equal(chmod(path, mode), 0);
 }
 
-/* Load text as the config file with the test adapters; *log the diagnostics. */
-static int s_load(const char *text, const char *const *sets, size_t n_sets, struct yj_config **cfg)
+/* Load text as the config file with owners; *log the diagnostics. */
+static int s_load_with(const struct yj_settings_owner *const *owners, const char *text, const char *const *sets,
+		       size_t n_sets, struct yj_config **cfg)
 {
 	struct yj_diag diag = { s_report, NULL, 0 };
 
@@ -154,7 +238,14 @@ static int s_load(const char *text, const char *const *sets, size_t n_sets, stru
 	s_log_len = 0;
 	s_log[0] = '\0';
 	memset(&s_seen, 0, sizeof(s_seen));
-	return yj_config_load(s_conf, sets, n_sets, s_owners, &diag, cfg);
+	memset(&s_flock_seen, 0, sizeof(s_flock_seen));
+	return yj_config_load(s_conf, sets, n_sets, owners, &diag, cfg);
+}
+
+/* Load text as the config file with the test adapters; *log the diagnostics. */
+static int s_load(const char *text, const char *const *sets, size_t n_sets, struct yj_config **cfg)
+{
+	return s_load_with(s_owners, text, sets, n_sets, cfg);
 }
 
 #define assert_logged(line) \
@@ -514,6 +605,175 @@ static void test_reference(void **state)
 	free(buf);
 }
 
+/* Every flock config needs its roosts (a required list): this line, last. */
+#define S_ROOSTS "roosts = ( { at = \"barn\"; } );\n"
+
+static void test_grouplist_reads(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+
+	s_write("loft.key", "flock-secret\n", 0600);
+	const char *text = "ingest = { batch_max = 100;\n"                                    /* 1 */
+			   "  flocks = (\n"                                                     /* 2 */
+			   "    { name = \"north\"; size = 5; tags = [ \"a\", \"b\" ];\n"        /* 3 */
+			   "      perches = ( { at = \"roof\"; height = 2; }, { at = \"eaves\"; } ); },\n"
+			   "    { name = \"south\";\n"                                             /* 5 */
+			   "      key_file = \"loft.key\"; }\n"
+			   "  );\n"
+			   "  " S_ROOSTS
+			   "};\n";
+
+	assert_int_equal(s_load_with(s_flock_owners, text, NULL, 0, &cfg), 0);
+	assert_string_equal(s_log, "");
+	/* The core's ingest.* beside the owner's ingest.flocks. */
+	assert_int_equal(cfg->ingest_batch_max, 100);
+	const struct s_flocks *f = yj_config_settings(cfg, &s_flock.conf);
+	assert_non_null(f);
+	assert_int_equal(f->flocks.n, 2);
+	const struct s_flock *fl = f->flocks.items;
+	assert_string_equal(fl[0].name, "north");
+	assert_int_equal(fl[0].size, 5);
+	assert_int_equal(fl[0].tags.n, 2);
+	assert_string_equal(fl[0].tags.v[1], "b");
+	assert_string_equal(fl[0].key, "");
+	assert_int_equal(fl[0].perches.n, 2);
+	const struct s_perch *p = fl[0].perches.items;
+	assert_string_equal(p[0].at, "roof");
+	assert_int_equal(p[0].height, 2);
+	assert_string_equal(p[1].at, "eaves");
+	assert_int_equal(p[1].height, 1);           /* default, in a nested group */
+	assert_int_equal(fl[0].perches.lines[1], 4);
+	assert_string_equal(fl[1].name, "south");
+	assert_int_equal(fl[1].size, 3);            /* default */
+	assert_int_equal(fl[1].tags.n, 0);
+	assert_string_equal(fl[1].key, "flock-secret");
+	assert_int_equal(fl[1].perches.n, 0);
+	assert_null(fl[1].perches.items);
+	assert_int_equal(f->flocks.lines[0], 3);
+	assert_int_equal(f->flocks.lines[1], 5);
+	assert_int_equal(f->roosts.n, 1);
+	assert_string_equal(((const struct s_perch *)f->roosts.items)->at, "barn");
+	assert_int_equal(s_flock_seen.checks, 1);
+	assert_int_equal(s_flock_seen.n, 2);
+	assert_int_equal(s_flock_seen.line0, 3);
+	yj_config_free(&cfg);
+	assert_null(cfg);
+
+	/* Absent, `()` and `[]`: no items. */
+	const char *empty[] = { "ingest = { " S_ROOSTS "};\n", "ingest = { flocks = (); " S_ROOSTS "};\n",
+				"ingest = { flocks = [ ]; " S_ROOSTS "};\n" };
+	for (size_t i = 0; i < S_LEN(empty); i++) {
+		assert_int_equal(s_load_with(s_flock_owners, empty[i], NULL, 0, &cfg), 0);
+		assert_string_equal(s_log, "");
+		f = yj_config_settings(cfg, &s_flock.conf);
+		assert_int_equal(f->flocks.n, 0);
+		assert_null(f->flocks.items);
+		assert_int_equal(s_flock_seen.checks, 1);
+		yj_config_free(&cfg);
+	}
+
+	/* The owner's check names an item by its own line. */
+	assert_int_equal(s_load_with(s_flock_owners,
+				     "ingest = { flocks = (\n { name = \"doves\"; },\n { name = \"crows\"; } );\n" S_ROOSTS "};\n",
+				     NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:3: flock 'crows': no crows\n");
+}
+
+static void test_grouplist_errors(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "ingest = {\n"                                                         /* 1 */
+			   "  flocks = (\n"                                                         /* 2 */
+			   "    { size = 5; },\n"                                                   /* 3: no name */
+			   "    { name = 7;\n"                                                      /* 4: wrong type */
+			   "      size = 500; colour = \"grey\"; },\n"                              /* 5: bounds, unknown */
+			   "    \"not a group\",\n"                                                 /* 6 */
+			   "    { name = \"west\"; perches = ( { height = 3; },\n"                  /* 7: nested, no at */
+			   "      { at = \"roof\"; wings = 2; } ); tags = \"x\"; }\n"                /* 8 */
+			   "  );\n"
+			   "  flock = 1;\n"                                                         /* 10 */
+			   "  roosts = ();\n"                                                       /* 11: too few */
+			   "};\n";
+
+	assert_int_equal(s_load_with(s_flock_owners, text, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+	assert_logged("F:3: 'ingest.flocks' item 1: 'name' is required\n");
+	assert_logged("F:4: 'ingest.flocks' item 2: 'name' must be a string\n");
+	assert_logged("F:5: 'ingest.flocks' item 2: 'size' must be between 1 and 100, not 500\n");
+	assert_logged("F:5: unknown setting 'colour' in 'ingest.flocks' item 2\n");
+	assert_logged("F:6: 'ingest.flocks': each item must be a group { ... }\n");
+	assert_logged("F:7: 'ingest.flocks' item 4: 'perches' item 1: 'at' is required\n");
+	assert_logged("F:8: unknown setting 'wings' in 'ingest.flocks' item 4: 'perches' item 2\n");
+	assert_logged("F:8: 'ingest.flocks' item 4: 'tags' must be a list of strings\n");
+	assert_logged("F:10: unknown setting 'ingest.flock'\n");
+	assert_logged("F:11: 'ingest.roosts' needs at least 1 group(s), not 0\n");
+	/* The members of the list are no top-level settings, nor are they reported twice. */
+	assert_null(strstr(s_log, "'ingest.flocks.name'"));
+	assert_null(strstr(s_log, "unknown setting 'ingest.flocks"));
+	assert_null(strstr(s_log, "unknown setting 'name'"));
+	/* The owner's check sees only settings that read cleanly. */
+	assert_int_equal(s_flock_seen.checks, 0);
+
+	/* A required list absent: at the section's line; too many groups: at the list's. */
+	assert_int_equal(s_load_with(s_flock_owners,
+				     "\ningest = { flocks = ( { name = \"n\";\n perches = ( { at = \"a\"; }, { at = \"b\"; }, "
+				     "{ at = \"c\"; }, { at = \"d\"; }, { at = \"e\"; } ); } ); };\n",
+				     NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:2: 'ingest.roosts' is required\n");
+	assert_logged("F:3: 'ingest.flocks' item 1: 'perches' must hold between 0 and 4 groups, not 5\n");
+
+	/* The list itself of the wrong type. */
+	assert_int_equal(s_load_with(s_flock_owners, "ingest = { flocks = { name = \"x\"; }; " S_ROOSTS "};\n", NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:1: 'ingest.flocks' must be a list of groups ( { ... }, ... )\n");
+	assert_int_equal(s_load_with(s_flock_owners, "ingest = { flocks = [ \"x\" ]; " S_ROOSTS "};\n", NULL, 0, &cfg), YJ_ECONFIG);
+	assert_logged("F:1: 'ingest.flocks' must be a list of groups ( { ... }, ... )\n");
+
+	/* A list of groups is no scalar for --set. */
+	const char *sets[] = { "ingest.flocks=north" };
+	assert_int_equal(s_load_with(s_flock_owners, "ingest = { " S_ROOSTS "};\n", sets, 1, &cfg), YJ_ECONFIG);
+	assert_logged("--set: 'ingest.flocks' is a list of groups ( { ... }, ... ): set it in the config file\n");
+	/* ... while the core's ingest.* still take --set beside it. */
+	const char *core_set[] = { "ingest.batch_max=77" };
+	assert_int_equal(s_load_with(s_flock_owners, "ingest = { flocks = ( { name = \"n\"; } ); " S_ROOSTS "};\n", core_set, 1,
+				     &cfg),
+			 0);
+	assert_int_equal(cfg->ingest_batch_max, 77);
+	yj_config_free(&cfg);
+
+	/* Without its owner, the list is an unknown setting like any other. */
+	assert_int_equal(s_load_with(s_owners, "pigeon = { loft = \"roof\"; };\ningest = { flocks = (); };\n", NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:2: unknown setting 'ingest.flocks'\n");
+}
+
+static void test_grouplist_reference(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	yj_config_print_reference(f, s_flock_owners);
+	assert_int_equal(fclose(f), 0);
+	/* The owner's table under the section it shares with the core. */
+	assert_non_null(strstr(buf, "| `ingest.batch_max` | an integer | `8192` |"));
+	assert_non_null(strstr(buf, "\n`ingest` settings (test_flock):\n\n| setting | type | default | meaning |\n"));
+	assert_non_null(strstr(buf, "| `ingest.flocks` | a list of groups ( { ... }, ... ) | `()` | flocks watched |\n"
+				    "| `ingest.flocks[].name` | a string | required | the flock's name |\n"
+				    "| `ingest.flocks[].size` | an integer | `3` | birds in it |\n"));
+	assert_non_null(strstr(buf, "| `ingest.flocks[].perches` | a list of groups ( { ... }, ... ) | `()` | where it rests |\n"
+				    "| `ingest.flocks[].perches[].at` | a string | required | where it perches |\n"));
+	assert_non_null(strstr(buf, "| `ingest.roosts` | a list of groups ( { ... }, ... ) | required | roosts in use |\n"
+				    "| `ingest.roosts[].at` | a string | required | where it perches |\n"));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +786,9 @@ int main(void)
 		cmocka_unit_test(test_transport_refusals),
 		cmocka_unit_test(test_digest_rules),
 		cmocka_unit_test(test_reference),
+		cmocka_unit_test(test_grouplist_reads),
+		cmocka_unit_test(test_grouplist_errors),
+		cmocka_unit_test(test_grouplist_reference),
 	};
 	return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
