@@ -362,6 +362,18 @@ class HealthzStoreTest(unittest.TestCase):
                 break
         self.assertIsNotNone(retry, "2 MiB never filled up")
         self.assertGreater(len(oks), 0)
+        # A smaller batch may still fit after a larger one failed, and a write that succeeds rightly
+        # makes /healthz say 200 again; fill up one event at a time until even that fails, so that
+        # the last write attempted is known to have failed (whatever the batches were).
+        for _ in range(1000):
+            r = feed.request("custody", yjtest.custody_event())
+            if r[1] == b"RETRY":
+                retry = r
+                break
+            self.assertEqual(r[1], b"OK", r)
+            oks.append(int(r[3]))
+        else:
+            self.fail("one more event always fitted")
         status, body = self.healthz_becomes(503)
         self.assertEqual(status, 503, "/healthz must answer 503 while the disk is full (ingest answered %s), "
                          "until a write succeeds again; it answered %d %r" % (retry[3], status, body))
