@@ -27,6 +27,8 @@
  * has caught up, so order is kept while it fails. */
 #define S_WINDOW 32
 #define S_RCPT_MAX 300
+/* How often a recipient's walk starts from its oldest job again. */
+#define S_FULL_WALK_US (INT64_C(2) * 1000000)
 
 /* A position waiting for the next completion commit (a subscription's cursor). */
 struct s_position {
@@ -44,6 +46,8 @@ struct s_rcpt {
 	int64_t next_attempt_us;    /* backoff: not before this */
 	unsigned seen_pass;         /* last dispatch pass that found work for it */
 	int warned;                 /* said once that its transport has no running adapter */
+	uint64_t skipped_from;      /* lowest job the last walk passed over as not yet due; UINT64_MAX none */
+	int64_t full_walk_at_us;    /* next walk from its oldest job (a job put back below those under way) */
 };
 
 /* One delivery, from its start to the commit of its completion. */
@@ -186,6 +190,7 @@ static struct s_rcpt *s_rcpt(struct yj_outbox *ob, const char *id)
 	ob->rcpts = nr;
 	struct s_rcpt *r = &ob->rcpts[ob->n_rcpts];
 	memset(r, 0, sizeof(*r));
+	r->skipped_from = UINT64_MAX;
 	if (!(r->id = strdup(id)))
 		return NULL;
 	ob->n_rcpts++;
@@ -464,8 +469,20 @@ static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char
 		rc = yj_notes_recipient_next(txn, rcpt, 0, &number);
 		return rc == YJ_ENOENT ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
 	}
-	/* Fill the window with the oldest not yet started. */
+	/* Fill the window with the oldest not yet started. A walk need not pass
+	 * the jobs under way again (a subscription may hold thousands): it
+	 * starts after the newest of them, or at the oldest one it passed over
+	 * as not yet due; now and then from the start, for a job put back below
+	 * them (a dead letter retried, a reconcile). */
 	unsigned window = s_window(ds->ob, rcpt);
+	if (rs->n_started && ds->now < rs->full_walk_at_us) {
+		next = rs->started[rs->n_started - 1] + 1;
+		if (rs->skipped_from < next)
+			next = rs->skipped_from;
+	} else {
+		rs->full_walk_at_us = ds->now + S_FULL_WALK_US;
+	}
+	rs->skipped_from = UINT64_MAX;
 	for (unsigned tries = 0; rs->n_started < window && tries < 2 * window; tries++) {
 		rc = yj_notes_recipient_next(txn, rcpt, next, &number);
 		if (rc == YJ_ENOENT)
@@ -478,8 +495,13 @@ static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char
 		rs = s_rcpt(ds->ob, rcpt);
 		if (!rs)
 			return YJ_ENOMEM;
-		if (rs->n_started == before && rs->next_attempt_us > ds->now)
+		if (rs->n_started == before && rs->next_attempt_us > ds->now) {
+			if (number < rs->skipped_from)
+				rs->skipped_from = number;
 			break; /* backing off */
+		}
+		if (rs->n_started == before && !s_started_has(rs, number) && number < rs->skipped_from)
+			rs->skipped_from = number; /* not due yet: the next walk starts here */
 		next = number + 1;
 	}
 	return 0;
