@@ -70,7 +70,10 @@ void yj_digest_content_free(struct yj_digest_content *c);
 
 /* Build digest d for YJS yjs inside txn (read-only use): d's window, with
  * d->open_before as the records open before it, in the renderings of parts
- * (enum yj_digest_part). Returns 0, YJ_ENOMEM or a store error. */
+ * (enum yj_digest_part). Streaming: a compact index of the window, then each
+ * rendering re-reads the records from txn one at a time (digest_int.h), so
+ * only the renderings grow with the window. Returns 0, YJ_ENOMEM or a store
+ * error. */
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
 		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, unsigned parts,
 		    struct yj_digest_content *out);

@@ -199,3 +199,119 @@ uint64_t yj_events_seq_at(struct yj_txn *txn, int64_t t_us)
 	}
 	return lo;
 }
+
+/* One protobuf varint of [*p, end); -1 when cut or over-long. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t c = *(*p)++;
+		r |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* stored_at_us (field 2) and feed (field 3) of a packed yjlink.v1.Record,
+ * read off the wire: unpacking the whole event of every record a walk
+ * passes would cost a thousand times more. -1 for a damaged record. */
+static int s_record_head(const uint8_t *p, size_t len, int64_t *stored_us, const char **feed, size_t *flen)
+{
+	const uint8_t *end = p + len;
+	*stored_us = 0;
+	*feed = NULL;
+	*flen = 0;
+	while (p < end) {
+		uint64_t tag, v;
+		if (s_varint(&p, end, &tag))
+			return -1;
+		switch (tag & 7) {
+		case 0:
+			if (s_varint(&p, end, &v))
+				return -1;
+			if ((tag >> 3) == 2)
+				*stored_us = (int64_t)v;
+			break;
+		case 1:
+			if (end - p < 8)
+				return -1;
+			p += 8;
+			break;
+		case 2:
+			if (s_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return -1;
+			if ((tag >> 3) == 3) {
+				*feed = (const char *)p;
+				*flen = (size_t)v;
+			}
+			p += v;
+			break;
+		case 5:
+			if (end - p < 4)
+				return -1;
+			p += 4;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct s_feeds_walk {
+	struct yj_events_feed_seen *feeds;
+	size_t n, missing, left;
+	int64_t oldest_us;
+	int complete;
+};
+
+static int s_feeds_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_feeds_walk *w = arg;
+	int64_t at;
+	const char *feed;
+	size_t flen;
+	if (klen != S_SEQ_LEN)
+		return 0;
+	if (w->left == 0) {
+		w->complete = 0;
+		return 1;
+	}
+	w->left--;
+	if (s_record_head(val, vlen, &at, &feed, &flen))
+		return 0; /* a damaged record says nothing of its feed */
+	w->oldest_us = at;
+	for (size_t i = 0; feed && i < w->n; i++) {
+		struct yj_events_feed_seen *f = &w->feeds[i];
+		if (!f->seq && strlen(f->feed) == flen && !memcmp(f->feed, feed, flen)) {
+			f->seq = yj_be64_get(key);
+			f->stored_us = at;
+			if (--w->missing == 0) {
+				w->complete = 0;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+int yj_events_feeds_last(struct yj_txn *txn, uint64_t upto, size_t max_scan, struct yj_events_feed_seen *feeds,
+			 size_t n, int64_t *oldest_us, int *complete)
+{
+	uint8_t k[S_SEQ_LEN];
+	struct s_feeds_walk w = { feeds, n, n, max_scan, 0, 1 };
+	if (!feeds || !oldest_us || !complete)
+		return yj_txn_refuse(txn);
+	for (size_t i = 0; i < n; i++) {
+		feeds[i].seq = 0;
+		feeds[i].stored_us = 0;
+	}
+	yj_be64_put(k, upto);
+	int rc = n ? yj_txn_iter(txn, YJ_DB_EVENTS, k, sizeof(k), 1, s_feeds_cb, &w) : 0;
+	*oldest_us = w.oldest_us;
+	*complete = w.complete;
+	return rc < 0 ? rc : 0;
+}

@@ -84,4 +84,21 @@ int yj_events_count(struct yj_txn *txn, uint64_t *n);
  * stored_at grows with seq; an erased seq counts as stored long ago. */
 uint64_t yj_events_seq_at(struct yj_txn *txn, int64_t t_us);
 
+/* Feed health: the newest event of a feed. */
+struct yj_events_feed_seen {
+	const char *feed;   /* in: the feed's name ("custody"); borrowed */
+	uint64_t seq;       /* out: its newest event with seq <= upto, 0 when none was found */
+	int64_t stored_us;  /* out: when that event was stored */
+};
+
+/* For each of the n feeds, the newest event of that feed stored at or
+ * before seq upto: a walk down from upto that reads only each record's
+ * bookkeeping (stored_at_us, feed), never its event, and stops when every
+ * feed is found or after max_scan events. *complete is 1 when the walk went
+ * down to the first event stored (a feed not found then never delivered),
+ * else *oldest_us is the stored time of the oldest event looked at (a feed
+ * not found delivered nothing since then). Returns 0 or a store error. */
+int yj_events_feeds_last(struct yj_txn *txn, uint64_t upto, size_t max_scan, struct yj_events_feed_seen *feeds,
+			 size_t n, int64_t *oldest_us, int *complete);
+
 #endif

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import tempfile
 import time
@@ -204,6 +205,12 @@ class DigestYearTest(unittest.TestCase):
         empties = [m for m in ordered if not m["rows"]]
         self.assertTrue(empties, "some windows must have been empty")
         self.assertIn("Nothing happened", empties[0]["text"])
+        # ... and whether the custody feed is quiet or merely had nothing for this YJS, in local time.
+        self.assertRegex(empties[0]["text"], r"No (children in custody in this window: the custody feed is up|"
+                                             r"custody message has ever been received|"
+                                             r"custody messages since (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} [A-Z][a-z]{2})")
+        for m in ordered:
+            self.assertNotRegex(m["text"], r"\d{4}-\d\d-\d\dT", "an RFC 3339 time in the text of " + m["id"])
         # The audit records each digest with every event it disclosed.
         code, body = self.daemon.ctl_request("audit", {"limit": 100000})
         recs = [r for r in body["records"] if r["rule"] == "daily_digest" and r["actor"] == "yjlinkd"]

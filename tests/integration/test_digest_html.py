@@ -12,8 +12,12 @@ moves past 07:30 and the digests go out. The Milton Keynes one is taken apart:
 - its CSV attachment is parsed as RFC 4180 with Python's csv module; the
   header starts with the §5 columns in order, and every event routed to this
   YJS's digest in the window is in exactly one primary section;
-- its text/html part is loaded in headless Chromium (--dump-dom) and the DOM
-  the browser built is compared with the CSV, row by row and cell by cell.
+- its text/html part is loaded in headless Chromium (--dump-dom) at a phone's
+  width (390 px) and a desktop's (1280 px): every child of the CSV is in
+  exactly one entry (an <article>) holding exactly their events, what to act
+  on first comes first, and the text a person sees has local times and
+  names, never an RFC 3339 time or a GSS code;
+- its text/plain part has one entry per child, the same way.
 
 Chromium must be installed (tools/install-deps.sh installs Debian's
 `chromium`); without it this test fails, it does not skip.
@@ -175,6 +179,21 @@ class Dom(html.parser.HTMLParser):
             out.extend(self.find_all(tag, c, **attrs))
         return out
 
+    def all_nodes(self, node=None):
+        node = node or self.root
+        out = []
+        for c in node["children"]:
+            if not isinstance(c, str):
+                out.append(c)
+                out.extend(self.all_nodes(c))
+        return out
+
+    def visible_text(self, node=None):
+        """The text a person sees: everything but style and script (the title included)."""
+        node = node or self.root
+        return "".join(c if isinstance(c, str) else ("" if c["tag"] in ("style", "script") else self.visible_text(c))
+                       for c in node["children"])
+
     @staticmethod
     def text(node):
         return "".join(c if isinstance(c, str) else Dom.text(c) for c in node["children"])
@@ -330,7 +349,7 @@ class DigestHtmlTest(unittest.TestCase):
                 out[seq] = "other_area"
         return out
 
-    def chromium_dom(self):
+    def chromium_dom(self, width=1280, height=900):
         if not os.path.exists(CHROMIUM):
             self.fail("%s is missing: the digest HTML must be checked in a real browser. "
                       "Run tools/install-deps.sh (it installs Debian's chromium package)." % CHROMIUM)
@@ -339,7 +358,8 @@ class DigestHtmlTest(unittest.TestCase):
             f.write(self.html)
         profile = tempfile.mkdtemp(prefix="chromium-", dir=self.tmp)
         try:
-            p = subprocess.run([CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile, "--dump-dom",
+            p = subprocess.run([CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile,
+                                                              "--window-size=%d,%d" % (width, height), "--dump-dom",
                                                               "file://" + page],
                                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
@@ -349,7 +369,7 @@ class DigestHtmlTest(unittest.TestCase):
         self.assertRegex(p.stdout[:200], r"^<!DOCTYPE html>\s*<html", "chromium printed no DOM in standards mode")
         save = os.environ.get("YJ_DIGEST_SAVE_DIR")
         if save:
-            with open(os.path.join(save, "digest.dom.html"), "w", encoding="utf-8") as f:
+            with open(os.path.join(save, "digest.dom-%d.html" % width), "w", encoding="utf-8") as f:
                 f.write(p.stdout)
         return Dom(p.stdout)
 
@@ -467,70 +487,144 @@ class DigestHtmlTest(unittest.TestCase):
             self.assertNotIn("DC 4521 Patel", content, where)
             self.assertNotIn("ongoing robbery", content, where)
 
-    # --- the HTML, as Chromium parsed it ---
+    # --- what a person reads: the HTML as Chromium parsed it, and the text part ---
 
-    def test_html_in_chromium(self):
-        dom = self.chromium_dom()
+    def children_from_csv(self):
+        """person_id -> {"seqs", "name", "sections", "newest"} from the CSV (every section)."""
         header, rows, _ = self.csv_rows()
+        kids = {}
+        for r in rows:
+            k = kids.setdefault(r["person_id"], {"seqs": set(), "sections": set(), "newest": None})
+            k["seqs"].add(int(r["seq"]))
+            k["sections"].add(r["section"])
+            if k["newest"] is None or int(r["seq"]) >= int(k["newest"]["seq"]):
+                k["newest"] = r
+        for k in kids.values():
+            k["name"] = "%s %s" % (k["newest"]["given_name"], k["newest"]["family_name"])
+        return kids
+
+    def check_readable(self, where, text):
+        """No machine codes where a person reads: no RFC 3339 times, no GSS codes."""
+        iso = re.findall(r"\d{4}-\d\d-\d\dT[^\s]*", text)
+        self.assertEqual(iso, [], "%s shows ISO timestamps" % where)
+        gss = re.findall(r"\b[EWSN]\d{8}\b", text)
+        self.assertEqual(gss, [], "%s shows GSS codes" % where)
+        for code in ("released_under_investigation", "charged_bailed", "TVP-MK,", "yjs:milton-keynes"):
+            self.assertNotIn(code, text, where)
+
+    def test_html_in_chromium_phone_and_desktop(self):
+        kids = self.children_from_csv()
+        header, rows, _ = self.csv_rows()
+        for width, height in ((390, 844), (1280, 900)):
+            with self.subTest(width=width):
+                dom = self.chromium_dom(width, height)
+                self.check_dom(dom, kids, rows)
+
+    def check_dom(self, dom, kids, rows):
         metas = dom.find_all("meta", name="viewport")
         self.assertEqual(len(metas), 1, "one viewport meta")
         self.assertIn("width=device-width", metas[0]["attrs"].get("content", ""))
         self.assertTrue(any(m["attrs"].get("charset", "").lower() == "utf-8" for m in dom.find_all("meta")))
-        # The names came through the charset and the escaping intact.
-        self.assertIn("Zoë", Dom.text(dom.root))
-        self.assertIn("O'Connor-Brown", Dom.text(dom.root))
+        # No JavaScript, no external resources.
+        for tag in ("script", "img", "iframe", "link", "object", "embed", "form", "input"):
+            self.assertEqual(dom.find_all(tag), [], tag)
+        for node in dom.all_nodes():
+            for k, v in node["attrs"].items():
+                self.assertFalse(k.startswith("on"), "event handler %s" % k)
+                if k in ("href", "src"):
+                    self.assertTrue((v or "").startswith("#"), "%s=%s" % (k, v))
+        visible = dom.visible_text()
+        self.check_readable("the HTML", visible)
+        self.assertIn("Zoë", visible)
+        self.assertIn("O'Connor-Brown", visible)
+        self.assertIn("OFFICIAL-SENSITIVE", visible)
+        self.assertIn(DIGEST_ID, visible)
+        # Semantic structure: one h1, h2 per part, one article (with its h3) per child.
+        self.assertEqual(len(dom.find_all("h1")), 1)
+        h2 = [Dom.text(h).strip() for h in dom.find_all("h2")]
+        self.assertEqual(h2[0], "Summary")
+        articles = dom.find_all("article")
+        self.assertEqual(len(articles), len(kids), "one entry per child")
+        by_seqs = {}
+        for art in articles:
+            self.assertEqual(len(Dom.kids(art, "h3")), 1, "each child entry has its heading")
+            seqs = frozenset(int(li["attrs"]["data-seq"]) for li in dom.find_all("li", art) if "data-seq" in li["attrs"])
+            self.assertNotIn(seqs, by_seqs, "two entries with the same events")
+            by_seqs[seqs] = art
+            lis = [li for li in dom.find_all("li", art) if "data-seq" in li["attrs"]]
+            self.assertEqual(len(lis), len(seqs), "an event twice in one entry")
+            for li in lis:
+                # Each event line starts with its local time ("Wed 25 Nov 01:25", or "15:10" later that day).
+                self.assertRegex(Dom.text(li).strip(), r"^((Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} [A-Z][a-z]{2} )?\d\d:\d\d ")
+        # Every child of the window once, with every event of theirs (all sections).
+        for pid, k in kids.items():
+            art = by_seqs.get(frozenset(k["seqs"]))
+            self.assertIsNotNone(art, "child %s: no entry with exactly their events %s" % (pid, sorted(k["seqs"])))
+            self.assertEqual(Dom.text(Dom.kids(art, "h3")[0]).strip(), k["name"], pid)
+        # What to act on first comes first: every child still in custody is in the first part, but
+        # those from other areas, which come last.
+        parts = {s["attrs"].get("aria-labelledby"): s for s in dom.find_all("section")}
+        self.assertIn("act-first", parts)
+        first_part = {frozenset(int(li["attrs"]["data-seq"]) for li in dom.find_all("li", a) if "data-seq" in li["attrs"])
+                      for a in dom.find_all("article", parts["act-first"])}
+        other_part = {frozenset(int(li["attrs"]["data-seq"]) for li in dom.find_all("li", a) if "data-seq" in li["attrs"])
+                      for a in dom.find_all("article", parts["other-areas"])}
+        for pid, k in kids.items():
+            seqs = frozenset(k["seqs"])
+            if "other_area" in k["sections"] and not (k["sections"] & {"custody", "arrest", "voluntary_interview",
+                                                                        "outcome", "new_child"}):
+                self.assertIn(seqs, other_part, pid)
+            elif k["sections"] & {"still_in_custody", "new_child"} or k["newest"]["looked_after"] == "yes":
+                self.assertIn(seqs, first_part, pid)
+        # The order in the first part: children still in custody before the others.
+        ranks = []
+        for a in dom.find_all("article", parts["act-first"]):
+            flags = [Dom.text(li).strip() for li in dom.find_all("li", a) if "flag" in li["attrs"].get("class", "")]
+            ranks.append(0 if "still in custody" in flags else 1)
+        self.assertEqual(ranks, sorted(ranks))
+        # The count line, readable in one glance.
+        count = Dom.text(dom.find_all("p", **{"class": "count"})[0]).strip()
+        still = {pid for pid, k in kids.items() if "still_in_custody" in k["sections"]}
+        new = {pid for pid, k in kids.items() if "new_child" in k["sections"]}
+        self.assertTrue(count.startswith("%d children: " % len(kids)), count)
+        self.assertIn("%d still in custody" % len(still), count)
+        self.assertIn("%d new" % len(new), count)
+        # Withheld details stay out of the DOM too.
+        self.assertNotIn(WITHHELD_OFFENCE, visible)
+        # The hand-made cases read as names and local times.
+        zoe = by_seqs[frozenset(kids["TVP-PHM0001"]["seqs"])]
+        zt = re.sub(r"\s+", " ", Dom.text(zoe))
+        self.assertIn("Wed 25 Nov 01:25 detained at Milton Keynes", zt)
+        self.assertIn("home: Milton Keynes", zt)
+        self.assertIn("looked after: yes", zt)
+        self.assertIn("held overnight", zt)
+        self.assertIn("Grace Adeyemi (foster carer)", zt)
+        self.assertIn("Criminal damage to property valued under £5000", zt)
+        ty = re.sub(r"\s+", " ", Dom.text(by_seqs[frozenset(kids["TVP-PHM0003"]["seqs"])]))
+        self.assertIn("home: Camden", ty)
+        nfa = re.sub(r"\s+", " ", Dom.text(by_seqs[frozenset(kids["TVP-PHM0002"]["seqs"])]))
+        self.assertIn("no fixed abode", nfa)
+        self.assertIn("released under investigation", nfa)
+        self.assertIn("7 h 45 min in custody", nfa)   # 21:30 to 05:15
+        self.assertTrue(dom.find_all("p", **{"class": "mark"}), "OFFICIAL-SENSITIVE marking")
 
-        tables = dom.find_all("table")
-        self.assertTrue(tables)
-        self.assertTrue(all("data-section" in t["attrs"] for t in tables), "a table without data-section")
-        sections = [t["attrs"]["data-section"] for t in tables]
-        self.assertEqual(sections, [s for s in SECTIONS if any(r["section"] == s for r in rows)],
-                         "one table per non-empty section, in order")
-        dom_rows = []
-        for t in tables:
-            sec = t["attrs"]["data-section"]
-            thead = Dom.kids(t, "thead")
-            tbody = Dom.kids(t, "tbody")
-            self.assertEqual((len(thead), len(tbody)), (1, 1), sec)
-            heads = [Dom.text(th).strip() for tr in Dom.kids(thead[0], "tr") for th in Dom.kids(tr, "th")]
-            for title in HTML_CELLS:
-                self.assertIn(title, heads, sec)
-            # Nothing the parser had to move out of the table (foster parenting) or drop into it.
-            for c in t["children"] + tbody[0]["children"]:
-                if isinstance(c, str):
-                    self.assertEqual(c.strip(), "", "stray text in the %s table: %r" % (sec, c))
-            body_rows = Dom.kids(tbody[0], "tr")
-            self.assertEqual(len(body_rows), len(tbody[0]["children"]) - sum(isinstance(c, str)
-                                                                             for c in tbody[0]["children"]))
-            # The heading says how many rows follow.
-            h2 = dom.find_all("h2", id=sec)
-            self.assertEqual(len(h2), 1, sec)
-            self.assertTrue(Dom.text(h2[0]).strip().endswith("(%d)" % len(body_rows)), Dom.text(h2[0]))
-            for tr in body_rows:
-                self.assertIn("data-seq", tr["attrs"], sec)
-                cells = [Dom.text(td) for td in Dom.kids(tr, "td")]
-                self.assertEqual(len(cells), len(heads), "cells vs columns in %s seq %s" % (sec, tr["attrs"]))
-                dom_rows.append((sec, int(tr["attrs"]["data-seq"]), dict(zip(heads, cells))))
-        # Every data-seq row is inside its section's table body (none elsewhere).
-        all_trs = [tr for tr in dom.find_all("tr") if "data-seq" in tr["attrs"]]
-        self.assertEqual(len(all_trs), len(dom_rows))
-        # Same rows, same order, as the CSV.
-        self.assertEqual([(s, q) for s, q, _ in dom_rows], [(r["section"], int(r["seq"])) for r in rows])
-        for (sec, seq, cells), r in zip(dom_rows, rows):
-            for title, col in HTML_CELLS.items():
-                self.assertEqual(cells[title], r[col], "%s seq %d: %s" % (sec, seq, title))
-            if r["withheld"] == "yes":
-                ev = self.payloads[seq][1]
-                text = " ".join(cells.values())
-                for o in ev.get("offences", []):
-                    self.assertNotIn(o["description"], text)
-        # The counts at the top agree with the rows.
-        primary = {int(r["seq"]) for r in rows if r["section"] in PRIMARY}
-        children = {r["person_id"] for r in rows}
-        top = Dom.text(dom.root)
-        self.assertIn("%d children, %d new events." % (len(children), len(primary)), re.sub(r"\s+", " ", top))
-        self.assertIn(DIGEST_ID, top)
-        self.assertTrue(dom.find_all("div", **{"class": "mark"}), "OFFICIAL-SENSITIVE marking")
+    def test_text_part_holds_every_child(self):
+        kids = self.children_from_csv()
+        text = self.text
+        self.check_readable("the text part", text)
+        # CRLF only, no stray control characters.
+        self.assertEqual(text.count("\n"), text.count("\r\n"))
+        entries = [l[2:] for l in text.split("\r\n") if l.startswith("* ")]
+        self.assertEqual(len(entries), len(kids), "one entry per child")
+        names = {}
+        for k in kids.values():
+            names[k["name"]] = names.get(k["name"], 0) + 1
+        for name, n in names.items():
+            self.assertEqual(sum(1 for e in entries if e == name or e.startswith(name + ": ")), n, name)
+        self.assertRegex(text, r"\r\n%d children: " % len(kids))
+        self.assertIn("Wed 25 Nov 01:25  detained at Milton Keynes custody suite", text)
+        self.assertIn("Feeds", text)
+        self.assertRegex(text, r"Custody: last message Wed 25 Nov \d\d:\d\d")
 
 
 if __name__ == "__main__":
