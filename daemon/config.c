@@ -44,6 +44,11 @@ static const struct yj_setting s_table[] = {
 	  "force codes an unauthenticated (loopback) sender may send for; empty = deployment.force" },
 	{ YJ_SETTING_BOOL, "ingest.insecure", OFF(ingest_insecure), "false", 0, 0,
 	  "allow a non-loopback ingest endpoint without CURVE (never in production)" },
+	{ YJ_SETTING_INT, "quarantine.max_bytes", OFF(quarantine_max_bytes), "67108864", 0, INT64_C(1) << 40,
+	  "quota of the whole quarantine, bytes: beyond it a refused message is still answered REJECT but not kept "
+	  "(counted, logged); 0 keeps none" },
+	{ YJ_SETTING_INT, "quarantine.retention_days", OFF(quarantine_retention_days), "30", 0, 36500,
+	  "quarantined messages older than this are erased (audited); 0 = at the next run, within 10 s" },
 	{ YJ_SETTING_STR, "notify.endpoint", OFF(notify_endpoint), "tcp://127.0.0.1:7402", 0, 0,
 	  "YJN1 ROUTER endpoint (bind)" },
 	{ YJ_SETTING_STR, "control.endpoint", OFF(control_endpoint), "ipc:///run/yjlink/control.sock", 0, 0,

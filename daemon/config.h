@@ -106,6 +106,8 @@ struct yj_config {
 	int64_t ingest_max_message_bytes;
 	int64_t ingest_batch_max;       /* most requests in one group commit */
 	int64_t ingest_quarantine_max_bytes; /* raw bytes kept per quarantined message */
+	int64_t quarantine_max_bytes;   /* quota of the whole quarantine (entries' keys and values), bytes */
+	int64_t quarantine_retention_days; /* entries older than this are erased; 0: at the next run */
 	struct yj_strlist ingest_forces;/* forces an unauthenticated sender may send for */
 	int ingest_insecure;            /* allow a non-loopback endpoint without CURVE */
 

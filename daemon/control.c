@@ -108,6 +108,11 @@ struct s_status_read {
 	struct yj_store_stats st;
 };
 
+static int s_quar_usage_read(struct yj_txn *txn, void *arg)
+{
+	return yj_quarantine_usage(txn, arg);
+}
+
 static void s_cmd_status(struct s_call *c)
 {
 	const struct yj_config *cfg = c->ctl->core->cfg;
@@ -162,6 +167,16 @@ static void s_cmd_status(struct s_call *c)
 	cJSON_AddNumberToObject(sto, "map_bytes", (double)st.map_size);
 	cJSON_AddNumberToObject(sto, "used_bytes", (double)st.used_bytes);
 	cJSON_AddNumberToObject(sto, "map_grows", (double)st.map_grows);
+	struct yj_quarantine_usage qu;
+	if (yj_store_read(c->ctl->core->store, s_quar_usage_read, &qu) == 0) {
+		cJSON *qo = cJSON_AddObjectToObject(c->out, "quarantine");
+		cJSON_AddNumberToObject(qo, "entries", (double)qu.entries);
+		cJSON_AddNumberToObject(qo, "bytes", (double)qu.bytes);
+		cJSON_AddNumberToObject(qo, "max_bytes", (double)cfg->quarantine_max_bytes);
+		cJSON_AddNumberToObject(qo, "dropped", (double)qu.dropped);
+		cJSON_AddNumberToObject(qo, "expired", (double)qu.expired);
+		cJSON_AddNumberToObject(qo, "retention_days", (double)cfg->quarantine_retention_days);
+	}
 }
 
 /* --- events --- */

@@ -16,6 +16,7 @@
 #include "db/quarantine.h"
 #include "err.h"
 #include "log.h"
+#include "loop.h"
 #include "route.h"
 
 const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
@@ -54,6 +55,7 @@ struct s_pending {
 	/* decided (again on every run of the write function): */
 	struct yj_reject rej;        /* pre-store refusal, code NONE otherwise */
 	struct yj_reject store_rej;  /* conflict/forbidden found in the transaction */
+	int dropped;                 /* refused and not kept: the quarantine was at quarantine.max_bytes */
 	enum yj_status status;
 	uint64_t seq;
 };
@@ -70,7 +72,13 @@ struct yj_ingest {
 	struct yj_route_counts routed;   /* this batch's routing, rewritten on every run */
 	struct yj_route_counts unreported; /* routed by durable batches since the last flush that reported */
 	struct yj_ingest_stats stats;
+	int64_t quota_warned_ms;         /* yj_loop_now_ms() of the last "quarantine full" warning, 0: none yet */
+	uint64_t quota_unwarned;         /* refused messages not kept since that warning */
 };
+
+/* At most one "quarantine full" warning a minute: a flood of refused
+ * messages must not become a flood of log lines as well. */
+#define S_QUOTA_WARN_MS 60000
 
 int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out)
 {
@@ -373,7 +381,27 @@ static int s_quarantine(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 	q.has_frames = 1;
 	q.frames = p->frames;
 	uint64_t id = 0;
-	return yj_quarantine_put(txn, &q, &id);
+	/* Over the quota the message is answered REJECT all the same, only not
+	 * kept: a flood of refused input must not fill the store that
+	 * legitimate events need (docs/limits.md). */
+	int rc = yj_quarantine_put_within(txn, &q, (uint64_t)ing->core->cfg->quarantine_max_bytes, &id);
+	p->dropped = rc == 0 && id == 0;
+	return rc;
+}
+
+/* Say, at most once a minute, that refused messages are no longer kept. */
+static void s_quota_warn(struct yj_ingest *ing, size_t dropped)
+{
+	int64_t now = yj_loop_now_ms();
+	ing->quota_unwarned += dropped;
+	if (ing->quota_warned_ms && now - ing->quota_warned_ms < S_QUOTA_WARN_MS)
+		return;
+	yj_warn("ingest: quarantine full (quarantine.max_bytes = %lld): %llu refused message(s) answered REJECT "
+		"but not kept since the last warning; see `yjlinkctl status`, drop what has been dealt with "
+		"(`yjlinkctl quarantine drop`) or raise quarantine.max_bytes", (long long)ing->core->cfg->quarantine_max_bytes,
+		(unsigned long long)ing->quota_unwarned);
+	ing->quota_warned_ms = now ? now : 1;
+	ing->quota_unwarned = 0;
 }
 
 /* Store one accepted event and, in the same transaction, every
@@ -407,6 +435,7 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 	for (size_t i = 0; i < ing->n_pend && !rc; i++) {
 		struct s_pending *p = &ing->pend[i];
 		p->store_rej.code = YJ_REJ_NONE;
+		p->dropped = 0;
 		p->seq = 0;
 		/* The input's position goes with what it stands for, refused or not:
 		 * a restart resumes after this request, never before or beyond it. */
@@ -535,8 +564,13 @@ int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 			ing->stats.retries++;
 		}
 	} else {
-		for (size_t i = 0; i < ing->n_pend; i++)
+		size_t dropped = 0;
+		for (size_t i = 0; i < ing->n_pend; i++) {
+			dropped += (size_t)ing->pend[i].dropped;
 			s_send_reply(ing, &ing->pend[i]);
+		}
+		if (dropped)
+			s_quota_warn(ing, dropped);
 		ing->stats.routed_outbox += ing->routed.outbox;
 		ing->stats.routed_unroutable += ing->routed.unroutable;
 		ing->stats.routed_digest += ing->routed.digest;

@@ -21,6 +21,7 @@
 #include "core.h"
 #include "curlm.h"
 #include "db/positions.h"
+#include "db/quarantine.h"
 #include "digest.h"
 #include "err.h"
 #include "ingest.h"
@@ -57,6 +58,7 @@ struct s_daemon {
 	int stopping;                        /* SIGTERM seen */
 	int64_t stop_deadline_ms;            /* end of the RETRY grace period */
 	char reload_state[512];              /* why the last reload was refused, "" if it was not */
+	int quar_chained;                    /* a follow-up quarantine expiry is due at the next iteration */
 };
 
 static struct s_daemon *s_of(struct yj_core *core) { return (struct s_daemon *)core; }
@@ -326,6 +328,61 @@ static int s_watchdog(struct yj_loop *loop, void *arg)
 	return 0;
 }
 
+/* Quarantine retention (quarantine.retention_days, docs/limits.md): every
+ * S_QUAR_EXPIRE_MS one write transaction erases at most S_QUAR_EXPIRE_MAX
+ * entries that are due, audited (db/quarantine.h). While more are due the
+ * next transaction follows at the next loop iteration, after that
+ * iteration's ingest commit: a backlog of any size never holds a batch up
+ * for longer than one bounded transaction. */
+#define S_QUAR_EXPIRE_MS 10000
+#define S_QUAR_EXPIRE_MAX 1000
+
+struct s_quar_expire {
+	int64_t before_us, now_us;          /* cut-off and the time of the audit record */
+	struct yj_quarantine_expiry res;    /* what was erased */
+};
+
+static int s_quar_expire_write(struct yj_txn *txn, void *arg)
+{
+	struct s_quar_expire *e = arg;
+	return yj_quarantine_expire(txn, e->before_us, S_QUAR_EXPIRE_MAX, e->now_us, &e->res);
+}
+
+static int s_quar_expire_next(struct yj_loop *loop, void *arg);
+
+static int s_quar_expire_timer(struct yj_loop *loop, void *arg)
+{
+	struct s_daemon *d = arg;
+	struct s_quar_expire e;
+	memset(&e, 0, sizeof(e));
+	e.now_us = yj_clock_now_us();
+	e.before_us = e.now_us - d->core.cfg->quarantine_retention_days * 86400 * INT64_C(1000000);
+	int rc = yj_store_write(d->core.store, s_quar_expire_write, &e);
+	if (rc) {
+		yj_warn("quarantine: retention could not erase what is due (%s); trying again in %d s", yj_strerror(rc),
+			S_QUAR_EXPIRE_MS / 1000);
+		return 0;
+	}
+	if (e.res.erased)
+		yj_info("quarantine: retention erased %llu entries, ids %llu-%llu, %llu bytes (audited)",
+			(unsigned long long)e.res.erased, (unsigned long long)e.res.first_id,
+			(unsigned long long)e.res.last_id, (unsigned long long)e.res.bytes);
+	if (e.res.more && !d->quar_chained && yj_loop_timer(loop, 0, 0, s_quar_expire_next, d) >= 0)
+		d->quar_chained = 1;
+	return 0;
+}
+
+static int s_quar_expire_next(struct yj_loop *loop, void *arg)
+{
+	((struct s_daemon *)arg)->quar_chained = 0;
+	return s_quar_expire_timer(loop, arg);
+}
+
+static int s_quar_usage_read(struct yj_txn *txn, void *arg)
+{
+	return yj_quarantine_usage(txn, arg);
+}
+
 /* The Prometheus text of interfaces.md §7, from the loop's own counters. */
 static void s_render_metrics(struct s_daemon *d)
 {
@@ -378,6 +435,21 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_sample(p, "yjlink_store_map_bytes", NULL, (double)ss.map_size);
 	yj_prom_family(p, "yjlink_store_used_bytes", "gauge", "LMDB pages in use");
 	yj_prom_sample(p, "yjlink_store_used_bytes", NULL, (double)ss.used_bytes);
+	struct yj_quarantine_usage qu;
+	memset(&qu, 0, sizeof(qu));
+	yj_store_read(d->core.store, s_quar_usage_read, &qu);
+	yj_prom_family(p, "yjlink_quarantine_entries", "gauge", "Refused messages kept in quarantine");
+	yj_prom_sample(p, "yjlink_quarantine_entries", NULL, (double)qu.entries);
+	yj_prom_family(p, "yjlink_quarantine_bytes", "gauge", "Bytes the quarantine holds, as quarantine.max_bytes counts them");
+	yj_prom_sample(p, "yjlink_quarantine_bytes", NULL, (double)qu.bytes);
+	yj_prom_family(p, "yjlink_quarantine_max_bytes", "gauge", "The quarantine's quota (quarantine.max_bytes)");
+	yj_prom_sample(p, "yjlink_quarantine_max_bytes", NULL, (double)d->core.cfg->quarantine_max_bytes);
+	yj_prom_family(p, "yjlink_quarantine_dropped_total", "counter",
+		       "Refused messages answered REJECT but not kept, the quarantine being full (over the store's life)");
+	yj_prom_sample(p, "yjlink_quarantine_dropped_total", NULL, (double)qu.dropped);
+	yj_prom_family(p, "yjlink_quarantine_expired_total", "counter",
+		       "Quarantined messages erased by quarantine.retention_days (over the store's life)");
+	yj_prom_sample(p, "yjlink_quarantine_expired_total", NULL, (double)qu.expired);
 	/* Each adapter's own families (a publisher's gaps, a subscriber's lag). */
 	for (size_t a = 0; yj_adapters[a]; a++) {
 		if (d->adapter_state[a] && yj_adapters[a]->metrics)
@@ -575,6 +647,7 @@ int main(int argc, char **argv)
 	if (wd)
 		yj_loop_timer(d.core.loop, 0, (int64_t)(wd / 2000), s_watchdog, &d);
 	yj_loop_timer(d.core.loop, 5000, 5000, s_status_timer, &d);
+	yj_loop_timer(d.core.loop, 1000, S_QUAR_EXPIRE_MS, s_quar_expire_timer, &d);
 
 	s_status_line(&d, status, sizeof(status));
 	yj_notice("yjlinkd %s ready: deployment %s, store %s", YJ_VERSION, d.cfg->deployment_id, d.cfg->store_path);

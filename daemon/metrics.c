@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -25,14 +26,34 @@
 /* Longest store reason kept, in bytes, and the room for its NUL. */
 #define S_WHY_MAX 200
 
-/* Enough for a local probe and a scraper or two; more waits in the backlog
- * instead of growing a thread's work without bound. */
-#define S_CONNECTION_LIMIT 16u
-/* Seconds an idle or dribbling client may hold one of those connections. */
-#define S_CONNECTION_TIMEOUT 10u
+/* Limits against slowloris and connection floods (docs/limits.md). A fixed
+ * connection limit alone lets a few clients that never finish a request
+ * hold every slot: a probe then waits in the listen backlog for as long as
+ * they like. So connections are kept up to S_CONN_KEPT; each new one beyond
+ * that makes room by cutting the connection that has waited longest without
+ * a request being answered (a slowloris, an idle flood, a keep-alive left
+ * open), never one being answered. A probe sends its whole request at once,
+ * so it is the newest and is answered before it could be the oldest.
+ * S_CONN_MAX, MHD's own limit, only bounds the connections already cut that
+ * MHD has not yet closed: descriptors and memory stay bounded whatever
+ * arrives (S_CONN_MAX x S_CONN_MEMORY). */
+#define S_CONN_KEPT 32u
+#define S_CONN_MAX 64u
+/* Each connection's memory pool in MHD: a request's headers must fit. */
+#define S_CONN_MEMORY (16u * 1024u)
+/* Seconds a silent client may hold a connection (MHD's idle timeout). */
+#define S_CONNECTION_TIMEOUT 5u
 
 #define S_CONTENT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define S_CONTENT_TEXT "text/plain; charset=utf-8"
+
+/* One connection, as the HTTP thread alone tracks it. */
+struct s_conn {
+	int fd;                          /* its socket, -1 when the slot is free */
+	int busy;                        /* a request is being answered */
+	int cut;                         /* shut down to make room; MHD closes it at its next look */
+	int64_t idle_since_ms;           /* opened, or its last request answered (yj_loop_now_ms) */
+};
 
 struct yj_metrics {
 	struct MHD_Daemon *mhd;          /* the server; its internal thread runs s_handle() */
@@ -46,6 +67,7 @@ struct yj_metrics {
 	int64_t stall_ms;                /* beat age from which /healthz answers 503 */
 	int capturing;                   /* 1 while MHD_start_daemon() runs: MHD messages go to start_log */
 	char start_log[256];             /* MHD's first message during start: why a bind failed */
+	struct s_conn conns[S_CONN_MAX]; /* open connections: the HTTP thread's only (MHD calls back in it) */
 };
 
 /* MHD's messages. During start they explain a failure and end up in the
@@ -150,6 +172,83 @@ static enum MHD_Result s_serve_healthz(struct yj_metrics *m, struct MHD_Connecti
 	return s_reply_text(conn, MHD_HTTP_OK, "ok\n");
 }
 
+/* The slot of conn (NULL when it has none). */
+static struct s_conn *s_conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Cut the connections waiting longest without a request answered until at
+ * most S_CONN_KEPT remain, sparing fresh (just opened) and any being
+ * answered. shutdown(), not close(): the descriptor stays MHD's, which sees
+ * the end of the stream and closes it itself, so it is never closed twice
+ * nor reused under MHD. */
+static void s_make_room(struct yj_metrics *m, const struct s_conn *fresh)
+{
+	for (;;) {
+		struct s_conn *oldest = NULL;
+		unsigned live = 0;
+		for (unsigned i = 0; i < S_CONN_MAX; i++) {
+			struct s_conn *c = &m->conns[i];
+			if (c->fd < 0 || c->cut)
+				continue;
+			live++;
+			if (c != fresh && !c->busy && (!oldest || c->idle_since_ms < oldest->idle_since_ms))
+				oldest = c;
+		}
+		if (live <= S_CONN_KEPT || !oldest)
+			return;
+		shutdown(oldest->fd, SHUT_RDWR);
+		oldest->cut = 1;
+		yj_debug("metrics: cut a connection idle for %" PRId64 " ms to make room for a new one",
+			 yj_loop_now_ms() - oldest->idle_since_ms);
+	}
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keep the slots, make room on each arrival.
+ * MHD calls this from its one thread, before it closes the socket. */
+static void s_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct yj_metrics *m = cls;
+	struct s_conn *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (c)
+			c->fd = -1;
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	*socket_context = NULL;
+	if (!ci || ci->connect_fd == MHD_INVALID_SOCKET)
+		return;
+	for (unsigned i = 0; i < S_CONN_MAX && !*socket_context; i++) {
+		if (m->conns[i].fd < 0) {
+			m->conns[i] = (struct s_conn){ ci->connect_fd, 0, 0, yj_loop_now_ms() };
+			*socket_context = &m->conns[i];
+		}
+	}
+	/* There is always a free slot (as many as MHD allows connections);
+	 * were there none, the connection would go untracked: spared, never cut. */
+	s_make_room(m, *socket_context);
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the request was answered (or failed); the
+ * connection, if kept alive, waits for the next from now. */
+static void s_notify_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct s_conn *c = s_conn_of(conn);
+	(void)cls;
+	(void)con_cls;
+	(void)toe;
+	if (c) {
+		c->busy = 0;
+		c->idle_since_ms = yj_loop_now_ms();
+	}
+}
+
 static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const char *url,
 				const char *method, const char *version, const char *upload_data,
 				size_t *upload_data_size, void **con_cls)
@@ -157,11 +256,15 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
 	struct yj_metrics *m = cls;
 	int is_metrics = strcmp(url, "/metrics") == 0;
 	int is_healthz = strcmp(url, "/healthz") == 0;
+	struct s_conn *c = s_conn_of(conn);
 
 	(void)version;
 	(void)upload_data;
 	(void)upload_data_size;
 	(void)con_cls;
+	/* The whole request is in: this connection is spared until answered. */
+	if (c)
+		c->busy = 1;
 	if (!is_metrics && !is_healthz)
 		return s_reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 	/* HEAD too: RFC 9110 wants it wherever GET is; MHD drops the body. */
@@ -273,6 +376,8 @@ int yj_metrics_start(const char *endpoint, int64_t stall_ms, struct yj_metrics *
 	}
 	m->store_ok = 1;
 	m->stall_ms = stall_ms;
+	for (unsigned i = 0; i < S_CONN_MAX; i++)
+		m->conns[i].fd = -1;
 	atomic_init(&m->beat_ms, yj_loop_now_ms());
 	m->capturing = 1;
 
@@ -292,8 +397,11 @@ int yj_metrics_start(const char *endpoint, int64_t stall_ms, struct yj_metrics *
 	m->mhd = MHD_start_daemon(flags, port, NULL, NULL, s_handle, m,
 				  MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, m,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-				  MHD_OPTION_CONNECTION_LIMIT, S_CONNECTION_LIMIT,
+				  MHD_OPTION_CONNECTION_LIMIT, S_CONN_MAX,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)S_CONN_MEMORY,
 				  MHD_OPTION_CONNECTION_TIMEOUT, S_CONNECTION_TIMEOUT,
+				  MHD_OPTION_NOTIFY_CONNECTION, s_notify_conn, m,
+				  MHD_OPTION_NOTIFY_COMPLETED, s_notify_done, m,
 				  MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_lock(&m->lock);

@@ -27,6 +27,13 @@
  * first: a stalled loop's store outcome is stale) or "store not writable:
  * <why>\n". Other paths 404; other methods 405 with "Allow: GET, HEAD".
  *
+ * Hostile clients (docs/limits.md): at most 32 connections are kept (64 in
+ * all, counting those cut and not yet closed), 16 KiB of request headers
+ * each (more: 431), 5 s of silence each; a new connection beyond 32 cuts
+ * the one that has waited longest without a request answered, so
+ * slowloris and idle floods cannot keep a probe waiting, and descriptors
+ * and memory stay bounded whatever arrives.
+ *
  * Threads: start, stop, publish, beat and set_store_ok are for the main loop
  * (any one thread); publish, beat and set_store_ok are safe against the
  * HTTP thread and cheap (beat is one atomic store).

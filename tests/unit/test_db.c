@@ -564,6 +564,266 @@ static void test_quarantine_ids_not_reused(void **state)
 	assert_int_equal(id, 6);
 }
 
+/* --- the byte total, the quota, retention --- */
+
+/* The sum of every entry's key and value, read through the generic API:
+ * what the running total must always equal. */
+static int s_quar_sum_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)key;
+	(void)val;
+	*(uint64_t *)arg += klen + vlen;
+	return 0;
+}
+
+static uint64_t s_quar_sum(struct yj_txn *txn)
+{
+	uint64_t sum = 0;
+	if (yj_txn_iter(txn, YJ_DB_QUARANTINE, NULL, 0, 0, s_quar_sum_cb, &sum))
+		return UINT64_MAX;
+	return sum;
+}
+
+struct quota {
+	uint64_t max;           /* the quota tried */
+	unsigned kept, dropped; /* what happened to the 50 puts */
+	uint64_t bytes;         /* the total afterwards */
+};
+
+/* 50 refused messages of 100 payload bytes each into a small quota. */
+static int s_quota_fn(struct yj_txn *txn, void *arg)
+{
+	struct quota *q = arg;
+	uint8_t payload[100];
+	struct yj_quarantine_usage u0;
+	memset(payload, 'x', sizeof(payload));
+	q->kept = q->dropped = 0;
+	CHECK(yj_quarantine_usage(txn, &u0) == 0);
+	for (int i = 0; i < 50; i++) {
+		Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+		uint64_t id = 99;
+		struct yj_quarantine_usage u;
+		m.has_received_at_us = 1;
+		m.received_at_us = 1000 + i;
+		m.error = "syntax";
+		m.has_payload = 1;
+		m.payload.data = payload;
+		m.payload.len = sizeof(payload);
+		CHECK(yj_quarantine_put_within(txn, &m, q->max, &id) == 0);
+		if (id) {
+			q->kept++;
+		} else {
+			q->dropped++;
+			CHECK(!m.has_id);   /* left as it was */
+		}
+		CHECK(yj_quarantine_usage(txn, &u) == 0);
+		/* exact after every put, and never past the quota */
+		CHECK(u.bytes == s_quar_sum(txn));
+		CHECK(u.bytes <= q->max || u.bytes == u0.bytes);  /* a lowered quota: no growth */
+		CHECK(u.entries == u0.entries + q->kept);
+		CHECK(u.dropped == u0.dropped + q->dropped);
+		q->bytes = u.bytes;
+	}
+	CHECK(yj_txn_rc(txn) == 0);
+	return 0;
+}
+
+static int s_quota_usage_fn(struct yj_txn *txn, void *arg)
+{
+	struct yj_quarantine_usage *u = arg;
+	CHECK(yj_quarantine_usage(txn, u) == 0);
+	CHECK(u->bytes == s_quar_sum(txn));
+	return 0;
+}
+
+static int s_quota_del_fn(struct yj_txn *txn, void *arg)
+{
+	struct yj_quarantine_usage u;
+	(void)arg;
+	CHECK(yj_quarantine_del(txn, 1) == 0);
+	CHECK(yj_quarantine_del(txn, 1) == YJ_ENOENT);
+	CHECK(yj_txn_rc(txn) == 0);
+	CHECK(yj_quarantine_usage(txn, &u) == 0);
+	CHECK(u.bytes == s_quar_sum(txn));
+	return 0;
+}
+
+/* A store written before the total existed: take the counter away. */
+static int s_quota_forget_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	CHECK(yj_txn_del(txn, YJ_DB_META, "quarantine.bytes", strlen("quarantine.bytes")) == 0);
+	return 0;
+}
+
+static void test_quarantine_quota(void **state)
+{
+	struct fx *f = *state;
+	struct quota q = { .max = 2000 };
+	struct yj_quarantine_usage u;
+	unsigned first_kept = 0;
+
+	s_write(f, s_quota_fn, &q);
+	/* each entry is ~115 bytes: some fit, the rest were counted, not kept */
+	assert_true(q.kept > 5 && q.kept < 20);
+	assert_int_equal(q.kept + q.dropped, 50);
+	assert_true(q.bytes <= 2000 && q.bytes + 200 > 2000);
+	first_kept = q.kept;
+	s_reopen(f);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_int_equal(u.entries, q.kept);
+	assert_int_equal(u.bytes, q.bytes);
+	assert_int_equal(u.dropped, 50 - first_kept);
+	assert_int_equal(u.expired, 0);
+
+	/* erasing one makes room for exactly one more */
+	s_write(f, s_quota_del_fn, NULL);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_true(u.bytes < q.bytes);
+	s_write(f, s_quota_fn, &q);
+	assert_int_equal(q.kept, 1);
+	assert_int_equal(q.dropped, 49);
+
+	/* without the counter (a store from before it) the total is counted
+	 * again, in a read and at the next write, which keeps it exact */
+	s_write(f, s_quota_forget_fn, NULL);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_int_equal(u.bytes, q.bytes);
+	q.max = UINT64_MAX;
+	s_write(f, s_quota_fn, &q);
+	assert_int_equal(q.kept, 50);
+	s_reopen(f);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_int_equal(u.entries, first_kept + 50);
+
+	/* a quota of 0 keeps nothing, and every refusal is counted */
+	q.max = 0;
+	s_write(f, s_quota_fn, &q);
+	assert_int_equal(q.kept, 0);
+	assert_int_equal(q.dropped, 50);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_int_equal(u.dropped, (50 - first_kept) + 49 + 50);
+	assert_int_equal(u.entries, first_kept + 50);
+}
+
+struct expire {
+	int64_t before;
+	size_t max;
+	struct yj_quarantine_expiry res;
+};
+
+static int s_expire_fn(struct yj_txn *txn, void *arg)
+{
+	struct expire *e = arg;
+	CHECK(yj_quarantine_expire(txn, e->before, e->max, 5000, &e->res) == 0);
+	return 0;
+}
+
+/* Entries 1..5 received at 100, 200, 300, 400, 500. */
+static int s_expire_put_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	for (int i = 1; i <= 5; i++) {
+		Yjlink__V1__Quarantined m = YJLINK__V1__QUARANTINED__INIT;
+		uint64_t id = 0;
+		m.has_received_at_us = 1;
+		m.received_at_us = 100 * i;
+		m.reason = "a reason that must not reach the audit log";
+		m.source_id = "SECRET-SOURCE";
+		CHECK(yj_quarantine_put(txn, &m, &id) == 0 && id == (uint64_t)i);
+	}
+	return 0;
+}
+
+/* Audit records as "action|actor|reason" lines, and their event numbers. */
+struct audit_lines {
+	char v[4][300];
+	size_t n_seqs[4];
+	unsigned n;
+};
+
+static int s_audit_line_cb(void *arg, const Yjlink__V1__AuditRecord *a)
+{
+	struct audit_lines *l = arg;
+	if (l->n >= 4)
+		return YJ_ERANGE;
+	snprintf(l->v[l->n], sizeof(l->v[l->n]), "%s|%s|%s", a->action ? a->action : "", a->actor ? a->actor : "",
+		 a->reason ? a->reason : "");
+	l->n_seqs[l->n++] = a->n_seqs;
+	return 0;
+}
+
+static int s_expire_check_fn(struct yj_txn *txn, void *arg)
+{
+	uint64_t checked = 0, bad = 0;
+	CHECK(yj_audit_each(txn, 0, s_audit_line_cb, arg) == 0);
+	CHECK(yj_audit_verify(txn, &checked, &bad) == 0);
+	return 0;
+}
+
+static int s_expire_refused_fn(struct yj_txn *txn, void *arg)
+{
+	struct yj_quarantine_expiry res;
+	(void)arg;
+	CHECK(yj_quarantine_expire(txn, 350, 0, 5000, &res) == YJ_EINVAL);
+	CHECK(yj_quarantine_expire(txn, 350, 10, 5000, NULL) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	return 0;
+}
+
+static int s_expire_ids_fn(struct yj_txn *txn, void *arg)
+{
+	return yj_quarantine_each(txn, 0, s_quar_cb, arg);
+}
+
+static void test_quarantine_expire(void **state)
+{
+	struct fx *f = *state;
+	struct expire e = { .before = 350, .max = 2 };
+	struct yj_quarantine_usage u0, u;
+	struct strs s = { .n = 0 };
+
+	s_write(f, s_expire_put_fn, NULL);
+	s_read(f, s_quota_usage_fn, &u0);
+	/* due: 1, 2, 3 (before 350); two per call */
+	s_write(f, s_expire_fn, &e);
+	assert_int_equal(e.res.erased, 2);
+	assert_int_equal(e.res.first_id, 1);
+	assert_int_equal(e.res.last_id, 2);
+	assert_int_equal(e.res.more, 1);
+	s_write(f, s_expire_fn, &e);
+	assert_int_equal(e.res.erased, 1);
+	assert_int_equal(e.res.first_id, 3);
+	assert_int_equal(e.res.last_id, 3);
+	assert_int_equal(e.res.more, 0);
+	/* nothing more is due: nothing erased, nothing audited */
+	s_write(f, s_expire_fn, &e);
+	assert_int_equal(e.res.erased, 0);
+	assert_int_equal(e.res.more, 0);
+
+	s_read(f, s_expire_ids_fn, &s);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.u[0], 4);
+	assert_int_equal(s.u[1], 5);
+	s_read(f, s_quota_usage_fn, &u);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.expired, 3);
+	assert_true(u.bytes < u0.bytes);
+
+	/* one audit record per call that erased: a count and an id range,
+	 * nothing of the entries; the chain intact */
+	struct audit_lines l = { .n = 0 };
+	s_read(f, s_expire_check_fn, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0], "erasure|yjlinkd|quarantine retention: erased 2, ids 1-2, received before "
+				    "1970-01-01T00:00:00Z");
+	assert_string_equal(l.v[1], "erasure|yjlinkd|quarantine retention: erased 1, ids 3-3, received before "
+				    "1970-01-01T00:00:00Z");
+	assert_int_equal(l.n_seqs[0], 0);   /* no event numbers: quarantine ids are not events */
+
+	s_write(f, s_expire_refused_fn, NULL);
+}
+
 /* ================================================================= holds */
 
 static int s_hold_cb(void *arg, const Yjlink__V1__Hold *h)
@@ -1362,6 +1622,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_ids_not_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notes_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notes_queues, setup, teardown),
