@@ -15,21 +15,38 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "zguard.h"
 
 #define S_MAX_FRAMES 8          /* frames kept of a malformed request */
-#define S_MAX_MSG (16 << 20)    /* larger messages cost the peer its connection, not our memory */
+/* A frame up to 16 times the payload limit still gets its REJECT too_large;
+ * a larger one costs the peer its connection, not our memory (libzmq
+ * allocates a frame whole when its header arrives). */
+#define S_FRAME_FACTOR 16
+/* Per peer: requests libzmq may queue for us (TCP pushes back beyond), and
+ * replies it may queue for a peer that does not read them (the guard
+ * closes such a peer first; a reply that cannot be queued is dropped: the
+ * client's resend gets DUP). */
+#define S_RCVHWM 256
+#define S_SNDHWM 100000         /* far above any client's window: the guard's deaf_bytes binds first */
+#define S_DEAF (1u << 20)        /* reply bytes a client leaves unread in libzmq (some 12,000 replies) */
+#define S_PRESSURE (24u << 20)   /* private memory from which stalled peers go (the bar is 64 MiB) */
+/* ... if they hold more than any one message being received could */
+#define S_PRESSURE_HELD(max_message) (2 * (uint64_t)(max_message) + (64u << 10))
 
 struct s_state {
 	const struct yj_core_api *api;  /* borrowed */
 	void *sock;                     /* ROUTER, owned */
 	char *endpoint;                 /* owned */
 	size_t drain_max;               /* messages read per wake-up */
-	uint64_t unroutable;            /* replies whose peer had gone */
+	size_t max_message_bytes;       /* ingest.max_message_bytes */
+	uint64_t unroutable;            /* replies whose peer had gone, or that it did not read */
+	struct yj_zguard *guard;        /* owned: connection and buffer bounds */
 };
 
 /* The routing id a reply goes back to; freed once the reply is sent. */
 struct s_peer {
 	struct s_state *st;
+	int fd;                         /* ZMQ_SRCFD of its request, for the guard */
 	size_t len;
 	uint8_t id[];
 };
@@ -49,8 +66,11 @@ static void s_send_reply(void *arg, const struct yj_reply *r)
 		rc = zmq_send(st->sock, r->source_id, r->source_id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
 	if (rc >= 0)
 		rc = zmq_send(st->sock, r->detail, r->detail_len, ZMQ_DONTWAIT);
+	if (rc >= 0)
+		yj_zguard_sent(st->guard, peer->fd, 4 + strlen(status) + r->source_id_len + r->detail_len, 4);
 	if (rc < 0) {
-		/* The peer disconnected: an OK it never saw is harmless, its resend gets DUP. */
+		/* The peer disconnected, or stopped reading its replies: an OK
+		 * it never saw is harmless, its resend gets DUP. */
 		st->unroutable++;
 		yj_debug("in_yjl1: reply not delivered: %s", zmq_strerror(zmq_errno()));
 	}
@@ -63,7 +83,8 @@ static int s_read_one(struct s_state *st)
 {
 	zmq_msg_t f[S_MAX_FRAMES];
 	unsigned n = 0, total = 0;
-	int more = 1, rc = 0;
+	size_t bytes = 0;
+	int more = 1, rc = 0, fd = -1;
 	struct s_peer *peer = NULL;
 
 	while (more) {
@@ -81,18 +102,25 @@ static int s_read_one(struct s_state *st)
 			goto out;
 		}
 		more = zmq_msg_more(m);
+		/* The routing id is made up by the ROUTER: it has no descriptor. */
+		if (total == 1)
+			fd = zmq_msg_get(m, ZMQ_SRCFD);
+		if (total > 0)
+			bytes += zmq_msg_size(m);
 		total++;
 		if (n < S_MAX_FRAMES)
 			n++;
 	}
 	/* f[0] is the routing id; the request is f[1..]. */
 	unsigned frames = total - 1;
+	yj_zguard_consumed(st->guard, fd, bytes, frames);
 	peer = malloc(sizeof(*peer) + zmq_msg_size(&f[0]));
 	if (!peer) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
 	peer->st = st;
+	peer->fd = fd;
 	peer->len = zmq_msg_size(&f[0]);
 	memcpy(peer->id, zmq_msg_data(&f[0]), peer->len);
 
@@ -157,8 +185,10 @@ static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents
 			yj_err("in_yjl1: receive failed: %s", zmq_strerror(zmq_errno()));
 			return 0;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			yj_zguard_drained(st->guard);
 			return 0;
+		}
 	}
 	/* More may be waiting: commit this batch, then come straight back. */
 	yj_loop_wake(loop);
@@ -174,6 +204,7 @@ static int s_init(const struct yj_core_api *api, void **state)
 	st->api = api;
 	st->endpoint = strdup(cfg->ingest_endpoint);
 	st->drain_max = (size_t)cfg->ingest_batch_max;
+	st->max_message_bytes = (size_t)cfg->ingest_max_message_bytes;
 	if (!st->endpoint) {
 		free(st);
 		return YJ_ENOMEM;
@@ -185,17 +216,18 @@ static int s_init(const struct yj_core_api *api, void **state)
 static int s_start(void *state)
 {
 	struct s_state *st = state;
-	int one = 1, zero = 0, linger = 2000, hb_ivl = 10000, hb_ttl = 30000;
-	int64_t maxmsg = S_MAX_MSG;
+	int one = 1, linger = 2000, hb_ivl = 10000, hb_ttl = 30000, rcvhwm = S_RCVHWM, sndhwm = S_SNDHWM;
+	int64_t maxmsg = (int64_t)st->max_message_bytes * S_FRAME_FACTOR + 4096;
+	int rc;
 
 	st->sock = zmq_socket(st->api->zmq_ctx, ZMQ_ROUTER);
 	if (!st->sock)
 		return YJ_EIO;
-	/* Replies must never be dropped silently for want of buffer: the
-	 * pipelining window bounds them, so no send high-water mark. */
+	/* MANDATORY: a reply that cannot be queued is seen (EAGAIN) and
+	 * counted, never dropped unseen. */
 	zmq_setsockopt(st->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	zmq_setsockopt(st->sock, ZMQ_SNDHWM, &zero, sizeof(zero));
-	zmq_setsockopt(st->sock, ZMQ_RCVHWM, &zero, sizeof(zero));
+	zmq_setsockopt(st->sock, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
+	zmq_setsockopt(st->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
 	zmq_setsockopt(st->sock, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(st->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof(hb_ivl));
 	zmq_setsockopt(st->sock, ZMQ_HEARTBEAT_TTL, &hb_ttl, sizeof(hb_ttl));
@@ -206,8 +238,30 @@ static int s_start(void *state)
 		       st->endpoint, zmq_strerror(zmq_errno()));
 		return YJ_EIO;
 	}
-	yj_notice("in_yjl1: listening on %s", st->endpoint);
+	struct yj_zguard_limits lim = {
+		.max_connections = yj_zguard_fd_budget(3, 4),
+		/* More than the largest frame libzmq lets in, with the
+		 * request's other frames. */
+		.stall_bytes = (uint64_t)maxmsg + (64u << 10),
+		.pressure_bytes = S_PRESSURE,
+		.pressure_held = S_PRESSURE_HELD(st->max_message_bytes),
+		.deaf_bytes = S_DEAF,
+	};
+	if ((rc = yj_zguard_new(st->api->loop, st->api->zmq_ctx, st->sock, "ingest", &lim, &st->guard))) {
+		yj_err("in_yjl1: cannot watch the connections of %s: %s", st->endpoint, yj_strerror(rc));
+		return rc;
+	}
+	yj_notice("in_yjl1: listening on %s (at most %zu connections)", st->endpoint, lim.max_connections);
 	return yj_loop_add(st->api->loop, st->sock, -1, ZMQ_POLLIN, s_on_readable, st);
+}
+
+static void s_metrics(void *state, struct yj_prom *p)
+{
+	struct s_state *st = state;
+	yj_zguard_metrics(st->guard, p);
+	yj_prom_family(p, "yjlink_ingest_replies_dropped_total", "counter",
+		       "YJL1 replies not delivered since start: the client had gone or did not read them");
+	yj_prom_sample_l(p, "yjlink_ingest_replies_dropped_total", (double)st->unroutable, NULL);
 }
 
 static int s_reload(void *state, const struct yj_config *cfg)
@@ -231,6 +285,7 @@ static void s_destroy(void **state)
 	struct s_state *st = state ? *state : NULL;
 	if (!st)
 		return;
+	yj_zguard_destroy(&st->guard);
 	if (st->sock) {
 		yj_loop_remove(st->api->loop, st->sock, -1);
 		zmq_close(st->sock);
@@ -247,4 +302,5 @@ const struct yj_adapter yj_adapter_in_yjl1 = {
 	.reload = s_reload,
 	.drain = s_drain,
 	.destroy = s_destroy,
+	.metrics = s_metrics,
 };

@@ -45,13 +45,14 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "zguard.h"
 #include "prom.h"
 
 #define S_DEFAULT_WINDOW 1000   /* as the table's default, for settings filled by hand */
 #define S_MAX_WINDOW 100000     /* zmq.window's bound, and so the core's window for this adapter */
 #define S_SNDHWM 1000           /* NOTEs queued in libzmq per connection; beyond, EAGAIN and the tick retries */
-#define S_RCVHWM 10000          /* HELLOs and ACKs queued from one connection */
-#define S_MAX_MSG 65536         /* a subscriber's messages are tiny: more costs it its connection */
+#define S_RCVHWM 1000           /* HELLOs and ACKs queued from one connection */
+#define S_MAX_MSG 4096          /* a subscriber's messages are tiny: more costs it its connection */
 #define S_MAX_FRAMES 8          /* frames kept of a malformed message */
 #define S_READ_MAX 1024         /* messages read per wake-up, then the loop comes back */
 #define S_TICK_MS 100           /* retry of a full pipe */
@@ -145,6 +146,7 @@ struct s_state {
 	void *sock;                     /* ROUTER, owned */
 	void *monitor;                  /* PAIR reading the ROUTER's disconnect events, owned */
 	char monitor_ep[64];            /* its inproc endpoint, unique per state */
+	struct yj_zguard *guard;        /* owned: connection and buffer bounds, fed by the monitor */
 	char *endpoint;                 /* owned: notify.endpoint as bound */
 	int64_t timer;                  /* the tick's id while one is armed (only when there is work), else 0 */
 	struct s_rcpt **rcpts;          /* owned, n_rcpts: every zmq recipient seen */
@@ -723,7 +725,8 @@ static int s_read_one(struct s_state *st)
 {
 	zmq_msg_t f[S_MAX_FRAMES];
 	unsigned n = 0, total = 0;
-	int more = 1, rc = 1;
+	size_t bytes = 0;
+	int more = 1, rc = 1, fd = -1;
 
 	while (more) {
 		zmq_msg_t *m = &f[n < S_MAX_FRAMES ? n : S_MAX_FRAMES - 1];
@@ -738,10 +741,16 @@ static int s_read_one(struct s_state *st)
 			goto out;
 		}
 		more = zmq_msg_more(m);
+		/* The routing id is made up by the ROUTER: it has no descriptor. */
+		if (total == 1)
+			fd = zmq_msg_get(m, ZMQ_SRCFD);
+		if (total > 0)
+			bytes += zmq_msg_size(m);
 		total++;
 		if (n < S_MAX_FRAMES)
 			n++;
 	}
+	yj_zguard_consumed(st->guard, fd, bytes, total - 1);
 	/* Frames past the kept ones are absurd anyway: the count says malformed. */
 	s_handle(st, f, total - 1);
 out:
@@ -778,6 +787,7 @@ static void s_read_monitor(struct s_state *st)
 			more = zmq_msg_more(&addr);
 			zmq_msg_close(&addr);
 		}
+		yj_zguard_event(st->guard, event, (int)value);
 		if (event != ZMQ_EVENT_DISCONNECTED)
 			continue;
 		for (size_t i = 0; i < st->n_rcpts; i++) {
@@ -816,8 +826,10 @@ static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents
 			yj_err("out_yjn1: receive failed: %s", zmq_strerror(zmq_errno()));
 			return 0;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			yj_zguard_drained(st->guard);
 			return 0;
+		}
 	}
 	/* More may be waiting: let the completions commit, then come back. */
 	yj_loop_wake(loop);
@@ -947,7 +959,7 @@ static int s_start(void *state)
 	zmq_setsockopt(st->sock, ZMQ_HEARTBEAT_TTL, &hb_to, sizeof(hb_to));
 	zmq_setsockopt(st->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof(hb_to));
 	zmq_setsockopt(st->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
-	if (zmq_socket_monitor(st->sock, st->monitor_ep, ZMQ_EVENT_DISCONNECTED) != 0 ||
+	if (zmq_socket_monitor(st->sock, st->monitor_ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
 	    !(st->monitor = zmq_socket(st->api->zmq_ctx, ZMQ_PAIR))) {
 		yj_err("out_yjn1: cannot monitor the socket: %s", zmq_strerror(zmq_errno()));
 		return YJ_EIO;
@@ -962,7 +974,16 @@ static int s_start(void *state)
 		       zmq_strerror(zmq_errno()));
 		return YJ_EIO;
 	}
-	int rc = yj_loop_add(st->api->loop, st->monitor, -1, ZMQ_POLLIN, s_on_monitor, st);
+	/* Subscribers get a quarter of the descriptors feeds get. */
+	struct yj_zguard_limits lim = {
+		.max_connections = yj_zguard_fd_budget(1, 4),
+		.stall_bytes = S_MAX_MSG * 4,
+		.pressure_bytes = 24u << 20,
+		.pressure_held = 2 * S_MAX_MSG,
+	};
+	int rc = yj_zguard_new(st->api->loop, NULL, st->sock, "notify", &lim, &st->guard);
+	if (!rc)
+		rc = yj_loop_add(st->api->loop, st->monitor, -1, ZMQ_POLLIN, s_on_monitor, st);
 	if (!rc)
 		rc = yj_loop_add(st->api->loop, st->sock, -1, ZMQ_POLLIN, s_on_readable, st);
 	if (rc)
@@ -1044,6 +1065,7 @@ static void s_destroy(void **state)
 		return;
 	if (st->timer > 0)
 		yj_loop_timer_cancel(st->api->loop, st->timer);
+	yj_zguard_destroy(&st->guard);
 	if (st->monitor) {
 		yj_loop_remove(st->api->loop, st->monitor, -1);
 		zmq_close(st->monitor);
@@ -1105,6 +1127,7 @@ fail:
 
 static void s_metrics(void *state, struct yj_prom *p)
 {
+	yj_zguard_metrics(((struct s_state *)state)->guard, p);
 	struct s_state *st = state;
 	const struct yj_config *cfg = st->api->config(st->api->core);
 	static const char lag[] = "yjlink_subscriber_lag", conn[] = "yjlink_subscriber_connected";

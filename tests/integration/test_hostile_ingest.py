@@ -1,0 +1,297 @@
+"""Hostile load on the YJL1 endpoint (issue "hostile load", item 2).
+
+Against the real daemon: a flood of idle connections (at 1,024 descriptors
+under prlimit, and 5,000 at the unit's LimitNOFILE), one client pipelining a
+million requests without reading a reply, one message of 64 frames of 8 MiB,
+100 peers each half-way through a 16 MiB frame, and one unfinished message
+of 4,000,000 empty frames. After each, a fresh feed client still gets OK, a
+looked-after child's notification still reaches the webhook, and yjlinkctl
+still answers; under the attacks the daemon's private memory (RssAnon,
+sampled every 50 ms) stays under the 64 MiB bar. The memory bar is checked
+in the plain build only: AddressSanitizer's shadow memory and quarantine
+make its figures meaningless (the behaviour is checked in both).
+
+The attacks speak ZMTP 3.0 over raw TCP (a greeting, a NULL READY, frames)
+so they can do what libzmq clients never would: stop half-way.
+"""
+import json
+import os
+import resource
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import yjtest
+from http_receiver import HttpReceiver
+
+MIB = 1 << 20
+BAR_KIB = 64 * 1024
+SANITIZED = b"__asan_init" in open(yjtest.YJLINKD, "rb").read()
+
+
+def greeting():
+    return b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31
+
+
+def ready_dealer():
+    body = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
+    return b"\x04" + bytes([len(body)]) + body
+
+
+def frame(data, more):
+    flags = 1 if more else 0
+    if len(data) < 256:
+        return bytes([flags, len(data)]) + data
+    return bytes([flags | 2]) + struct.pack(">Q", len(data)) + data
+
+
+def long_header(size, more):
+    return bytes([(1 if more else 0) | 2]) + struct.pack(">Q", size)
+
+
+def request_bytes(feed, payload):
+    return (frame(b"YJL1", True) + frame(feed, True) + frame(b"application/json", True) + frame(payload, False))
+
+
+def private_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Peak:
+    """The peak of a process's private memory, sampled every 50 ms."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, private_kib(self.pid))
+            except OSError:
+                return
+            self._stop.wait(0.05)
+
+    def done(self):
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def raw_peer(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(greeting() + ready_dealer())
+    return s
+
+
+def send_quietly(sock, data):
+    """Send; the daemon closing the connection is an expected answer."""
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+class LimitedDaemon(yjtest.Daemon):
+    """yjlinkd started under prlimit --nofile=N:N."""
+
+    def __init__(self, nofile, **kw):
+        super().__init__(**kw)
+        self.nofile = nofile
+
+    def argv(self):
+        return ["prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile), "--"] + super().argv()
+
+
+def unit_nofile():
+    """systemd/yjlinkd.service's LimitNOFILE=65536, or as near as this
+    machine's hard limit lets (a container may not raise it)."""
+    return min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+
+
+class HostileBase(unittest.TestCase):
+    nofile = None  # unit_nofile()
+
+    @classmethod
+    def setUpClass(cls):
+        # This process holds the attackers' descriptors.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
+        cls.http = HttpReceiver().start()
+        with open(os.path.join(yjtest.SOURCE, "conf", "yjlinkd.conf")) as f:
+            text = f.read().replace("http://127.0.0.1:8088", cls.http.url.rstrip("/"))
+        cls.dir = __import__("tempfile").mkdtemp(prefix="yjhostile-")
+        cls.conf = os.path.join(cls.dir, "yjlinkd.conf")
+        with open(cls.conf, "w") as f:
+            f.write(text)
+        cls.daemon = LimitedDaemon(cls.nofile or unit_nofile(), workdir=cls.dir, config=cls.conf, sets={
+            "delivery.backoff_min_ms": "50", "delivery.backoff_max_ms": "200"}).start()
+        cls.port = int(cls.daemon.ingest.rsplit(":", 1)[1])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.kill()
+        cls.http.stop()
+        __import__("shutil").rmtree(cls.dir, ignore_errors=True)
+
+    def pid(self):
+        # prlimit execs the daemon: same pid.
+        return self.daemon.proc.pid
+
+    def assert_serving(self):
+        """A new feed client gets OK, the looked-after child's webhook
+        notification arrives, yjlinkctl answers."""
+        self.assertIsNone(self.daemon.proc.poll(), self.daemon.read_log()[-2000:])
+        feed = yjtest.Feed(self.daemon.ingest)
+        try:
+            ev = yjtest.custody_event()
+            ev["child"]["looked_after"] = True
+            ev["child"]["responsible_la"] = "E06000042"
+            r = feed.request("custody", ev)
+            self.assertEqual(r[1], b"OK", r)
+            seq = int(r[3])
+        finally:
+            feed.close()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if any(json.loads(q["body"]).get("event", {}).get("seq") == seq for q in list(self.http.received)):
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("no webhook delivery of event %d:\n%s" % (seq, self.daemon.read_log()[-2000:]))
+        code, out, err = self.daemon.ctl("status")
+        self.assertEqual(code, 0, err)
+
+    def assert_under_bar(self, peak_kib, what):
+        sys.stderr.write("%s: peak private memory %.1f MiB\n" % (what, peak_kib / 1024))
+        if not SANITIZED:
+            self.assertLess(peak_kib, BAR_KIB, "%s: private memory peaked at %d KiB" % (what, peak_kib))
+
+
+class IdleFlood1024Test(HostileBase):
+    nofile = 1024
+
+    def test_idle_connections_over_the_descriptor_limit(self):
+        socks = []
+        try:
+            # Half complete the ZMTP handshake and sit, half never say a word.
+            for i in range(5000):
+                try:
+                    s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                except OSError:
+                    continue
+                if i % 2 == 0:
+                    send_quietly(s, greeting() + ready_dealer())
+                socks.append(s)
+            self.assert_serving()
+            code, out, err = self.daemon.ctl("status")
+            self.assertEqual(code, 0)
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_serving()
+        self.assertNotIn("Too many open files", self.daemon.read_log())
+
+
+class IdleFlood5000Test(HostileBase):
+    def test_5000_idle_connections(self):
+        socks = []
+        try:
+            for i in range(5000):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                if i % 2 == 0:
+                    send_quietly(s, greeting() + ready_dealer())
+                socks.append(s)
+            self.assert_serving()
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_serving()
+
+
+class MemoryAttackTest(HostileBase):
+    def attack(self, what, fn):
+        peak = Peak(self.pid())
+        try:
+            fn()
+            time.sleep(0.5)
+        finally:
+            kib = peak.done()
+        self.assert_serving()
+        self.assert_under_bar(kib, what)
+
+    def test_pipelining_a_million_without_reading(self):
+        def run():
+            ev = yjtest.custody_event()
+            block = request_bytes(b"custody", json.dumps(ev).encode()) * 1000
+            s = raw_peer(self.port)
+            # A small receive buffer: the replies back up at once.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            try:
+                for _ in range(1000):
+                    send_quietly(s, block)
+                # Every request was read: the daemon keeps going although
+                # none of its replies is read.
+                self.assertIsNone(self.daemon.proc.poll())
+            finally:
+                s.close()
+        self.attack("1,000,000 pipelined requests, no reply read", run)
+
+    def test_64_frames_of_8_mib(self):
+        def run():
+            s = raw_peer(self.port)
+            big = b"y" * (8 * MIB)
+            try:
+                for i in range(64):
+                    send_quietly(s, long_header(len(big), i < 63) + big)
+            finally:
+                s.close()
+        self.attack("one message of 64 frames of 8 MiB", run)
+
+    def test_100_peers_half_way_through_a_16_mib_frame(self):
+        def run():
+            socks = []
+            try:
+                for _ in range(100):
+                    s = raw_peer(self.port)
+                    send_quietly(s, frame(b"YJL1", True) + long_header(16 * MIB, False) + b"x" * (8 * MIB))
+                    socks.append(s)
+                time.sleep(0.5)
+            finally:
+                for s in socks:
+                    s.close()
+        self.attack("100 peers half-way through a 16 MiB frame", run)
+
+    def test_4_million_frames_never_finished(self):
+        def run():
+            s = raw_peer(self.port)
+            s.settimeout(30)
+            try:
+                send_quietly(s, frame(b"YJL1", True) + b"\x01\x00" * 4000000)
+                time.sleep(0.5)
+            finally:
+                s.close()
+        self.attack("one unfinished message of 4,000,000 frames", run)
+
+    def test_payload_over_the_limit_still_gets_its_reject(self):
+        # Bounding libzmq's frames must not cost the REJECT of interfaces.md §1.
+        feed = yjtest.Feed(self.daemon.ingest)
+        try:
+            r = feed.request("custody", b"{" + b" " * (1 << 20) + b"}")
+            self.assertEqual(r[1], b"REJECT")
+            self.assertEqual(json.loads(r[3])["error"], "too_large")
+        finally:
+            feed.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
