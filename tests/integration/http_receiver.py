@@ -48,6 +48,9 @@ class _Server(ThreadingHTTPServer):
     # (the default of 5 makes the kernel drop SYNs, i.e. 1 s stalls).
     request_queue_size = 256
     daemon_threads = True
+    # Do not join handler threads at close: one blocked on a connection its
+    # client abandoned half-way must not keep the receiver from stopping.
+    block_on_close = False
     allow_reuse_address = True
 
 

@@ -152,8 +152,18 @@ static void s_rx_stop(struct t_ctx *c)
 	if (c->rx_pid > 0) {
 		kill(c->rx_pid, SIGTERM);
 		int st;
-		while (waitpid(c->rx_pid, &st, 0) < 0 && errno == EINTR)
-			;
+		/* The receiver is a test helper: if it does not stop within 10 s,
+		 * say so and kill it rather than hang the test. */
+		int64_t deadline = yj_loop_now_ms() + 10000;
+		pid_t r;
+		while ((r = waitpid(c->rx_pid, &st, WNOHANG)) == 0 && yj_loop_now_ms() < deadline)
+			usleep(10000);
+		if (r == 0) {
+			fprintf(stderr, "test_out_webhook: the HTTP receiver ignored SIGTERM for 10 s: killed\n");
+			kill(c->rx_pid, SIGKILL);
+			while (waitpid(c->rx_pid, &st, 0) < 0 && errno == EINTR)
+				;
+		}
 		c->rx_pid = 0;
 	}
 	if (c->log_path[0]) {
