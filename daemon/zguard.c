@@ -18,9 +18,9 @@
 #include "err.h"
 #include "log.h"
 
-#define S_TICK_MS 50            /* how soon a stalled giant message is seen */
+#define S_TICK_MS 25            /* how soon a stalled giant message is seen: libzmq grows ~6M empty frames a second */
 #define S_SCAN_PER_TICK 256     /* connections looked at per tick when there are many */
-#define S_FULL_EVERY 20         /* ticks between scans of every connection (1 s) */
+#define S_FULL_EVERY 40         /* ticks between scans of every connection (1 s) */
 #define S_GROWTH_SCAN (4u << 20) /* private memory grown this much since the last full scan: scan all now */
 #define S_LOG_EVERY_MS 10000    /* one warning per reason per 10 s, with a count */
 #define S_FD_RESERVE 256        /* descriptors kept for the store, control, delivery, metrics */
