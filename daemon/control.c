@@ -29,6 +29,7 @@
 #include "normalise.h"
 #include "outbox.h"
 #include "refdata.h"
+#include "retention.h"
 #include "route.h"
 #include "store.h"
 #include "yjlink.pb-c.h"
@@ -823,6 +824,7 @@ static int s_audit_cb(void *arg, const Yjlink__V1__AuditRecord *a)
 		cJSON_AddStringToObject(o, "rule", a->rule ? a->rule : "");
 		cJSON_AddStringToObject(o, "legal_basis", a->legal_basis ? a->legal_basis : "");
 		cJSON_AddStringToObject(o, "notification_id", a->notification_id ? a->notification_id : "");
+		cJSON_AddStringToObject(o, "reason", a->reason ? a->reason : "");
 		cJSON *s = cJSON_AddArrayToObject(o, "seqs");
 		for (size_t i = 0; i < a->n_seqs; i++)
 			cJSON_AddItemToArray(s, cJSON_CreateNumber((double)a->seqs[i]));
@@ -1024,8 +1026,21 @@ static int s_purge_read(struct yj_txn *txn, void *arg)
 static void s_cmd_purge(struct s_call *c)
 {
 	const struct yj_config *cfg = c->ctl->core->cfg;
-	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "dry_run")))
-		return s_fail(c, 2, "only purge --dry-run is available: erasure runs by itself once retention is enabled");
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "dry_run"))) {
+		/* Erase now what the hourly job would: in bounded batches on the
+		 * loop (ingest commits in between), audited with the caller. */
+		char actor[48];
+		uint64_t due = 0;
+		snprintf(actor, sizeof(actor), "uid:%ld", c->uid);
+		int rc = c->ctl->core->retention ? yj_retention_run_now(c->ctl->core->retention, actor, &due) : YJ_ENOENT;
+		if (rc)
+			return s_fail(c, 1, "cannot start the erasure: %s", yj_strerror(rc));
+		cJSON_AddBoolToObject(c->out, "started", 1);
+		cJSON_AddNumberToObject(c->out, "events", (double)due);
+		cJSON_AddItemToObject(c->out, "events_stored_before",
+				      yj_time_to_json(yj_retention_cutoff(cfg, yj_clock_now_us())));
+		return;
+	}
 	int64_t now = yj_clock_now_us();
 	struct s_purge p = { now - cfg->retention_event_days * 86400 * INT64_C(1000000),
 			     now - cfg->retention_audit_days * 86400 * INT64_C(1000000), 0, 0, 0, 0 };

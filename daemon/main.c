@@ -23,6 +23,7 @@
 #include "db/positions.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "retention.h"
 #include "err.h"
 #include "ingest.h"
 #include "log.h"
@@ -633,6 +634,8 @@ int main(int argc, char **argv)
 	yj_outbox_set_dead_hook(d.core.outbox, s_on_dead_letter, &d);
 	if ((rc = yj_digest_start(&d.core, &d.core.digest)))
 		goto out;
+	if ((rc = yj_retention_start(&d.core, &d.core.retention)))
+		goto out;
 	if (yj_control_start(&d.core, &d.core.control))
 		goto out;
 
@@ -667,6 +670,7 @@ out:
 	yj_metrics_stop(&d.core.metrics);
 	yj_prom_free(&d.prom);
 	yj_control_stop(&d.core.control);
+	yj_retention_stop(&d.core.retention);
 	yj_digest_stop(&d.core.digest);
 	yj_outbox_stop(&d.core.outbox);
 	for (size_t i = 0; yj_adapters[i] && i < S_MAX_ADAPTERS; i++) {

@@ -580,6 +580,21 @@ int yj_txn_del(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen)
 	return 0;
 }
 
+int yj_txn_del_dup(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = s_check(txn, db, key, klen, 1);
+	if (rc)
+		return rc;
+	if (!key || !val)
+		return s_bad(txn, YJ_EINVAL);
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key }, v = { .mv_size = vlen, .mv_data = (void *)val };
+	int mrc = mdb_del(txn->txn, txn->store->dbi[db], &k, &v);
+	if (mrc)
+		return s_fail(txn, mrc, "del");
+	s_note_write(txn, db, key, klen, 0);
+	return 0;
+}
+
 /* Iteration has a cursor of its own: fn may write to the same database, and
  * LMDB keeps a tracked cursor valid across those writes. */
 static int s_walk(struct yj_txn *t, enum yj_db db, MDB_cursor_op first_op, const MDB_val *from,

@@ -105,6 +105,8 @@ int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t kle
 		  const void *val, size_t vlen);
 /* Delete key (every value of it in a DUPSORT database). YJ_ENOENT if absent. */
 int yj_txn_del(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen);
+/* Delete the one value val of key in a DUPSORT database. YJ_ENOENT if absent. */
+int yj_txn_del_dup(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* Called per entry; return 0 to go on, 1 to stop (not an error), <0 to fail. */
 typedef int (*yj_store_iter_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);

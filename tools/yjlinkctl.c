@@ -55,7 +55,7 @@ static void s_usage(FILE *out)
 		"  audit [--since T] [--recipient R] [--child ID] | audit verify\n"
 		"                                           the disclosure log; check its hash chain\n"
 		"  quarantine drop ID --reason TEXT         erase one refused message (audited)\n"
-		"  purge --dry-run                          what retention would erase now\n"
+		"  purge [--dry-run]                        erase now what retention says is due (audited); --dry-run shows it\n"
 		"  reload                                   re-read the config, like SIGHUP\n"
 		"  clock set T                              move the daemon's clock (testing.clock_control)\n"
 		"\n"

@@ -11,6 +11,7 @@
 /* The newest record's number and hash: a chain alone cannot show that its
  * last records were cut off, this can. */
 #define S_META_HEAD "audit.head"
+#define S_META_BASE "audit.base" /* number (be64) + hash of the last record retention erased */
 
 static int s_hash(Yjlink__V1__AuditRecord *rec, uint8_t out[S_HASH])
 {
@@ -68,6 +69,21 @@ int yj_audit_append(struct yj_txn *txn, Yjlink__V1__AuditRecord *rec)
 		goto out;
 	if (last && (rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 1, s_last_cb, &l)) < 0)
 		goto out;
+	if (!last) {
+		/* Retention may have erased every record: the chain goes on from
+		 * its base, never from 1 again. */
+		const void *base;
+		size_t blen;
+		rc = yj_txn_get(txn, YJ_DB_META, S_META_BASE, strlen(S_META_BASE), &base, &blen);
+		if (rc == 0 && blen == 8 + S_HASH) {
+			last = yj_be64_get(base);
+			memcpy(l.hash, (const uint8_t *)base + 8, S_HASH);
+		} else if (rc != YJ_ENOENT) {
+			rc = rc ? rc : YJ_ESTORE;
+			goto out;
+		}
+		rc = 0;
+	}
 	rec->has_number = 1;
 	rec->number = last + 1;
 	rec->has_prev_hash = 1;
@@ -132,9 +148,22 @@ static int s_verify_cb(void *arg, const void *key, size_t klen, const void *val,
 int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
 {
 	struct s_verify v = { { 0 }, 1, 0, 0 };
+	const void *base;
+	size_t blen;
 	if (!checked || !bad)
 		return yj_txn_refuse(txn);
-	int rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, &v);
+	/* After retention the chain starts at its base: the record after the
+	 * last one erased must follow that one's hash. */
+	int rc = yj_txn_get(txn, YJ_DB_META, S_META_BASE, strlen(S_META_BASE), &base, &blen);
+	if (rc == 0 && blen == 8 + S_HASH) {
+		v.expect = yj_be64_get(base) + 1;
+		memcpy(v.prev, (const uint8_t *)base + 8, S_HASH);
+	} else if (rc != YJ_ENOENT) {
+		*checked = 0;
+		*bad = 1;
+		return YJ_ESTORE;
+	}
+	rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, &v);
 	*checked = v.checked;
 	*bad = v.bad;
 	if (rc < 0)
@@ -178,4 +207,67 @@ int yj_audit_each(struct yj_txn *txn, int reverse, yj_audit_fn fn, void *arg)
 	if (!fn)
 		return yj_txn_refuse(txn);
 	return yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, reverse, s_each_cb, &e);
+}
+
+struct s_old {
+	int64_t before_us;
+	size_t max, n;
+	uint64_t *numbers;      /* owned by the caller */
+	uint8_t last_hash[S_HASH];
+	int more;
+};
+
+static int s_old_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_old *o = arg;
+	if (klen != 8)
+		return 1;
+	Yjlink__V1__AuditRecord *r = yjlink__v1__audit_record__unpack(NULL, vlen, val);
+	/* An undecodable record is not erased: verify must still see it. */
+	int due = r && r->at_us < o->before_us && r->has_hash && r->hash.len == S_HASH;
+	if (due && o->n == o->max) {
+		o->more = 1;
+		due = 0;
+	} else if (due) {
+		o->numbers[o->n++] = yj_be64_get(key);
+		memcpy(o->last_hash, r->hash.data, S_HASH);
+	}
+	yjlink__v1__audit_record__free_unpacked(r, NULL);
+	return due ? 0 : 1;
+}
+
+int yj_audit_erase_before(struct yj_txn *txn, int64_t before_us, size_t max, uint64_t *erased, uint64_t *first,
+			  uint64_t *last, int *more)
+{
+	struct s_old o = { .before_us = before_us, .max = max };
+	uint8_t k[8], base[8 + S_HASH];
+	int rc = 0;
+
+	*erased = *first = *last = 0;
+	*more = 0;
+	if (!max)
+		return 0;
+	if (!(o.numbers = malloc(max * sizeof(*o.numbers))))
+		return YJ_ENOMEM;
+	if ((rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_old_cb, &o)) < 0)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < o.n; i++) {
+		yj_be64_put(k, o.numbers[i]);
+		if ((rc = yj_txn_del(txn, YJ_DB_AUDIT, k, sizeof(k))))
+			goto out;
+	}
+	if (o.n) {
+		yj_be64_put(base, o.numbers[o.n - 1]);
+		memcpy(base + 8, o.last_hash, S_HASH);
+		if ((rc = yj_txn_put(txn, YJ_DB_META, S_META_BASE, strlen(S_META_BASE), base, sizeof(base))))
+			goto out;
+		*erased = o.n;
+		*first = o.numbers[0];
+		*last = o.numbers[o.n - 1];
+	}
+	*more = o.more;
+out:
+	free(o.numbers);
+	return rc;
 }

@@ -188,3 +188,12 @@ int yj_digests_log_each(struct yj_txn *txn, const char *yjs, yj_digest_fn fn, vo
 	l.rl = strlen(yjs);
 	return yj_txn_iter(txn, YJ_DB_DIGEST_LOG, k, klen, 0, s_log_cb, &l);
 }
+
+int yj_digests_erase_entry(struct yj_txn *txn, const char *yjs, uint64_t seq)
+{
+	uint8_t k[S_KEY_BUF];
+	size_t klen;
+	if (s_yjs_key(k, sizeof(k), yjs, seq, &klen))
+		return yj_txn_refuse(txn);
+	return yj_txn_del(txn, YJ_DB_DIGEST, k, klen);
+}

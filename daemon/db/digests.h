@@ -40,4 +40,7 @@ typedef int (*yj_digest_fn)(void *arg, const Yjlink__V1__Digest *d);
 /* Every digest of yjs, oldest first. */
 int yj_digests_log_each(struct yj_txn *txn, const char *yjs, yj_digest_fn fn, void *arg);
 
+/* Retention: the digest entry of event seq for YJS yjs, if any (0 or YJ_ENOENT). */
+int yj_digests_erase_entry(struct yj_txn *txn, const char *yjs, uint64_t seq);
+
 #endif

@@ -1,10 +1,13 @@
 /* db/events.c: see db/events.h. */
 #include "db/events.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
+#include "normalise.h"
 
 #define S_SEQ_LEN 8
 #define S_HASH_LEN 16
@@ -314,4 +317,116 @@ int yj_events_feeds_last(struct yj_txn *txn, uint64_t upto, size_t max_scan, str
 	*oldest_us = w.oldest_us;
 	*complete = w.complete;
 	return rc < 0 ? rc : 0;
+}
+
+struct s_due {
+	int64_t before_us;
+	size_t max;
+	uint64_t *seqs;          /* owned by the caller */
+	size_t n;
+	int more;
+	uint64_t count, first, last; /* for the count walk */
+};
+
+static int s_due_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_due *d = arg;
+	int64_t at;
+	const char *feed;
+	size_t flen;
+	if (klen != S_SEQ_LEN)
+		return 0;
+	/* A damaged record is erased with the others of its time: its seq
+	 * says it was stored among them. */
+	if (!s_record_head(val, vlen, &at, &feed, &flen) && at >= d->before_us)
+		return 1;
+	uint64_t seq = yj_be64_get(key);
+	if (d->seqs) {
+		if (d->n == d->max) {
+			d->more = 1;
+			return 1;
+		}
+		d->seqs[d->n++] = seq;
+		return 0;
+	}
+	if (!d->count)
+		d->first = seq;
+	d->count++;
+	d->last = seq;
+	return 0;
+}
+
+/* The index keys of a stored record, built as ingest built them. */
+static int s_erase_one(struct yj_txn *txn, uint64_t seq)
+{
+	uint8_t k[S_SEQ_LEN], tk[S_SEQ_LEN];
+	char key[600];
+	const Yjlink__V1__Event *ev;
+	int rc = 0;
+
+	yj_be64_put(k, seq);
+	Yjlink__V1__Record *r = yj_events_get_record(txn, seq);
+	if (r && (ev = r->event) && ev->force && ev->source_id) {
+		snprintf(key, sizeof(key), "%s/%s", ev->force, ev->source_id);
+		rc = yj_txn_del(txn, YJ_DB_SOURCE, key, strlen(key));
+		size_t n = yj_event_child_id(ev, key, sizeof(key));
+		if ((!rc || rc == YJ_ENOENT) && n)
+			rc = yj_txn_del_dup(txn, YJ_DB_CHILD, key, n, k, sizeof(k));
+		if ((!rc || rc == YJ_ENOENT) && ev->occurred_at) {
+			yj_be64_put(tk, yj_time_key(ev->occurred_at->unix_us));
+			rc = yj_txn_del_dup(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k));
+		}
+		if ((!rc || rc == YJ_ENOENT) && ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody &&
+		    ev->custody->record_id) {
+			snprintf(key, sizeof(key), "%s/%s", ev->force, ev->custody->record_id);
+			rc = yj_txn_del_dup(txn, YJ_DB_CUSTODY, key, strlen(key), k, sizeof(k));
+		}
+	}
+	yjlink__v1__record__free_unpacked(r, NULL);
+	/* An index entry already gone is no reason to keep the event. */
+	if (rc && rc != YJ_ENOENT)
+		return rc;
+	rc = yj_txn_del(txn, YJ_DB_EVENTS, k, sizeof(k));
+	return rc == YJ_ENOENT ? 0 : rc;
+}
+
+int yj_events_erase_before(struct yj_txn *txn, int64_t before_us, size_t max, yj_seq_fn on_erase, void *arg,
+			   struct yj_events_erased *out)
+{
+	struct s_due d = { .before_us = before_us, .max = max };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!max)
+		return 0;
+	if (!(d.seqs = malloc(max * sizeof(*d.seqs))))
+		return YJ_ENOMEM;
+	if ((rc = yj_txn_iter(txn, YJ_DB_EVENTS, NULL, 0, 0, s_due_cb, &d)) < 0)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		if (on_erase && (rc = on_erase(arg, d.seqs[i])) < 0)
+			goto out;
+		if ((rc = s_erase_one(txn, d.seqs[i])))
+			goto out;
+	}
+	out->n = d.n;
+	out->first_seq = d.n ? d.seqs[0] : 0;
+	out->last_seq = d.n ? d.seqs[d.n - 1] : 0;
+	out->more = d.more;
+out:
+	free(d.seqs);
+	return rc;
+}
+
+int yj_events_count_before(struct yj_txn *txn, int64_t before_us, uint64_t *n, uint64_t *first, uint64_t *last)
+{
+	struct s_due d = { .before_us = before_us };
+	int rc = yj_txn_iter(txn, YJ_DB_EVENTS, NULL, 0, 0, s_due_cb, &d);
+	if (rc < 0)
+		return rc;
+	*n = d.count;
+	*first = d.first;
+	*last = d.last;
+	return 0;
 }

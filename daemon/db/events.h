@@ -84,6 +84,25 @@ int yj_events_count(struct yj_txn *txn, uint64_t *n);
  * stored_at grows with seq; an erased seq counts as stored long ago. */
 uint64_t yj_events_seq_at(struct yj_txn *txn, int64_t t_us);
 
+/* Retention: what one call of yj_events_erase_before() erased. */
+struct yj_events_erased {
+	uint64_t n;              /* events erased */
+	uint64_t first_seq;      /* the lowest and highest of them (0 when none) */
+	uint64_t last_seq;
+	int more;                /* it stopped at max with more due */
+};
+
+/* Erase the oldest events stored before before_us, at most max, with every
+ * index entry of each (source, child, time, custody); for each, before it
+ * goes, on_erase(arg, seq) may erase what refers to it elsewhere (<0
+ * fails the transaction). Events are erased in seq order, which is the
+ * order they were stored in; an erased seq is never used again. */
+int yj_events_erase_before(struct yj_txn *txn, int64_t before_us, size_t max, yj_seq_fn on_erase, void *arg,
+			   struct yj_events_erased *out);
+/* How many events are stored before before_us (for purge --dry-run), and
+ * the range of their seqs. */
+int yj_events_count_before(struct yj_txn *txn, int64_t before_us, uint64_t *n, uint64_t *first, uint64_t *last);
+
 /* Feed health: the newest event of a feed. */
 struct yj_events_feed_seen {
 	const char *feed;   /* in: the feed's name ("custody"); borrowed */

@@ -165,3 +165,62 @@ int yj_disclosed_each(struct yj_txn *txn, uint64_t seq, yj_recipient_fn fn, void
 	yj_be64_put(r.seq, seq);
 	return yj_txn_iter(txn, YJ_DB_DISCLOSED, r.seq, sizeof(r.seq), 0, s_rcpts_cb, &r);
 }
+
+struct s_disc_keys {
+	uint64_t seq;
+	uint8_t (*keys)[S_KEY_BUF];
+	size_t *lens;
+	size_t n, cap;
+};
+
+static int s_disc_collect(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct s_disc_keys *d = arg;
+	(void)val;
+	(void)vlen;
+	if (klen < S_SEQ_LEN || klen > S_KEY_BUF || yj_be64_get(key) != d->seq)
+		return 1;
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 8;
+		uint8_t(*nk)[S_KEY_BUF] = realloc(d->keys, nc * sizeof(*nk));
+		if (!nk)
+			return YJ_ENOMEM;
+		d->keys = nk;
+		size_t *nl = realloc(d->lens, nc * sizeof(*nl));
+		if (!nl)
+			return YJ_ENOMEM;
+		d->lens = nl;
+		d->cap = nc;
+	}
+	memcpy(d->keys[d->n], key, klen);
+	d->lens[d->n++] = klen;
+	return 0;
+}
+
+int yj_holds_erase_event(struct yj_txn *txn, uint64_t seq)
+{
+	uint8_t k[S_SEQ_LEN];
+	struct s_disc_keys d = { .seq = seq };
+	int rc, n = 0;
+
+	yj_be64_put(k, seq);
+	rc = yj_txn_del(txn, YJ_DB_HOLDS, k, sizeof(k));
+	if (rc == 0)
+		n++;
+	else if (rc != YJ_ENOENT)
+		goto out;
+	/* The disclosed rows start with the seq: collect, then delete (not
+	 * under the walk's cursor). */
+	if ((rc = yj_txn_iter(txn, YJ_DB_DISCLOSED, k, sizeof(k), 0, s_disc_collect, &d)) < 0)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < d.n && !rc; i++) {
+		rc = yj_txn_del(txn, YJ_DB_DISCLOSED, d.keys[i], d.lens[i]);
+		if (rc == 0)
+			n++;
+	}
+out:
+	free(d.keys);
+	free(d.lens);
+	return rc && rc != YJ_ENOENT ? rc : n;
+}

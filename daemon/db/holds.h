@@ -33,4 +33,8 @@ typedef int (*yj_recipient_fn)(void *arg, const char *recipient);
 /* Every recipient that has had seq. */
 int yj_disclosed_each(struct yj_txn *txn, uint64_t seq, yj_recipient_fn fn, void *arg);
 
+/* Retention: the hold of seq and every "who has had it" row, if any.
+ * Returns how many rows went, or <0. */
+int yj_holds_erase_event(struct yj_txn *txn, uint64_t seq);
+
 #endif

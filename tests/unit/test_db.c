@@ -28,6 +28,8 @@
 #include "db/notes.h"
 #include "db/quarantine.h"
 #include "err.h"
+#include "normalise.h"
+#include "retention.h"
 #include "store.h"
 
 /* --- fixture --- */
@@ -411,6 +413,120 @@ static void test_events(void **state)
 	s_write(f, s_events_erase_fn, NULL);
 	s_read(f, s_events_after_erase_fn, NULL);
 	s_write(f, s_events_refused_fn, NULL);
+}
+
+/* ============================================================ retention */
+
+/* Events with real bodies, keyed as ingest keys them, stored at 1000 * i;
+ * events 1-3 are of child p1 (custody record r1), 4-5 of child p2. */
+static int s_ret_put_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	for (int i = 1; i <= 5; i++) {
+		uint64_t seq = 0;
+		uint8_t hash[16], buf[512];
+		char src[32], child[32], cust[32], sid[16], pid[16];
+		CHECK(yj_events_next_seq(txn, &seq) == 0);
+		Yjlink__V1__Child c = YJLINK__V1__CHILD__INIT;
+		Yjlink__V1__Custody cu = YJLINK__V1__CUSTODY__INIT;
+		Yjlink__V1__Time at = YJLINK__V1__TIME__INIT;
+		Yjlink__V1__Event ev = YJLINK__V1__EVENT__INIT;
+		Yjlink__V1__Record r = YJLINK__V1__RECORD__INIT;
+		snprintf(sid, sizeof(sid), "s%d", i);
+		snprintf(pid, sizeof(pid), "p%d", i <= 3 ? 1 : 2);
+		c.person_id = pid;
+		cu.record_id = "r1";
+		at.has_unix_us = 1;
+		at.unix_us = 7000 + i;
+		ev.force = "F1";
+		ev.source_id = sid;
+		ev.child = &c;
+		ev.occurred_at = &at;
+		ev.body_case = YJLINK__V1__EVENT__BODY_CUSTODY;
+		ev.custody = &cu;
+		r.has_seq = r.has_stored_at_us = 1;
+		r.seq = seq;
+		r.stored_at_us = 1000 * i;
+		r.feed = "custody";
+		r.event = &ev;
+		CHECK(protobuf_c_message_get_packed_size(&r.base) <= sizeof(buf));
+		size_t len = protobuf_c_message_pack(&r.base, buf);
+		memset(hash, i, sizeof(hash));
+		snprintf(src, sizeof(src), "F1/%s", sid);
+		CHECK(yj_event_child_id(&ev, child, sizeof(child)) > 0);
+		snprintf(cust, sizeof(cust), "F1/r1");
+		struct yj_event_keys k = { src, hash, child, at.unix_us, cust };
+		CHECK(yj_events_put(txn, seq, &k, buf, len) == 0);
+		CHECK(yj_holds_put(txn, seq, 1) == 0);
+		CHECK(yj_disclosed_add(txn, seq, "yjs:a") == 0);
+		CHECK(yj_digests_add(txn, "yjs:a", seq, "rule") == 0);
+	}
+	return 0;
+}
+
+static int s_count_cb(void *arg, uint64_t seq)
+{
+	(void)seq;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int s_count_entries(void *arg, uint64_t seq, const char *rule)
+{
+	(void)seq;
+	(void)rule;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int s_ret_erase_fn(struct yj_txn *txn, void *arg)
+{
+	struct yj_config *cfg = arg;
+	struct yj_retention_batch b;
+	/* Cut-off 3500: events 1-3 are due; two per batch. */
+	int64_t now = 3500 + cfg->retention_event_days * INT64_C(86400000000);
+	CHECK(yj_retention_batch(txn, cfg, now, 2, "uid:7", &b) == 0);
+	CHECK(b.events == 2 && b.first_seq == 1 && b.last_seq == 2 && b.more);
+	CHECK(yj_retention_batch(txn, cfg, now, 2, "uid:7", &b) == 0);
+	CHECK(b.events == 1 && b.first_seq == 3 && b.last_seq == 3 && !b.more);
+	CHECK(yj_retention_batch(txn, cfg, now, 2, "uid:7", &b) == 0);
+	CHECK(b.events == 0 && !b.more);
+	return 0;
+}
+
+static int s_ret_after_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	struct yj_source_ref ref;
+	uint64_t u = 0;
+	int n = 0;
+	CHECK(yj_events_find_source(txn, "F1/s1", &ref) == YJ_ENOENT);
+	CHECK(yj_events_find_source(txn, "F1/s3", &ref) == YJ_ENOENT);
+	CHECK(yj_events_find_source(txn, "F1/s4", &ref) == 0 && ref.seq == 4);
+	CHECK(yj_events_child_known(txn, "F1/p1") == 0);
+	CHECK(yj_events_child_known(txn, "F1/p2") == 1);
+	CHECK(yj_events_of_custody(txn, "F1/r1", s_count_cb, &n) == 0 && n == 2);
+	n = 0;
+	CHECK(yj_events_since(txn, INT64_MIN, s_count_cb, &n) == 0 && n == 2);
+	CHECK(yj_events_count(txn, &u) == 0 && u == 2);
+	CHECK(yj_events_next_seq(txn, &u) == 0 && u == 6);
+	CHECK(yj_holds_get(txn, 2) == NULL);
+	CHECK(yj_holds_is_held(txn, 4) == 1);
+	n = 0;
+	CHECK(yj_digests_entries(txn, "yjs:a", 0, UINT64_MAX, s_count_entries, &n) == 0 && n == 2);
+	uint64_t checked = 0, bad = 0;
+	CHECK(yj_audit_verify(txn, &checked, &bad) == 0 && checked == 2);
+	return 0;
+}
+
+static void test_retention_erases_with_indexes(void **state)
+{
+	struct fx *f = *state;
+	struct yj_recipient yjs = { .id = "yjs:a", .kind = YJ_RCPT_YJS };
+	struct yj_config cfg = { .retention_event_days = 1, .recipients = &yjs, .n_recipients = 1 };
+	s_write(f, s_ret_put_fn, NULL);
+	s_write(f, s_ret_erase_fn, &cfg);
+	s_read(f, s_ret_after_fn, NULL);
 }
 
 /* ============================================================ quarantine */
@@ -1600,6 +1716,67 @@ static void test_audit_removed(void **state)
 	assert_int_equal(v.bad, 3);
 }
 
+static int s_audit_at_fn(struct yj_txn *txn, void *arg)
+{
+	const int64_t *at = arg;
+	for (; *at; at++) {
+		Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
+		a.has_at_us = 1;
+		a.at_us = *at;
+		a.action = "disclosure";
+		CHECK(yj_audit_append(txn, &a) == 0);
+	}
+	return 0;
+}
+
+struct audit_cut {
+	int64_t before;
+	uint64_t erased, first, last;
+	int more;
+};
+
+static int s_audit_cut_fn(struct yj_txn *txn, void *arg)
+{
+	struct audit_cut *c = arg;
+	CHECK(yj_audit_erase_before(txn, c->before, 10, &c->erased, &c->first, &c->last, &c->more) == 0);
+	return 0;
+}
+
+static int s_audit_number_fn(struct yj_txn *txn, void *arg)
+{
+	uint64_t *last = arg;
+	CHECK(yj_txn_last_u64(txn, YJ_DB_AUDIT, last) == 0);
+	return 0;
+}
+
+static void test_audit_retention(void **state)
+{
+	struct fx *f = *state;
+	int64_t first[] = { 10, 20, 30, 40, 0 }, later[] = { 50, 0 };
+	uint64_t last = 0;
+	s_write(f, s_audit_at_fn, first);
+	struct audit_cut c = { .before = 25 };
+	s_write(f, s_audit_cut_fn, &c);
+	assert_true(c.erased == 2 && c.first == 1 && c.last == 2 && !c.more);
+	struct verdict v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 2);
+	s_write(f, s_audit_at_fn, later);
+	v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 3);
+	/* Every record erased: the chain still goes on from its base. */
+	c = (struct audit_cut){ .before = 100 };
+	s_write(f, s_audit_cut_fn, &c);
+	assert_true(c.erased == 3 && c.first == 3 && c.last == 5);
+	s_write(f, s_audit_at_fn, later);
+	s_read(f, s_audit_number_fn, &last);
+	assert_int_equal(last, 6);
+	v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, 1);
+}
+
 static void test_audit_cut_off(void **state)
 {
 	struct fx *f = *state;
@@ -1620,6 +1797,7 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_erases_with_indexes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_ids_not_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_quota, setup, teardown),
@@ -1633,6 +1811,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_tamper, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_cut_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_retention, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
