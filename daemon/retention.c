@@ -19,7 +19,7 @@
 
 #define S_US_PER_DAY (INT64_C(86400) * 1000000)
 #define S_NOTES_MAX 10000 /* notifications looked at per batch in each queue */
-#define S_BATCH 1000      /* events per write transaction: a few ms, so ingest never waits long */
+#define S_BATCH 250       /* events per write transaction: ~10 ms, so ingest never waits long */
 #define S_FIRST_MS 5000   /* the first look after start */
 #define S_EVERY_MS 3600000 /* then hourly: "daily" erasure, never a day late */
 
