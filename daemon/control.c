@@ -88,11 +88,21 @@ static long long s_arg_u64(const struct s_call *c, const char *name)
 }
 
 /* Commands that show personal data need a reason, recorded with the caller. */
+/* A reason says something: not empty, not only blanks. */
+static int s_reason_given(const char *reason)
+{
+	for (const char *p = reason; p && *p; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			return 1;
+	}
+	return 0;
+}
+
 static int s_require_reason(struct s_call *c, const char *what)
 {
 	const char *reason = s_arg_str(c, "reason");
-	if (!reason || !*reason) {
-		s_fail(c, 2, "%s shows personal data: give --reason TEXT", what);
+	if (!s_reason_given(reason)) {
+		s_fail(c, 2, "%s shows personal data: give --reason TEXT (why you need it; it goes in the audit log)", what);
 		return 0;
 	}
 	/* The reason text may name a child: it is kept out of the log. */
@@ -268,10 +278,29 @@ static void s_cmd_events(struct s_call *c)
 		if (yj_time_parse(since, strlen(since), &e.since_us, &off) != 0)
 			return s_fail(c, 2, "--since must be an RFC 3339 time with offset, e.g. 2026-11-21T00:00:00Z");
 	}
+	/* A child's history is personal data however little of it is shown. */
+	if (s_arg_str(c, "child") && !s_require_reason(c, "events --child"))
+		return;
 	e.list = cJSON_AddArrayToObject(c->out, "events");
 	int rc = yj_store_read(c->ctl->core->store, s_events_read, &e);
 	if (rc < 0)
-		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+		return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+	if (s_arg_str(c, "child")) {
+		size_t n = (size_t)cJSON_GetArraySize(e.list), k = 0;
+		uint64_t *seqs = malloc((n ? n : 1) * sizeof(*seqs));
+		if (!seqs)
+			return s_fail(c, 1, "out of memory");
+		const cJSON *ev;
+		cJSON_ArrayForEach(ev, e.list)
+		{
+			const cJSON *sq = cJSON_GetObjectItemCaseSensitive(ev, "seq");
+			if (cJSON_IsNumber(sq))
+				seqs[k++] = (uint64_t)sq->valuedouble;
+		}
+		if (s_audit_consult(c, "events --child", seqs, k))
+			cJSON_DeleteItemFromObject(c->out, "events");
+		free(seqs);
+	}
 }
 
 /* --- show --- */
@@ -404,7 +433,9 @@ static void s_cmd_quarantine(struct s_call *c)
 		rc = yj_store_read(c->ctl->core->store, s_quar_show_read, &s);
 		if (rc == YJ_ENOENT)
 			return s_fail(c, 1, "no quarantine entry %lld", id);
-		if (rc >= 0 && s_audit_consult(c, "quarantine show", NULL, 0)) {
+		char what[64];
+		snprintf(what, sizeof(what), "quarantine show %lld", id);
+		if (rc >= 0 && s_audit_consult(c, what, NULL, 0)) {
 			cJSON_DeleteItemFromObject(c->out, "entry");
 			return;
 		}
@@ -763,8 +794,11 @@ static int s_replay_write(struct yj_txn *txn, void *arg)
 	struct s_replay *r = arg;
 	int rc = yj_route_replay(txn, r->c->ctl->core->cfg, r->c->ctl->core->ref, r->since_us, r->rule, yj_clock_now_us(),
 				 &r->queued);
-	if (!rc && r->queued)
-		rc = s_audit_action(txn, r->c, "replay", NULL, 0, r->rule ? r->rule : "", s_arg_str(r->c, "since"));
+	if (!rc && r->queued) {
+		char why[700];
+		snprintf(why, sizeof(why), "since %s: %s", s_arg_str(r->c, "since"), s_arg_str(r->c, "reason"));
+		rc = s_audit_action(txn, r->c, "replay", NULL, 0, r->rule ? r->rule : "", why);
+	}
 	return rc;
 }
 
@@ -775,6 +809,9 @@ static void s_cmd_replay(struct s_call *c)
 	int32_t off;
 	if (!since || yj_time_parse(since, strlen(since), &r.since_us, &off))
 		return s_fail(c, 2, "replay needs --since T (RFC 3339 with offset)");
+	/* It discloses again: the audit must say why. */
+	if (!s_reason_given(s_arg_str(c, "reason")))
+		return s_fail(c, 2, "replay discloses events again: give --reason TEXT (it goes in the audit log)");
 	if (r.rule) {
 		size_t j;
 		const struct yj_config *cfg = c->ctl->core->cfg;
@@ -886,8 +923,13 @@ static void s_cmd_audit(struct s_call *c)
 	int32_t off;
 	if (since && yj_time_parse(since, strlen(since), &l.since_us, &off))
 		return s_fail(c, 2, "--since must be RFC 3339 with offset");
+	/* Every disclosure of one child is that child's history. */
+	if (s_arg_str(c, "child") && !s_require_reason(c, "audit --child"))
+		return;
 	l.list = cJSON_AddArrayToObject(c->out, "records");
 	int rc = yj_store_read(c->ctl->core->store, s_audit_read, &l);
+	if (rc >= 0 && s_arg_str(c, "child") && s_audit_consult(c, "audit --child", l.child_seqs.v, l.child_seqs.n))
+		cJSON_DeleteItemFromObject(c->out, "records");
 	free(l.child_seqs.v);
 	if (rc < 0)
 		s_fail(c, 1, "store read failed: %s", yj_strerror(rc));

@@ -720,7 +720,8 @@ class OpeningHoursTest(DeliveryBase):
 
         # Tuesday 02:00 BST: closed. A replay queues new notifications that wait for 08:00 BST.
         self.clock(local(2026, 6, 9, 2, 0))
-        out = self.ctl_json("replay", "--since", rfc(local(2026, 6, 8, 18, 30)), "--rule", "liaison_diversion")
+        out = self.ctl_json("replay", "--since", rfc(local(2026, 6, 8, 18, 30)), "--rule", "liaison_diversion",
+                            "--reason", "integration test: the referral was lost")
         self.assertEqual(out["notifications"], 3)
         opening = local(2026, 6, 9, 8, 0)
         before = self.assert_waits_for(opening, 3, "replayed notifications")

@@ -253,7 +253,7 @@ class IngestTest(yjtest.DaemonTest):
         self.assertEqual(shown["source_id"], ev["source_id"])
         self.assertEqual(shown["child"]["home_la"], "E06000042")
         self.assertEqual(shown["custody"]["status"], "detained")
-        code, out, _ = self.daemon.ctl("--json", "events", "--child", ev["child"]["person_id"])
+        code, out, _ = self.daemon.ctl("--json", "events", "--child", ev["child"]["person_id"], "--reason", "integration test")
         self.assertEqual([e["seq"] for e in json.loads(out)["events"]], [seq])
         code, _, err = self.daemon.ctl("show", str(seq), check=False)
         self.assertEqual(code, 2)

@@ -213,5 +213,69 @@ class CtlTest(yjtest.DaemonTest):
         self.assertNotIn("Example", log)
 
 
+class ConsultationTest(yjtest.DaemonTest):
+    """Every consultation of personal data names a reason and is audited
+    with the caller (DPA 2018 s.62); a blank reason is no reason."""
+
+    def setUp(self):
+        self.feed = yjtest.Feed(self.daemon.ingest)
+
+    def tearDown(self):
+        self.feed.close()
+
+    def send(self):
+        ev = yjtest.custody_event()
+        r = self.feed.request("custody", ev)
+        self.assertEqual(r[1], b"OK", r)
+        return ev, int(r[3])
+
+    def consultations(self):
+        code, out, _ = self.daemon.ctl("--json", "audit")
+        return [r for r in json.loads(out)["records"] if r["action"] == "consultation"]
+
+    def test_blank_reason_refused(self):
+        _, seq = self.send()
+        for blank in ("", " ", "  \t "):
+            code, _, err = self.daemon.ctl("show", str(seq), "--reason", blank, check=False)
+            self.assertEqual(code, 2, (blank, err))
+
+    def test_child_history_needs_a_reason_and_is_audited(self):
+        ev, seq = self.send()
+        person = ev["child"]["person_id"]
+        code, _, err = self.daemon.ctl("events", "--child", person, check=False)
+        self.assertEqual(code, 2, err)
+        code, out, _ = self.daemon.ctl("--json", "events", "--child", person, "--reason", "section 47 enquiry")
+        self.assertEqual([e["seq"] for e in json.loads(out)["events"]], [seq])
+        recs = [r for r in self.consultations() if r["reason"].startswith("events --child")]
+        self.assertEqual(len(recs), 1, recs)
+        self.assertEqual(recs[0]["seqs"], [seq])
+        self.assertEqual(recs[0]["actor"], "uid:%d" % os.getuid())
+        self.assertIn("section 47 enquiry", recs[0]["reason"])
+        # The subject-access view too.
+        code, _, err = self.daemon.ctl("audit", "--child", person, check=False)
+        self.assertEqual(code, 2, err)
+        self.daemon.ctl("--json", "audit", "--child", person, "--reason", "subject access request")
+        recs = [r for r in self.consultations() if r["reason"].startswith("audit --child")]
+        self.assertEqual(len(recs), 1, recs)
+        self.assertEqual(recs[0]["seqs"], [seq])
+        # The reason never reaches the log (it may name a child).
+        self.assertNotIn("section 47 enquiry", self.daemon.read_log())
+
+    def test_quarantine_show_audits_the_entry(self):
+        r = self.feed.request("custody", b"{not json")
+        self.assertEqual(r[1], b"REJECT")
+        code, out, _ = self.daemon.ctl("--json", "quarantine", "list")
+        qid = json.loads(out)["entries"][0]["id"]
+        self.daemon.ctl("quarantine", "show", str(qid), "--reason", "feed fault ticket 1234")
+        recs = [r for r in self.consultations() if r["reason"].startswith("quarantine show %d:" % qid)]
+        self.assertEqual(len(recs), 1, self.consultations())
+
+    def test_replay_needs_a_reason(self):
+        code, _, err = self.daemon.ctl("replay", "--since", "2026-01-01T00:00:00Z", check=False)
+        self.assertEqual(code, 2, err)
+        code, _, err = self.daemon.ctl("replay", "--since", "2026-01-01T00:00:00Z", "--reason", " ", check=False)
+        self.assertEqual(code, 2, err)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

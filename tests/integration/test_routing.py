@@ -297,7 +297,8 @@ class RoutingTest(RoutingBase):
         seq = self.send("custody", event(lac=True, responsible="E09000033"))
         self.wait_about(seq, 2)
         before = [n for n in self.notifications() if n[0] == "children_services:E09000033"]
-        code, out, _ = self.daemon.ctl("--json", "replay", "--since", at(-11), "--rule", "lac_in_custody")
+        code, out, _ = self.daemon.ctl("--json", "replay", "--since", at(-11), "--rule", "lac_in_custody",
+                                       "--reason", "integration test: the notice was lost")
         self.assertGreaterEqual(json.loads(out)["notifications"], 1)
         deadline = time.time() + 10
         while time.time() < deadline:
