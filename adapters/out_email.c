@@ -1,10 +1,48 @@
 /* out_email.c: notifications and daily digests by email (interfaces.md §3, §5).
  *
- * One SMTP transaction per delivery through libcurl's multi interface
- * (daemon/curlm.h), so a slow relay never blocks the loop. We build the
- * RFC 5322 message ourselves: every body part is base64 (lines of 76, so no
- * line ever nears 998 and nothing in a body can look like a MIME boundary or
- * need dot-stuffing); curl does the SMTP dot-stuffing of the whole.
+ * One SMTP transaction per delivery, run off the event loop by a small pool
+ * of worker threads (below). We build the RFC 5322 message ourselves, on
+ * the loop, before it crosses to a worker: every body part is base64 (lines
+ * of 76, so no line ever nears 998 and nothing in a body can look like a
+ * MIME boundary or need dot-stuffing); curl does the SMTP dot-stuffing of
+ * the whole.
+ *
+ * Why threads, and why one transfer per thread. libcurl's SMTP end of DATA
+ * blocks even under the multi interface: smtp_done() sends "." and waits for
+ * the relay's reply in smtp_block_statemach(), polling the socket itself
+ * for as long as the response timeout allows. Driven by the loop's multi, a
+ * relay taking 3 s per message froze ingest, webhooks, control and the
+ * watchdog (issue 11); driven by one worker's multi, it would freeze every
+ * other transfer of that multi the same way. So each transfer runs in
+ * curl_easy_perform() on a thread of its own, and a relay that hangs on one
+ * connection holds one worker (until email.timeout_ms) while the others,
+ * and the loop, go on.
+ *
+ * Threads and ownership:
+ *  - The loop thread owns struct s_state and every job until deliver()
+ *    queues it. It alone renders messages, reads settings, logs, and calls
+ *    the core's done(), from s_on_finished when the eventfd rings.
+ *  - A queued job belongs to the pool (struct s_pool); the worker that takes
+ *    it from the queue owns it until it puts it on the finished list, and
+ *    the loop thread owns it again once it takes it from there. Only the
+ *    owner touches a job's fields; a job carries copies of everything the
+ *    transfer needs (URL, From, credentials, timeout, the whole message),
+ *    since the core's strings are borrowed only during deliver() and a
+ *    reload may replace the settings. A worker never touches s_state.
+ *  - Each worker owns its easy handle (so its one cached connection): made,
+ *    used and cleaned up on that thread only.
+ *  - pool->mu guards the queue, the finished list, the counters and the
+ *    table of open sockets. It is held only to move jobs and to open, close
+ *    or shut a socket, never while curl waits on the network.
+ *  - destroy() marks the pool stopping and shuts down (does not close)
+ *    every socket the workers' curl holds: a blocked end-of-DATA or QUIT
+ *    wait wakes at once and fails, so no dying connection is waited for.
+ *    It joins the workers for at most S_STOP_WAIT_MS, leaves any that have
+ *    not ended (a getaddrinfo nobody can interrupt) to end by themselves,
+ *    and frees what it owns. The pool is freed by the last of the adapter
+ *    and its workers to let go of it (pool->refs). Jobs under way are
+ *    abandoned without a done: the core kept them in the outbox and sends
+ *    them again (same Message-ID) after a restart.
  *
  * The adapter owns its settings: the `email` section (relay, From, STARTTLS,
  * credentials) and every email recipient's `email = [ addresses ]`. It gets
@@ -24,24 +62,34 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "adapter.h"
 #include "clock.h"
 #include "config.h"
-#include "curlm.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
 
-#define S_TIMEOUT_MS 60000        /* whole transaction, connect to final reply */
+#define S_TIMEOUT_MS 60000        /* email.timeout_ms when a config has none */
+#define S_CONNECT_MS 10000        /* of that, at most this long to connect */
+#define S_WORKERS 8               /* transfers at once: one worker thread each */
+#define S_WORKER_FDS 8            /* sockets one worker's curl holds at once, at most */
+#define S_STOP_WAIT_MS 1000       /* destroy waits this long for the workers to end */
 #define S_CRED_MAX 4096           /* a credentials file longer than this is not one */
 #define S_B64_LINE 76             /* base64 characters per body line (RFC 2045) */
 #define S_SUBJECT_RAW_MAX 900     /* longer subjects are encoded, which folds them */
@@ -55,6 +103,7 @@ struct s_settings {
 	char *from;                     /* envelope and header From */
 	char *starttls;                 /* required|optional|off */
 	char *credentials_file;         /* "user:password" on one line; "" = none */
+	int64_t timeout_ms;             /* one transaction, connect to the final reply */
 };
 
 /* What every email recipient carries (s_recipient_table). */
@@ -72,6 +121,8 @@ static const struct yj_setting s_section_table[] = {
 	 * itself, at init and at every reload, and only warns about its mode. */
 	{ YJ_SETTING_STR, "credentials_file", S_OFF(credentials_file), "", 0, 0,
 	  "file holding user:password for the relay (relative to the config file); empty = no login" },
+	{ YJ_SETTING_INT, "timeout_ms", S_OFF(timeout_ms), "60000", 1000, 600000,
+	  "per-message timeout, connect to the relay's final reply, milliseconds; then RETRY" },
 };
 #undef S_OFF
 
@@ -83,35 +134,71 @@ static const struct yj_setting s_recipient_table[] = {
 extern const struct yj_adapter yj_adapter_out_email;
 
 struct s_job;
+struct s_pool;
 
 struct s_state {
 	const struct yj_core_api *api;  /* borrowed */
 	char *url;                      /* owned: email.smtp_url */
 	char *from;                     /* owned: email.from */
 	long use_ssl;                   /* CURLUSESSL_* from email.starttls */
+	long timeout_ms;                /* email.timeout_ms */
 	char *user;                     /* owned: from the credentials file, NULL when none */
 	char *password;                 /* owned, wiped before free; never logged */
-	struct s_job *jobs;             /* owned: deliveries under way, newest first */
+	struct s_job *jobs;             /* owned: refusals waiting for their loop timer, newest first */
+	struct s_pool *pool;            /* one reference of it: the workers and what they share */
+	int watching;                   /* the pool's eventfd is in the loop */
 };
 
-/* One delivery under way. */
+/* One delivery. Its owner is the loop thread, then the pool, then the
+ * loop thread again (the header comment): never two threads at once. */
 struct s_job {
-	struct s_state *st;             /* the adapter it belongs to */
-	struct s_job *prev, *next;      /* in st->jobs */
-	CURL *easy;                     /* owned; in the multi while running */
+	struct s_state *st;             /* the adapter it belongs to; never read by a worker */
+	struct s_job *prev, *next;      /* in st->jobs; next alone in the pool's queue or finished list */
 	struct curl_slist *rcpt;        /* owned: "<address>" per recipient, read by curl */
 	char *msg;                      /* owned: the whole RFC 5322 message */
 	size_t len;                     /* of msg */
 	size_t pos;                     /* how much of msg curl has read */
+	char *url;                      /* owned: the relay, as when delivered */
+	char *mail_from;                /* owned: "<email.from>" */
+	char *user;                     /* owned: the login, NULL when none */
+	char *password;                 /* owned, wiped before free; never logged */
+	long use_ssl;                   /* CURLUSESSL_* */
+	long timeout_ms;                /* the whole transaction */
 	char *id;                       /* owned: notification or digest id, for log lines */
 	const char *what;               /* "notification" or "digest", for log lines (static) */
 	char *address;                  /* owned: comma-joined recipients, for the audit */
-	yj_delivery_done_fn done;       /* the core's callback */
+	yj_delivery_done_fn done;       /* the core's callback, called on the loop only */
 	void *done_arg;                 /* its argument */
 	int64_t timer;                  /* > 0: a refusal waiting to be reported from the loop */
 	enum yj_delivery_result refusal;/* what that timer reports */
 	char refusal_detail[200];       /* its detail */
+	enum yj_delivery_result res;    /* what the worker found */
+	char detail[CURL_ERROR_SIZE + 160]; /* its words for it */
 	char errbuf[CURL_ERROR_SIZE];   /* curl's own words about a failure */
+};
+
+/* One worker thread. */
+struct s_worker {
+	struct s_pool *pool;            /* the pool it belongs to */
+	pthread_t tid;                  /* set by the loop thread when it starts the thread */
+	curl_socket_t fds[S_WORKER_FDS];/* [mu] sockets its curl has open; -1 for a free slot */
+};
+
+/* What the loop thread and the workers share; [mu] fields only under mu.
+ * Freed by the last reference let go (s_pool_unref). */
+struct s_pool {
+	pthread_mutex_t mu;             /* never held while curl waits on the network */
+	pthread_cond_t work;            /* a job was queued, or stop was set */
+	unsigned refs;                  /* [mu] the adapter's one, and one per worker thread */
+	atomic_int stop;                /* set under mu by destroy; read by curl callbacks without it */
+	struct s_job *queue;            /* [mu] owned: waiting for a worker, oldest first */
+	struct s_job *queue_tail;       /* [mu] its last */
+	size_t queued;                  /* [mu] its length */
+	struct s_job *finished;         /* [mu] owned: transferred, for the loop to report, newest first */
+	unsigned n_workers;             /* [mu] threads started (w[0..n_workers-1]); grown by the loop thread only */
+	unsigned n_idle;                /* [mu] of them waiting for a job */
+	int efd;                        /* eventfd the workers ring (under mu, while not stopping); the loop's */
+	struct s_worker w[S_WORKERS];   /* the workers */
 };
 
 /* A growing buffer whose first allocation failure sticks (like a yj_txn):
@@ -346,6 +433,8 @@ static int s_configure(struct s_state *st, const struct yj_config *cfg)
 	st->user = user;
 	st->password = password;
 	st->use_ssl = use_ssl;
+	/* The loader bounds it; a config built some other way gets the default. */
+	st->timeout_ms = s->timeout_ms > 0 ? (long)s->timeout_ms : S_TIMEOUT_MS;
 	url = from = user = password = NULL;
 out:
 	free(url);
@@ -359,13 +448,24 @@ static void s_job_free(struct s_job *job)
 {
 	if (!job)
 		return;
-	if (job->easy)
-		curl_easy_cleanup(job->easy);
 	curl_slist_free_all(job->rcpt);
 	free(job->msg);
+	free(job->url);
+	free(job->mail_from);
+	s_free_str(&job->user);
+	s_free_str(&job->password);
 	free(job->id);
 	free(job->address);
 	free(job);
+}
+
+static void s_job_free_list(struct s_job *job)
+{
+	while (job) {
+		struct s_job *next = job->next;
+		s_job_free(job);
+		job = next;
+	}
 }
 
 static void s_job_unlink(struct s_job *job)
@@ -729,8 +829,9 @@ static const char *s_result_name(enum yj_delivery_result r)
 	return r == YJ_DELIVERY_OK ? "OK" : r == YJ_DELIVERY_RETRY ? "RETRY" : "FATAL";
 }
 
-/* Report to the core and free job. One log line per failure: the id and
- * what went wrong (reply code included), never the subject or the body. */
+/* Report to the core and free job (the loop thread). One log line per
+ * failure: the id and what went wrong (reply code included), never the
+ * subject or the body. */
 static void s_finish(struct s_job *job, enum yj_delivery_result res, const char *detail)
 {
 	if (res != YJ_DELIVERY_OK)
@@ -738,19 +839,9 @@ static void s_finish(struct s_job *job, enum yj_delivery_result res, const char 
 	else
 		yj_debug("out_email: %s %s: sent (%s)", job->what, job->id, detail);
 	s_job_unlink(job);
-	/* done may deliver the recipient's next notification: this job is out of the list by then. */
+	/* done may deliver the recipient's next notification: this job is out of every list by then. */
 	job->done(job->done_arg, res, detail, job->address);
 	s_job_free(job);
-}
-
-static void s_on_done(void *arg, CURL *easy, CURLcode result)
-{
-	struct s_job *job = arg;
-	char detail[CURL_ERROR_SIZE + 160];
-	long code = 0;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-	enum yj_delivery_result res = s_classify(result, code, job->errbuf, detail, sizeof(detail));
-	s_finish(job, res, detail);
 }
 
 static int s_on_refusal(struct yj_loop *loop, void *arg)
@@ -760,6 +851,115 @@ static int s_on_refusal(struct yj_loop *loop, void *arg)
 	job->timer = 0;
 	s_finish(job, job->refusal, job->refusal_detail);
 	return 0;
+}
+
+/* --- the pool: worker threads, each one transfer at a time ------------------ */
+
+static int s_pool_new(struct s_pool **out)
+{
+	struct s_pool *p = calloc(1, sizeof(*p));
+	int rc = 0, mu = 0;
+	if (!p) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	p->efd = -1;
+	if (pthread_mutex_init(&p->mu, NULL) != 0) {
+		rc = YJ_EIO;
+		goto out;
+	}
+	mu = 1;
+	if (pthread_cond_init(&p->work, NULL) != 0) {
+		rc = YJ_EIO;
+		goto out;
+	}
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0) {
+		pthread_cond_destroy(&p->work);
+		rc = YJ_EIO;
+		goto out;
+	}
+	atomic_init(&p->stop, 0);
+	p->refs = 1;
+	for (unsigned i = 0; i < S_WORKERS; i++) {
+		p->w[i].pool = p;
+		for (unsigned k = 0; k < S_WORKER_FDS; k++)
+			p->w[i].fds[k] = CURL_SOCKET_BAD;
+	}
+	*out = p;
+	p = NULL;
+out:
+	if (p && mu)
+		pthread_mutex_destroy(&p->mu);
+	free(p);
+	return rc;
+}
+
+/* Let go of one reference; the last frees the pool and the jobs still in it. */
+static void s_pool_unref(struct s_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	unsigned left = --p->refs;
+	pthread_mutex_unlock(&p->mu);
+	if (left)
+		return;
+	s_job_free_list(p->queue);
+	s_job_free_list(p->finished);
+	if (p->efd >= 0)
+		close(p->efd);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION (a worker, inside curl): the socket is made
+ * under mu and recorded, so destroy either sees it to shut it or this sees
+ * stop and refuses to make it. */
+static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct s_worker *w = arg;
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&w->pool->mu);
+	unsigned k = 0;
+	while (k < S_WORKER_FDS && w->fds[k] != CURL_SOCKET_BAD)
+		k++;
+	if (!atomic_load(&w->pool->stop) && k < S_WORKER_FDS) {
+		fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+		if (fd >= 0)
+			w->fds[k] = fd;
+		else
+			fd = CURL_SOCKET_BAD;
+	}
+	pthread_mutex_unlock(&w->pool->mu);
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: closed under mu, so destroy never shuts a
+ * number the kernel has meanwhile given to someone else. */
+static int s_close_socket(void *arg, curl_socket_t fd)
+{
+	struct s_worker *w = arg;
+	pthread_mutex_lock(&w->pool->mu);
+	for (unsigned k = 0; k < S_WORKER_FDS; k++)
+		if (w->fds[k] == fd)
+			w->fds[k] = CURL_SOCKET_BAD;
+	int rc = close(fd);
+	pthread_mutex_unlock(&w->pool->mu);
+	return rc;
+}
+
+/* CURLOPT_XFERINFOFUNCTION: curl calls it at least once a second, also in
+ * its blocking end-of-DATA wait; non-zero aborts the transfer. What the
+ * socket shutdown does not wake (a name being resolved) ends here. */
+static int s_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&((struct s_pool *)arg)->stop) != 0;
 }
 
 static size_t s_read(char *buf, size_t size, size_t nitems, void *arg)
@@ -773,49 +973,255 @@ static size_t s_read(char *buf, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-static int s_setup_easy(struct s_state *st, struct s_job *job)
+/* One SMTP transaction of job on the worker's easy handle e, blocking this
+ * thread only; the outcome goes into job->res and job->detail. */
+static void s_transfer(struct s_worker *w, CURL *e, struct s_job *job)
 {
-	CURL *e = curl_easy_init();
-	char *mail_from = NULL;
-	int rc = 0;
-	if (!e || asprintf(&mail_from, "<%s>", st->from) < 0) {
-		mail_from = NULL;
-		rc = YJ_ENOMEM;
-		goto out;
-	}
-	job->easy = e;
-	CURLcode c = CURLE_OK;
-	/* Every string option is copied by curl: a reload may free ours meanwhile. */
-	c = c ? c : curl_easy_setopt(e, CURLOPT_URL, st->url);
+	CURLcode c = e ? CURLE_OK : CURLE_FAILED_INIT;
+	long code = 0;
+	/* curl waits in seconds for a reply; the whole transaction bounds it in ms. */
+	long reply_s = (job->timeout_ms + 999) / 1000;
+	long connect_ms = job->timeout_ms < S_CONNECT_MS ? job->timeout_ms : S_CONNECT_MS;
+
+	job->errbuf[0] = '\0';
+	if (e) {
+		/* Reset keeps the handle's connection cache: the next message may reuse it. */
+		curl_easy_reset(e);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_URL, job->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	c = c ? c : curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+		c = c ? c : curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 #endif
-	c = c ? c : curl_easy_setopt(e, CURLOPT_MAIL_FROM, mail_from);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_MAIL_RCPT, job->rcpt);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_READDATA, job);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)job->len);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_USE_SSL, st->use_ssl);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)S_TIMEOUT_MS);
-	/* Bounds the blocking QUIT curl sends when it closes a cached connection. */
-	c = c ? c : curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, 10L);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	c = c ? c : curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
-	if (st->user) {
-		c = c ? c : curl_easy_setopt(e, CURLOPT_USERNAME, st->user);
-		c = c ? c : curl_easy_setopt(e, CURLOPT_PASSWORD, st->password);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_MAIL_FROM, job->mail_from);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_MAIL_RCPT, job->rcpt);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_READDATA, job);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)job->len);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_USE_SSL, job->use_ssl);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, job->timeout_ms);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, reply_s);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
+		/* One cached connection per worker: the sockets table stays small. */
+		c = c ? c : curl_easy_setopt(e, CURLOPT_MAXCONNECTS, 1L);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, s_close_socket);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, s_progress);
+		c = c ? c : curl_easy_setopt(e, CURLOPT_XFERINFODATA, w->pool);
+#if LIBCURL_VERSION_NUM >= 0x075700
+		/* A transfer that ends (timeout, stop) while its name is still
+		 * being resolved leaves the resolver thread to finish alone,
+		 * rather than wait here for a getaddrinfo nobody can interrupt. */
+		c = c ? c : curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
+		if (job->user) {
+			c = c ? c : curl_easy_setopt(e, CURLOPT_USERNAME, job->user);
+			c = c ? c : curl_easy_setopt(e, CURLOPT_PASSWORD, job->password);
+		}
+		if (c == CURLE_OK)
+			c = curl_easy_perform(e);
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 	}
-	if (c != CURLE_OK) {
-		yj_err("out_email: curl setup: %s", curl_easy_strerror(c));
-		rc = c == CURLE_OUT_OF_MEMORY ? YJ_ENOMEM : YJ_EIO;
+	job->res = s_classify(c, code, job->errbuf, job->detail, sizeof(job->detail));
+}
+
+static void *s_worker_main(void *arg)
+{
+	struct s_worker *w = arg;
+	struct s_pool *p = w->pool;
+	/* This thread's alone. NULL (no memory): every job it takes fails RETRY. */
+	CURL *easy = curl_easy_init();
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->queue && !atomic_load(&p->stop)) {
+			p->n_idle++;
+			pthread_cond_wait(&p->work, &p->mu);
+			p->n_idle--;
+		}
+		if (atomic_load(&p->stop))
+			break;
+		struct s_job *job = p->queue;
+		p->queue = job->next;
+		if (!p->queue)
+			p->queue_tail = NULL;
+		p->queued--;
+		job->next = NULL;
+		pthread_mutex_unlock(&p->mu);
+
+		s_transfer(w, easy, job);
+
+		pthread_mutex_lock(&p->mu);
+		if (atomic_load(&p->stop)) {
+			/* Abandoned: nobody reads the finished list any more. */
+			pthread_mutex_unlock(&p->mu);
+			s_job_free(job);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		job->next = p->finished;
+		p->finished = job;
+		uint64_t one = 1;
+		/* Fails only with 2^64 - 2 rings unread, and then the loop is woken already. */
+		ssize_t rung = write(p->efd, &one, sizeof(one));
+		(void)rung;
 	}
-out:
-	if (!job->easy && e)
-		curl_easy_cleanup(e);
-	free(mail_from);
+	pthread_mutex_unlock(&p->mu);
+	/* A QUIT on a live cached connection; destroy has shut the sockets of any other. */
+	if (easy)
+		curl_easy_cleanup(easy);
+	s_pool_unref(p);
+	return NULL;
+}
+
+/* Start one more worker when every one is busy (the loop thread, no lock
+ * held). Returns 0, or YJ_EIO when there is not a single worker. */
+static int s_pool_grow(struct s_pool *p)
+{
+	sigset_t all, old;
+	unsigned i;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->queued <= p->n_idle || p->n_workers >= S_WORKERS) {
+		pthread_mutex_unlock(&p->mu);
+		return 0;
+	}
+	i = p->n_workers++;
+	p->refs++;
+	pthread_mutex_unlock(&p->mu);
+
+	/* Signals are the loop's (signalfd): a worker must never take one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&p->w[i].tid, NULL, s_worker_main, &p->w[i]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	p->n_workers--;
+	p->refs--;
+	unsigned left = p->n_workers;
+	pthread_mutex_unlock(&p->mu);
+	yj_warn("out_email: cannot start a worker thread: %s", strerror(rc));
+	return left ? 0 : YJ_EIO;
+}
+
+/* Hand job to the workers (the loop thread). Returns 0, or YJ_EIO when no
+ * worker can run it: the job is then the caller's again. */
+static int s_pool_submit(struct s_pool *p, struct s_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->queue_tail)
+		p->queue_tail->next = job;
+	else
+		p->queue = job;
+	p->queue_tail = job;
+	p->queued++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	int rc = s_pool_grow(p);
+	if (rc == 0)
+		return 0;
+	/* No worker at all to run it: take it back. */
+	pthread_mutex_lock(&p->mu);
+	struct s_job **pp = &p->queue, *last = NULL;
+	while (*pp && *pp != job) {
+		last = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		*pp = job->next;
+		if (p->queue_tail == job)
+			p->queue_tail = last;
+		p->queued--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	job->next = NULL;
 	return rc;
+}
+
+/* The workers' doorbell rang (the loop): report what they finished, oldest first. */
+static int s_on_finished(struct yj_loop *loop, void *sock, int fd, short revents, void *arg)
+{
+	struct s_state *st = arg;
+	struct s_job *list, *fifo = NULL;
+	uint64_t rings;
+	(void)loop;
+	(void)sock;
+	(void)revents;
+	/* EAGAIN: an earlier pass took these jobs already. */
+	if (read(fd, &rings, sizeof(rings)) < 0 && errno != EAGAIN)
+		yj_warn("out_email: reading the workers' eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&st->pool->mu);
+	list = st->pool->finished;
+	st->pool->finished = NULL;
+	pthread_mutex_unlock(&st->pool->mu);
+	while (list) {
+		struct s_job *next = list->next;
+		list->next = fifo;
+		fifo = list;
+		list = next;
+	}
+	while (fifo) {
+		struct s_job *job = fifo;
+		fifo = job->next;
+		job->next = NULL;
+		s_finish(job, job->res, job->detail);
+	}
+	return 0;
+}
+
+/* Stop the workers and let go of the pool (destroy, the loop thread). */
+static void s_pool_stop(struct s_pool *p)
+{
+	struct s_job *queued, *finished;
+	struct timespec deadline;
+	unsigned n;
+
+	pthread_mutex_lock(&p->mu);
+	atomic_store(&p->stop, 1);
+	/* Shut, not close: curl owns the descriptors and closes them itself. A
+	 * shut socket wakes curl's poll at once and makes its QUIT fail instead
+	 * of waiting for a relay that is not answering. */
+	for (unsigned i = 0; i < p->n_workers; i++)
+		for (unsigned k = 0; k < S_WORKER_FDS; k++)
+			if (p->w[i].fds[k] != CURL_SOCKET_BAD)
+				shutdown(p->w[i].fds[k], SHUT_RDWR);
+	queued = p->queue;
+	finished = p->finished;
+	p->queue = p->queue_tail = p->finished = NULL;
+	p->queued = 0;
+	n = p->n_workers;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	/* Abandoned without a done: the outbox still has them. */
+	s_job_free_list(queued);
+	s_job_free_list(finished);
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += S_STOP_WAIT_MS / 1000;
+	deadline.tv_nsec += (long)(S_STOP_WAIT_MS % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	unsigned left = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_timedjoin_np(p->w[i].tid, NULL, &deadline) != 0) {
+			/* It holds its own reference and frees what it has when it ends. */
+			pthread_detach(p->w[i].tid);
+			left++;
+		}
+	}
+	if (left)
+		yj_warn("out_email: %u worker thread(s) still in curl at stop; left to end by themselves", left);
+	s_pool_unref(p);
 }
 
 /* Refuse job from the loop (done must never come from inside deliver()). */
@@ -825,6 +1231,23 @@ static int s_refuse(struct s_state *st, struct s_job *job, enum yj_delivery_resu
 	int64_t t = yj_loop_timer(st->api->loop, 0, 0, s_on_refusal, job);
 	job->timer = t > 0 ? t : 0;
 	return t < 0 ? (int)t : 0;
+}
+
+/* What the worker needs of the settings in force, copied into job. */
+static int s_job_settings(const struct s_state *st, struct s_job *job)
+{
+	job->use_ssl = st->use_ssl;
+	job->timeout_ms = st->timeout_ms > 0 ? st->timeout_ms : S_TIMEOUT_MS;
+	job->url = strdup(st->url);
+	if (asprintf(&job->mail_from, "<%s>", st->from) < 0)
+		job->mail_from = NULL;
+	if (st->user) {
+		job->user = strdup(st->user);
+		job->password = strdup(st->password);
+	}
+	if (!job->url || !job->mail_from || (st->user && (!job->user || !job->password)))
+		return YJ_ENOMEM;
+	return 0;
 }
 
 static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_fn done, void *arg)
@@ -908,10 +1331,12 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 		job->msg = msg.p;
 		job->len = msg.len;
 		msg.p = NULL;
-		rc = s_setup_easy(st, job);
-		if (rc == 0)
-			rc = yj_curlm_add(st->api->curlm, job->easy, s_on_done, job);
+		rc = s_job_settings(st, job);
 	}
+	/* From here the job is the pool's: whole, borrowing nothing of m. */
+	if (rc == 0 && (rc = s_pool_submit(st->pool, job)) == 0)
+		job = NULL;
+	goto out;
 queue:
 	if (rc < 0)
 		goto out;
@@ -980,9 +1405,17 @@ static int s_init(const struct yj_core_api *api, void **state)
 {
 	struct s_state *st = NULL;
 	int rc = 0;
-	if (!api->curlm || !api->settings) {
-		yj_err("out_email: no curl multi handle or settings from the core");
+	if (!api->loop || !api->settings) {
+		yj_err("out_email: no loop or settings from the core");
 		rc = YJ_EINVAL;
+		goto out;
+	}
+	/* Reference-counted and thread-safe in this libcurl: the workers' easy
+	 * handles need it done before the first of them starts. Never undone:
+	 * a worker left running at stop may still be in curl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		yj_err("out_email: libcurl cannot be initialised");
+		rc = YJ_EIO;
 		goto out;
 	}
 	st = calloc(1, sizeof(*st));
@@ -994,23 +1427,35 @@ static int s_init(const struct yj_core_api *api, void **state)
 	rc = s_configure(st, api->config(api->core));
 	if (rc < 0)
 		goto out;
+	rc = s_pool_new(&st->pool);
+	if (rc < 0)
+		goto out;
 	*state = st;
 	st = NULL;
 out:
+	if (st) {
+		free(st->url);
+		free(st->from);
+		s_free_str(&st->user);
+		s_free_str(&st->password);
+	}
 	free(st);
 	return rc;
 }
 
 static int s_start(void *state)
 {
-	/* Nothing to bind: each delivery opens its own transaction. */
-	(void)state;
-	return 0;
+	struct s_state *st = state;
+	/* Nothing to bind: each delivery opens (or reuses) its own connection,
+	 * on a worker started when there is work for it. */
+	int rc = yj_loop_add(st->api->loop, NULL, st->pool->efd, ZMQ_POLLIN, s_on_finished, st);
+	st->watching = rc == 0;
+	return rc;
 }
 
 static int s_reload(void *state, const struct yj_config *cfg)
 {
-	/* Transfers under way keep the settings they started with (curl copied them). */
+	/* Transfers under way keep the settings they started with (each job has its copy). */
 	return s_configure(state, cfg);
 }
 
@@ -1032,10 +1477,13 @@ static void s_destroy(void **state)
 		s_job_unlink(job);
 		if (job->timer > 0)
 			yj_loop_timer_cancel(st->api->loop, job->timer);
-		/* curl_easy_cleanup takes a running handle out of the multi itself;
-		 * curlm never touches its stale record of it (curlm.c). */
 		s_job_free(job);
 	}
+	if (st->watching)
+		yj_loop_remove(st->api->loop, NULL, st->pool->efd);
+	/* No worker rings the eventfd once stop is set: the pool may close it. */
+	s_pool_stop(st->pool);
+	st->pool = NULL;
 	free(st->url);
 	free(st->from);
 	s_free_str(&st->user);

@@ -1,10 +1,13 @@
 /* curlm.h: libcurl's multi interface driven by the one event loop.
  *
- * Transfers (webhook POSTs, SMTP sends) never block: curl tells us which
+ * Transfers (webhook POSTs) never block: curl tells us which
  * sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to time out
  * (CURLMOPT_TIMERFUNCTION); we add those to yj_loop and call
  * curl_multi_socket_action when they fire. Finished transfers are reported
- * through each transfer's done callback, from the loop.
+ * through each transfer's done callback, from the loop. SMTP is not sent
+ * here: libcurl waits for the end-of-DATA reply in a blocking loop even
+ * under the multi interface, so out_email.c runs it on worker threads
+ * (docs/blocking.md).
  *
  * Ownership: yj_curlm_new() returns a multi the caller owns. An easy
  * handle given to yj_curlm_add() stays the caller's: the multi borrows it

@@ -16,7 +16,7 @@ As a module:
 As a script (the C unit tests spawn it; it prints "READY <port>" once it
 listens and runs until SIGTERM/SIGINT):
 
-    smtp_receiver.py --port P --mode 250 --maildir DIR [--auth user:password] [--max-bytes N]
+    smtp_receiver.py --port P --mode 250 --maildir DIR [--auth user:password] [--max-bytes N] [--delay S]
 
 Each accepted message is written to DIR/NNNN.eml (the bytes as received,
 dot-unstuffed, CRLF kept), then one JSON line is appended to DIR/index.jsonl,
@@ -25,6 +25,17 @@ so a reader that sees the index line finds the whole file.
 Modes: "250" accept; "451" / "550" / "552" answer the end of DATA with that
 code (the message is not kept); "rcpt451" / "rcpt550" answer every RCPT with
 it; "down" does not listen at all (connections are refused).
+
+Hostile relays (the end-of-DATA wait that blocked yjlinkd's loop, issue 11):
+"slow" answers the end of DATA only after rx.delay seconds (constructor
+delay=, --delay S; default 3), then accepts as "250" does; "hang" never
+answers the end of DATA: the session waits until the client goes away or
+the receiver stops (the message is not kept). In both, a message whose end
+of DATA arrived and is not answered yet is counted in rx.waiting, appended
+to rx.waited ({mail_from, rcpt_tos, data, time}) and, with a maildir, one JSON line
+is appended to DIR/waiting.jsonl, so a test in another process can see that
+a delivery is stuck at the end of DATA. Changing the mode does not release
+sessions already waiting: a relay that hung on a connection stays hung on it.
 
 Size limit: with max_message_bytes = N (constructor, attribute or
 --max-bytes; default None, no limit), a message whose DATA (as received,
@@ -52,7 +63,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
-MODES = ("250", "451", "550", "552", "rcpt451", "rcpt550", "down")
+MODES = ("250", "451", "550", "552", "rcpt451", "rcpt550", "down", "slow", "hang")
 
 _REPLIES = {
     "451": "451 4.3.0 Temporary failure (test receiver)",
@@ -83,6 +94,16 @@ class _Handler:
             reply = _REPLIES[mode]
         elif limit is not None and len(data) > limit:
             reply = TOO_BIG
+        elif mode in ("slow", "hang"):
+            self.rx._wait_begin(envelope.mail_from, list(envelope.rcpt_tos), data)
+            try:
+                if mode == "hang":
+                    await asyncio.Event().wait()   # never set: cancelled when the client goes
+                await asyncio.sleep(self.rx.delay)
+            finally:
+                self.rx._wait_end()
+            self.rx._store(envelope.mail_from, list(envelope.rcpt_tos), data)
+            return "250 2.0.0 Message accepted"
         else:
             self.rx._store(envelope.mail_from, list(envelope.rcpt_tos), data)
             return "250 2.0.0 Message accepted"
@@ -93,7 +114,7 @@ class _Handler:
 class SmtpReceiver:
     """An SMTP server on 127.0.0.1 in its own thread and asyncio loop."""
 
-    def __init__(self, port=0, mode="250", maildir=None, auth=None, max_message_bytes=None):
+    def __init__(self, port=0, mode="250", maildir=None, auth=None, max_message_bytes=None, delay=3.0):
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % (MODES,))
         self.host = "127.0.0.1"
@@ -103,6 +124,9 @@ class SmtpReceiver:
         self.max_message_bytes = max_message_bytes  # larger messages get 552; None: no limit
         self.maildir = maildir     # also write NNNN.eml + index.jsonl there, if set
         self.auth = auth           # "user:password": require AUTH with exactly these
+        self.delay = delay         # "slow": seconds before the end of DATA is answered
+        self.waiting = 0           # "slow"/"hang": sessions whose end of DATA is not answered yet
+        self.waited = []           # every end of DATA that had to wait: {mail_from, rcpt_tos, data, time}
         self._mode = mode
         self._lock = threading.Lock()
         self._loop = None
@@ -225,6 +249,30 @@ class SmtpReceiver:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def wait_for_waiting(self, n, timeout=10.0):
+        """Wait until at least n ends of DATA have been left waiting ("slow", "hang")."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if len(self.waited) >= n:
+                    return list(self.waited)
+            time.sleep(0.02)
+        raise TimeoutError("%d waited after %.1fs, wanted %d" % (len(self.waited), timeout, n))
+
+    def _wait_begin(self, mail_from, rcpt_tos, data):
+        now = time.time()
+        with self._lock:
+            self.waiting += 1
+            self.waited.append(dict(mail_from=mail_from, rcpt_tos=rcpt_tos, data=data, time=now))
+            if self.maildir:
+                line = dict(mail_from=mail_from, rcpt_tos=rcpt_tos, time=now)
+                with open(os.path.join(self.maildir, "waiting.jsonl"), "a") as f:
+                    f.write(json.dumps(line) + "\n")
+
+    def _wait_end(self):
+        with self._lock:
+            self.waiting -= 1
+
     def _refuse(self, mail_from, rcpt_tos, data, reply):
         with self._lock:
             self.refused.append(dict(mail_from=mail_from, rcpt_tos=rcpt_tos, data=data, time=time.time(),
@@ -253,10 +301,11 @@ def main(argv=None):
     ap.add_argument("--maildir", default=None, help="write NNNN.eml and index.jsonl here")
     ap.add_argument("--auth", default=None, help="require AUTH with user:password")
     ap.add_argument("--max-bytes", type=int, default=None, help="answer 552 to messages larger than this")
+    ap.add_argument("--delay", type=float, default=3.0, help='"slow": seconds before answering the end of DATA')
     args = ap.parse_args(argv)
 
     rx = SmtpReceiver(port=args.port, mode=args.mode, maildir=args.maildir, auth=args.auth,
-                      max_message_bytes=args.max_bytes)
+                      max_message_bytes=args.max_bytes, delay=args.delay)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
