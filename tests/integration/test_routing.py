@@ -164,6 +164,10 @@ class RoutingBase(unittest.TestCase):
         """Every notification received so far, as (recipient, kind, id, body-or-None, transport)."""
         out = []
         for req in list(self.http.received):
+            # Only what the receiver accepted: a refused attempt (500, 400)
+            # is not a notification received.
+            if req.get("status") != 200:
+                continue
             body = json.loads(req["body"])
             out.append((body["recipient"], body["kind"], body["notification_id"], body, "webhook"))
         for m in list(self.smtp.messages):
