@@ -44,6 +44,7 @@ struct yj_curlm;
 struct yj_recipient;
 struct yj_adapter;
 struct yj_prom;
+struct yj_zap;
 
 /* --- inputs ---------------------------------------------------------------- */
 
@@ -162,6 +163,10 @@ struct yj_core_api {
 	/* Record a position (a subscription's cursor) in the outbox's next
 	 * completion commit: with the deliveries it stands for. */
 	int (*position_put)(void *core, const char *key, const void *val, size_t len);
+	/* The ZAP handler (zap.h), bound before any adapter starts: a CURVE
+	 * socket registers the keys it accepts there (yj_zap_set_keys). NULL
+	 * where there is none (unit tests): such an adapter must not bind CURVE. */
+	struct yj_zap *zap;
 };
 
 struct yj_adapter {

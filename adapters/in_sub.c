@@ -18,6 +18,12 @@
  * PUB/SUB has no replay, so what was lost stays lost: the count is what an
  * operator takes up with the force.
  *
+ * CURVE: a publisher with a server_key is subscribed to as a CURVE client,
+ * with the key pair of ingest.curve (in_yjl1's, yj_in_yjl1_keypair): the
+ * publisher's key is checked at the handshake, and the publisher knows us
+ * by our public key. Without one, only a loopback or ipc:// publisher is
+ * subscribed to, unless ingest.insecure = true.
+ *
  * Bounded: an explicit receive high-water mark per socket (beyond it libzmq
  * drops, which shows as a gap), and at most ingest.batch_max messages read
  * per wake-up per socket.
@@ -33,6 +39,8 @@
 #include "log.h"
 #include "loop.h"
 #include "prom.h"
+#include "secret.h"
+#include "zap.h"
 
 #define S_MAX_FRAMES 8          /* frames kept of a malformed message */
 #define S_MAX_MSG (1 << 20)     /* a frame larger than this is no event: libzmq drops the connection (seen as a gap) */
@@ -41,6 +49,8 @@
 #define S_SEQ_MAX 20            /* digits of a uint64 */
 
 extern const struct yj_adapter yj_adapter_in_sub;
+/* in_yjl1.c: ingest.curve's key pair, the one this daemon is known by on ingest. */
+int yj_in_yjl1_keypair(const struct yj_core_api *api, const struct yj_config *cfg, char *public_z85, char *secret_z85);
 
 /* The four feed topics (interfaces.md §1): a SUB subscribes to each. */
 static const char *const s_feeds[] = { "custody", "arrest", "voluntary_interview", "outcome" };
@@ -66,7 +76,8 @@ static const struct yj_setting s_publisher_table[] = {
 	{ YJ_SETTING_STR, "force", S_OFF(force), NULL, 0, 0,
 	  "GSS code of the force it publishes for; a message for any other is REJECT forbidden (quarantined)" },
 	{ YJ_SETTING_STR, "server_key", S_OFF(server_key), "", 0, 0,
-	  "CURVE: the publisher's public key (Z85); needs ingest.curve, not in this build yet" },
+	  "CURVE: the publisher's public key (Z85): subscribed to as a CURVE client with ingest.curve's key pair; "
+	  "empty = no CURVE (loopback or ipc:// only, unless ingest.insecure)" },
 };
 #undef S_OFF
 
@@ -86,6 +97,7 @@ struct s_pub {
 	char *name;                     /* owned */
 	char *endpoint;                 /* owned */
 	char *force;                    /* owned; what req.forces points at */
+	char *server_key;               /* owned: its CURVE public key (Z85), "" = no CURVE */
 	char key[8 + S_NAME_MAX];       /* its position: "in_sub.<name>" */
 	void *sock;                     /* SUB, owned; out of the loop once drained */
 	uint64_t last;                  /* last sequence number received (or committed before a restart) */
@@ -185,9 +197,9 @@ static void s_check(const void *settings, const struct yj_setting_site *at)
 			yj_diag_report(at->diag, at->file, line,
 				       "%s: force must be the GSS code of a force area (E23xxxxxx, W15xxxxxx), not '%s'", who,
 				       p[i].force);
-		if (*p[i].server_key)
+		if (*p[i].server_key && !yj_zap_key_ok(p[i].server_key))
 			yj_diag_report(at->diag, at->file, line,
-				       "%s: server_key: CURVE for publishers needs ingest.curve (not in this build yet)", who);
+				       "%s: server_key must be a CURVE public key (40 characters of Z85)", who);
 	}
 }
 
@@ -348,6 +360,7 @@ static void s_free_pubs(struct s_state *st)
 		free(st->pubs[i].name);
 		free(st->pubs[i].endpoint);
 		free(st->pubs[i].force);
+		free(st->pubs[i].server_key);
 	}
 	free(st->pubs);
 	st->pubs = NULL;
@@ -383,16 +396,25 @@ static int s_init(const struct yj_core_api *api, void **state)
 		pub->name = strdup(p[i].name);
 		pub->endpoint = strdup(p[i].endpoint);
 		pub->force = strdup(p[i].force);
-		if (!pub->name || !pub->endpoint || !pub->force) {
+		pub->server_key = strdup(p[i].server_key);
+		if (!pub->name || !pub->endpoint || !pub->force || !pub->server_key) {
 			rc = YJ_ENOMEM;
 			goto out;
 		}
 		snprintf(pub->key, sizeof(pub->key), "in_sub.%s", pub->name);
-		/* Anything but loopback or ipc:// is authenticated with CURVE (interfaces.md §1), which
-		 * publishers do not have in this build yet. */
-		if (!s_loopback(pub->endpoint) && !cfg->ingest_insecure) {
-			yj_err("in_sub: publisher %s: endpoint %s is not loopback and CURVE for publishers is not in this "
-			       "build: say ingest.insecure = true to subscribe unauthenticated",
+		char pk[41], sk[41];
+		if (*pub->server_key && (rc = yj_in_yjl1_keypair(api, cfg, pk, sk))) {
+			yj_err("in_sub: publisher %s: server_key needs this daemon's key pair: set ingest.curve = { "
+			       "secret_key_file = \"...\"; }",
+			       pub->name);
+			rc = YJ_ECONFIG;
+			goto out;
+		}
+		yj_secret_wipe(sk, sizeof(sk));
+		/* Anything but loopback or ipc:// is authenticated with CURVE (interfaces.md §1). */
+		if (!*pub->server_key && !s_loopback(pub->endpoint) && !cfg->ingest_insecure) {
+			yj_err("in_sub: publisher %s: endpoint %s is not loopback: give its server_key (CURVE), or say "
+			       "ingest.insecure = true to subscribe unauthenticated",
 			       pub->name, pub->endpoint);
 			rc = YJ_ECONFIG;
 			goto out;
@@ -433,6 +455,19 @@ static int s_start(void *state)
 		zmq_setsockopt(pub->sock, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof(reconnect_max));
 		for (size_t f = 0; f < sizeof(s_feeds) / sizeof(s_feeds[0]); f++)
 			zmq_setsockopt(pub->sock, ZMQ_SUBSCRIBE, s_feeds[f], strlen(s_feeds[f]));
+		if (*pub->server_key) {
+			char pk[41], sk[41];
+			int rc = yj_in_yjl1_keypair(st->api, st->api->config(st->api->core), pk, sk);
+			if (!rc && (zmq_setsockopt(pub->sock, ZMQ_CURVE_SERVERKEY, pub->server_key, 40) ||
+				    zmq_setsockopt(pub->sock, ZMQ_CURVE_PUBLICKEY, pk, 40) ||
+				    zmq_setsockopt(pub->sock, ZMQ_CURVE_SECRETKEY, sk, 40)))
+				rc = YJ_EIO;
+			yj_secret_wipe(sk, sizeof(sk));
+			if (rc) {
+				yj_err("in_sub: publisher %s: cannot set up CURVE: %s", pub->name, yj_strerror(rc));
+				return rc;
+			}
+		}
 		if (zmq_connect(pub->sock, pub->endpoint) != 0) {
 			yj_err("in_sub: publisher %s: cannot connect to %s: %s", pub->name, pub->endpoint,
 			       zmq_strerror(zmq_errno()));
@@ -442,10 +477,11 @@ static int s_start(void *state)
 		if (rc)
 			return rc;
 		if (pub->have_last)
-			yj_notice("in_sub: subscribed to publisher %s at %s (force %s), after sequence number %llu", pub->name,
-				  pub->endpoint, pub->force, (unsigned long long)pub->last);
+			yj_notice("in_sub: subscribed to publisher %s at %s (force %s%s), after sequence number %llu", pub->name,
+				  pub->endpoint, pub->force, *pub->server_key ? ", CURVE" : "", (unsigned long long)pub->last);
 		else
-			yj_notice("in_sub: subscribed to publisher %s at %s (force %s)", pub->name, pub->endpoint, pub->force);
+			yj_notice("in_sub: subscribed to publisher %s at %s (force %s%s)", pub->name, pub->endpoint, pub->force,
+				  *pub->server_key ? ", CURVE" : "");
 	}
 	return 0;
 }
@@ -460,7 +496,7 @@ static int s_reload(void *state, const struct yj_config *cfg)
 	st->drain_max = (size_t)cfg->ingest_batch_max;
 	for (size_t i = 0; same && i < st->n_pubs; i++)
 		same = !strcmp(p[i].name, st->pubs[i].name) && !strcmp(p[i].endpoint, st->pubs[i].endpoint) &&
-		       !strcmp(p[i].force, st->pubs[i].force);
+		       !strcmp(p[i].force, st->pubs[i].force) && !strcmp(p[i].server_key, st->pubs[i].server_key);
 	if (!same)
 		yj_warn("in_sub: ingest.publishers changes only on restart; still subscribed to the %zu publisher(s) started with",
 			st->n_pubs);

@@ -31,6 +31,13 @@
  * peer's connection end. An ERROR ends the conversation: nothing more goes
  * to that connection, and what it says next is dropped.
  *
+ * CURVE (interfaces.md §3): with notify.curve the socket is a CURVE server
+ * in ZAP domain "yjn1"; only the keys of notify.subscribers get in (the
+ * core's ZAP handler, zap.h), each with its name as the connection's user
+ * id, and a HELLO for a recipient outside that subscriber's `recipients` is
+ * told ERROR. A reload replaces the keys for the next handshakes and drops
+ * no connection.
+ *
  * Logs name recipients, numbers and notification ids, never a note's body.
  */
 #include <cjson/cJSON.h>
@@ -45,6 +52,7 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "zap.h"
 #include "zguard.h"
 #include "prom.h"
 
@@ -77,6 +85,100 @@ static const struct yj_setting s_recipient_table[] = {
 	  "transport zmq: NOTEs sent and not yet acknowledged at most; later ones wait for ACKs" },
 };
 #undef S_OFF
+
+extern const struct yj_adapter yj_adapter_out_yjn1;
+
+#define S_DOMAIN "yjn1"         /* ZAP domain of this socket's CURVE handshakes */
+#define S_SUB_NAME_MAX 64       /* a subscriber's name: its connections' user id */
+
+/* One entry of notify.subscribers, as the config loader fills it. */
+struct s_subscriber_conf {
+	char *name;                     /* the user id of its connections */
+	char *public_key;               /* Z85 */
+	struct yj_strlist recipients;   /* the recipient ids it may say HELLO for */
+};
+
+/* The adapter's share of the `notify` section. */
+struct s_settings {
+	char *secret_key;               /* notify.curve.secret_key_file, read: Z85; "" = no CURVE */
+	struct yj_grouplist subscribers; /* of struct s_subscriber_conf */
+};
+
+#define S_OFF(f) offsetof(struct s_subscriber_conf, f)
+static const struct yj_setting s_subscriber_table[] = {
+	{ YJ_SETTING_STR, "name", S_OFF(name), NULL, 0, 0, "the subscriber's name, for the log (`[a-z0-9-]`, 1-64)" },
+	{ YJ_SETTING_STR, "public_key", S_OFF(public_key), NULL, 0, 0,
+	  "its CURVE public key (Z85, 40 characters, `yjlinkctl keygen`)" },
+	{ YJ_SETTING_STRLIST, "recipients", S_OFF(recipients), NULL, 0, 0,
+	  "recipient ids (transport zmq) it may say HELLO for; any other HELLO is told ERROR" },
+};
+#undef S_OFF
+
+static const struct yj_setting_items s_subscriber_items = {
+	s_subscriber_table, sizeof(s_subscriber_table) / sizeof(s_subscriber_table[0]), sizeof(struct s_subscriber_conf)
+};
+
+static const struct yj_setting s_section_table[] = {
+	{ YJ_SETTING_SECRET_FILE, "curve.secret_key_file", offsetof(struct s_settings, secret_key), "", 0, 0,
+	  "CURVE: this daemon's secret key for YJN1 (relative to the config file, mode 0600, `yjlinkctl keygen`); "
+	  "empty = no CURVE (loopback or ipc:// only)" },
+	{ YJ_SETTING_GROUPLIST, "subscribers", offsetof(struct s_settings, subscribers), &s_subscriber_items, 0, 1024,
+	  "with curve: the subscribers let in, each with its key and recipients; any other key is refused at the handshake" },
+};
+
+static int s_sub_name_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len < 1 || len > S_SUB_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static void s_check(const void *settings, const struct yj_setting_site *at)
+{
+	const struct s_settings *s = settings;
+	const struct s_subscriber_conf *c = s->subscribers.items;
+
+	if (*s->secret_key && !yj_zap_key_ok(s->secret_key))
+		yj_diag_report(at->diag, at->file, at->line,
+			       "'notify.curve.secret_key_file': the file does not hold a CURVE secret key (40 characters of Z85, "
+			       "as yjlinkctl keygen writes)");
+	if (!*s->secret_key && s->subscribers.n)
+		yj_diag_report(at->diag, at->file, s->subscribers.lines[0],
+			       "'notify.subscribers' needs notify.curve = { secret_key_file = \"...\"; }: without CURVE no "
+			       "subscriber has a key");
+	for (size_t i = 0; i < s->subscribers.n; i++) {
+		int line = s->subscribers.lines[i];
+		if (!s_sub_name_ok(c[i].name))
+			yj_diag_report(at->diag, at->file, line,
+				       "'notify.subscribers' item %zu: name must be 1-%d of [a-z0-9-], not '%s'", i + 1,
+				       S_SUB_NAME_MAX, c[i].name);
+		if (!yj_zap_key_ok(c[i].public_key))
+			yj_diag_report(at->diag, at->file, line,
+				       "subscriber '%s': public_key must be a CURVE public key (40 characters of Z85)", c[i].name);
+		if (!c[i].recipients.n)
+			yj_diag_report(at->diag, at->file, line, "subscriber '%s': recipients must name at least one recipient",
+				       c[i].name);
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(c[i].name, c[j].name))
+				yj_diag_report(at->diag, at->file, line, "subscriber '%s' is declared twice (first at line %d)",
+					       c[i].name, s->subscribers.lines[j]);
+			else if (!strcmp(c[i].public_key, c[j].public_key))
+				yj_diag_report(at->diag, at->file, line, "subscriber '%s' has the key of subscriber '%s' (line %d)",
+					       c[i].name, c[j].name, s->subscribers.lines[j]);
+		}
+	}
+}
+
+/* notify.endpoint is authenticated when CURVE is configured (settings.h). */
+static int s_authenticates(const void *settings)
+{
+	return *((const struct s_settings *)settings)->secret_key != '\0';
+}
 
 /* One job the outbox handed us, held until an ACK (or a HELLO's cursor)
  * covers it. */
@@ -159,7 +261,56 @@ struct s_state {
 	size_t departed_next;           /* slot the next one takes */
 	uint64_t errors;                /* ERRORs sent since start */
 	int draining;                   /* drain() was called: take no new deliveries */
+	int curve;                      /* a CURVE server (notify.curve at start: changes only on restart) */
 };
+
+/* Our settings in cfg; NULL when the core hands none (a unit test's). */
+static const struct s_settings *s_own(const struct s_state *st, const struct yj_config *cfg)
+{
+	return st->api->settings ? st->api->settings(cfg, &yj_adapter_out_yjn1) : NULL;
+}
+
+/* Register the keys of cfg's notify.subscribers with the ZAP handler. */
+static int s_set_keys(struct s_state *st, const struct yj_config *cfg)
+{
+	const struct s_settings *s = s_own(st, cfg);
+	const struct s_subscriber_conf *c = s ? s->subscribers.items : NULL;
+	size_t n = s ? s->subscribers.n : 0;
+	const char **names = NULL, **keys = NULL;
+	int rc = 0;
+
+	if (n && (!(names = calloc(n, sizeof(*names))) || !(keys = calloc(n, sizeof(*keys))))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		names[i] = c[i].name;
+		keys[i] = c[i].public_key;
+	}
+	rc = yj_zap_set_keys(st->api->zap, S_DOMAIN, names, keys, n);
+out:
+	free(names);
+	free(keys);
+	return rc;
+}
+
+/* Whether the subscriber named user (a CURVE user id) may say HELLO for
+ * recipient id, by the config in force: a name a reload removed may not. */
+static int s_allowed(const struct s_state *st, const struct yj_config *cfg, const char *user, const char *id)
+{
+	const struct s_settings *s = s_own(st, cfg);
+	const struct s_subscriber_conf *c = s ? s->subscribers.items : NULL;
+	for (size_t i = 0; user && s && i < s->subscribers.n; i++) {
+		if (strcmp(c[i].name, user))
+			continue;
+		for (size_t j = 0; j < c[i].recipients.n; j++) {
+			if (!strcmp(c[i].recipients.v[j], id))
+				return 1;
+		}
+		return 0;
+	}
+	return 0;
+}
 
 /* --- small helpers --- */
 
@@ -514,6 +665,7 @@ struct s_from {
 	size_t len;
 	int fd;                         /* ZMQ_SRCFD */
 	char address[S_ADDR_MAX];       /* "yjn1:<Peer-Address>" */
+	const char *user;               /* CURVE user id (the subscriber's name), NULL without CURVE */
 };
 
 static void s_on_hello(struct s_state *st, const struct s_from *from, zmq_msg_t *rid, zmq_msg_t *cursor_frame)
@@ -533,6 +685,14 @@ static void s_on_hello(struct s_state *st, const struct s_from *from, zmq_msg_t 
 		memcpy(id, zmq_msg_data(rid), idlen);
 		id[idlen] = '\0';
 		r = yj_config_recipient(cfg, id);
+	}
+	/* Before anything about the recipient is told: a key learns nothing
+	 * of recipients it is not given (interfaces.md §3). */
+	if (st->curve && (!r || !s_allowed(st, cfg, from->user, r->id))) {
+		yj_notice("out_yjn1: HELLO from %s (subscriber %s) for '%s', which its key is not allowed", from->address,
+			  from->user ? from->user : "?", shown);
+		s_error(st, from->id, from->len, from->fd, from->address, "recipient not allowed for this subscriber's key");
+		return;
 	}
 	if (!r) {
 		yj_notice("out_yjn1: HELLO from %s for an unknown recipient '%s'", from->address, shown);
@@ -681,8 +841,10 @@ static void s_handle(struct s_state *st, zmq_msg_t *f, unsigned frames)
 	/* The connection's properties from a frame it sent: a routing id the
 	 * ROUTER prefetched for zmq_poll carries none. */
 	zmq_msg_t *first = frames >= 1 ? &f[1] : &f[0];
-	struct s_from from = { zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_get(first, ZMQ_SRCFD), "" };
+	struct s_from from = { zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_get(first, ZMQ_SRCFD), "", NULL };
 	const char *pa = zmq_msg_gets(first, "Peer-Address");
+	const char *user = frames >= 1 ? zmq_msg_gets(first, "User-Id") : NULL;
+	from.user = user && *user ? user : NULL;
 	snprintf(from.address, sizeof(from.address), "yjn1:%s", pa && *pa ? pa : "unknown");
 	if (!from.len || from.len > S_ID_MAX)
 		return;
@@ -926,6 +1088,8 @@ static int s_init(const struct yj_core_api *api, void **state)
 	st->api = api;
 	if (!(st->endpoint = strdup(cfg->notify_endpoint)))
 		goto fail;
+	const struct s_settings *own = s_own(st, cfg);
+	st->curve = own && *own->secret_key;
 	snprintf(st->monitor_ep, sizeof(st->monitor_ep), "inproc://out_yjn1-monitor-%p", (void *)st);
 	/* Every zmq recipient from the start, with its committed cursor, so
 	 * `yjlinkctl subscribers` knows it before anything is delivered. */
@@ -968,6 +1132,22 @@ static int s_start(void *state)
 	if (zmq_connect(st->monitor, st->monitor_ep) != 0) {
 		yj_err("out_yjn1: cannot monitor the socket: %s", zmq_strerror(zmq_errno()));
 		return YJ_EIO;
+	}
+	if (st->curve) {
+		/* Keys registered with the ZAP handler before the bind: no key gets in unchecked. */
+		const struct s_settings *own = s_own(st, st->api->config(st->api->core));
+		int rc = st->api->zap ? s_set_keys(st, st->api->config(st->api->core)) : YJ_EINVAL;
+		if (rc) {
+			yj_err("out_yjn1: cannot register the keys of notify.subscribers: %s", yj_strerror(rc));
+			return rc;
+		}
+		if (zmq_setsockopt(st->sock, ZMQ_ZAP_DOMAIN, S_DOMAIN, strlen(S_DOMAIN)) ||
+		    zmq_setsockopt(st->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
+		    zmq_setsockopt(st->sock, ZMQ_CURVE_SECRETKEY, own->secret_key, strlen(own->secret_key))) {
+			yj_err("out_yjn1: cannot make %s a CURVE server: %s", st->endpoint, zmq_strerror(zmq_errno()));
+			return YJ_EIO;
+		}
+		yj_notice("out_yjn1: CURVE on %s: %zu subscriber key(s)", st->endpoint, own->subscribers.n);
 	}
 	if (zmq_bind(st->sock, st->endpoint) != 0) {
 		yj_err("out_yjn1: cannot bind %s: %s (is another yjlinkd running? change notify.endpoint)", st->endpoint,
@@ -1020,6 +1200,14 @@ static int s_reload(void *state, const struct yj_config *cfg)
 	struct s_state *st = state;
 	if (strcmp(cfg->notify_endpoint, st->endpoint) != 0)
 		yj_warn("out_yjn1: notify.endpoint changes only on restart; still on %s", st->endpoint);
+	const struct s_settings *own = s_own(st, cfg);
+	if (own && !!*own->secret_key != st->curve)
+		yj_warn("out_yjn1: notify.curve is switched on or off only on restart; still %s",
+			st->curve ? "CURVE" : "without CURVE");
+	else if (st->curve && s_set_keys(st, cfg))
+		yj_err("out_yjn1: notify.subscribers not taken: the keys before the reload still apply");
+	else if (st->curve)
+		yj_notice("out_yjn1: notify.subscribers reloaded: %zu subscriber key(s)", own->subscribers.n);
 	for (size_t i = 0; i < st->n_rcpts; i++)
 		st->rcpts[i]->in_config = 0;
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
@@ -1149,6 +1337,13 @@ static void s_metrics(void *state, struct yj_prom *p)
 const struct yj_adapter yj_adapter_out_yjn1 = {
 	.conf = {
 		.name = "out_yjn1",
+		.section = "notify",
+		.settings = s_section_table,
+		.n_settings = sizeof(s_section_table) / sizeof(s_section_table[0]),
+		.settings_size = sizeof(struct s_settings),
+		.check = s_check,
+		.endpoint = "notify.endpoint",
+		.authenticates = s_authenticates,
 		.transport = "zmq",
 		.recipient_settings = s_recipient_table,
 		.n_recipient_settings = sizeof(s_recipient_table) / sizeof(s_recipient_table[0]),

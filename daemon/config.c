@@ -13,6 +13,7 @@
 #include "embedded.h"
 #include "err.h"
 #include "metrics.h"
+#include "secret.h"
 #include "settings.h"
 
 #define OFF(f) offsetof(struct yj_config, f)
@@ -51,6 +52,8 @@ static const struct yj_setting s_table[] = {
 	  "quarantined messages older than this are erased (audited); 0 = at the next run, within 10 s" },
 	{ YJ_SETTING_STR, "notify.endpoint", OFF(notify_endpoint), "tcp://127.0.0.1:7402", 0, 0,
 	  "YJN1 ROUTER endpoint (bind)" },
+	{ YJ_SETTING_BOOL, "notify.insecure", OFF(notify_insecure), "false", 0, 0,
+	  "allow a non-loopback notify endpoint without CURVE (never in production)" },
 	{ YJ_SETTING_STR, "control.endpoint", OFF(control_endpoint), "ipc:///run/yjlink/control.sock", 0, 0,
 	  "yjlinkctl endpoint (ipc://, mode 0660)" },
 	{ YJ_SETTING_STR, "metrics.endpoint", OFF(metrics_endpoint), "127.0.0.1:9402", 0, 0,
@@ -375,18 +378,15 @@ struct s_scope {
 };
 
 /* The first line of the secret file name (relative to the config file's
- * directory) into *out. Refused when group or others may read it: a secret
- * every local user can read is none. Read with read(2) into a buffer wiped
- * afterwards, so no copy stays behind in a stdio buffer. Problems are
+ * directory) into *out, through the one reader of secrets (secret.h): a
+ * file group or others may read is refused, its buffers wiped. Problems are
  * reported at file:line, naming setting. */
 static int s_read_secret(struct s_ctx *c, const char *file, int line, const char *who, const char *setting,
 			 const char *name, char **out)
 {
 	char *full = NULL;
-	char buf[4096];
-	size_t len = 0;
-	struct stat st;
-	int fd = -1, rc = 0;
+	char buf[4096], err[PATH_MAX + 200];
+	int rc = 0;
 
 	if (name[0] != '/' && strchr(c->label, '/')) {
 		const char *slash = strrchr(c->label, '/');
@@ -395,48 +395,11 @@ static int s_read_secret(struct s_ctx *c, const char *file, int line, const char
 	} else if (!(full = strdup(name))) {
 		return YJ_ENOMEM;
 	}
-	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	/* fstat of the descriptor read, not stat of the name: the file checked is the one read. */
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		yj_diag_report(c->diag, file, line, "%s'%s': cannot read secret file %s: %s", who, setting, full,
-			       strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		yj_diag_report(c->diag, file, line, "%s'%s': secret file %s is not a regular file", who, setting, full);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		yj_diag_report(c->diag, file, line,
-			       "%s'%s': secret file %s may be read by group or others (mode %04o): chmod 600 it", who,
-			       setting, full, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			yj_diag_report(c->diag, file, line, "%s'%s': cannot read secret file %s: %s", who, setting, full,
-				       strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (!*buf) {
-		yj_diag_report(c->diag, file, line, "%s'%s': secret file %s is empty", who, setting, full);
-		goto out;
-	}
-	if (!(*out = strdup(buf)))
+	if (yj_secret_read(full, buf, sizeof(buf), err, sizeof(err)) < 0)
+		yj_diag_report(c->diag, file, line, "%s'%s': %s", who, setting, err);
+	else if (!(*out = strdup(buf)))
 		rc = YJ_ENOMEM;
-out:
-	explicit_bzero(buf, sizeof(buf));
-	if (fd >= 0)
-		close(fd);
+	yj_secret_wipe(buf, sizeof(buf));
 	free(full);
 	return rc;
 }
@@ -707,6 +670,19 @@ static int s_loopback(const char *e)
 	       !strncmp(e, "tcp://localhost:", 16) || !strncmp(e, "tcp://[::1]:", 12);
 }
 
+/* Whether an owner listening on the core's endpoint setting path
+ * authenticates it with the settings it read (settings.h). */
+static int s_authenticated(const struct yj_config *cfg, const char *path)
+{
+	for (size_t i = 0; cfg->owner_settings && i < cfg->n_owners; i++) {
+		const struct yj_settings_owner *o = cfg->owners[i];
+		if (o->endpoint && !strcmp(o->endpoint, path) && o->authenticates && cfg->owner_settings[i] &&
+		    o->authenticates(cfg->owner_settings[i]))
+			return 1;
+	}
+	return 0;
+}
+
 /* Cross-field checks: each names the line of the setting it is about. */
 static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 {
@@ -726,14 +702,21 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 			yj_diag_report(c->diag, AT(eps[i][0]), "'%s' must be tcp://, ipc:// or inproc://, not '%s'",
 				       eps[i][0], eps[i][1]);
 	}
-	if (!s_loopback(cfg->ingest_endpoint) && !cfg->ingest_insecure)
-		yj_diag_report(c->diag, AT("ingest.endpoint"),
-			       "'ingest.endpoint' %s is not loopback: configure CURVE, or say ingest.insecure = true",
-			       cfg->ingest_endpoint);
-	if (!s_loopback(cfg->notify_endpoint) && !cfg->ingest_insecure)
-		yj_diag_report(c->diag, AT("notify.endpoint"),
-			       "'notify.endpoint' %s is not loopback: configure CURVE, or say ingest.insecure = true",
-			       cfg->notify_endpoint);
+	/* Anything but loopback or ipc:// is authenticated (interfaces.md §1,
+	 * §3): by the owner that listens there (CURVE), or the section says
+	 * insecure = true in so many words. */
+	const struct { const char *path, *ep; int insecure; } lst[] = {
+		{ "ingest.endpoint", cfg->ingest_endpoint, cfg->ingest_insecure },
+		{ "notify.endpoint", cfg->notify_endpoint, cfg->notify_insecure },
+	};
+	for (size_t i = 0; i < sizeof(lst) / sizeof(lst[0]); i++) {
+		if (s_loopback(lst[i].ep) || lst[i].insecure || s_authenticated(cfg, lst[i].path))
+			continue;
+		size_t sect = strcspn(lst[i].path, ".");
+		yj_diag_report(c->diag, AT(lst[i].path),
+			       "'%s' %s is not loopback or ipc://: configure CURVE for it, or say %.*s.insecure = true",
+			       lst[i].path, lst[i].ep, (int)sect, lst[i].path);
+	}
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	if (*cfg->metrics_endpoint && yj_metrics_parse_endpoint(cfg->metrics_endpoint, &ss, &sslen))

@@ -112,6 +112,7 @@ struct yj_config {
 	int ingest_insecure;            /* allow a non-loopback endpoint without CURVE */
 
 	char *notify_endpoint;          /* YJN1 ROUTER bind */
+	int notify_insecure;            /* allow a non-loopback notify endpoint without CURVE */
 	char *control_endpoint;         /* yjlinkctl socket */
 	char *metrics_endpoint;         /* host:port for /metrics and /healthz */
 

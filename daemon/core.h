@@ -29,6 +29,7 @@ struct yj_outbox;
 struct yj_digest;
 struct yj_control;
 struct yj_metrics;
+struct yj_zap;
 
 struct yj_core {
 	const struct yj_config *cfg;         /* the config in force */
@@ -36,6 +37,7 @@ struct yj_core {
 	struct yj_store *store;              /* the LMDB store: one writer, this loop */
 	struct yj_loop *loop;                /* the one event loop */
 	void *zmq_ctx;                       /* the one ZeroMQ context */
+	struct yj_zap *zap;                  /* the ZAP handler (CURVE keys), bound before any adapter starts */
 	struct yj_curlm *curlm;              /* libcurl multi driven by the loop */
 	struct yj_ingest *ingest;            /* inputs -> normalise -> store -> route (group commit) */
 	struct yj_outbox *outbox;            /* the one scheduler of every delivery */

@@ -36,6 +36,7 @@
 #include "route.h"
 #include "sd.h"
 #include "store.h"
+#include "zap.h"
 
 #ifndef YJ_VERSION
 #define YJ_VERSION "0.1.0"
@@ -608,12 +609,16 @@ int main(int argc, char **argv)
 	d.core.zmq_ctx = zmq_ctx_new();
 	if (!d.core.loop || !d.core.zmq_ctx || d.sigfd < 0)
 		goto out;
+	/* The ZAP handler before any adapter: libzmq lets every CURVE key in
+	 * while none is bound (interfaces.md §1). */
+	if ((rc = yj_zap_new(d.core.loop, d.core.zmq_ctx, &d.core.zap)))
+		goto out;
 	if ((rc = yj_ingest_new(&d.core, &d.core.ingest)) || (rc = yj_curlm_new(d.core.loop, &d.core.curlm)))
 		goto out;
 	d.api = (struct yj_core_api){ .core = &d.core, .loop = d.core.loop, .zmq_ctx = d.core.zmq_ctx,
 				      .curlm = d.core.curlm, .config = s_api_config, .settings = s_api_settings,
 				      .submit = s_api_submit, .position_get = s_api_position_get,
-				      .position_put = s_api_position_put };
+				      .position_put = s_api_position_put, .zap = d.core.zap };
 	if (yj_loop_add(d.core.loop, NULL, d.sigfd, ZMQ_POLLIN, s_on_signal, &d) ||
 	    yj_loop_before_sleep(d.core.loop, s_before_sleep, &d))
 		goto out;
@@ -679,6 +684,7 @@ out:
 	}
 	yj_curlm_destroy(&d.core.curlm);
 	yj_ingest_destroy(&d.core.ingest);
+	yj_zap_destroy(&d.core.zap);
 	if (d.core.zmq_ctx)
 		zmq_ctx_term(d.core.zmq_ctx);
 	yj_loop_destroy(&d.core.loop);

@@ -89,6 +89,13 @@ struct yj_settings_owner {
 	size_t settings_size;        /* sizeof its settings struct */
 	/* Cross-field checks of those settings, after the table was read. */
 	void (*check)(const void *settings, const struct yj_setting_site *at);
+	/* The core's endpoint setting this owner listens on ("ingest.endpoint"),
+	 * and whether its settings as read authenticate that endpoint (CURVE):
+	 * the loader refuses an endpoint that is not loopback or ipc:// unless
+	 * its owner authenticates it or the section says insecure = true.
+	 * NULL for the rest. */
+	const char *endpoint;
+	int (*authenticates)(const void *settings);
 
 	/* --- outputs only (NULL for the rest) --- */
 	const char *transport;       /* what a recipient names in `transport = "..."` */

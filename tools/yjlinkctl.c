@@ -6,11 +6,13 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -58,6 +60,8 @@ static void s_usage(FILE *out)
 		"  purge [--dry-run]                        erase now what retention says is due (audited); --dry-run shows it\n"
 		"  reload                                   re-read the config, like SIGHUP\n"
 		"  clock set T                              move the daemon's clock (testing.clock_control)\n"
+		"  keygen NAME                              write a CURVE key pair NAME.key (0600) and NAME.pub,\n"
+		"                                           print the public key (no daemon needed)\n"
 		"\n"
 		"The daemon is found through --control, or the control.endpoint of --config\n"
 		"(default %s, else the built-in default config).\n",
@@ -254,6 +258,67 @@ static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
 	}
 }
 
+/* Write len bytes of data and a newline to a new file path (O_EXCL: an
+ * existing key is never overwritten) with mode. 0, or -1 after saying why. */
+static int s_write_new(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0) {
+		fprintf(stderr, "yjlinkctl: keygen: cannot create %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	/* The umask only narrows, but an explicit mode says what was meant. */
+	int ok = fchmod(fd, mode) == 0;
+	const char nl = '\n';
+	ok = ok && write(fd, data, len) == (ssize_t)len && write(fd, &nl, 1) == 1 && fsync(fd) == 0;
+	if (close(fd) != 0)
+		ok = 0;
+	if (!ok) {
+		fprintf(stderr, "yjlinkctl: keygen: cannot write %s: %s\n", path, strerror(errno));
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+/* `keygen NAME` (interfaces.md §6): NAME.key holds the secret key (Z85,
+ * mode 0600), NAME.pub the public key; the public key is printed. Both
+ * files are new: nothing is overwritten. Exit code as main's. */
+static int s_keygen(const char *name, int json)
+{
+	char pub[41], sec[41], *kpath = NULL, *ppath = NULL;
+	int rc = 1;
+
+	if (!name || !*name) {
+		fprintf(stderr, "yjlinkctl: keygen needs NAME (writes NAME.key and NAME.pub)\n");
+		return 2;
+	}
+	if (asprintf(&kpath, "%s.key", name) < 0 || asprintf(&ppath, "%s.pub", name) < 0) {
+		fprintf(stderr, "yjlinkctl: out of memory\n");
+		goto out;
+	}
+	if (zmq_curve_keypair(pub, sec) != 0) {
+		fprintf(stderr, "yjlinkctl: keygen: %s\n", zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	if (s_write_new(kpath, sec, 40, 0600))
+		goto out;
+	if (s_write_new(ppath, pub, 40, 0644)) {
+		unlink(kpath); /* ours, just made: no half pair is left */
+		goto out;
+	}
+	if (json)
+		printf("{\"public_key\": \"%s\", \"key_file\": \"%s\", \"pub_file\": \"%s\"}\n", pub, kpath, ppath);
+	else
+		printf("%s\n", pub);
+	rc = 0;
+out:
+	explicit_bzero(sec, sizeof(sec));
+	free(kpath);
+	free(ppath);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -316,6 +381,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = words[0], *sub = nw > 1 ? words[1] : NULL;
+	/* Local: a key pair is made where the operator stands, not by the daemon. */
+	if (!strcmp(cmd, "keygen"))
+		return nw == 2 ? s_keygen(sub, o.json) : (s_usage(stderr), 2);
 	cJSON *req = cJSON_CreateObject(), *args = cJSON_AddObjectToObject(req, "args");
 	cJSON_AddStringToObject(req, "cmd", cmd);
 	if (o.reason)

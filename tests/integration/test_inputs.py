@@ -286,8 +286,7 @@ class InputsCheckTest(unittest.TestCase):
         for want in ("F:3: 'ingest.publishers' item 2: name must be 1-64 of [a-z0-9-], not 'Bad!'",
                      "F:3: 'ingest.publishers' item 2: endpoint must be tcp:// or ipc://",
                      "F:3: 'ingest.publishers' item 2: force must be the GSS code",
-                     "F:3: 'ingest.publishers' item 2: server_key: CURVE for publishers needs ingest.curve "
-                     "(not in this build yet)",
+                     "F:3: 'ingest.publishers' item 2: server_key must be a CURVE public key",
                      "F:4: publisher 'tvp-athena' is declared twice (first at line 2)",
                      "F:6: 'spool.directory' must be an absolute path",
                      "F:6: 'spool.force' is required with a spool.directory"):

@@ -356,7 +356,7 @@ static void test_settings_table(void **state)
 	const struct yj_settings_owner *o = &yj_adapter_out_yjn1.conf;
 	assert_string_equal(o->name, "out_yjn1");
 	assert_string_equal(o->transport, "zmq");
-	assert_null(o->section);
+	assert_string_equal(o->section, "notify"); /* notify.curve and notify.subscribers */
 	assert_int_equal(o->n_recipient_settings, 1);
 	assert_string_equal(o->recipient_settings[0].name, "zmq.window");
 	assert_string_equal(o->recipient_settings[0].def, "1000");
