@@ -70,6 +70,8 @@ static const struct yj_setting s_table[] = {
 	  "start of the overnight period, local" },
 	{ YJ_SETTING_STR, "custody.overnight_to", OFF(custody_overnight_to), "08:00", 0, 0,
 	  "end of the overnight period, local" },
+	{ YJ_SETTING_INT, "report.suppress_below", OFF(report_suppress_below), "5", 1, 1000,
+	  "board report (yjlinkctl report): counts under this are suppressed, and the totals and shares they could be worked out from" },
 	{ YJ_SETTING_INT, "delivery.max_age_s", OFF(delivery_max_age_s), "86400", 1, 365 * 86400,
 	  "a notification still failing transiently after this long goes to the dead-letter queue" },
 	{ YJ_SETTING_INT, "delivery.backoff_min_ms", OFF(delivery_backoff_min_ms), "500", 1, 3600000,

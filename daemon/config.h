@@ -122,6 +122,7 @@ struct yj_config {
 	char *reference_dir;            /* "" = the tables compiled into the binary */
 
 	int64_t custody_overnight_hours;/* detained this long between the two times counts as overnight */
+	int64_t report_suppress_below; /* board reports: counts under this are suppressed (report.c) */
 	char *custody_overnight_from;   /* "HH:MM" local */
 	char *custody_overnight_to;     /* "HH:MM" local */
 
