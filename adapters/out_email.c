@@ -83,6 +83,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "netaddr.h"
 #include "loop.h"
 
 #define S_TIMEOUT_MS 60000        /* email.timeout_ms when a config has none */
@@ -116,7 +117,8 @@ static const struct yj_setting s_section_table[] = {
 	{ YJ_SETTING_STR, "smtp_url", S_OFF(smtp_url), "smtp://127.0.0.1:2525", 0, 0,
 	  "SMTP relay for email recipients (smtp:// or smtps://)" },
 	{ YJ_SETTING_STR, "from", S_OFF(from), "yjlink@localhost", 0, 0, "envelope and header From of every email" },
-	{ YJ_SETTING_STR, "starttls", S_OFF(starttls), "optional", 0, 0, "STARTTLS: required, optional or off" },
+	{ YJ_SETTING_STR, "starttls", S_OFF(starttls), "", 0, 0,
+	  "STARTTLS: required, optional or off; empty = required unless the relay is loopback" },
 	/* A plain string, not YJ_SETTING_SECRET_FILE: the adapter reads the file
 	 * itself, at init and at every reload, and only warns about its mode. */
 	{ YJ_SETTING_STR, "credentials_file", S_OFF(credentials_file), "", 0, 0,
@@ -404,7 +406,9 @@ static int s_configure(struct s_state *st, const struct yj_config *cfg)
 		rc = YJ_EINVAL;
 		goto out;
 	}
-	if (!strcmp(s->starttls, "required"))
+	/* Unsaid, STARTTLS is required for any relay but this machine's: a
+	 * looked-after child's custody must not cross a network in clear. */
+	if (!strcmp(s->starttls, "required") || (!*s->starttls && !yj_url_host_is_loopback(s->smtp_url)))
 		use_ssl = CURLUSESSL_ALL;
 	else if (!strcmp(s->starttls, "off"))
 		use_ssl = CURLUSESSL_NONE;
@@ -1371,9 +1375,13 @@ static const char *s_quotable(const char *v)
 static void s_check(const void *settings, const struct yj_setting_site *at)
 {
 	const struct s_settings *s = settings;
-	if (!s->starttls || (strcmp(s->starttls, "required") && strcmp(s->starttls, "optional") &&
+	if (!s->starttls || (*s->starttls && strcmp(s->starttls, "required") && strcmp(s->starttls, "optional") &&
 			     strcmp(s->starttls, "off")))
 		yj_diag_report(at->diag, at->file, at->line, "'email.starttls' must be required, optional or off");
+	else if ((!strcmp(s->starttls, "optional") || !strcmp(s->starttls, "off")) && s->smtp_url &&
+		 !strncmp(s->smtp_url, "smtp://", 7) && !yj_url_host_is_loopback(s->smtp_url))
+		yj_warn("%s:%d: email.starttls = \"%s\" to %s, which is not loopback: mail may cross the network in clear",
+			at->file, at->line, s->starttls, s->smtp_url);
 	if (!s->smtp_url || (strncmp(s->smtp_url, "smtp://", 7) && strncmp(s->smtp_url, "smtps://", 8)))
 		yj_diag_report(at->diag, at->file, at->line, "'email.smtp_url' must start smtp:// or smtps://");
 	if (!s->from || !s_address_ok(s->from))

@@ -27,6 +27,7 @@
 #include "curlm.h"
 #include "err.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define S_DEFAULT_TIMEOUT_MS 5000  /* as the table's default, for settings filled by hand */
 
@@ -37,6 +38,7 @@ struct s_recipient {
 	char *secret_file;              /* the first line of webhook.secret_file (the key, not the path); "" = none */
 	char *secret;                   /* webhook.secret: the key inline (legacy); "" = none */
 	int64_t timeout_ms;             /* webhook.timeout_ms: per request */
+	int insecure;                   /* webhook.insecure: plain http:// to a host that is not loopback */
 };
 
 #define S_OFF(f) offsetof(struct s_recipient, f)
@@ -49,6 +51,8 @@ static const struct yj_setting s_recipient_table[] = {
 	  "the key inline, when there is no secret_file (legacy: it then sits in the config)" },
 	{ YJ_SETTING_INT, "webhook.timeout_ms", S_OFF(timeout_ms), "5000", 100, 600000,
 	  "per-request timeout, milliseconds" },
+	{ YJ_SETTING_BOOL, "webhook.insecure", S_OFF(insecure), "false", 0, 0,
+	  "allow a plain http:// URL to a host that is not loopback (the body then crosses the network in clear)" },
 };
 #undef S_OFF
 
@@ -339,6 +343,13 @@ static void s_check_recipient(const void *settings, const struct yj_recipient *r
 	if (!rs || !rs->url || (strncmp(rs->url, "http://", 7) && strncmp(rs->url, "https://", 8)))
 		yj_diag_report(at->diag, at->file, at->line,
 			       "recipient '%s': transport webhook needs webhook.url (http:// or https://)", id);
+	/* A child's custody record in clear across a network: only when the
+	 * recipient says so (quality.md "Security"). */
+	else if (!strncmp(rs->url, "http://", 7) && !rs->insecure && !yj_url_host_is_loopback(rs->url))
+		yj_diag_report(at->diag, at->file, at->line,
+			       "recipient '%s': webhook.url is plain http:// to a host that is not loopback: use https://, "
+			       "or say webhook.insecure = true",
+			       id);
 	if (!rs || !s_secret(rs))
 		yj_diag_report(at->diag, at->file, at->line,
 			       "recipient '%s': transport webhook needs webhook.secret_file (or webhook.secret) giving a non-empty key",

@@ -704,6 +704,14 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 			yj_diag_report(c->diag, AT(eps[i][0]), "'%s' must be tcp://, ipc:// or inproc://, not '%s'",
 				       eps[i][0], eps[i][1]);
 	}
+	/* The control socket shows personal data and runs reload: only a
+	 * socket file, whose mode and group say who may connect (quality.md
+	 * "Security"); tcp:// and abstract ipc://@ names have neither. */
+	if (strncmp(cfg->control_endpoint, "ipc://", 6) || cfg->control_endpoint[6] != '/')
+		yj_diag_report(c->diag, AT("control.endpoint"),
+			       "'control.endpoint' must be ipc:// with an absolute socket path (mode 0660, group yjlink), "
+			       "not '%s': tcp:// and abstract sockets let any local user in",
+			       cfg->control_endpoint);
 	/* Anything but loopback or ipc:// is authenticated (interfaces.md §1,
 	 * §3): by the owner that listens there (CURVE), or the section says
 	 * insecure = true in so many words. */

@@ -2,6 +2,8 @@
 #include "control.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <grp.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1310,8 +1312,17 @@ int yj_control_start(struct yj_core *core, struct yj_control **out)
 		       zmq_strerror(zmq_errno()));
 		goto fail;
 	}
-	if (!strncmp(ep, "ipc://", 6))
-		chmod(ep + 6, 0660);
+	if (!strncmp(ep, "ipc://", 6)) {
+		/* Who may connect is who may write the socket file: the owner and
+		 * the yjlink group (the unit's; an operator joins it). */
+		struct group *g = getgrnam("yjlink");
+		if (g && chown(ep + 6, (uid_t)-1, g->gr_gid) != 0)
+			yj_warn("control: cannot give %s to group yjlink: %s", ep + 6, strerror(errno));
+		if (chmod(ep + 6, 0660) != 0) {
+			yj_err("control: cannot make %s mode 0660: %s", ep + 6, strerror(errno));
+			goto fail;
+		}
+	}
 	if (yj_loop_add(core->loop, ctl->sock, -1, ZMQ_POLLIN, s_on_readable, ctl))
 		goto fail;
 	*out = ctl;

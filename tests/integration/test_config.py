@@ -65,6 +65,40 @@ class ConfigCheckTest(unittest.TestCase):
                              'notify = { endpoint = "tcp://127.0.0.1:7402"; };\n')
         self.assertEqual(code, 0, err)
 
+    def test_control_socket_is_a_socket_file(self):
+        # tcp:// and abstract sockets let any local user in: refused, with the line.
+        for ep in ("tcp://127.0.0.1:7403", "ipc://@yjlink-control", "ipc://relative/control.sock"):
+            code, _, err = check('deployment = { id = "tvp"; };\ncontrol = { endpoint = "%s"; };\n' % ep)
+            self.assertEqual(code, 1, ep)
+            self.assertIn("F:2: ", err)
+            self.assertIn("control.endpoint", err)
+        code, _, err = check('control = { endpoint = "ipc:///run/yjlink/control.sock"; };\n')
+        self.assertEqual(code, 0, err)
+
+    def test_plain_http_webhook_only_to_loopback(self):
+        base = open(os.path.join(yjtest.SOURCE, "conf", "yjlinkd.conf")).read()
+        remote = base.replace("http://127.0.0.1:8088/children-services/E06000042",
+                              "http://mosaic.mk.example/children-services/E06000042", 1)
+        self.assertNotEqual(remote, base)
+        code, _, err = check(remote)
+        self.assertEqual(code, 1, err)
+        self.assertIn("https://", err)
+        self.assertRegex(err, r"F:\d+: recipient 'children_services:E06000042'")
+        code, _, err = check(remote.replace('url = "http://mosaic.mk.example', 'url = "https://mosaic.mk.example', 1))
+        self.assertEqual(code, 0, err)
+        code, _, err = check(remote.replace('timeout_ms = 5000; };', 'timeout_ms = 5000; insecure = true; };', 1))
+        self.assertEqual(code, 0, err)
+
+    def test_starttls_optional_to_a_remote_relay_warns(self):
+        code, _, err = check('email = { smtp_url = "smtp://relay.example.org:587"; starttls = "optional"; };\n')
+        self.assertEqual(code, 0, err)
+        self.assertIn("F:1: email.starttls", err)
+        self.assertIn("in clear", err)
+        # Unsaid, it is required: nothing to warn about.
+        code, _, err = check('email = { smtp_url = "smtp://relay.example.org:587"; };\n')
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("in clear", err)
+
     def test_set_overrides_and_unknown_set(self):
         code, _, err = check(sets=["store.path=/tmp/s", "ingest.endpoint=tcp://127.0.0.1:17401",
                                    "ingest.max_message_bytes=1024", "ingest.insecure=true"])

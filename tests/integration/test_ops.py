@@ -213,6 +213,34 @@ class CtlTest(yjtest.DaemonTest):
         self.assertNotIn("Example", log)
 
 
+class ControlSocketTest(unittest.TestCase):
+    """The control socket is a socket file, mode 0660: a local user outside
+    its owner and group cannot connect (quality.md "Security")."""
+
+    def test_mode_and_a_user_outside_the_group(self):
+        d = yjtest.Daemon()
+        # A directory anyone may enter: only the socket's own mode keeps them out.
+        sock_dir = os.path.join(d.dir, "run")
+        os.mkdir(sock_dir)
+        os.chmod(d.dir, 0o755)
+        os.chmod(sock_dir, 0o755)
+        d.control = "ipc://%s/control.sock" % sock_dir
+        d.sets["control.endpoint"] = d.control
+        d.start()
+        try:
+            path = d.control[len("ipc://"):]
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o660)
+            code, out, err = d.ctl("status")
+            self.assertEqual(code, 0, err)
+            p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", yjtest.YJLINKCTL,
+                                "--control", d.control, "--timeout", "2", "status"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0, p.stdout)
+            self.assertNotIn("uptime", p.stdout)
+        finally:
+            d.cleanup()
+
+
 class ConsultationTest(yjtest.DaemonTest):
     """Every consultation of personal data names a reason and is audited
     with the caller (DPA 2018 s.62); a blank reason is no reason."""

@@ -1110,7 +1110,7 @@ static void test_settings_table(void **state)
 	} want[] = {
 		{ "smtp_url", offsetof(struct s_settings, smtp_url), "smtp://127.0.0.1:2525" },
 		{ "from", offsetof(struct s_settings, from), "yjlink@localhost" },
-		{ "starttls", offsetof(struct s_settings, starttls), "optional" },
+		{ "starttls", offsetof(struct s_settings, starttls), "" },
 		{ "credentials_file", offsetof(struct s_settings, credentials_file), "" },
 		{ "timeout_ms", offsetof(struct s_settings, timeout_ms), "60000" },
 	};

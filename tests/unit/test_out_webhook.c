@@ -545,6 +545,20 @@ static void test_check_recipient(void **state)
 	assert_int_equal(td.n, 7);
 	assert_non_null(strstr(td.text[5], "recipient '?'"));
 	assert_int_equal(diag.count, 7);
+	/* Plain http:// only to this machine, unless the recipient says insecure. */
+	rs.secret_file = T_SECRET;
+	rs.url = "http://hooks.mk.example.gov.uk/yjlink";
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 8);
+	assert_string_equal(td.text[7], "/etc/yjlink/yjlinkd.conf:7: recipient 'children_services:E09000033': webhook.url "
+					"is plain http:// to a host that is not loopback: use https://, or say "
+					"webhook.insecure = true");
+	rs.insecure = 1;
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
+	rs.insecure = 0;
+	rs.url = "http://localhost:8088/hook";
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 8);
 }
 
 /* The table the core's loader reads, defaults and documents. */
@@ -560,7 +574,7 @@ static void test_settings_table(void **state)
 	assert_null(a->conf.check);
 	assert_non_null(a->deliver);
 	assert_int_equal(a->conf.recipient_settings_size, sizeof(struct s_recipient));
-	assert_int_equal(a->conf.n_recipient_settings, 4);
+	assert_int_equal(a->conf.n_recipient_settings, 5);
 	const struct yj_setting *t = a->conf.recipient_settings;
 	assert_int_equal(t[0].type, YJ_SETTING_STR);
 	assert_string_equal(t[0].name, "webhook.url");
