@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <sodium.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1220,6 +1221,66 @@ const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, cons
 	return NULL;
 }
 
+/* The config tree as a canonical byte stream: names, types and values in
+ * order, so the same settings give the same hash whatever the layout. */
+static void s_hash_setting(crypto_generichash_state *h, const config_setting_t *st)
+{
+	const char *name = config_setting_name(st);
+	unsigned char type = (unsigned char)config_setting_type(st);
+	crypto_generichash_update(h, (const unsigned char *)(name ? name : ""), name ? strlen(name) + 1 : 1);
+	crypto_generichash_update(h, &type, 1);
+	switch (config_setting_type(st)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: {
+		long long v = config_setting_get_int64(st);
+		crypto_generichash_update(h, (const unsigned char *)&v, sizeof(v));
+		break;
+	}
+	case CONFIG_TYPE_FLOAT: {
+		double v = config_setting_get_float(st);
+		crypto_generichash_update(h, (const unsigned char *)&v, sizeof(v));
+		break;
+	}
+	case CONFIG_TYPE_BOOL: {
+		unsigned char v = (unsigned char)config_setting_get_bool(st);
+		crypto_generichash_update(h, &v, 1);
+		break;
+	}
+	case CONFIG_TYPE_STRING: {
+		const char *v = config_setting_get_string(st);
+		crypto_generichash_update(h, (const unsigned char *)(v ? v : ""), v ? strlen(v) + 1 : 1);
+		break;
+	}
+	default: {
+		int n = config_setting_length(st);
+		unsigned char len[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+					 (unsigned char)n };
+		crypto_generichash_update(h, len, sizeof(len));
+		for (int i = 0; i < n; i++)
+			s_hash_setting(h, config_setting_get_elem(st, (unsigned)i));
+	}
+	}
+}
+
+static void s_hash_config(config_t *cf, struct yj_config *cfg)
+{
+	crypto_generichash_state whole;
+	const config_setting_t *root = config_root_setting(cf);
+	crypto_generichash_init(&whole, NULL, 0, sizeof(cfg->hash));
+	s_hash_setting(&whole, root);
+	crypto_generichash_final(&whole, cfg->hash, sizeof(cfg->hash));
+	cfg->n_sections = 0;
+	for (int i = 0; i < config_setting_length(root) && cfg->n_sections < YJ_CONFIG_SECTIONS_MAX; i++) {
+		const config_setting_t *st = config_setting_get_elem(root, (unsigned)i);
+		struct yj_config_section_hash *sh = &cfg->sections[cfg->n_sections++];
+		crypto_generichash_state h;
+		snprintf(sh->name, sizeof(sh->name), "%s", config_setting_name(st) ? config_setting_name(st) : "?");
+		crypto_generichash_init(&h, NULL, 0, sizeof(sh->hash));
+		s_hash_setting(&h, st);
+		crypto_generichash_final(&h, sh->hash, sizeof(sh->hash));
+	}
+}
+
 int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 		   const struct yj_settings_owner *const *owners, struct yj_diag *diag, struct yj_config **out)
 {
@@ -1292,6 +1353,7 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 	s_check(&c, &cf, cfg);
 	if (diag->count > before)
 		rc = YJ_ECONFIG;
+	s_hash_config(&cf, cfg);
 out:
 	config_destroy(&cf);
 	free(c.tabs);

@@ -91,8 +91,19 @@ struct yj_rule {
 	int line;
 };
 
+/* A top-level section of the config as read (overrides applied), by a
+ * hash of its whole content: a reload says which sections changed. */
+#define YJ_CONFIG_SECTIONS_MAX 32
+struct yj_config_section_hash {
+	char name[32];
+	unsigned char hash[16];
+};
+
 struct yj_config {
 	char *source;                   /* file it came from, or "yjlinkd.conf (embedded)" */
+	unsigned char hash[32];         /* BLAKE2b-256 of the whole config as read (audited on reload) */
+	struct yj_config_section_hash sections[YJ_CONFIG_SECTIONS_MAX];
+	size_t n_sections;
 
 	char *deployment_id;            /* notification id prefix, e.g. "tvp" */
 	char *deployment_name;          /* shown in digests and status */

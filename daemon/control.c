@@ -485,7 +485,9 @@ static void s_cmd_reload(struct s_call *c)
 {
 	if (!c->ctl->core->reload)
 		return s_fail(c, 1, "reload is not available");
-	int rc = c->ctl->core->reload(c->ctl->core);
+	char actor[48];
+	snprintf(actor, sizeof(actor), "uid:%ld", c->uid);
+	int rc = c->ctl->core->reload(c->ctl->core, actor);
 	if (rc)
 		return s_fail(c, 1, "new config refused, old one kept: %s",
 			      c->ctl->core->reload_state && *c->ctl->core->reload_state ? c->ctl->core->reload_state : "see log");

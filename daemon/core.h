@@ -51,7 +51,7 @@ struct yj_core {
 	int64_t started_us;                  /* wall clock at start */
 	int64_t started_ms;                  /* monotonic clock at start (uptime) */
 	const char *reload_state;            /* "" or why the last reload was refused */
-	int (*reload)(struct yj_core *core); /* `yjlinkctl reload`: the same as SIGHUP */
+	int (*reload)(struct yj_core *core, const char *actor); /* `yjlinkctl reload` ("uid:N") and SIGHUP: audited */
 };
 
 #endif

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "core.h"
 #include "curlm.h"
 #include "db/positions.h"
+#include "db/audit.h"
 #include "db/quarantine.h"
 #include "digest.h"
 #include "retention.h"
@@ -213,8 +215,57 @@ static void s_log_diag(void *arg, const char *file, int line, const char *msg)
 		snprintf(d->reload_state, sizeof(d->reload_state), "%s:%d: %s", file, line, msg);
 }
 
+/* The reload's audit record (issue "security", item 4): who, which config
+ * (its hash), and which top-level sections changed. */
+struct s_reload_audit {
+	const char *actor;
+	const struct yj_config *old, *cfg;
+};
+
+static const struct yj_config_section_hash *s_section(const struct yj_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_sections; i++)
+		if (!strcmp(c->sections[i].name, name))
+			return &c->sections[i];
+	return NULL;
+}
+
+static int s_reload_audit_write(struct yj_txn *txn, void *arg)
+{
+	struct s_reload_audit *r = arg;
+	char hex[2 * sizeof(r->cfg->hash) + 1], reason[1200];
+	int any = 0;
+	sodium_bin2hex(hex, sizeof(hex), r->cfg->hash, sizeof(r->cfg->hash));
+	size_t used = (size_t)snprintf(reason, sizeof(reason), "config %s from %s; sections changed:", hex, r->cfg->source);
+	/* New or different sections, then the ones the new config dropped. */
+	for (size_t i = 0; i < r->cfg->n_sections && used < sizeof(reason); i++) {
+		const struct yj_config_section_hash *o = s_section(r->old, r->cfg->sections[i].name);
+		if (o && !memcmp(o->hash, r->cfg->sections[i].hash, sizeof(o->hash)))
+			continue;
+		used += (size_t)snprintf(reason + used, sizeof(reason) - used, "%s %s%s", any ? "," : "",
+					 r->cfg->sections[i].name, o ? "" : " (added)");
+		any = 1;
+	}
+	for (size_t i = 0; i < r->old->n_sections && used < sizeof(reason); i++) {
+		if (s_section(r->cfg, r->old->sections[i].name))
+			continue;
+		used += (size_t)snprintf(reason + used, sizeof(reason) - used, "%s %s (removed)", any ? "," : "",
+					 r->old->sections[i].name);
+		any = 1;
+	}
+	if (!any && used < sizeof(reason))
+		snprintf(reason + used, sizeof(reason) - used, " none");
+	Yjlink__V1__AuditRecord a = YJLINK__V1__AUDIT_RECORD__INIT;
+	a.has_at_us = 1;
+	a.at_us = yj_clock_now_us();
+	a.action = "reload";
+	a.actor = (char *)r->actor;
+	a.reason = reason;
+	return yj_audit_append(txn, &a);
+}
+
 /* SIGHUP and `yjlinkctl reload`: a whole new config and tables, or none. */
-static int s_reload(struct yj_core *core)
+static int s_reload(struct yj_core *core, const char *actor)
 {
 	struct s_daemon *d = s_of(core);
 	struct yj_config *cfg = NULL;
@@ -228,6 +279,10 @@ static int s_reload(struct yj_core *core)
 	if (rc) {
 		yj_err("reload: new config refused with %d problem(s); still running on the old one", diag.count);
 	} else {
+		struct s_reload_audit ra = { actor ? actor : "yjlinkd", d->cfg, cfg };
+		int arc = yj_store_write(d->core.store, s_reload_audit_write, &ra);
+		if (arc)
+			yj_warn("reload: the audit record of this reload could not be written: %s", yj_strerror(arc));
 		/* Between two loop iterations: every module reads core->cfg at use. */
 		d->core.cfg = cfg;
 		d->core.ref = ref;
@@ -259,7 +314,7 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			yj_notice("SIGHUP: reloading %s", d->config_file ? d->config_file : "the embedded config");
-			s_reload(&d->core);
+			s_reload(&d->core, "signal:SIGHUP");
 		} else if (!d->stopping) {
 			yj_notice("signal %u: stopping; new requests get RETRY", si.ssi_signo);
 			yj_sd_stopping();

@@ -85,6 +85,20 @@ class ReloadTest(unittest.TestCase):
         self.assertTrue(self.http.wait_for(3, timeout=10))
         self.assertIn("unknown setting 'bogus'", self.d.read_log())
         feed.close()
+        # Each reload in force is audited: who, the config's hash, what changed;
+        # the refused one is not (nothing changed).
+        code, out, _ = self.d.ctl("--json", "audit")
+        reloads = [r for r in json.loads(out)["records"] if r["action"] == "reload"]
+        self.assertEqual(len(reloads), 1, reloads)
+        self.assertEqual(reloads[0]["actor"], "signal:SIGHUP")
+        self.assertRegex(reloads[0]["reason"], r"^config [0-9a-f]{64} from .*y\.conf; sections changed: recipients")
+        self.write(BASE % {"extra": LEEDS % self.http.url})
+        self.d.ctl("reload")
+        code, out, _ = self.d.ctl("--json", "audit")
+        reloads = sorted((r for r in json.loads(out)["records"] if r["action"] == "reload"), key=lambda r: r["number"])
+        self.assertEqual(len(reloads), 2, reloads)
+        self.assertEqual(reloads[1]["actor"], "uid:%d" % os.getuid())
+        self.assertTrue(reloads[1]["reason"].endswith("sections changed: none"), reloads[1])
 
 
 class StopTest(unittest.TestCase):
@@ -260,6 +274,25 @@ class ConsultationTest(yjtest.DaemonTest):
     def consultations(self):
         code, out, _ = self.daemon.ctl("--json", "audit")
         return [r for r in json.loads(out)["records"] if r["action"] == "consultation"]
+
+    def test_collection_is_audited_per_commit(self):
+        evs = [yjtest.custody_event() for _ in range(3)]
+        for ev in evs:
+            self.feed.send("custody", ev)
+        seqs = [int(self.feed.recv()[3]) for _ in evs]
+        code, out, _ = self.daemon.ctl("--json", "audit")
+        recs = [r for r in json.loads(out)["records"] if r["action"] == "collection"]
+        covered = set()
+        for r in recs:
+            lo, hi = r["seqs"]
+            covered |= set(range(lo, hi + 1))
+            self.assertEqual(r["feeds"], ["custody"])
+            self.assertRegex(r["reason"], r"^stored \d+ events, seqs \d+-\d+: custody \d+; from yjl1 \d+")
+        self.assertTrue(set(seqs) <= covered, (seqs, recs))
+        # Metadata only: no name, no person id.
+        text = json.dumps(recs)
+        for ev in evs:
+            self.assertNotIn(ev["child"]["person_id"], text)
 
     def test_blank_reason_refused(self):
         _, seq = self.send()
