@@ -350,6 +350,13 @@ static void s_check_recipient(const void *settings, const struct yj_recipient *r
 			       "recipient '%s': webhook.url is plain http:// to a host that is not loopback: use https://, "
 			       "or say webhook.insecure = true",
 			       id);
+	/* An inline key sits in a config file others may read: only for a
+	 * demo on this machine; anything else reads it from a 0600 file. */
+	if (rs && rs->url && rs->secret && *rs->secret && !yj_url_host_is_loopback(rs->url))
+		yj_diag_report(at->diag, at->file, at->line,
+			       "recipient '%s': webhook.secret inline is for loopback demos only: put the key in a 0600 "
+			       "file and name it in webhook.secret_file",
+			       id);
 	if (!rs || !s_secret(rs))
 		yj_diag_report(at->diag, at->file, at->line,
 			       "recipient '%s': transport webhook needs webhook.secret_file (or webhook.secret) giving a non-empty key",

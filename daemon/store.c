@@ -844,8 +844,20 @@ static int s_mkdir(const char *path)
 	if (mkdir(path, 0700) == 0)
 		return 0;
 	int err = errno;
-	if (err == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	if (err == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* Anyone who can write the directory can swap the store's files
+		 * (custody records of children): refuse, as for a key file. */
+		if (st.st_mode & 0022) {
+			yj_err("store: %s is writable by group or others (mode %04o): chmod 700 it (quality.md: the store "
+			       "is 0700, owned by the service user)",
+			       path, (unsigned)(st.st_mode & 07777));
+			return YJ_ECONFIG;
+		}
+		if (st.st_mode & 0077)
+			yj_warn("store: %s may be read by group or others (mode %04o): chmod 700 it", path,
+				(unsigned)(st.st_mode & 07777));
 		return 0;
+	}
 	yj_err("store: cannot create directory %s: %s", path, strerror(err == EEXIST ? ENOTDIR : err));
 	return YJ_EIO;
 }

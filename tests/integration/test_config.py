@@ -84,10 +84,22 @@ class ConfigCheckTest(unittest.TestCase):
         self.assertEqual(code, 1, err)
         self.assertIn("https://", err)
         self.assertRegex(err, r"F:\d+: recipient 'children_services:E06000042'")
-        code, _, err = check(remote.replace('url = "http://mosaic.mk.example', 'url = "https://mosaic.mk.example', 1))
-        self.assertEqual(code, 0, err)
-        code, _, err = check(remote.replace('timeout_ms = 5000; };', 'timeout_ms = 5000; insecure = true; };', 1))
-        self.assertEqual(code, 0, err)
+        https = remote.replace('url = "http://mosaic.mk.example', 'url = "https://mosaic.mk.example', 1)
+        # An inline key is for loopback demos only.
+        code, _, err = check(https)
+        self.assertEqual(code, 1, err)
+        self.assertIn("webhook.secret inline is for loopback demos only", err)
+        with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "mk.key")
+            with open(key, "w") as f:
+                f.write("a-key-for-milton-keynes\n")
+            os.chmod(key, 0o600)
+            from_file = 'secret_file = "%s"' % key
+            code, _, err = check(https.replace('secret = "demo-secret-mk"', from_file, 1))
+            self.assertEqual(code, 0, err)
+            code, _, err = check(remote.replace('secret = "demo-secret-mk"', from_file, 1)
+                                 .replace('timeout_ms = 5000; };', 'timeout_ms = 5000; insecure = true; };', 1))
+            self.assertEqual(code, 0, err)
 
     def test_starttls_optional_to_a_remote_relay_warns(self):
         code, _, err = check('email = { smtp_url = "smtp://relay.example.org:587"; starttls = "optional"; };\n')

@@ -227,6 +227,26 @@ class CtlTest(yjtest.DaemonTest):
         self.assertNotIn("Example", log)
 
 
+class StoreModeTest(unittest.TestCase):
+    """A store directory others can write is refused at start: they could
+    swap its files (quality.md "Security": the store is 0700)."""
+
+    def test_world_writable_store_refused(self):
+        d = yjtest.Daemon()
+        try:
+            os.mkdir(d.store)
+            os.chmod(d.store, 0o777)
+            p = subprocess.run(d.argv(), capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("writable by group or others (mode 0777): chmod 700", p.stderr)
+            os.chmod(d.store, 0o700)
+            d.start()
+            code, _, err = d.ctl("status")
+            self.assertEqual(code, 0, err)
+        finally:
+            d.cleanup()
+
+
 class ControlSocketTest(unittest.TestCase):
     """The control socket is a socket file, mode 0660: a local user outside
     its owner and group cannot connect (quality.md "Security")."""

@@ -486,13 +486,13 @@ static void test_secret_sources(void **state)
 /* One problem report, as the loader's diag would print it. */
 struct t_diag {
 	int n;                          /* reports so far */
-	char text[8][512];              /* "file:line: message" each */
+	char text[16][512];             /* "file:line: message" each */
 };
 
 static void s_on_report(void *arg, const char *file, int line, const char *msg)
 {
 	struct t_diag *d = arg;
-	if (d->n < 8)
+	if (d->n < 16)
 		snprintf(d->text[d->n], sizeof(d->text[d->n]), "%s:%d: %s", file, line, msg);
 	d->n++;
 }
@@ -516,6 +516,9 @@ static void test_check_recipient(void **state)
 	assert_int_equal(td.n, 0);
 	assert_int_equal(diag.count, 0);
 
+	/* The key from a file from here on: an inline one is for loopback only. */
+	rs.secret = "";
+	rs.secret_file = T_SECRET;
 	rs.url = "ftp://hooks.mk.example.gov.uk/yjlink";
 	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 1);
@@ -531,6 +534,7 @@ static void test_check_recipient(void **state)
 
 	rs.url = "https://hooks.mk.example.gov.uk/yjlink";
 	rs.secret = "";
+	rs.secret_file = "";
 	at.line = 7;
 	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 4);
@@ -559,6 +563,13 @@ static void test_check_recipient(void **state)
 	rs.url = "http://localhost:8088/hook";
 	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
 	assert_int_equal(td.n, 8);
+	/* An inline key to a host elsewhere: refused, however the URL is. */
+	rs.url = "https://hooks.mk.example.gov.uk/yjlink";
+	rs.secret = "inline";
+	rs.secret_file = "";
+	yj_adapter_out_webhook.conf.check_recipient(&rs, &c->rcpt, &at);
+	assert_int_equal(td.n, 9);
+	assert_non_null(strstr(td.text[8], "webhook.secret inline is for loopback demos only"));
 }
 
 /* The table the core's loader reads, defaults and documents. */
