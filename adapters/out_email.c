@@ -85,6 +85,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "loop.h"
+#include "secret.h"
 
 #define S_TIMEOUT_MS 60000        /* email.timeout_ms when a config has none */
 #define S_CONNECT_MS 10000        /* of that, at most this long to connect */
@@ -333,14 +334,15 @@ static char *s_cred_path(const char *source, const char *f)
 }
 
 /* Read "user:password" (one line; the password may contain ':') from the
- * file s names, relative to the config file source. */
+ * file s names, relative to the config file source, through the one secret
+ * reader (secret.h): a file group or others may read is refused, not
+ * warned about, and every buffer the secret went through is wiped. */
 static int s_read_credentials(const struct s_settings *s, const char *source, char **user, char **password)
 {
 	char buf[S_CRED_MAX + 1];
+	char err[512];
 	char *path = NULL;
-	ssize_t n = 0;
-	int fd = -1, rc = 0;
-	struct stat sb;
+	int rc = 0;
 
 	*user = *password = NULL;
 	if (!s->credentials_file || !s->credentials_file[0])
@@ -350,24 +352,12 @@ static int s_read_credentials(const struct s_settings *s, const char *source, ch
 		rc = YJ_ENOMEM;
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &sb) != 0) {
-		yj_err("out_email: email.credentials_file %s: %s", path, strerror(errno));
+	err[0] = '\0';
+	if (yj_secret_read(path, buf, sizeof(buf), err, sizeof(err)) < 0) {
+		yj_err("out_email: email.credentials_file: %s", err[0] ? err : path);
 		rc = YJ_ECONFIG;
 		goto out;
 	}
-	if (sb.st_mode & (S_IRWXG | S_IRWXO))
-		yj_warn("out_email: email.credentials_file %s is readable by others (chmod 600 it)", path);
-	size_t got = 0;
-	while (got < sizeof(buf) && (n = read(fd, buf + got, sizeof(buf) - got)) > 0)
-		got += (size_t)n;
-	if (n < 0 || got > S_CRED_MAX) {
-		yj_err("out_email: email.credentials_file %s: %s", path, n < 0 ? strerror(errno) : "too long");
-		rc = YJ_ECONFIG;
-		goto out;
-	}
-	buf[got] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
 	char *colon = strchr(buf, ':');
 	if (!colon || colon == buf) {
 		/* Say what is wrong without a byte of what is in it. */
@@ -384,9 +374,7 @@ static int s_read_credentials(const struct s_settings *s, const char *source, ch
 		rc = YJ_ENOMEM;
 	}
 out:
-	explicit_bzero(buf, sizeof(buf));
-	if (fd >= 0)
-		close(fd);
+	yj_secret_wipe(buf, sizeof(buf));
 	free(path);
 	return rc;
 }
@@ -659,18 +647,63 @@ static void s_put_filename(struct s_buf *b, const char *param, const char *name)
 	}
 }
 
-/* One value of a notification, HTML-escaped. */
+/* Feed text as a body may show it (docs/digest.md "Hostile text", the
+ * digest's choice, so every email reads the same): control characters (C0
+ * with CR, LF and TAB, DEL, C1) and U+2028/U+2029 become a space, so a value
+ * can neither end its "path: value" line nor start a forged one, nor reach
+ * the terminal of someone who prints the mail; bidi controls (U+061C,
+ * U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) are dropped, so no value
+ * reorders what follows it. Each value sits alone at the end of its line
+ * and in a <td> of its own (a block, which bounds any right-to-left text),
+ * so no <bdi> is needed. The normaliser checked the UTF-8. */
+static void s_put_clean_text(struct s_buf *b, const char *v)
+{
+	const unsigned char *p = (const unsigned char *)v;
+	while (*p) {
+		size_t len = 1;
+		int drop = 0, space = 0;
+		if (*p < 0x20 || *p == 0x7f)
+			space = 1;
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			space = 1, len = 2; /* C1 controls */
+		else if (p[0] == 0xd8 && p[1] == 0x9c)
+			drop = 1, len = 2; /* U+061C arabic letter mark */
+		else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+			drop = 1, len = 3; /* U+200E, U+200F, U+202A..U+202E */
+		else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+			space = 1, len = 3; /* U+2028, U+2029 */
+		else if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+			drop = 1, len = 3; /* U+2066..U+2069 */
+		if (space)
+			s_buf_add(b, " ", 1);
+		else if (!drop)
+			s_buf_add(b, p, 1);
+		p += drop || space ? len : 1;
+	}
+}
+
+/* One value of a notification, cleaned as above, then HTML-escaped. */
 static void s_put_escaped(struct s_buf *b, const char *v)
 {
-	for (const char *p = v; *p; p++) {
+	struct s_buf clean = { 0 };
+	s_buf_str(&clean, "");
+	s_put_clean_text(&clean, v);
+	if (clean.err) {
+		b->err = clean.err;
+		free(clean.p);
+		return;
+	}
+	for (const char *p = clean.p; *p; p++) {
 		switch (*p) {
 		case '<': s_buf_str(b, "&lt;"); break;
 		case '>': s_buf_str(b, "&gt;"); break;
 		case '&': s_buf_str(b, "&amp;"); break;
 		case '"': s_buf_str(b, "&quot;"); break;
+		case '\'': s_buf_str(b, "&#39;"); break;
 		default: s_buf_add(b, p, 1);
 		}
 	}
+	free(clean.p);
 }
 
 /* Plain text and a phone-readable HTML table of a notification: one
@@ -695,7 +728,10 @@ static void s_render(const cJSON *o, const char *prefix, struct s_buf *txt, stru
 			txt->err = YJ_ENOMEM;
 			return;
 		}
-		s_buf_fmt(txt, "%s: %s\r\n", path, v);
+		s_put_clean_text(txt, path);
+		s_buf_str(txt, ": ");
+		s_put_clean_text(txt, v);
+		s_buf_str(txt, "\r\n");
 		/* Paths are schema field names; escaped anyway, in case one ever is not. */
 		s_buf_str(html, "<tr><th style=\"text-align:left;padding:4px\">");
 		s_put_escaped(html, path);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/audit.h"
 #include "db/digests.h"
 #include "db/events.h"
 #include "err.h"
@@ -733,7 +734,13 @@ static void s_render_json(const struct yj_dg_build *b, FILE *fj)
 		else
 			fputs("null", fj);
 	}
-	fputs("}},\"rows\":[", fj);
+	/* The anchor: the audit chain's head as this digest was built (null
+	 * when the head could not be read). */
+	if (*b->audit_hash)
+		fprintf(fj, "},\"audit_head\":{\"number\":%" PRIu64 ",\"hash\":\"%s\"}},\"rows\":[", b->audit_number,
+			b->audit_hash);
+	else
+		fputs("},\"audit_head\":null},\"rows\":[", fj);
 	s_each_row(b, fj, s_json_row);
 	fputs("]}", fj);
 }
@@ -848,7 +855,16 @@ int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struc
 		    struct yj_digest_content *out)
 {
 	struct yj_dg_build b = { .txn = txn, .cfg = cfg, .ref = ref, .yjs = yjs, .d = d };
+	uint8_t head[32];
 	memset(out, 0, sizeof(*out));
+	/* Read in the build's own transaction: the head of the log as it
+	 * stands with what this digest shows. A head that cannot be read
+	 * (malformed) leaves the anchor out, never the digest: "audit verify"
+	 * is where that is reported. */
+	if (yj_audit_head(txn, &b.audit_number, head) == 0)
+		yj_audit_hex(head, b.audit_hash);
+	else
+		b.audit_number = 0;
 	int rc = s_gather(&b);
 	if (!rc)
 		rc = s_render(&b, parts, out);

@@ -117,6 +117,10 @@ struct yj_dg_build {
 	char date[16];                 /* local YYYY-MM-DD of the send time */
 	char start[32], end[32];       /* the window, RFC 3339 UTC (machine renderings and headers) */
 	int holiday;
+	/* The audit chain's head when this rendering was built (db/audit.h),
+	 * the anchor every rendering carries (docs/security.md). */
+	uint64_t audit_number;
+	char audit_hash[65];
 };
 
 /* --- shared helpers (digest_build.c) --- */

@@ -1087,9 +1087,26 @@ int yj_dg_render_people(struct yj_dg_build *b, FILE *ft, FILE *fh)
 		fprintf(fh, "<tr><th scope=\"row\">%s</th><td>%zu</td></tr>\n", titles[s], per_section[s]);
 	}
 	fputs("</tbody></table>\n</section>\n</main>\n", fh);
-	fputs("<footer><p>Sent by yjlink under the data sharing agreement of this service. Do not forward.</p></footer>\n"
-	      "</body></html>\n", fh);
+	fputs("<footer><p>Sent by yjlink under the data sharing agreement of this service. Do not forward.</p>\n", fh);
 	fputs("\r\nSent by yjlink under the data sharing agreement of this service. Do not forward.\r\n", ft);
+	/* The anchor (docs/security.md): the audit chain's head as this
+	 * rendering was built. In the text part a continuation of the footer,
+	 * indented: no line of the digest's own starts otherwise. */
+	if (*b->audit_hash) {
+		fprintf(ft, "  Audit chain head: %" PRIu64 ":%s \xe2\x80\x94 keep this digest: `yjlinkctl audit verify "
+			    "--anchor %" PRIu64 ":%s` proves the log was not rewritten since\r\n",
+			b->audit_number, b->audit_hash, b->audit_number, b->audit_hash);
+		fprintf(fh, "<p id=\"audit-anchor\">Audit chain head: <code>%" PRIu64 ":%s</code> \xe2\x80\x94 keep this "
+			    "digest: <code>yjlinkctl audit verify --anchor %" PRIu64 ":%s</code> proves the log was not "
+			    "rewritten since</p>\n",
+			b->audit_number, b->audit_hash, b->audit_number, b->audit_hash);
+	} else {
+		fputs("  Audit chain head: unavailable (the audit log's head could not be read: run yjlinkctl audit "
+		      "verify)\r\n", ft);
+		fputs("<p id=\"audit-anchor\">Audit chain head: unavailable (the audit log's head could not be read: "
+		      "run <code>yjlinkctl audit verify</code>)</p>\n", fh);
+	}
+	fputs("</footer>\n</body></html>\n", fh);
 out:
 	free(pp.order);
 	free(pp.t.v);

@@ -4,6 +4,10 @@
  * Rule for every caller: never pass a child's name, date of birth, address or
  * any other personal data. Sequence numbers, source ids, force and LA codes
  * are the vocabulary of log lines.
+ *
+ * Whatever the arguments hold, a line is one line: control characters (C0,
+ * DEL, C1), bidi controls and U+2028/U+2029 become "?" (log.c), so a value
+ * from the feed can neither forge a second line nor reach a terminal raw.
  */
 #ifndef YJ_LOG_H
 #define YJ_LOG_H

@@ -55,7 +55,7 @@ static void s_usage(FILE *out)
 		"                                           the next digest as it stands, or the one sent on D\n"
 		"  digest send YJS --date D                 send the digest of day D again (same id, audited)\n"
 		"  replay --since T [--rule R]              route stored events again (new notifications)\n"
-		"  audit [--since T] [--recipient R] [--child ID] | audit verify\n"
+		"  audit [--since T] [--recipient R] [--child ID] | audit verify [--anchor SEQ:HASH]\n"
 		"                                           the disclosure log; check its hash chain\n"
 		"  quarantine drop ID --reason TEXT         erase one refused message (audited)\n"
 		"  purge [--dry-run]                        erase now what retention says is due (audited); --dry-run shows it\n"
@@ -189,6 +189,126 @@ out:
 	return code;
 }
 
+/* --- what reaches the operator's terminal ----------------------------------
+ *
+ * Names and free text come from police feeds and may hold anything JSON can
+ * carry. Nothing from the daemon reaches the terminal that could drive it
+ * (ESC [ ..., OSC 52 writing the clipboard, a C1 CSI), reorder what follows
+ * (bidi controls) or forge a line. Per character of every string (keys too):
+ *   C0 controls and DEL        text: \xHH      json: \u00HH
+ *   C1 controls (U+0080-009F)  text: \u00HH    json: \u00HH
+ *   bidi controls (U+061C, U+200E, U+200F, U+202A-202E, U+2066-2069) and
+ *   U+2028, U+2029             text: \uHHHH    json: \uHHHH
+ *   a byte that is not UTF-8   text: \xHH      json: \ufffd
+ * Text mode keeps LF (and CRLF, as LF) only in the fields that are multi-line
+ * by design (a digest preview's headers and text, which the daemon built and
+ * cleaned).
+ * cJSON escapes C0 itself but writes DEL, C1, bidi and bad bytes raw, hence
+ * the pass over its output. Backslashes are left alone: a literal "\x1b" in
+ * a name is odd but harmless. */
+
+/* The code point of the UTF-8 character at p and its length in *len, or -1
+ * (with *len 1) when p does not start a valid, shortest-form character. */
+static long s_utf8(const unsigned char *p, size_t *len)
+{
+	long cp;
+	size_t n;
+	*len = 1;
+	if (*p < 0x80)
+		return *p;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2, cp = *p & 0x1f;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3, cp = *p & 0x0f;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4, cp = *p & 0x07;
+	else
+		return -1;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*len = n;
+	return cp;
+}
+
+static int s_is_bidi(long cp)
+{
+	return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* s with every character above escaped, as a new string (NULL when out of
+ * memory). json: s is cJSON's output and the escapes are JSON's; else text,
+ * keeping LF when lf. */
+static char *s_safe(const char *s, int json, int lf)
+{
+	size_t n = strlen(s), len = 0;
+	char *out = malloc(n * 6 + 1); /* each input byte becomes at most 6 */
+	const unsigned char *p = (const unsigned char *)s;
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t cl;
+		long cp = s_utf8(p, &cl);
+		if (lf && cp == '\r' && p[1] == '\n') {
+			/* a CRLF line end of a multi-line field: the LF alone ends the line */
+		} else if (cp < 0)
+			len += (size_t)sprintf(out + len, json ? "\\ufffd" : "\\x%02x", *p);
+		else if ((cp < 0x20 && !(lf && cp == '\n')) || cp == 0x7f)
+			len += (size_t)sprintf(out + len, json ? "\\u%04lx" : "\\x%02lx", cp);
+		else if ((cp >= 0x80 && cp <= 0x9f) || s_is_bidi(cp))
+			len += (size_t)sprintf(out + len, "\\u%04lx", cp);
+		else {
+			memcpy(out + len, p, cl);
+			len += cl;
+		}
+		p += cl;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* Escape, in place, every key and string of the daemon's reply for the text
+ * printers below; LF stays in a digest preview's "headers" and "text". Key
+ * and value strings are cJSON's, from malloc (the default hooks). 0, or -1
+ * when out of memory. */
+static int s_safe_tree(cJSON *o, int digest)
+{
+	cJSON *it;
+	cJSON_ArrayForEach(it, o) {
+		if (it->string && !(it->type & cJSON_StringIsConst)) {
+			char *k = s_safe(it->string, 0, 0);
+			if (!k)
+				return -1;
+			free(it->string);
+			it->string = k;
+		}
+		if (cJSON_IsString(it) && it->valuestring) {
+			int lf = digest && it->string && (!strcmp(it->string, "headers") || !strcmp(it->string, "text"));
+			char *v = s_safe(it->valuestring, 0, lf);
+			if (!v)
+				return -1;
+			free(it->valuestring);
+			it->valuestring = v;
+		} else if ((cJSON_IsObject(it) || cJSON_IsArray(it)) && s_safe_tree(it, 0) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Print JSON text j (cJSON's output) and a newline, with the escapes above. */
+static void s_put_json(const char *j)
+{
+	char *safe = j ? s_safe(j, 1, 0) : NULL;
+	printf("%s\n", safe ? safe : "{}");
+	free(safe);
+}
+
 static const char *s_str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -254,7 +374,7 @@ static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
 		}
 	} else if (!strcmp(cmd, "show")) {
 		char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r, "event"));
-		printf("%s\n", s ? s : "");
+		s_put_json(s ? s : "");
 		cJSON_free(s);
 	} else {
 		s_print_object(r, 0);
@@ -408,13 +528,14 @@ int main(int argc, char **argv)
 		{ "by", required_argument, NULL, 'b' },     { "rule", required_argument, NULL, 'R' },
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ "date", required_argument, NULL, 'D' },    { "all", no_argument, NULL, 'A' },
-		{ "dry-run", no_argument, NULL, 'n' },
+		{ "dry-run", no_argument, NULL, 'n' },      { "anchor", required_argument, NULL, 1007 },
 		{ "from", required_argument, NULL, 1001 },  { "to", required_argument, NULL, 1002 },
 		{ "yjs", required_argument, NULL, 1003 },   { "format", required_argument, NULL, 1004 },
 		{ "out", required_argument, NULL, 1005 },   { "population", required_argument, NULL, 1006 },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s_opts o = { .timeout_ms = 10000 };
+	const char *anchor = NULL; /* --anchor SEQ:HASH (audit verify) */
 	int c;
 	/* Options may follow the command words (yjlinkctl show 42 --reason x). */
 	while ((c = getopt_long(argc, argv, "+", lopts, NULL)) != -1 || optind < argc) {
@@ -442,6 +563,7 @@ int main(int argc, char **argv)
 		case 1004: o.format = optarg; break;
 		case 1005: o.out = optarg; break;
 		case 1006: o.population = optarg; break;
+		case 1007: anchor = optarg; break;
 		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
 		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
 		case 'h': s_usage(stdout); return 0;
@@ -494,6 +616,8 @@ int main(int argc, char **argv)
 		cJSON_AddBoolToObject(args, "all", 1);
 	if (o.dry_run)
 		cJSON_AddBoolToObject(args, "dry_run", 1);
+	if (anchor)
+		cJSON_AddStringToObject(args, "anchor", anchor);
 	if (o.json)
 		cJSON_AddBoolToObject(args, "full", 1);  /* machine output: everything, e.g. a digest's HTML and CSV */
 
@@ -554,8 +678,11 @@ int main(int argc, char **argv)
 		code = s_report_output(&o, reply);
 	} else if (o.json) {
 		char *s = cJSON_PrintUnformatted(reply);
-		printf("%s\n", s ? s : "{}");
+		s_put_json(s);
 		cJSON_free(s);
+	} else if (s_safe_tree(reply, !strcmp(cmd, "digest")) < 0) {
+		fprintf(stderr, "yjlinkctl: out of memory\n");
+		code = 1;
 	} else if (code) {
 		fprintf(stderr, "yjlinkctl: %s\n", s_str(reply, "error"));
 	} else {

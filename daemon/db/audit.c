@@ -122,6 +122,11 @@ struct s_verify {
 	uint64_t expect;   /* next number */
 	uint64_t checked;
 	uint64_t bad;
+	uint64_t base;     /* number of the last record erased (0 none) */
+	uint8_t base_hash[S_HASH];
+	uint64_t want;     /* a record whose hash to keep, when verified (0 none) */
+	uint8_t want_hash[S_HASH];
+	int want_found;
 };
 
 static int s_verify_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -140,44 +145,156 @@ static int s_verify_cb(void *arg, const void *key, size_t klen, const void *val,
 		v->bad = n ? n : v->expect;
 		return YJ_ESTORE;
 	}
+	if (n == v->want) {
+		memcpy(v->want_hash, v->prev, S_HASH);
+		v->want_found = 1;
+	}
 	v->checked++;
 	v->expect++;
 	return 0;
 }
 
-int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
+/* The whole chain from its base to audit.head, into v (v->want set by the
+ * caller). 0 intact, YJ_ESTORE with v->bad. */
+static int s_walk(struct yj_txn *txn, struct s_verify *v)
 {
-	struct s_verify v = { { 0 }, 1, 0, 0 };
 	const void *base;
 	size_t blen;
-	if (!checked || !bad)
-		return yj_txn_refuse(txn);
+	v->expect = 1;
 	/* After retention the chain starts at its base: the record after the
 	 * last one erased must follow that one's hash. */
 	int rc = yj_txn_get(txn, YJ_DB_META, S_META_BASE, strlen(S_META_BASE), &base, &blen);
 	if (rc == 0 && blen == 8 + S_HASH) {
-		v.expect = yj_be64_get(base) + 1;
-		memcpy(v.prev, (const uint8_t *)base + 8, S_HASH);
+		v->base = yj_be64_get(base);
+		memcpy(v->base_hash, (const uint8_t *)base + 8, S_HASH);
+		v->expect = v->base + 1;
+		memcpy(v->prev, v->base_hash, S_HASH);
 	} else if (rc != YJ_ENOENT) {
-		*checked = 0;
-		*bad = 1;
+		v->bad = 1;
 		return YJ_ESTORE;
 	}
-	rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, &v);
-	*checked = v.checked;
-	*bad = v.bad;
+	rc = yj_txn_iter(txn, YJ_DB_AUDIT, NULL, 0, 0, s_verify_cb, v);
 	if (rc < 0)
 		return YJ_ESTORE;
 	const void *head;
 	size_t hlen;
 	rc = yj_txn_get(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), &head, &hlen);
 	if (rc == YJ_ENOENT)
-		return v.checked ? YJ_ESTORE : 0;
-	if (rc || hlen != 8 + S_HASH || yj_be64_get(head) != v.expect - 1 ||
-	    memcmp((const uint8_t *)head + 8, v.prev, S_HASH)) {
-		*bad = v.expect;  /* records after the last one seen are missing */
+		return v->checked ? YJ_ESTORE : 0;
+	if (rc || hlen != 8 + S_HASH || yj_be64_get(head) != v->expect - 1 ||
+	    memcmp((const uint8_t *)head + 8, v->prev, S_HASH)) {
+		v->bad = v->expect;  /* records after the last one seen are missing */
 		return YJ_ESTORE;
 	}
+	return 0;
+}
+
+int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad)
+{
+	struct s_verify v = { .want = 0 };
+	if (!checked || !bad)
+		return yj_txn_refuse(txn);
+	int rc = s_walk(txn, &v);
+	*checked = v.checked;
+	*bad = rc ? v.bad : 0;
+	return rc;
+}
+
+int yj_audit_head(struct yj_txn *txn, uint64_t *number, uint8_t hash[S_HASH])
+{
+	const void *head;
+	size_t hlen;
+	if (!number || !hash)
+		return yj_txn_refuse(txn);
+	*number = 0;
+	memset(hash, 0, S_HASH);
+	int rc = yj_txn_get(txn, YJ_DB_META, S_META_HEAD, strlen(S_META_HEAD), &head, &hlen);
+	if (rc == YJ_ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (hlen != 8 + S_HASH)
+		return YJ_ESTORE;
+	*number = yj_be64_get(head);
+	memcpy(hash, (const uint8_t *)head + 8, S_HASH);
+	return 0;
+}
+
+int yj_audit_verify_anchor(struct yj_txn *txn, uint64_t number, const uint8_t hash[S_HASH], struct yj_audit_anchor *out)
+{
+	struct s_verify v = { .want = number };
+	uint8_t head_hash[S_HASH];
+	if (!hash || !out)
+		return yj_txn_refuse(txn);
+	memset(out, 0, sizeof(*out));
+	int rc = s_walk(txn, &v);
+	out->checked = v.checked;
+	out->base = v.base;
+	if (rc) {
+		out->result = YJ_AUDIT_ANCHOR_BROKEN;
+		out->bad = v.bad;
+		return YJ_ESTORE;
+	}
+	/* The walk matched audit.head: it is the chain's last record. */
+	if ((rc = yj_audit_head(txn, &out->head, head_hash)))
+		return rc;
+	if (number < v.base) {
+		out->result = YJ_AUDIT_ANCHOR_ERASED;
+	} else if (number == v.base) {
+		/* The base is the last record erased (or, with none, the zeros the
+		 * first record follows): the chain after it is verified from it. */
+		memcpy(out->found, v.base_hash, S_HASH);
+		out->result = memcmp(v.base_hash, hash, S_HASH) ? YJ_AUDIT_ANCHOR_DIFFERENT : YJ_AUDIT_ANCHOR_PROVEN;
+	} else if (!v.want_found) {
+		out->result = YJ_AUDIT_ANCHOR_MISSING;
+	} else {
+		memcpy(out->found, v.want_hash, S_HASH);
+		out->result = memcmp(v.want_hash, hash, S_HASH) ? YJ_AUDIT_ANCHOR_DIFFERENT : YJ_AUDIT_ANCHOR_PROVEN;
+	}
+	return out->result == YJ_AUDIT_ANCHOR_PROVEN ? 0 : YJ_ESTORE;
+}
+
+void yj_audit_hex(const uint8_t hash[S_HASH], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < S_HASH; i++) {
+		out[2 * i] = digits[hash[i] >> 4];
+		out[2 * i + 1] = digits[hash[i] & 15];
+	}
+	out[2 * S_HASH] = '\0';
+}
+
+static int s_xdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int yj_audit_parse_anchor(const char *s, uint64_t *number, uint8_t hash[S_HASH])
+{
+	uint64_t n = 0;
+	const char *p = s;
+	if (!s || !number || !hash || *p < '0' || *p > '9')
+		return YJ_EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return YJ_EINVAL;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p++ != ':' || strlen(p) != 2 * S_HASH)
+		return YJ_EINVAL;
+	for (size_t i = 0; i < S_HASH; i++) {
+		int hi = s_xdigit(p[2 * i]), lo = s_xdigit(p[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return YJ_EINVAL;
+		hash[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*number = n;
 	return 0;
 }
 

@@ -37,6 +37,46 @@ int yj_audit_verify(struct yj_txn *txn, uint64_t *checked, uint64_t *bad);
 int yj_audit_erase_before(struct yj_txn *txn, int64_t before_us, size_t max, uint64_t *erased, uint64_t *first,
 			  uint64_t *last, int *more);
 
+/* The chain's head: the newest record's number and hash, as audit.head
+ * holds them (after retention erased every record, still the last one
+ * made). 0 and a zero hash when no record was ever made. Returns 0 or a
+ * store error (YJ_ESTORE for an audit.head of the wrong size). */
+int yj_audit_head(struct yj_txn *txn, uint64_t *number, uint8_t hash[32]);
+
+/* What yj_audit_verify_anchor() found. */
+enum yj_audit_anchor_result {
+	YJ_AUDIT_ANCHOR_PROVEN = 0, /* the chain is intact and holds record number with that hash */
+	YJ_AUDIT_ANCHOR_BROKEN,     /* the chain itself does not verify: bad is its first bad record */
+	YJ_AUDIT_ANCHOR_DIFFERENT,  /* record number is there with another hash (found): rewritten */
+	YJ_AUDIT_ANCHOR_MISSING,    /* the log ends before number (at head): cut off or rewritten */
+	YJ_AUDIT_ANCHOR_ERASED,     /* number is before the base retention left: cannot be proven */
+};
+
+struct yj_audit_anchor {
+	enum yj_audit_anchor_result result;
+	uint64_t checked;           /* records the walk verified */
+	uint64_t bad;               /* BROKEN: the first record that does not fit */
+	uint64_t base;              /* number of the last record retention erased (0 none) */
+	uint64_t head;              /* the newest record's number (audit.head) */
+	uint8_t found[32];          /* DIFFERENT: record number's hash in the log */
+};
+
+/* Prove that the log still holds the anchor (number, hash), a head taken
+ * from an earlier digest: the whole chain verifies as yj_audit_verify()
+ * says, and record number is in it with exactly that hash (number equal to
+ * the base: the base's hash, which the chain's first record follows). A
+ * rewrite that re-hashed the chain and audit.head passes yj_audit_verify()
+ * but not this. Returns 0 when proven, YJ_ESTORE when not (out->result says
+ * why), or another store error. */
+int yj_audit_verify_anchor(struct yj_txn *txn, uint64_t number, const uint8_t hash[32], struct yj_audit_anchor *out);
+
+/* A hash as 64 lowercase hex digits and a NUL. */
+void yj_audit_hex(const uint8_t hash[32], char out[65]);
+
+/* "SEQ:HASH" (a decimal number, ':', 64 hex digits of either case) into
+ * number and hash. Returns 0 or YJ_EINVAL. */
+int yj_audit_parse_anchor(const char *s, uint64_t *number, uint8_t hash[32]);
+
 typedef int (*yj_audit_fn)(void *arg, const Yjlink__V1__AuditRecord *rec);
 /* Every record (borrowed during the call); reverse = newest first. */
 int yj_audit_each(struct yj_txn *txn, int reverse, yj_audit_fn fn, void *arg);

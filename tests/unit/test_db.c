@@ -1791,6 +1791,244 @@ static void test_audit_cut_off(void **state)
 	assert_int_equal(v.bad, 4);
 }
 
+/* ================================================================= audit anchors */
+
+struct anchor_fx {
+	uint64_t number;
+	uint8_t hash[32];
+	struct yj_audit_anchor a;
+	int rc;
+};
+
+static int s_head_fn(struct yj_txn *txn, void *arg)
+{
+	struct anchor_fx *x = arg;
+	CHECK(yj_audit_head(txn, &x->number, x->hash) == 0);
+	return 0;
+}
+
+static int s_anchor_fn(struct yj_txn *txn, void *arg)
+{
+	struct anchor_fx *x = arg;
+	x->rc = yj_audit_verify_anchor(txn, x->number, x->hash, &x->a);
+	return 0;
+}
+
+/* The verdict on anchor (number, hash). */
+static struct anchor_fx s_anchor(struct fx *f, uint64_t number, const uint8_t hash[32])
+{
+	struct anchor_fx x = { .number = number, .rc = 1 };
+	memcpy(x.hash, hash, 32);
+	s_read(f, s_anchor_fn, &x);
+	return x;
+}
+
+static struct anchor_fx s_head(struct fx *f)
+{
+	struct anchor_fx x = { 0 };
+	s_read(f, s_head_fn, &x);
+	return x;
+}
+
+static void test_audit_anchor_proven(void **state)
+{
+	struct fx *f = *state;
+	unsigned n = 3;
+	uint8_t zero[32] = { 0 };
+	/* nothing made yet: the head is 0 and zeros, and that proves (nothing) */
+	struct anchor_fx h = s_head(f);
+	assert_int_equal(h.number, 0);
+	assert_memory_equal(h.hash, zero, 32);
+
+	s_write(f, s_audit_put_fn, &n);
+	h = s_head(f);
+	assert_int_equal(h.number, 3);
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_memory_equal(h.hash, c.hash[2], 32);
+	struct anchor_fx v = s_anchor(f, h.number, h.hash);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.a.result, YJ_AUDIT_ANCHOR_PROVEN);
+	assert_int_equal(v.a.checked, 3);
+	assert_int_equal(v.a.head, 3);
+
+	/* the log goes on: the earlier anchor is still proven */
+	n = 2;
+	s_write(f, s_audit_put_fn, &n);
+	v = s_anchor(f, h.number, h.hash);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.a.result, YJ_AUDIT_ANCHOR_PROVEN);
+	assert_int_equal(v.a.head, 5);
+
+	/* a hash that is not record 3's; a record the log does not have */
+	uint8_t other[32];
+	memcpy(other, h.hash, 32);
+	other[31] ^= 1;
+	v = s_anchor(f, 3, other);
+	assert_int_equal(v.rc, YJ_ESTORE);
+	assert_int_equal(v.a.result, YJ_AUDIT_ANCHOR_DIFFERENT);
+	assert_memory_equal(v.a.found, h.hash, 32);
+	v = s_anchor(f, 9, h.hash);
+	assert_int_equal(v.rc, YJ_ESTORE);
+	assert_int_equal(v.a.result, YJ_AUDIT_ANCHOR_MISSING);
+	assert_int_equal(v.a.head, 5);
+
+	/* SEQ:HASH, as a digest prints it */
+	char hex[65], text[80];
+	uint64_t num = 0;
+	uint8_t back[32];
+	yj_audit_hex(h.hash, hex);
+	assert_int_equal(strlen(hex), 64);
+	for (const char *p = hex; *p; p++)
+		assert_true((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+	snprintf(text, sizeof(text), "3:%s", hex);
+	assert_int_equal(yj_audit_parse_anchor(text, &num, back), 0);
+	assert_int_equal(num, 3);
+	assert_memory_equal(back, h.hash, 32);
+	assert_int_equal(yj_audit_parse_anchor("3", &num, back), YJ_EINVAL);
+	assert_int_equal(yj_audit_parse_anchor(":00", &num, back), YJ_EINVAL);
+	text[strlen(text) - 1] = 'g';
+	assert_int_equal(yj_audit_parse_anchor(text, &num, back), YJ_EINVAL);
+	text[strlen(text) - 1] = '\0';
+	assert_int_equal(yj_audit_parse_anchor(text, &num, back), YJ_EINVAL);
+}
+
+/* A full rewrite, as an attacker with write access to the store file and
+ * the chain's format would make it: record 2 changed (or removed, the later
+ * ones numbered down), every record from there re-hashed along the chain,
+ * audit.head rewritten to the new last one. Hashes computed here, as
+ * db/audit.c's format says, not by it. */
+struct rewrite {
+	int remove;   /* 0 change record 2, 1 remove it */
+	unsigned n;   /* records before */
+};
+
+static int s_rewrite_fn(struct yj_txn *txn, void *arg)
+{
+	struct rewrite *w = arg;
+	uint8_t k[8], prev[32], h[32], buf[1024], head[40];
+	Yjlink__V1__AuditRecord *recs[16] = { NULL };
+	const void *v;
+	size_t vlen, m = 0;
+	CHECK(w->n <= 16);
+	for (unsigned i = 1; i <= w->n; i++) {
+		yj_be64_put(k, i);
+		CHECK(yj_txn_get(txn, YJ_DB_AUDIT, k, 8, &v, &vlen) == 0);
+		CHECK((recs[m++] = yjlink__v1__audit_record__unpack(NULL, vlen, v)) != NULL);
+		if (i >= 2)
+			CHECK(yj_txn_del(txn, YJ_DB_AUDIT, k, 8) == 0);
+	}
+	memcpy(prev, recs[0]->hash.data, 32);
+	uint64_t number = 1;
+	int ok = 1;
+	for (size_t i = 1; ok && i < m; i++) {
+		Yjlink__V1__AuditRecord *r = recs[i];
+		if (i == 1 && w->remove)
+			continue;
+		char *keep_rcpt = r->recipient;
+		ProtobufCBinaryData keep_prev = r->prev_hash, keep_hash = r->hash;
+		if (i == 1)
+			r->recipient = "yjs:elsewhere";
+		r->number = ++number;
+		r->prev_hash.data = prev;
+		r->prev_hash.len = 32;
+		r->has_hash = 0;
+		r->hash.data = NULL;
+		r->hash.len = 0;
+		size_t len = protobuf_c_message_get_packed_size(&r->base);
+		ok = len <= sizeof(buf);
+		if (ok) {
+			protobuf_c_message_pack(&r->base, buf);
+			crypto_generichash(h, 32, buf, len, NULL, 0);
+			r->has_hash = 1;
+			r->hash.data = h;
+			r->hash.len = 32;
+			len = protobuf_c_message_get_packed_size(&r->base);
+			ok = len <= sizeof(buf);
+		}
+		if (ok) {
+			protobuf_c_message_pack(&r->base, buf);
+			yj_be64_put(k, number);
+			ok = yj_txn_put(txn, YJ_DB_AUDIT, k, 8, buf, len) == 0;
+			memcpy(prev, h, 32);
+		}
+		r->recipient = keep_rcpt;
+		r->prev_hash = keep_prev;
+		r->hash = keep_hash;
+		r->has_hash = 1;
+	}
+	for (size_t i = 0; i < m; i++)
+		yjlink__v1__audit_record__free_unpacked(recs[i], NULL);
+	CHECK(ok);
+	yj_be64_put(head, number);
+	memcpy(head + 8, prev, 32);
+	CHECK(yj_txn_put(txn, YJ_DB_META, "audit.head", 10, head, sizeof(head)) == 0);
+	return 0;
+}
+
+static void s_anchor_rewrite(struct fx *f, int remove)
+{
+	unsigned n = 3;
+	s_write(f, s_audit_put_fn, &n);
+	struct anchor_fx sent = s_head(f); /* the anchor a digest carried: 3:... */
+	n = 1;
+	s_write(f, s_audit_put_fn, &n);
+	struct anchor_fx last = s_head(f); /* 4:... */
+	assert_int_equal(s_anchor(f, sent.number, sent.hash).rc, 0);
+
+	struct rewrite w = { remove, 4 };
+	s_write(f, s_rewrite_fn, &w);
+	/* plain verify is fooled: the chain fits together and ends at audit.head */
+	struct verdict v = s_verify(f);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.checked, remove ? 3 : 4);
+	/* the anchor is not */
+	struct anchor_fx a = s_anchor(f, sent.number, sent.hash);
+	assert_int_equal(a.rc, YJ_ESTORE);
+	assert_int_equal(a.a.result, YJ_AUDIT_ANCHOR_DIFFERENT);
+	assert_memory_not_equal(a.a.found, sent.hash, 32);
+	a = s_anchor(f, last.number, last.hash);
+	assert_int_equal(a.rc, YJ_ESTORE);
+	assert_int_equal(a.a.result, remove ? YJ_AUDIT_ANCHOR_MISSING : YJ_AUDIT_ANCHOR_DIFFERENT);
+	assert_int_equal(a.a.head, remove ? 3 : 4);
+	/* record 1, before the rewrite, still is what it was */
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(s_anchor(f, 1, c.hash[0]).rc, 0);
+}
+
+static void test_audit_anchor_rewrite_changed(void **state) { s_anchor_rewrite(*state, 0); }
+static void test_audit_anchor_rewrite_removed(void **state) { s_anchor_rewrite(*state, 1); }
+
+static void test_audit_anchor_erased(void **state)
+{
+	struct fx *f = *state;
+	int64_t at[] = { 10, 20, 30, 40, 0 };
+	s_write(f, s_audit_at_fn, at);
+	struct chain c = { .n = 0 };
+	s_read(f, s_chain_fn, &c);
+	assert_int_equal(c.n, 4);
+	struct audit_cut cut = { .before = 25 };
+	s_write(f, s_audit_cut_fn, &cut);
+	assert_true(cut.erased == 2 && cut.last == 2);
+	/* record 1 is gone by retention: not provable, and said so, not "rewritten" */
+	struct anchor_fx a = s_anchor(f, 1, c.hash[0]);
+	assert_int_equal(a.rc, YJ_ESTORE);
+	assert_int_equal(a.a.result, YJ_AUDIT_ANCHOR_ERASED);
+	assert_int_equal(a.a.base, 2);
+	/* the base itself is kept (its hash starts the chain): provable */
+	a = s_anchor(f, 2, c.hash[1]);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.result, YJ_AUDIT_ANCHOR_PROVEN);
+	uint8_t other[32];
+	memcpy(other, c.hash[1], 32);
+	other[0] ^= 0x80;
+	assert_int_equal(s_anchor(f, 2, other).a.result, YJ_AUDIT_ANCHOR_DIFFERENT);
+	a = s_anchor(f, 4, c.hash[3]);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.a.checked, 2);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1812,6 +2050,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_cut_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_anchor_proven, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_anchor_rewrite_changed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_anchor_rewrite_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_anchor_erased, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

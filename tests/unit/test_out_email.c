@@ -438,8 +438,10 @@ static void test_notification_ok(void **state)
 		 "\"event\":{\"seq\":42,\"note\":\"%.2500s\\r\\n.\\r\\nCaf\xc3\xa9 \xe2\x80\x94 end\\r\\n\","
 		 "\"markup\":\"<b>&\\\"\",\"looked_after\":true}}",
 		 note);
+	/* The CRs and LFs of the value are spaces: a value never starts a line. */
 	snprintf(text, sizeof(text),
-		 "notification_id: tvp-000000000042\r\nkind: lac_in_custody\r\nevent.seq: 42\r\nevent.note: %s\r\n"
+		 "notification_id: tvp-000000000042\r\nkind: lac_in_custody\r\nevent.seq: 42\r\n"
+		 "event.note: %.2500s  .  Caf\xc3\xa9 \xe2\x80\x94 end  \r\n"
 		 "event.markup: <b>&\"\r\nevent.looked_after: true\r\n",
 		 note);
 	s_rx_start(f, "250", NULL);
@@ -1026,6 +1028,106 @@ static void s_on_report(void *arg, const char *file, int line, const char *msg)
 }
 
 /* The `email` section's check: a bad value is reported at the section's file:line. */
+/* Hostile values (docs/security.md "Hostile text"): CRLF, lone CR and LF,
+ * ESC, OSC 52, C1, DEL, bidi overrides, U+2028, markup. Each value stays on
+ * its own "path: value" line and in its own cell, with no raw control and
+ * no element or attribute of its own. */
+static void test_render_hostile(void **state)
+{
+	static const char json[] =
+		"{\"a\":\"Jo\\r\\nevent.child.looked_after: true\","
+		"\"b\":\"x\\ry\\nz\","
+		"\"c\":\"\\u001b[31mred\\u001b]52;c;aGk=\\u0007\\u007f\\u0085\\u009b2J\","
+		"\"d\":\"\\u202eevil\\u202c \\u2066i\\u2069 \\u200f\\u061c\\u2028\\u2029\","
+		"\"e\":\"\\\"><img src=x onerror=alert(1)>'<script>&amp;\","
+		"\"f\":\"\\tTAB\"}";
+	static const char text[] =
+		"a: Jo  event.child.looked_after: true\r\n"
+		"b: x y z\r\n"
+		"c:  [31mred ]52;c;aGk=    2J\r\n"
+		"d: evil i   \r\n"
+		"e: \"><img src=x onerror=alert(1)>'<script>&amp;\r\n"
+		"f:  TAB\r\n";
+	struct yj_recipient r = { .id = "children_services:E06000042" };
+	struct yj_message n = { .kind = YJ_MESSAGE_NOTIFICATION, .id = "tvp-000000000077", .recipient = &r,
+				.json = json, .json_len = sizeof(json) - 1 };
+	struct s_buf t = { 0 }, h = { 0 };
+	(void)state;
+
+	assert_int_equal(s_render_notification(&n, &t, &h), 0);
+	assert_string_equal(t.p, text);
+	assert_non_null(strstr(h.p, "<td style=\"padding:4px\">Jo  event.child.looked_after: true</td>"));
+	assert_non_null(strstr(h.p, "<td style=\"padding:4px\">&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+				    "&#39;&lt;script&gt;&amp;amp;</td>"));
+	/* Nothing below U+0020 but the template's CRLFs; no DEL, C1 or bidi. */
+	for (const char *b = h.p; *b; b++) {
+		unsigned char c = (unsigned char)*b;
+		if (c == '\r')
+			assert_int_equal(b[1], '\n');
+		else if (c != '\n')
+			assert_true(c >= 0x20 && c != 0x7f);
+	}
+	for (const char *body = t.p; body; body = body == t.p ? h.p : NULL) {
+		assert_null(strstr(body, "\xc2\x85"));
+		assert_null(strstr(body, "\xc2\x9b"));
+		assert_null(strstr(body, "\xe2\x80\xae"));
+		assert_null(strstr(body, "\xe2\x81\xa6"));
+		assert_null(strstr(body, "\xe2\x80\xa8"));
+	}
+	/* One <td> per leaf, as many as the text has lines. */
+	int tds = 0;
+	for (const char *q = h.p; (q = strstr(q, "<td")); q++)
+		tds++;
+	assert_int_equal(tds, 6);
+	free(t.p);
+	free(h.p);
+}
+
+/* A log line is one line, whatever its arguments hold (log.h): the detail
+ * of a delivery the adapter logs comes from a relay's reply, a notification
+ * id from the core; neither may forge a line or drive a terminal. */
+static void test_log_one_line(void **state)
+{
+	char path[] = "/tmp/yj-test-log-XXXXXX", got[2048];
+	int fd = mkstemp(path), saved = dup(2);
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	yj_warn("out_email: notification %s: RETRY: %s", "tvp-1\r\n<3>forged",
+		"451 \x1b]52;c;Zm9v\x07 \xc2\x9b" "2J \xe2\x80\xae\x7f\n<2>also forged");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ssize_t n = pread(fd, got, sizeof(got) - 1, 0);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0);
+	got[n] = '\0';
+	/* Each control, C1 and bidi character is one '?' (split: no trigraphs). */
+	assert_string_equal(got, "<4>out_email: notification tvp-1?" "?<3>forged: RETRY: 451 ?]52;c;Zm9v? ?2J ?"
+				 "?" "?<2>also forged\n");
+}
+
+/* The credentials file is a secret: one group or others may read stops the
+ * start (secret.h), where it used to be only a warning. */
+static void test_credentials_mode(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/smtp.cred", f->dir);
+	s_write_file(path, "yjlink:s3cret\n");
+	chmod(path, 0644);
+	free(f->settings.credentials_file);
+	f->settings.credentials_file = strdup("smtp.cred");
+	void *st = NULL;
+	assert_int_equal(yj_adapter_out_email.init(&f->api, &st), YJ_ECONFIG);
+	assert_null(st);
+	chmod(path, 0600);
+	assert_int_equal(yj_adapter_out_email.init(&f->api, &st), 0);
+	yj_adapter_out_email.destroy(&st);
+}
+
 static void test_check(void **state)
 {
 	struct t_diag td = { 0 };
@@ -1424,6 +1526,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_starttls_optional_plain_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_20, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials_mode, setup, teardown),
+		cmocka_unit_test(test_render_hostile),
+		cmocka_unit_test(test_log_one_line),
 		cmocka_unit_test_setup_teardown(test_bad_address_fatal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receiver_script_index, setup, teardown),
