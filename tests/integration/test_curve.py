@@ -110,8 +110,17 @@ class CurveBase(unittest.TestCase):
         os.makedirs(os.path.join(self.dir, "keys"))
         self.daemon = None
         self.socks = []
+        self.monitors = []
 
     def tearDown(self):
+        # A monitor is stopped before its reader closes: libzmq sends monitor
+        # events with a blocking send, so an event for a socket whose reader
+        # is gone (the daemon's SIGKILL below disconnects it while its close
+        # is still in progress) blocks this process's I/O thread, and every
+        # later test then sees no control answer.
+        for sock, mon in self.monitors:
+            sock.disable_monitor()
+            mon.close(linger=0)
         for s in self.socks:
             s.close(linger=0)
         if self.daemon:
@@ -275,7 +284,7 @@ notify = {
         fa = self.feed(self.a)
         events = []
         mon = fa.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-        self.socks.append(mon)
+        self.monitors.append((fa, mon))
         self.assertEqual(self.request(fa, yjtest.custody_event())[1], b"OK")
         x = self.subscriber(self.x)
         x.send_multipart([b"YJN1", b"HELLO", MK.encode(), b"0"])
