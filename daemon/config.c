@@ -23,6 +23,17 @@
  * yj_setting, settings.h), so that one reader parses, defaults, checks,
  * overrides and documents both. Names are full dotted paths from the top
  * level. */
+#define O_OFF(f) offsetof(struct yj_officer, f)
+static const struct yj_setting s_officer_table[] = {
+	{ YJ_SETTING_STR, "name", O_OFF(name), NULL, 0, 0, "the officer's name as feeds write it in markers.officer_in_case" },
+	{ YJ_SETTING_STR, "recipient", O_OFF(recipient), NULL, 0, 0,
+	  "id of the recipient (kind officer or duty) that reaches them" },
+};
+#undef O_OFF
+static const struct yj_setting_items s_officer_items = {
+	s_officer_table, sizeof(s_officer_table) / sizeof(s_officer_table[0]), sizeof(struct yj_officer)
+};
+
 static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "deployment.id", OFF(deployment_id), "tvp", 0, 0,
 	  "short id of this deployment: prefix of notification ids (`[a-z0-9-]`, 1-32)" },
@@ -79,6 +90,27 @@ static const struct yj_setting s_table[] = {
 	  "first retry delay (full jitter below it)" },
 	{ YJ_SETTING_INT, "delivery.backoff_max_ms", OFF(delivery_backoff_max_ms), "300000", 1, 86400000,
 	  "cap of the exponential retry delay" },
+	{ YJ_SETTING_INT, "delivery.escalate_after_s", OFF(delivery_escalate_after_s), "3600", 60, 30 * 86400,
+	  "an immediate notification undelivered this long is escalated to the duty recipient (a rule's escalate_after_s "
+	  "overrides; lac_in_custody and pace_transfer default to 900)" },
+	{ YJ_SETTING_STR, "deployment.duty", OFF(deployment_duty), "", 0, 0,
+	  "id of the duty recipient (a recipient of kind duty): told at once what could not be delivered, holds waiting "
+	  "and quiet feeds; empty = nobody (--check warns)" },
+	{ YJ_SETTING_STRLIST, "holds.markers", OFF(holds_markers), "live_investigation,serious_offence", 0, 0,
+	  "markers that hold an event's offence details and markers for the officer in the case" },
+	{ YJ_SETTING_INT, "holds.escalate_after_h", OFF(holds_escalate_after_h), "24", 1, 24 * 365,
+	  "a hold still waiting this many hours is escalated to the duty recipient" },
+	{ YJ_SETTING_GROUPLIST, "officers", OFF(officers), &s_officer_items, 0, 100000,
+	  "officers in the case by the name feeds give in markers.officer_in_case, each with the recipient that reaches "
+	  "them; an officer not listed is reached through the duty recipient" },
+	{ YJ_SETTING_INT, "ingest.silence_alarm_h.custody", OFF(silence_alarm_h[1]), "6", 0, 24 * 365,
+	  "hours without a custody message before the duty recipient is told (once; again when it resumes); 0 = never" },
+	{ YJ_SETTING_INT, "ingest.silence_alarm_h.arrest", OFF(silence_alarm_h[2]), "48", 0, 24 * 365,
+	  "the same for the arrest feed" },
+	{ YJ_SETTING_INT, "ingest.silence_alarm_h.voluntary_interview", OFF(silence_alarm_h[3]), "48", 0, 24 * 365,
+	  "the same for the voluntary_interview feed" },
+	{ YJ_SETTING_INT, "ingest.silence_alarm_h.outcome", OFF(silence_alarm_h[4]), "48", 0, 24 * 365,
+	  "the same for the outcome feed" },
 	{ YJ_SETTING_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
 	{ YJ_SETTING_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
 	  "let yjlinkctl move the daemon's clock (tests only)" },
@@ -163,6 +195,7 @@ struct s_ctx {
 	size_t n_owners;
 	struct s_tab *tabs;    /* what the top level may hold: the core's table and each owner's section */
 	size_t n_tabs;
+	int64_t escalate_default_s; /* delivery.escalate_after_s, for rules that do not say */
 };
 
 static const char *s_file(const struct s_ctx *c, const config_setting_t *s)
@@ -861,7 +894,10 @@ static void s_parse_hours(struct s_ctx *c, config_setting_t *h, struct yj_hours 
 	}
 }
 
-static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force" };
+static const char *const s_kind_names[] = { "yjs", "children_services", "liaison_diversion", "force", "duty", "officer" };
+#define S_KINDS (sizeof(s_kind_names) / sizeof(s_kind_names[0]))
+
+const char *yj_rcpt_kind_name(enum yj_rcpt_kind k) { return (size_t)k < S_KINDS ? s_kind_names[k] : "?"; }
 
 /* The owner of r's transport (r->output its index), or NULL: for "none",
  * and, reported, for a transport this build cannot deliver to. */
@@ -954,12 +990,12 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 	if (!kind)
 		return YJ_ENOMEM;
 	size_t k;
-	for (k = 0; k < 4 && strcmp(kind, s_kind_names[k]); k++)
+	for (k = 0; k < S_KINDS && strcmp(kind, s_kind_names[k]); k++)
 		;
-	if (k == 4)
+	if (k == S_KINDS)
 		yj_diag_report(c->diag, r->file, r->line,
-			       "recipient '%s': kind must be yjs, children_services, liaison_diversion or force", r->id);
-	r->kind = (enum yj_rcpt_kind)(k % 4);
+			       "recipient '%s': kind must be yjs, children_services, liaison_diversion, force, duty or officer", r->id);
+	r->kind = (enum yj_rcpt_kind)(k % S_KINDS);
 	free(kind);
 	if ((rc = s_group_strlist(c, g, "local_authorities", &r->las)) || (rc = s_group_strlist(c, g, "suites", &r->suites)) ||
 	    (rc = s_group_strlist(c, g, "allow", &r->allow)) ||
@@ -1016,7 +1052,8 @@ static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
 		{ "age_max", CONFIG_TYPE_INT },        { "outcome_codes", CONFIG_TYPE_ARRAY },
 		{ "markers", CONFIG_TYPE_ARRAY },      { "recipient", CONFIG_TYPE_STRING },
 		{ "mode", CONFIG_TYPE_STRING },        { "section", CONFIG_TYPE_STRING },
-		{ "legal_basis", CONFIG_TYPE_STRING }, { NULL, 0 },
+		{ "legal_basis", CONFIG_TYPE_STRING }, { "max_age_s", CONFIG_TYPE_INT },
+		{ "escalate_after_s", CONFIG_TYPE_INT }, { NULL, 0 },
 	};
 	static const char *const feeds[] = { "", "custody", "arrest", "voluntary_interview", "outcome" };
 	static const char *const exprs[] = { "yjs:home", "yjs:suite", "children_services:responsible_la",
@@ -1090,6 +1127,18 @@ static int s_parse_rule(struct s_ctx *c, config_setting_t *g, struct yj_rule *r)
 	r->age_max = 99;
 	config_setting_lookup_int(g, "age_min", &r->age_min);
 	config_setting_lookup_int(g, "age_max", &r->age_max);
+	/* routing.md "No stale notices" and "Nobody unreached": 12 h, and 15
+	 * minutes for a looked-after child or a PACE transfer, an hour otherwise. */
+	int v = 43200;
+	config_setting_lookup_int(g, "max_age_s", &v);
+	if (v < 0)
+		yj_diag_report(c->diag, file, r->line, "rule '%s': max_age_s must be 0 (no limit) or more", r->id);
+	r->max_age_s = v;
+	v = !strcmp(r->id, "lac_in_custody") || !strcmp(r->id, "pace_transfer") ? 900 : (int)c->escalate_default_s;
+	config_setting_lookup_int(g, "escalate_after_s", &v);
+	if (v < 60)
+		yj_diag_report(c->diag, file, r->line, "rule '%s': escalate_after_s must be 60 or more", r->id);
+	r->escalate_after_s = v;
 	config_setting_t *oc = config_setting_get_member(g, "outcome_codes");
 	if (oc && (config_setting_type(oc) == CONFIG_TYPE_ARRAY || config_setting_type(oc) == CONFIG_TYPE_LIST)) {
 		int n = config_setting_length(oc);
@@ -1138,6 +1187,60 @@ static int s_parse_list(struct s_ctx *c, config_t *cf, const char *name, size_t 
 static int s_recipient_fn(struct s_ctx *c, config_setting_t *g, void *r) { return s_parse_recipient(c, g, r); }
 static int s_rule_fn(struct s_ctx *c, config_setting_t *g, void *r) { return s_parse_rule(c, g, r); }
 
+/* routing.md "Practice rules": the duty recipient, the officers table and
+ * the markers that hold must name what exists. */
+static void s_check_practice(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
+{
+#define AT(path) s_file(c, config_lookup(cf, path)), s_line(config_lookup(cf, path))
+	if (*cfg->deployment_duty) {
+		const struct yj_recipient *d = yj_config_recipient(cfg, cfg->deployment_duty);
+		if (!d)
+			yj_diag_report(c->diag, AT("deployment.duty"), "'deployment.duty' names '%s', which no recipient declares",
+				       cfg->deployment_duty);
+		else if (d->kind != YJ_RCPT_DUTY)
+			yj_diag_report(c->diag, AT("deployment.duty"), "'deployment.duty': recipient '%s' must be of kind duty",
+				       d->id);
+	}
+	static const char *const markers[] = { "live_investigation", "serious_offence", "mappa", "court_order" };
+	for (size_t i = 0; i < cfg->holds_markers.n; i++) {
+		size_t k;
+		for (k = 0; k < 4 && strcmp(cfg->holds_markers.v[i], markers[k]); k++)
+			;
+		if (k == 4)
+			yj_diag_report(c->diag, AT("holds.markers"),
+				       "'holds.markers': unknown marker '%s' (live_investigation, serious_offence, mappa, court_order)",
+				       cfg->holds_markers.v[i]);
+	}
+	const struct yj_officer *o = cfg->officers.items;
+	for (size_t i = 0; i < cfg->officers.n; i++) {
+		const struct yj_recipient *r = yj_config_recipient(cfg, o[i].recipient);
+		if (!*o[i].name)
+			yj_diag_report(c->diag, c->label, cfg->officers.lines[i], "officers: an officer needs a name");
+		if (!r)
+			yj_diag_report(c->diag, c->label, cfg->officers.lines[i],
+				       "officer '%s': recipient '%s' is not declared in recipients", o[i].name, o[i].recipient);
+		else if (r->kind != YJ_RCPT_OFFICER && r->kind != YJ_RCPT_DUTY)
+			yj_diag_report(c->diag, c->label, cfg->officers.lines[i],
+				       "officer '%s': recipient '%s' must be of kind officer or duty", o[i].name, o[i].recipient);
+	}
+#undef AT
+}
+
+const struct yj_recipient *yj_config_duty(const struct yj_config *cfg)
+{
+	return *cfg->deployment_duty ? yj_config_recipient(cfg, cfg->deployment_duty) : NULL;
+}
+
+const char *yj_config_officer(const struct yj_config *cfg, const char *name)
+{
+	const struct yj_officer *o = cfg->officers.items;
+	for (size_t i = 0; name && i < cfg->officers.n; i++) {
+		if (!strcmp(o[i].name, name))
+			return o[i].recipient;
+	}
+	return NULL;
+}
+
 static int s_parse_routing(struct s_ctx *c, config_t *cf, struct yj_config *cfg)
 {
 	int rc = s_parse_list(c, cf, "recipients", sizeof(struct yj_recipient), (void **)&cfg->recipients,
@@ -1174,6 +1277,7 @@ static int s_parse_routing(struct s_ctx *c, config_t *cf, struct yj_config *cfg)
 				       "recipient '%s': rule '%s' sends it a daily digest but it has no digest_times", r->id,
 				       digest->id);
 	}
+	s_check_practice(c, cf, cfg);
 	return 0;
 }
 
@@ -1288,7 +1392,7 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 	struct yj_config *cfg = NULL;
 	int rc = 0;
 	int before = diag->count;
-	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag, owners, 0, NULL, 0 };
+	struct s_ctx c = { file ? file : "yjlinkd.conf (embedded)", diag, owners, 0, NULL, 0, 3600 };
 
 	while (owners && owners[c.n_owners])
 		c.n_owners++;
@@ -1346,6 +1450,7 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 		goto out;
 	if (cfg->ingest_forces.n == 0)
 		rc = s_fill_strlist(&cfg->ingest_forces, cfg->deployment_force);
+	c.escalate_default_s = cfg->delivery_escalate_after_s;
 	if (!rc)
 		rc = s_parse_routing(&c, &cf, cfg);
 	if (rc)

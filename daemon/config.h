@@ -36,6 +36,8 @@ enum yj_rcpt_kind {
 	YJ_RCPT_CHILDREN_SERVICES,
 	YJ_RCPT_LIAISON_DIVERSION,
 	YJ_RCPT_FORCE,
+	YJ_RCPT_DUTY,               /* told what could not be delivered, holds waiting, quiet feeds (routing.md) */
+	YJ_RCPT_OFFICER,            /* an officer in the case (or a team), reached through the officers table */
 };
 
 /* Weekly opening hours, local time: minutes from midnight per weekday
@@ -88,8 +90,19 @@ struct yj_rule {
 	enum yj_rule_mode mode;
 	char *section;              /* digest section, "" = by feed */
 	char *legal_basis;          /* overrides the recipient's */
+	int64_t max_age_s;          /* immediate: an event older than this when routed goes to digests only; 0 = none */
+	int64_t escalate_after_s;   /* immediate: undelivered this long, the duty recipient is told */
 	int line;
 };
+
+/* An officer in the case, by the name feeds give in markers.officer_in_case. */
+struct yj_officer {
+	char *name;                 /* as the feed writes it, e.g. "DC 4411 Patel" */
+	char *recipient;            /* id of a recipient (kind officer or duty) that reaches them */
+};
+
+/* Feeds are numbered as enum yj_feed (normalise.h): 1..4. */
+#define YJ_CONFIG_FEEDS 5
 
 /* A top-level section of the config as read (overrides applied), by a
  * hash of its whole content: a reload says which sections changed. */
@@ -140,6 +153,14 @@ struct yj_config {
 	int64_t delivery_max_age_s;     /* a transiently failing notification goes to the DLQ after this */
 	int64_t delivery_backoff_min_ms;/* first retry delay (full jitter up to it) */
 	int64_t delivery_backoff_max_ms;/* cap of the exponential backoff */
+	int64_t delivery_escalate_after_s; /* default escalate_after_s of an immediate rule (lac/pace: 900) */
+
+	char *deployment_duty;          /* id of the duty recipient (kind duty); "" = none */
+	struct yj_strlist holds_markers;/* markers that hold an event's details for the officer in the case */
+	int64_t holds_escalate_after_h; /* a hold still waiting this long goes to the duty recipient */
+	struct yj_grouplist officers;   /* struct yj_officer items */
+	int64_t silence_alarm_h[YJ_CONFIG_FEEDS]; /* per feed (enum yj_feed): hours without a message before the
+	                                 * duty recipient is told; 0 = never */
 
 	struct yj_recipient *recipients;/* owned, n_recipients of them */
 	size_t n_recipients;
@@ -169,6 +190,16 @@ void yj_config_free(struct yj_config **cfg);
 
 /* The recipient with this id, or NULL. */
 const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id);
+
+/* The duty recipient (deployment.duty), or NULL when none is named. */
+const struct yj_recipient *yj_config_duty(const struct yj_config *cfg);
+
+/* The recipient id that reaches officer name (markers.officer_in_case), or
+ * NULL when the officers table does not list the name. */
+const char *yj_config_officer(const struct yj_config *cfg, const char *name);
+
+/* The name of kind k ("yjs", "duty", ...). */
+const char *yj_rcpt_kind_name(enum yj_rcpt_kind k);
 
 /* Print every setting as Markdown (for README.md): the core's table, then
  * each owner's own (owners as for yj_config_load) and its recipient

@@ -27,6 +27,8 @@
 #include "event_json.h"
 #include "ingest.h"
 #include "log.h"
+#include "practice.h"
+#include "u64vec.h"
 #include "loop.h"
 #include "normalise.h"
 #include "outbox.h"
@@ -174,6 +176,8 @@ static void s_cmd_status(struct s_call *c)
 	}
 	if (c->ctl->core->digest)
 		cJSON_AddItemToObject(c->out, "digests", yj_digest_status(c->ctl->core->digest));
+	if (c->ctl->core->practice)
+		cJSON_AddItemToObject(c->out, "practice", yj_practice_describe(c->ctl->core->practice));
 	cJSON *sto = cJSON_AddObjectToObject(c->out, "store");
 	cJSON_AddStringToObject(sto, "path", cfg->store_path);
 	cJSON_AddNumberToObject(sto, "events", (double)st.events);
@@ -477,6 +481,9 @@ static void s_cmd_clock(struct s_call *c)
 			return s_fail(c, 2, "clock set needs an RFC 3339 time with offset");
 		yj_clock_set_us(us);
 		yj_notice("control: clock set by uid %ld", c->uid);
+		/* What the new time makes due (escalations, quiet feeds) is due now. */
+		if (c->ctl->core->practice)
+			yj_practice_run_now(c->ctl->core->practice);
 	}
 	cJSON_AddItemToObject(c->out, "now", yj_time_to_json(yj_clock_now_us()));
 }
@@ -617,27 +624,9 @@ static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t num
 	return rc;
 }
 
-struct s_ids {
-	uint64_t *v;
-	size_t n, cap;
-};
 
-static int s_ids_add(struct s_ids *ids, uint64_t v)
-{
-	if (ids->n == ids->cap) {
-		size_t ncap = ids->cap ? ids->cap * 2 : 64;
-		uint64_t *nv = realloc(ids->v, ncap * sizeof(*nv));
-		if (!nv)
-			return YJ_ENOMEM;
-		ids->v = nv;
-		ids->cap = ncap;
-	}
-	ids->v[ids->n++] = v;
-	return 0;
-}
-
-static int s_ids_note_cb(void *arg, const Yjlink__V1__Notification *n) { return s_ids_add(arg, n->number); }
-static int s_ids_seq_cb(void *arg, uint64_t seq) { return s_ids_add(arg, seq); }
+static int s_ids_note_cb(void *arg, const Yjlink__V1__Notification *n) { return yj_u64vec_add(arg, n->number); }
+static int s_ids_seq_cb(void *arg, uint64_t seq) { return yj_u64vec_add(arg, seq); }
 
 static int s_dlq_write(struct yj_txn *txn, void *arg)
 {
@@ -658,7 +647,7 @@ static int s_dlq_write(struct yj_txn *txn, void *arg)
 	}
 	if (op->id)
 		return s_dlq_retry_one(txn, op, op->id);
-	struct s_ids ids = { NULL, 0, 0 };
+	struct yj_u64vec ids = { NULL, 0, 0 };
 	rc = yj_notes_each(txn, YJ_NOTES_DLQ, s_ids_note_cb, &ids);
 	for (size_t i = 0; rc >= 0 && i < ids.n; i++)
 		rc = s_dlq_retry_one(txn, op, ids.v[i]);
@@ -716,25 +705,55 @@ static void s_cmd_dlq(struct s_call *c)
 }
 
 /* holds */
+struct s_holds_list {
+	struct s_list *l;
+	struct yj_txn *txn;
+};
+
+static int s_hold_waiter_cb(void *arg, const char *recipient)
+{
+	cJSON_AddItemToArray(arg, cJSON_CreateString(recipient));
+	return 0;
+}
+
 static int s_holds_cb(void *arg, const Yjlink__V1__Hold *h)
 {
-	struct s_list *l = arg;
+	struct s_holds_list *hl = arg;
 	cJSON *o = cJSON_CreateObject();
+	int64_t now = yj_clock_now_us();
 	cJSON_AddNumberToObject(o, "seq", (double)h->seq);
+	Yjlink__V1__Record *rec = yj_events_get_record(hl->txn, h->seq);
+	const Yjlink__V1__Event *ev = rec ? rec->event : NULL;
+	cJSON_AddStringToObject(o, "person_id", ev && ev->child && ev->child->person_id ? ev->child->person_id : "");
+	if (ev && ev->custody && ev->custody->record_id)
+		cJSON_AddStringToObject(o, "custody_record", ev->custody->record_id);
+	yjlink__v1__record__free_unpacked(rec, NULL);
+	cJSON *mk = cJSON_AddArrayToObject(o, "markers");
+	for (size_t i = 0; i < h->n_markers; i++)
+		cJSON_AddItemToArray(mk, cJSON_CreateString(h->markers[i]));
+	cJSON_AddStringToObject(o, "officer", h->officer ? h->officer : "");
+	cJSON_AddStringToObject(o, "told", h->told ? h->told : "");
 	cJSON_AddItemToObject(o, "held_at", yj_time_to_json(h->held_at_us));
 	int released = h->has_released_at_us && h->released_at_us;
+	cJSON_AddNumberToObject(o, "age_h", (double)(((released ? h->released_at_us : now) - h->held_at_us) / 3600000000LL));
 	cJSON_AddBoolToObject(o, "released", released);
+	if (h->has_escalated_at_us && h->escalated_at_us)
+		cJSON_AddItemToObject(o, "escalated_at", yj_time_to_json(h->escalated_at_us));
+	/* Who waits for the details: everyone who had the event without them. */
+	int rc = yj_disclosed_each(hl->txn, h->seq, s_hold_waiter_cb, cJSON_AddArrayToObject(o, "waiting"));
 	if (released) {
 		cJSON_AddItemToObject(o, "released_at", yj_time_to_json(h->released_at_us));
 		cJSON_AddStringToObject(o, "released_by", h->released_by ? h->released_by : "");
+		cJSON_AddStringToObject(o, "released_actor", h->released_actor ? h->released_actor : "");
 	}
-	cJSON_AddItemToArray(l->list, o);
-	return 0;
+	cJSON_AddItemToArray(hl->l->list, o);
+	return rc < 0 ? rc : 0;
 }
 
 static int s_holds_read(struct yj_txn *txn, void *arg)
 {
-	int rc = yj_holds_each(txn, s_holds_cb, arg);
+	struct s_holds_list hl = { arg, txn };
+	int rc = yj_holds_each(txn, s_holds_cb, &hl);
 	return rc < 0 ? rc : 0;
 }
 
@@ -749,7 +768,10 @@ static int s_release_write(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
 	char why[600];
-	int rc = yj_route_release(txn, r->c->ctl->core->cfg, r->seq, r->by, r->reason, yj_clock_now_us(), &r->queued);
+	char actor[48];
+	snprintf(actor, sizeof(actor), "uid:%ld", r->c->uid);
+	int rc = yj_route_release(txn, r->c->ctl->core->cfg, r->seq, r->by, actor, r->reason, yj_clock_now_us(),
+				  &r->queued);
 	if (rc)
 		return rc;
 	snprintf(why, sizeof(why), "released by %s: %s", r->by, r->reason);
@@ -792,13 +814,15 @@ struct s_replay {
 	int64_t since_us;
 	const char *rule;
 	unsigned queued;
+	struct yj_route_counts counts;
 };
 
 static int s_replay_write(struct yj_txn *txn, void *arg)
 {
 	struct s_replay *r = arg;
+	memset(&r->counts, 0, sizeof(r->counts));
 	int rc = yj_route_replay(txn, r->c->ctl->core->cfg, r->c->ctl->core->ref, r->since_us, r->rule, yj_clock_now_us(),
-				 &r->queued);
+				 &r->queued, &r->counts);
 	if (!rc && r->queued) {
 		char why[700];
 		snprintf(why, sizeof(why), "since %s: %s", s_arg_str(r->c, "since"), s_arg_str(r->c, "reason"));
@@ -828,8 +852,11 @@ static void s_cmd_replay(struct s_call *c)
 	int rc = yj_store_write(c->ctl->core->store, s_replay_write, &r);
 	if (rc)
 		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
-	yj_notice("control: replay queued %u notification(s), by uid %ld", r.queued, c->uid);
+	yj_practice_add_routed(c->ctl->core->practice, c->ctl->core->cfg, &r.counts);
+	yj_notice("control: replay queued %u notification(s), %u not made for events older than their rule's max_age_s, by uid %ld",
+		  r.queued, r.counts.stale, c->uid);
 	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
+	cJSON_AddNumberToObject(c->out, "stale", r.counts.stale);
 	yj_outbox_kick(c->ctl->core->outbox);
 }
 
@@ -840,7 +867,7 @@ struct s_audit_list {
 	long limit;
 	int64_t since_us;
 	const char *recipient;
-	struct s_ids child_seqs;   /* --child: that child's events */
+	struct yj_u64vec child_seqs;   /* --child: that child's events */
 	int by_child;
 };
 

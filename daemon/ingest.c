@@ -17,6 +17,7 @@
 #include "db/quarantine.h"
 #include "err.h"
 #include "log.h"
+#include "practice.h"
 #include "loop.h"
 #include "route.h"
 
@@ -576,6 +577,7 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 			if (p->seq > ing->stats.last_seq)
 				ing->stats.last_seq = p->seq;
 			ing->stats.last_ok_us = ing->batch_now_us;
+			ing->stats.last_ok_us_by_feed[p->feed] = ing->batch_now_us;
 		} else {
 			ing->stats.dups++;
 		}
@@ -647,6 +649,7 @@ int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 		ing->stats.routed_unroutable += ing->routed.unroutable;
 		ing->stats.routed_digest += ing->routed.digest;
 		ing->stats.held += ing->routed.held;
+		yj_practice_add_routed(ing->core->practice, ing->core->cfg, &ing->routed);
 		ing->unreported.outbox += ing->routed.outbox;
 		ing->unreported.unroutable += ing->routed.unroutable;
 		ing->unreported.digest += ing->routed.digest;

@@ -39,6 +39,7 @@ struct yj_ingest_stats {
 	uint64_t routed_digest;                    /* digest entries */
 	uint64_t held;                             /* events held (live investigation) */
 	int64_t last_ok_us;                        /* wall time of the last OK */
+	int64_t last_ok_us_by_feed[YJ_FEED_COUNT]; /* the same per feed (0: none since start) */
 };
 
 /* Upper bounds of the commit histogram buckets, seconds (last is +Inf). */

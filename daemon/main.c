@@ -25,6 +25,7 @@
 #include "db/audit.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "practice.h"
 #include "retention.h"
 #include "err.h"
 #include "ingest.h"
@@ -198,10 +199,14 @@ static void s_status_line(struct s_daemon *d, char *buf, size_t size)
 		yj_outbox_stats(d->core.outbox, &os);
 	if (d->core.digest)
 		yj_digest_last_sent(d->core.digest, last, sizeof(last));
-	snprintf(buf, size, "%sevents today %llu; outbox %llu; dead letters %llu; unroutable %llu; last digest %s",
+	uint64_t escalated = 0;
+	unsigned silent = 0;
+	yj_practice_summary(d->core.practice, &escalated, &silent);
+	snprintf(buf, size,
+		 "%sevents today %llu; outbox %llu; dead letters %llu; unroutable %llu; escalated %llu%s; last digest %s",
 		 d->reload_state[0] ? "RELOAD REFUSED (old config kept); " : "", (unsigned long long)today,
 		 (unsigned long long)os.depth, (unsigned long long)os.dead_letters, (unsigned long long)os.unroutable,
-		 last);
+		 (unsigned long long)escalated, silent ? "; FEED SILENT" : "", last);
 }
 
 static void s_log_diag(void *arg, const char *file, int line, const char *msg)
@@ -484,6 +489,7 @@ static void s_render_metrics(struct s_daemon *d)
 	}
 	yj_prom_family(p, "yjlink_dead_lettered_total", "counter", "Jobs moved to the dead-letter queue since start");
 	yj_prom_sample(p, "yjlink_dead_lettered_total", NULL, (double)os.dead_lettered);
+	yj_practice_prom(d->core.practice, p);
 	yj_prom_family(p, "yjlink_holds_total", "counter", "Events held for the officer in the case, since start");
 	yj_prom_sample(p, "yjlink_holds_total", NULL, (double)is->held);
 	yj_prom_family(p, "yjlink_store_events", "gauge", "Events in the store");
@@ -696,6 +702,8 @@ int main(int argc, char **argv)
 		goto out;
 	if ((rc = yj_retention_start(&d.core, &d.core.retention)))
 		goto out;
+	if ((rc = yj_practice_start(&d.core, &d.core.practice)))
+		goto out;
 	if (yj_control_start(&d.core, &d.core.control))
 		goto out;
 
@@ -730,6 +738,7 @@ out:
 	yj_metrics_stop(&d.core.metrics);
 	yj_prom_free(&d.prom);
 	yj_control_stop(&d.core.control);
+	yj_practice_stop(&d.core.practice);
 	yj_retention_stop(&d.core.retention);
 	yj_digest_stop(&d.core.digest);
 	yj_outbox_stop(&d.core.outbox);

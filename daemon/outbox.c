@@ -18,6 +18,7 @@
 #include "event_json.h"
 #include "log.h"
 #include "loop.h"
+#include "practice.h"
 #include "route.h"
 
 #define S_TICK_MS 100
@@ -65,6 +66,7 @@ struct s_done {
 	char *job_id;               /* owned: for the log and the escalation hook */
 	char *kind;                 /* owned */
 	int finished;               /* done callback has run */
+	int superseded;             /* an L&D referral whose record closed before the opening: taken out, not sent */
 	struct s_done *prev, *next; /* the live list: started, not yet finished */
 };
 
@@ -217,16 +219,38 @@ static int s_allow(void *arg, const char *path)
 	return 1;
 }
 
-cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
-			    const struct yj_recipient *r, cJSON *fields)
+/* What a notice to the duty recipient or an officer is about (routing.md
+ * "Practice rules"): metadata of the flow, never the child's data, which
+ * comes only through the event under the recipient's own allowlist. */
+static void s_about_json(const struct yj_config *cfg, const Yjlink__V1__Notification *n, cJSON *o)
 {
 	char id[96];
-	Yjlink__V1__Record *rec = yj_events_get_record(txn, n->seq);
-	if (!rec || !rec->event) {
-		yjlink__v1__record__free_unpacked(rec, NULL);
-		return NULL;
+	cJSON *a = cJSON_AddObjectToObject(o, "about");
+	cJSON_AddStringToObject(a, "reason", n->reason);
+	if (n->has_about_number && n->about_number) {
+		yj_notification_id(cfg, n->about_number, id, sizeof(id));
+		cJSON_AddStringToObject(a, "notification_id", id);
 	}
-	struct s_filter f = { r, yj_route_is_held(txn, n->seq), fields };
+	if (n->about_recipient && *n->about_recipient) {
+		const struct yj_recipient *r = yj_config_recipient(cfg, n->about_recipient);
+		cJSON_AddStringToObject(a, "recipient", n->about_recipient);
+		if (r && *r->name)
+			cJSON_AddStringToObject(a, "recipient_name", r->name);
+	}
+	if (n->about_rule && *n->about_rule)
+		cJSON_AddStringToObject(a, "rule", n->about_rule);
+	if (n->about_feed && *n->about_feed)
+		cJSON_AddStringToObject(a, "feed", n->about_feed);
+	if (n->has_about_at_us && n->about_at_us)
+		cJSON_AddItemToObject(a, n->about_feed && *n->about_feed ? "last_message_at" : "since", yj_time_to_json(n->about_at_us));
+	if (n->detail && *n->detail)
+		cJSON_AddStringToObject(a, !strcmp(n->reason, "hold_waiting") ? "rules_waiting" : "detail", n->detail);
+}
+
+/* The head every notification has (interfaces.md §3). */
+static cJSON *s_note_head(const struct yj_config *cfg, const Yjlink__V1__Notification *n)
+{
+	char id[96];
 	cJSON *o = cJSON_CreateObject();
 	yj_notification_id(cfg, n->number, id, sizeof(id));
 	cJSON_AddStringToObject(o, "notification_id", id);
@@ -236,10 +260,43 @@ cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, con
 	cJSON_AddStringToObject(o, "rule", n->rule ? n->rule : "");
 	cJSON_AddStringToObject(o, "legal_basis", n->legal_basis ? n->legal_basis : "");
 	cJSON_AddStringToObject(o, "classification", "OFFICIAL-SENSITIVE");
+	return o;
+}
+
+cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *n,
+			    const struct yj_recipient *r, cJSON *fields)
+{
+	Yjlink__V1__Record *rec = NULL;
+	if (!n->has_seq || !n->seq) {
+		if (!n->reason || !*n->reason)
+			return NULL;
+		/* A notice about a feed: there is no event to show. */
+		cJSON *o = s_note_head(cfg, n);
+		s_about_json(cfg, n, o);
+		return o;
+	}
+	rec = yj_events_get_record(txn, n->seq);
+	if (!rec || !rec->event) {
+		yjlink__v1__record__free_unpacked(rec, NULL);
+		return NULL;
+	}
+	struct s_filter f = { r, yj_route_is_held(txn, n->seq), fields };
+	cJSON *o = s_note_head(cfg, n);
 	if (n->has_out_of_hours && n->out_of_hours)
 		cJSON_AddBoolToObject(o, "out_of_hours", 1);
 	if (f.held)
 		cJSON_AddBoolToObject(o, "withheld", 1);
+	if (n->reason && *n->reason)
+		s_about_json(cfg, n, o);
+	char status[64];
+	int64_t since = 0;
+	if (r && r->kind == YJ_RCPT_LIAISON_DIVERSION &&
+	    !yj_route_custody_now(txn, rec->event, status, sizeof(status), &since)) {
+		/* routing.md: what L&D is sent says where the record stands now. */
+		cJSON_AddStringToObject(o, "status_now", status);
+		if (since)
+			cJSON_AddItemToObject(o, "detained_since", yj_time_to_json(since));
+	}
 	cJSON *ev = yj_event_to_json(rec->event, rec->seq, rec->stored_at_us, s_allow, &f);
 	yjlink__v1__record__free_unpacked(rec, NULL);
 	if (!ev) {
@@ -324,6 +381,22 @@ static void s_under_way(struct yj_outbox *ob, struct s_rcpt *rs, struct s_done *
 	if (ob->live)
 		ob->live->prev = dn;
 	ob->live = dn;
+}
+
+/* A liaison_diversion referral deferred to the service's opening goes then
+ * only while the custody record is still open (its latest status detained). */
+static int s_superseded(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct yj_recipient *r)
+{
+	if (!r || r->kind != YJ_RCPT_LIAISON_DIVERSION || !n->has_out_of_hours || !n->out_of_hours || !n->kind ||
+	    !n->rule || strcmp(n->kind, n->rule))
+		return 0;
+	Yjlink__V1__Record *rec = yj_events_get_record(txn, n->seq);
+	char status[64];
+	int64_t since = 0;
+	int closed = rec && rec->event && !yj_route_custody_now(txn, rec->event, status, sizeof(status), &since) &&
+		     strcmp(status, "detained") != 0;
+	yjlink__v1__record__free_unpacked(rec, NULL);
+	return closed;
 }
 
 struct s_dispatch {
@@ -418,6 +491,14 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 			dc.n_seqs = 0;
 			dc.fields = NULL;
 		}
+	} else if (s_superseded(txn, n, r)) {
+		/* routing.md "L&D gets current, not historic, referrals". */
+		dn->superseded = 1;
+		s_under_way(ob, rs, dn);
+		s_on_done(dn, YJ_DELIVERY_OK, "superseded: the custody record closed before the opening", "");
+		dn = NULL;
+		rc = 0;
+		goto out;
 	} else {
 		rc = s_build_notification(txn, cfg, n, r, dn, &json, feed, sizeof(feed));
 		m.feed = feed;
@@ -633,7 +714,15 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 		return yj_txn_rc(txn); /* dropped by an operator meanwhile, or a store error */
 	int64_t now = yj_clock_now_us();
 	char *saved_error = n->last_error; /* unpacked with n: back before the free */
-	if (dn->result == YJ_DELIVERY_OK) {
+	if (dn->superseded) {
+		/* Not a disclosure: no audit record; counted. */
+		rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
+		if (!rc)
+			yj_practice_count(ob->core->practice, YJ_PRACTICE_SUPERSEDED, 1);
+		if (!rc)
+			yj_info("outbox: %s to %s superseded: the custody record closed before the opening", dn->job_id,
+				n->recipient ? n->recipient : "");
+	} else if (dn->result == YJ_DELIVERY_OK) {
 		rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
 		if (!rc)
 			rc = s_audit_delivery(txn, n, dn);
@@ -654,7 +743,14 @@ static int s_complete_one(struct yj_txn *txn, struct yj_outbox *ob, struct s_don
 			n->has_failed_at_us = 1;
 			n->failed_at_us = now;
 			n->has_next_attempt_us = 0;
-			rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
+			/* Told even when it was told before that it waited: this is news. */
+			n->has_escalated_at_us = 1;
+			n->escalated_at_us = now;
+			rc = yj_route_escalate(txn, cfg, n, "dead_letter", dn->detail, now);
+			if (!rc && yj_config_duty(cfg) && strcmp(n->recipient ? n->recipient : "", cfg->deployment_duty))
+				yj_practice_count(ob->core->practice, YJ_PRACTICE_DEAD_ESCALATED, 1);
+			if (!rc)
+				rc = yj_notes_del(txn, YJ_NOTES_OUTBOX, n->number);
 			if (!rc)
 				rc = yj_notes_put(txn, YJ_NOTES_DLQ, n);
 			dn->dead = !rc;
@@ -774,6 +870,8 @@ int yj_outbox_retry_dead(struct yj_txn *txn, const struct yj_config *cfg, uint64
 	n->attempts = 0;
 	n->has_next_attempt_us = 0;
 	n->has_failed_at_us = 0;
+	n->has_escalated_at_us = 0;
+	n->escalated_at_us = 0;
 	n->last_error = NULL;
 	/* A retried job starts its life again: not dead-lettered for its age at
 	 * once, and due when first routing would make it due now. */

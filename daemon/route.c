@@ -12,6 +12,7 @@
 #include "db/notes.h"
 #include "err.h"
 #include "log.h"
+#include "u64vec.h"
 
 static int s_in_list(const struct yj_strlist *l, const char *v)
 {
@@ -257,6 +258,156 @@ void yj_route_when(const struct yj_recipient *r, int64_t now_us, int64_t *not_be
 	}
 }
 
+int yj_route_stale(const struct yj_rule *r, const Yjlink__V1__Event *ev, int64_t now_us)
+{
+	if (r->mode != YJ_MODE_IMMEDIATE || r->max_age_s <= 0 || !ev->occurred_at)
+		return 0;
+	return now_us - ev->occurred_at->unix_us > r->max_age_s * INT64_C(1000000);
+}
+
+unsigned yj_route_hold_markers(const struct yj_config *cfg, const Yjlink__V1__Event *ev)
+{
+	struct yj_route_facts f;
+	unsigned held = 0;
+	const Yjlink__V1__Markers *mk = ev->markers;
+	if (!mk)
+		return 0;
+	memset(&f, 0, sizeof(f));
+	f.markers |= mk->has_live_investigation && mk->live_investigation ? YJ_MARK_LIVE_INVESTIGATION : 0;
+	f.markers |= mk->has_serious_offence && mk->serious_offence ? YJ_MARK_SERIOUS_OFFENCE : 0;
+	f.markers |= mk->has_mappa && mk->mappa ? YJ_MARK_MAPPA : 0;
+	f.markers |= mk->has_court_order && mk->court_order ? YJ_MARK_COURT_ORDER : 0;
+	for (size_t i = 0; i < cfg->holds_markers.n; i++)
+		held |= f.markers & s_marker_bit(cfg->holds_markers.v[i]);
+	return held;
+}
+
+/* Write notification n (number taken here) into the outbox, or into the
+ * unroutable queue when r has no destination. */
+static int s_put_note(struct yj_txn *txn, const struct yj_recipient *r, Yjlink__V1__Notification *n, int *unroutable)
+{
+	int rc = yj_notes_next_number(txn, &n->number);
+	if (rc)
+		return rc;
+	n->has_number = 1;
+	*unroutable = !r || r->output < 0;
+	return yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, n);
+}
+
+int yj_route_escalate(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *about,
+		      const char *reason, const char *detail, int64_t now_us)
+{
+	const struct yj_recipient *duty = yj_config_duty(cfg);
+	char id[64];
+	/* The form of yj_notification_id() (outbox.h), which route.c, before the outbox, does not call. */
+	snprintf(id, sizeof(id), "%s-%012llu", cfg->deployment_id, (unsigned long long)about->number);
+	const char *who = about->recipient ? about->recipient : "";
+	const char *rule = about->rule ? about->rule : (about->digest ? "daily_digest" : "");
+	if (!duty) {
+		yj_warn("route: %s for %s (rule %s) is %s, and no deployment.duty recipient is named to be told", id, who,
+			rule, reason);
+		return 0;
+	}
+	if (!strcmp(who, duty->id)) {
+		/* The duty recipient's own notices never escalate to itself. */
+		yj_warn("route: %s for the duty recipient %s is %s: look at `yjlinkctl outbox` and `yjlinkctl dlq list`", id,
+			who, reason);
+		return 0;
+	}
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	n.recipient = duty->id;
+	n.rule = (char *)rule;
+	n.kind = "escalation";
+	n.has_seq = about->has_seq && about->seq;
+	n.seq = about->seq;
+	n.has_created_at_us = 1;
+	n.created_at_us = now_us;
+	n.legal_basis = duty->legal_basis;
+	n.reason = (char *)reason;
+	n.has_about_number = 1;
+	n.about_number = about->number;
+	n.about_recipient = (char *)who;
+	n.about_rule = (char *)rule;
+	n.detail = (char *)(detail ? detail : "");
+	n.has_about_at_us = 1;
+	n.about_at_us = about->created_at_us;
+	int unroutable = 0;
+	int rc = s_put_note(txn, duty, &n, &unroutable);
+	if (!rc)
+		yj_warn("route: %s for %s (rule %s) is %s: the duty recipient %s is told%s", id, who, rule, reason, duty->id,
+			unroutable ? ", but it has no destination either" : "");
+	return rc;
+}
+
+int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const char *reason, uint64_t seq,
+			 const char *feed, int64_t at_us, const char *detail, int64_t now_us, int *queued)
+{
+	const struct yj_recipient *duty = yj_config_duty(cfg);
+	*queued = 0;
+	if (!duty)
+		return 0;
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	n.recipient = duty->id;
+	n.rule = (char *)reason;
+	n.kind = (char *)reason;
+	n.has_seq = seq != 0;
+	n.seq = seq;
+	n.has_created_at_us = 1;
+	n.created_at_us = now_us;
+	n.legal_basis = duty->legal_basis;
+	n.reason = (char *)reason;
+	n.about_feed = (char *)(feed ? feed : "");
+	n.has_about_at_us = at_us != 0;
+	n.about_at_us = at_us;
+	n.detail = (char *)(detail ? detail : "");
+	int unroutable = 0;
+	int rc = s_put_note(txn, duty, &n, &unroutable);
+	*queued = !rc;
+	return rc;
+}
+
+struct s_last_seq {
+	uint64_t last;
+};
+
+static int s_last_seq_cb(void *arg, uint64_t seq)
+{
+	((struct s_last_seq *)arg)->last = seq;
+	return 0;
+}
+
+static int s_custody_key(const Yjlink__V1__Event *ev, char *buf, size_t size)
+{
+	if (ev->body_case != YJLINK__V1__EVENT__BODY_CUSTODY || !ev->custody || !ev->custody->record_id || !ev->force)
+		return YJ_ENOENT;
+	int n = snprintf(buf, size, "%s/%s", ev->force, ev->custody->record_id);
+	return n < 0 || (size_t)n >= size ? YJ_ERANGE : 0;
+}
+
+int yj_route_custody_now(struct yj_txn *txn, const Yjlink__V1__Event *ev, char *status, size_t size,
+			 int64_t *detained_since_us)
+{
+	char key[600];
+	struct s_last_seq ls = { 0 };
+	int rc = s_custody_key(ev, key, sizeof(key));
+	if (rc)
+		return rc;
+	if ((rc = yj_events_of_custody(txn, key, s_last_seq_cb, &ls)) < 0)
+		return rc;
+	if (!ls.last)
+		return YJ_ENOENT;
+	Yjlink__V1__Record *rec = yj_events_get_record(txn, ls.last);
+	const Yjlink__V1__Custody *cu = rec && rec->event ? rec->event->custody : NULL;
+	if (!cu) {
+		yjlink__v1__record__free_unpacked(rec, NULL);
+		return YJ_ENOENT;
+	}
+	snprintf(status, size, "%s", cu->status ? cu->status : "");
+	*detained_since_us = cu->arrived_at ? cu->arrived_at->unix_us : 0;
+	yjlink__v1__record__free_unpacked(rec, NULL);
+	return 0;
+}
+
 int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char *recipient, const char *rule,
 		    const char *kind, uint64_t seq, const char *legal_basis, int64_t now_us, int *unroutable)
 {
@@ -284,7 +435,128 @@ int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char 
 	n.out_of_hours = ooh ? 1 : 0;
 	n.legal_basis = (char *)(legal_basis && *legal_basis ? legal_basis : r ? r->legal_basis : "");
 	*unroutable = !r || r->output < 0;
-	return yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, &n);
+	if (*unroutable) {
+		/* routing.md "Nobody unreached without a human knowing": told now,
+		 * and marked so that the outbox's scan does not tell again. */
+		n.has_escalated_at_us = 1;
+		n.escalated_at_us = now_us;
+	}
+	if ((rc = yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, &n)))
+		return rc;
+	return *unroutable ? yj_route_escalate(txn, cfg, &n, "unroutable", "no destination is configured", now_us) : 0;
+}
+
+static const char *const s_marker_names[] = { "live_investigation", "serious_offence", "mappa", "court_order" };
+
+/* Hold event seq for the officer in the case, and tell them (through the
+ * officers table, else the duty recipient) that it waits, with the rules
+ * waiting for its details. */
+static int s_hold(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const Yjlink__V1__Event *ev,
+		  unsigned markers, const char *waiting, int64_t now_us)
+{
+	Yjlink__V1__Hold h = YJLINK__V1__HOLD__INIT;
+	char *names[4];
+	size_t nm = 0;
+	for (unsigned b = 0; b < 4; b++) {
+		if (markers & (1u << b))
+			names[nm++] = (char *)s_marker_names[b];
+	}
+	const char *officer = ev->markers && ev->markers->officer_in_case ? ev->markers->officer_in_case : "";
+	const char *to = yj_config_officer(cfg, officer);
+	const struct yj_recipient *duty = yj_config_duty(cfg);
+	if (!to && duty)
+		to = duty->id;
+	h.has_seq = h.has_held_at_us = 1;
+	h.seq = seq;
+	h.held_at_us = now_us;
+	h.n_markers = nm;
+	h.markers = names;
+	h.officer = (char *)officer;
+	h.told = (char *)(to ? to : "");
+	int rc = yj_holds_store(txn, &h);
+	if (rc || !to)
+		return rc;
+	const struct yj_recipient *r = yj_config_recipient(cfg, to);
+	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
+	n.recipient = (char *)to;
+	n.rule = "hold_waiting";
+	n.kind = "hold_waiting";
+	n.has_seq = 1;
+	n.seq = seq;
+	n.has_created_at_us = 1;
+	n.created_at_us = now_us;
+	n.legal_basis = r ? r->legal_basis : "";
+	n.reason = "hold_waiting";
+	n.detail = (char *)waiting;
+	int unroutable = 0;
+	return s_put_note(txn, r, &n, &unroutable);
+}
+
+struct s_ld_told {
+	struct yj_txn *txn;
+	const struct yj_config *cfg;
+	uint64_t current;
+	uint64_t prev;              /* the record's message before this one */
+	char ld[300];               /* the L&D service told about the record, "" none */
+};
+
+static int s_ld_rcpt_cb(void *arg, const char *recipient)
+{
+	struct s_ld_told *t = arg;
+	const struct yj_recipient *r = yj_config_recipient(t->cfg, recipient);
+	if (r && r->kind == YJ_RCPT_LIAISON_DIVERSION) {
+		snprintf(t->ld, sizeof(t->ld), "%s", recipient);
+		return 1;
+	}
+	return 0;
+}
+
+static int s_ld_seq_cb(void *arg, uint64_t seq)
+{
+	struct s_ld_told *t = arg;
+	if (seq >= t->current)
+		return 1;
+	t->prev = seq;
+	if (!*t->ld) {
+		int rc = yj_disclosed_each(t->txn, seq, s_ld_rcpt_cb, t);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* routing.md "L&D gets current, not historic, referrals": a record L&D was
+ * told about that now closes gets one update, within its hours. Only the
+ * message that closes it (the one before was detained) sends one. */
+static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const Yjlink__V1__Event *ev,
+		       int64_t now_us, struct yj_route_counts *counts)
+{
+	char key[600];
+	struct s_ld_told t = { txn, cfg, seq, 0, "" };
+	if (s_custody_key(ev, key, sizeof(key)) || !ev->custody->status || !strcmp(ev->custody->status, "detained"))
+		return 0;
+	int rc = yj_events_of_custody(txn, key, s_ld_seq_cb, &t);
+	if (rc < 0)
+		return rc;
+	if (!*t.ld || !t.prev)
+		return 0;
+	Yjlink__V1__Record *prev = yj_events_get_record(txn, t.prev);
+	int was_open = prev && prev->event && prev->event->custody && prev->event->custody->status &&
+		       !strcmp(prev->event->custody->status, "detained");
+	yjlink__v1__record__free_unpacked(prev, NULL);
+	if (!was_open)
+		return 0;
+	const char *basis = "";
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		if (!strcmp(cfg->rules[i].recipient, "liaison_diversion:suite") && *cfg->rules[i].legal_basis)
+			basis = cfg->rules[i].legal_basis;
+	}
+	int unroutable = 0;
+	if ((rc = yj_route_notify(txn, cfg, t.ld, "liaison_diversion", "liaison_diversion_update", seq, basis, now_us,
+				  &unroutable)))
+		return rc;
+	counts->ld_updates++;
+	return 0;
 }
 
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
@@ -294,12 +566,11 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 	char rcpt[300];
 	int rc = 0;
 
+	char waiting[512] = "";
+	size_t wlen = 0;
+	unsigned held = yj_route_hold_markers(cfg, ev);
+
 	yj_route_facts(cfg, ref, ev, first_contact, &f);
-	if (f.markers & YJ_MARK_LIVE_INVESTIGATION) {
-		if ((rc = yj_holds_put(txn, seq, now_us)))
-			return rc;
-		counts->held++;
-	}
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		const struct yj_rule *r = &cfg->rules[i];
 		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
@@ -310,46 +581,41 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 			counts->digest++;
 			continue;
 		}
+		if (yj_route_stale(r, ev, now_us)) {
+			counts->stale++;
+			if (i < YJ_ROUTE_RULES_COUNTED)
+				counts->stale_by_rule[i]++;
+			continue;
+		}
 		int unroutable = 0;
 		if ((rc = yj_route_notify(txn, cfg, rcpt, r->id, r->id, seq, r->legal_basis, now_us, &unroutable)))
 			return rc;
-		if (unroutable)
+		if (unroutable) {
 			counts->unroutable++;
-		else
+			counts->escalated += yj_config_duty(cfg) != NULL;
+		} else {
 			counts->outbox++;
+		}
+		if (held && wlen + strlen(r->id) + 2 < sizeof(waiting))
+			wlen += (size_t)snprintf(waiting + wlen, sizeof(waiting) - wlen, "%s%s", wlen ? "," : "", r->id);
 	}
-	return 0;
+	if (held) {
+		if ((rc = s_hold(txn, cfg, seq, ev, held, waiting, now_us)))
+			return rc;
+		counts->held++;
+	}
+	return s_ld_update(txn, cfg, seq, ev, now_us, counts);
 }
 
 /* --- replay and hold release: the same path as first routing --- */
 
-struct s_seqs {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int s_seqs_add(void *arg, uint64_t seq)
-{
-	struct s_seqs *s = arg;
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 64;
-		uint64_t *nv = realloc(s->v, ncap * sizeof(*nv));
-		if (!nv)
-			return YJ_ENOMEM;
-		s->v = nv;
-		s->cap = ncap;
-	}
-	s->v[s->n++] = seq;
-	return 0;
-}
-
 int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, int64_t since_us,
-		    const char *rule, int64_t now_us, unsigned *queued)
+		    const char *rule, int64_t now_us, unsigned *queued, struct yj_route_counts *counts)
 {
-	struct s_seqs seqs = { NULL, 0, 0 };
+	struct yj_u64vec seqs = { NULL, 0, 0 };
 	*queued = 0;
 	/* Collected first: the walk must not see the notifications it writes. */
-	int rc = yj_events_since(txn, since_us, s_seqs_add, &seqs);
+	int rc = yj_events_since(txn, since_us, yj_u64vec_add_cb, &seqs);
 	for (size_t i = 0; rc >= 0 && i < seqs.n; i++) {
 		Yjlink__V1__Record *rec = yj_events_get_record(txn, seqs.v[i]);
 		if (!rec || !rec->event) {
@@ -365,9 +631,21 @@ int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struc
 			if (r->mode != YJ_MODE_IMMEDIATE || (rule && strcmp(rule, r->id)) || !yj_rule_matches(r, &f) ||
 			    !yj_route_resolve(cfg, ref, r->recipient, rec->event, rcpt, sizeof(rcpt)))
 				continue;
+			if (yj_route_stale(r, rec->event, now_us)) {
+				if (counts) {
+					counts->stale++;
+					if (j < YJ_ROUTE_RULES_COUNTED)
+						counts->stale_by_rule[j]++;
+				}
+				continue;
+			}
 			int unroutable = 0;
 			rc = yj_route_notify(txn, cfg, rcpt, r->id, r->id, seqs.v[i], r->legal_basis, now_us, &unroutable);
 			*queued += !rc;
+			if (!rc && counts) {
+				counts->outbox += !unroutable;
+				counts->unroutable += unroutable;
+			}
 		}
 		yjlink__v1__record__free_unpacked(rec, NULL);
 	}
@@ -398,12 +676,12 @@ static int s_release_rcpt(void *arg, const char *recipient)
 	return 0;
 }
 
-int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *reason,
-		     int64_t now_us, unsigned *queued)
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *actor,
+		     const char *reason, int64_t now_us, unsigned *queued)
 {
 	struct s_release r = { txn, cfg, seq, now_us, 0, NULL, 0 };
 	*queued = 0;
-	int rc = yj_holds_release(txn, seq, now_us, by, reason);
+	int rc = yj_holds_release(txn, seq, now_us, by, actor, reason);
 	if (rc)
 		return rc;
 	/* Everyone who already had the event now gets what was withheld. */

@@ -10,7 +10,13 @@
  *    outside its hours;
  *  - immediate, recipient not configured or with transport none: a job in
  *    the unroutable queue, never silently dropped.
- * An event marked live_investigation also gets a hold (db/holds.h).
+ * An event with a marker of holds.markers also gets a hold (db/holds.h),
+ * and the officer in the case (else the duty recipient) is told it waits.
+ * An immediate rule does not notify about an event older than its
+ * max_age_s (the digests still get it); a notification without a
+ * destination is escalated to the duty recipient at once; a custody record
+ * that closes after its L&D service was told gets one
+ * liaison_diversion_update.
  *
  * route.c decides; it never builds a key: the db/ modules own the tables.
  */
@@ -75,12 +81,50 @@ int yj_route_withheld(const char *path);
  * vocabulary)? An object path is allowed when anything inside it is. */
 int yj_route_allowed(const struct yj_recipient *r, const char *path);
 
+/* Rules counted one by one in yj_route_counts (by their index in the
+ * config); any further rule counts in the totals only. */
+#define YJ_ROUTE_RULES_COUNTED 64
+
 struct yj_route_counts {
 	unsigned outbox;      /* immediate notifications queued */
 	unsigned unroutable;  /* immediate notifications without a destination */
 	unsigned digest;      /* digest entries */
 	unsigned held;        /* holds created */
+	unsigned stale;       /* immediate notifications not made: the event was older than the rule's max_age_s */
+	unsigned escalated;   /* notices queued for the duty recipient */
+	unsigned ld_updates;  /* liaison_diversion_update notices queued */
+	unsigned stale_by_rule[YJ_ROUTE_RULES_COUNTED]; /* stale, by rule index in the config */
 };
+
+/* 1 when an immediate rule r must not notify about ev at now_us: the event
+ * occurred more than r->max_age_s before (routing.md "No stale notices"). */
+int yj_route_stale(const struct yj_rule *r, const Yjlink__V1__Event *ev, int64_t now_us);
+
+/* The markers of ev that hold its details (holds.markers) as a bit set of
+ * enum yj_marker_bit; 0 when nothing holds it. */
+unsigned yj_route_hold_markers(const struct yj_config *cfg, const Yjlink__V1__Event *ev);
+
+/* Tell the duty recipient, at once, about job `about` (reason "unroutable",
+ * "dead_letter" or "undelivered"; detail its last error or ""), inside txn:
+ * a notification of kind "escalation" about the same event, under the duty
+ * recipient's own allowlist. Nothing when no duty recipient is named, or
+ * when `about` is the duty recipient's own (it is logged instead). Logs at
+ * warning. Returns 0 or a store error. */
+int yj_route_escalate(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *about,
+		      const char *reason, const char *detail, int64_t now_us);
+
+/* A notice to the duty recipient that is about no one notification: a hold
+ * (reason "hold_escalation", seq the event, detail the rules waiting) or a
+ * feed (reason "feed_silent"/"feed_resumed", feed, at_us its last message).
+ * *queued 1 when one was written (0: no duty recipient). */
+int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const char *reason, uint64_t seq,
+			 const char *feed, int64_t at_us, const char *detail, int64_t now_us, int *queued);
+
+/* The custody record of ev now: the status of its latest message (into
+ * status), and when the child arrived (*detained_since_us). YJ_ENOENT when ev
+ * is not a custody event or the record has no stored message. */
+int yj_route_custody_now(struct yj_txn *txn, const Yjlink__V1__Event *ev, char *status, size_t size,
+			 int64_t *detained_since_us);
 
 /* Route the event just stored as seq, inside txn. first_contact as above.
  * Adds to *counts. Returns 0 or a store error. */
@@ -105,13 +149,14 @@ int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char 
  * again for each event that occurred since since_us, as first routing would
  * route it now (new notifications, new ids). *queued counts them. */
 int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, int64_t since_us,
-		    const char *rule, int64_t now_us, unsigned *queued);
+		    const char *rule, int64_t now_us, unsigned *queued, struct yj_route_counts *counts);
 
-/* `yjlinkctl holds release SEQ`: release the hold and send what was withheld
- * (kind hold_released) to every recipient that already had the event.
+/* `yjlinkctl holds release SEQ`: release the hold (by: the name given,
+ * actor: the control socket's caller) and send what was withheld (kind
+ * hold_released) to every recipient that already had the event.
  * YJ_ENOENT when seq is not held, YJ_EEXIST when already released. */
-int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *reason,
-		     int64_t now_us, unsigned *queued);
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *actor,
+		     const char *reason, int64_t now_us, unsigned *queued);
 
 /* 1 while event seq is held for the officer in the case (not released). */
 int yj_route_is_held(struct yj_txn *txn, uint64_t seq);

@@ -34,6 +34,13 @@ int yj_holds_put(struct yj_txn *txn, uint64_t seq, int64_t held_at_us)
 	return s_put_hold(txn, &h);
 }
 
+int yj_holds_store(struct yj_txn *txn, const Yjlink__V1__Hold *h)
+{
+	if (!h->has_seq)
+		return YJ_EINVAL;
+	return s_put_hold(txn, h);
+}
+
 Yjlink__V1__Hold *yj_holds_get(struct yj_txn *txn, uint64_t seq)
 {
 	uint8_t k[S_SEQ_LEN];
@@ -58,13 +65,14 @@ int yj_holds_is_held(struct yj_txn *txn, uint64_t seq)
 	return held;
 }
 
-int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char *by, const char *reason)
+int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char *by, const char *actor,
+		     const char *reason)
 {
 	uint8_t k[S_SEQ_LEN];
 	const void *v;
 	size_t vlen;
 	Yjlink__V1__Hold *h = NULL;
-	char *old_by, *old_reason;
+	char *old_by, *old_reason, *old_actor;
 	yj_be64_put(k, seq);
 	int rc = yj_txn_get(txn, YJ_DB_HOLDS, k, sizeof(k), &v, &vlen);
 	if (rc)
@@ -81,6 +89,8 @@ int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char
 	 * the borrowed strings go back out before the free. */
 	old_by = h->released_by;
 	old_reason = h->reason;
+	old_actor = h->released_actor;
+	h->released_actor = (char *)(actor ? actor : "");
 	h->has_seq = 1;
 	h->seq = seq;
 	h->has_released_at_us = 1;
@@ -90,6 +100,7 @@ int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char
 	rc = s_put_hold(txn, h);
 	h->released_by = old_by;
 	h->reason = old_reason;
+	h->released_actor = old_actor;
 out:
 	yjlink__v1__hold__free_unpacked(h, NULL);
 	return rc;

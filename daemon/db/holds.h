@@ -15,13 +15,19 @@
 
 /* Hold event seq from now on. */
 int yj_holds_put(struct yj_txn *txn, uint64_t seq, int64_t held_at_us);
+/* Write hold h (h->seq set) whole: a new hold with its markers and
+ * officer, or one changed (escalated). YJ_EINVAL without a seq. */
+int yj_holds_store(struct yj_txn *txn, const Yjlink__V1__Hold *h);
+
 /* 1 while event seq is held (not released), else 0. */
 int yj_holds_is_held(struct yj_txn *txn, uint64_t seq);
 /* The hold of seq, or NULL when it has none. */
 Yjlink__V1__Hold *yj_holds_get(struct yj_txn *txn, uint64_t seq);
-/* Release the hold of seq: YJ_ENOENT when not held at all, YJ_EEXIST when
- * already released (nothing written). */
-int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char *by, const char *reason);
+/* Release the hold of seq, recording the name given (by), who asked
+ * through the control socket (actor, "uid:1000") and why: YJ_ENOENT when
+ * not held at all, YJ_EEXIST when already released (nothing written). */
+int yj_holds_release(struct yj_txn *txn, uint64_t seq, int64_t at_us, const char *by, const char *actor,
+		     const char *reason);
 
 typedef int (*yj_hold_fn)(void *arg, const Yjlink__V1__Hold *h);
 /* Every hold, by seq (borrowed during the call; 0 go on, 1 stop, <0 fail). */

@@ -970,11 +970,11 @@ static int s_holds_fn(struct yj_txn *txn, void *arg)
 	CHECK(yj_holds_get(txn, 6) == NULL);
 
 	/* release: not held, released, then released again */
-	CHECK(yj_holds_release(txn, 6, 300, "DC Smith", "charged") == YJ_ENOENT);
+	CHECK(yj_holds_release(txn, 6, 300, "DC Smith", "uid:0", "charged") == YJ_ENOENT);
 	CHECK(yj_txn_rc(txn) == 0);
-	CHECK(yj_holds_release(txn, 5, 300, "DC Smith", "charged") == 0);
+	CHECK(yj_holds_release(txn, 5, 300, "DC Smith", "uid:0", "charged") == 0);
 	CHECK(yj_holds_is_held(txn, 5) == 0);
-	CHECK(yj_holds_release(txn, 5, 400, "DC Jones", "again") == YJ_EEXIST);
+	CHECK(yj_holds_release(txn, 5, 400, "DC Jones", "uid:0", "again") == YJ_EEXIST);
 	CHECK(yj_txn_rc(txn) == 0);
 	h = yj_holds_get(txn, 5);
 	CHECK(h != NULL);

@@ -770,7 +770,7 @@ struct s_release {
 static int s_release_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
-	r->rc = yj_route_release(txn, r->cfg, r->seq, "uid:1000", "case closed", r->now, &r->queued);
+	r->rc = yj_route_release(txn, r->cfg, r->seq, "DC Smith", "uid:1000", "case closed", r->now, &r->queued);
 	return r->rc;
 }
 

@@ -635,7 +635,7 @@ static int s_replay_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_replay *r = arg;
 	r->queued = 0;
-	r->rc = yj_route_replay(txn, r->f->c.cfg, r->f->c.ref, r->since, r->rule, r->now, &r->queued);
+	r->rc = yj_route_replay(txn, r->f->c.cfg, r->f->c.ref, r->since, r->rule, r->now, &r->queued, NULL);
 	return r->rc;
 }
 
@@ -653,8 +653,8 @@ static void test_replay_out_of_hours(void **state)
 	struct jobs ob, un;
 	struct entries e;
 
-	/* Stored and routed on Wednesday at 10:00: the L&D had it at once. */
-	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
+	/* Stored and routed on Wednesday at 16:00: the L&D had it at once. */
+	yj_clock_set_us(s_utc(2026, 6, 10, 15, 0));
 	struct ev a = { .home_la = "E06000042", .looked_after = 1, .responsible_la = "E09000033" };
 	uint64_t s1 = s_event(&f->c, &a, NULL);
 	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
@@ -691,9 +691,16 @@ static void test_replay_out_of_hours(void **state)
 	assert_int_equal(ob.v[2]->not_before_us, s_utc(2026, 6, 11, 7, 0));
 	s_jobs_free(&ob);
 	/* Nothing occurred since then. */
-	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 10, 0), NULL), 0);
-	/* In hours: at once. */
+	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 16, 0), NULL), 0);
+	/* Stale (routing.md "No stale notices"): on Thursday at 11:00 the event
+	 * is 19 h old, over the rule's 12 h: digests only, nothing queued. */
 	yj_clock_set_us(s_utc(2026, 6, 11, 10, 0));
+	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 0, 0), "liaison_diversion"), 0);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
+	assert_int_equal(ob.n, 3);
+	s_jobs_free(&ob);
+	/* In hours: at once (Wednesday 19:00, 4 h after it occurred). */
+	yj_clock_set_us(s_utc(2026, 6, 10, 18, 0));
 	assert_int_equal(s_replay(f, s_utc(2026, 6, 10, 0, 0), "liaison_diversion"), 1);
 	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4);
@@ -733,7 +740,7 @@ static int s_release_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
 	r->queued = 0;
-	r->rc = yj_route_release(txn, r->f->c.cfg, r->seq, "uid:1000", "charged, investigation closed", r->now, &r->queued);
+	r->rc = yj_route_release(txn, r->f->c.cfg, r->seq, "DC Smith", "uid:1000", "charged, investigation closed", r->now, &r->queued);
 	return 0; /* commit what was written; the answer is looked at outside */
 }
 
@@ -776,7 +783,7 @@ static void test_release(void **state)
 	struct s_held hs = s_hold(f, s1);
 	assert_false(hs.held);
 	assert_true(hs.released_at >= s_utc(2026, 6, 11, 1, 0));
-	assert_string_equal(hs.by, "uid:1000");
+	assert_string_equal(hs.by, "DC Smith");
 	assert_string_equal(hs.reason, "charged, investigation closed");
 
 	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
