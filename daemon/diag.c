@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 void yj_diag_report(struct yj_diag *d, const char *file, int line, const char *fmt, ...)
 {
@@ -20,4 +21,21 @@ void yj_diag_report(struct yj_diag *d, const char *file, int line, const char *f
 	} else {
 		fprintf(stderr, "%s: %s\n", file, msg);
 	}
+}
+
+void yj_diag_warn(struct yj_diag *d, const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	/* The same "<4>" the daemon's log lines carry, only under journald: --check prints plain text. */
+	const char *prio = getenv("JOURNAL_STREAM") ? "<4>" : "";
+
+	(void)d;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		fprintf(stderr, "%s%s:%d: warning: %s\n", prio, file, line, msg);
+	else
+		fprintf(stderr, "%s%s: warning: %s\n", prio, file, msg);
 }

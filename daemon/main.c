@@ -25,6 +25,7 @@
 #include "db/audit.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "directory.h"
 #include "retention.h"
 #include "err.h"
 #include "ingest.h"
@@ -176,8 +177,11 @@ static int s_load(struct s_daemon *d, struct yj_diag *diag, struct yj_config **c
 			rc = YJ_ECONFIG;
 		}
 	}
-	if (!rc)
+	if (!rc) {
+		/* Warnings, not errors: who nobody reaches, which DSA is due for review (start, reload, --check). */
+		yj_directory_warn(*cfg, *ref, diag);
 		return 0;
+	}
 fail:
 	yj_refdata_free(ref);
 	yj_config_free(cfg);

@@ -470,7 +470,7 @@ https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/
   - `out_of_hours_address`: email only: a second address told as well
     (emergency duty team), empty for none.
   - `secret_file`: webhook only: the 0600 file holding the signing key,
-    relative to the config file's directory, as in the config.
+    relative to the directory this table is read from (`reference.dir`).
   - `dsa`: the data sharing agreement, `ID` or `ID@YYYY-MM-DD` with its
     review date (e.g. `DSA-TVP-CS-001@2027-03-31`); shown in `yjlinkctl
     status` and warned about from 30 days before review. The CSV reader
