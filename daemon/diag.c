@@ -3,7 +3,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 void yj_diag_report(struct yj_diag *d, const char *file, int line, const char *fmt, ...)
 {
@@ -23,12 +22,16 @@ void yj_diag_report(struct yj_diag *d, const char *file, int line, const char *f
 	}
 }
 
+static int s_warn_log;
+
+void yj_diag_warn_log(int on) { s_warn_log = on; }
+
 void yj_diag_warn(struct yj_diag *d, const char *file, int line, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
-	/* The same "<4>" the daemon's log lines carry, only under journald: --check prints plain text. */
-	const char *prio = getenv("JOURNAL_STREAM") ? "<4>" : "";
+	/* A running daemon's stderr is its log, where every line has a priority; --check's is for a person. */
+	const char *prio = s_warn_log ? "<4>" : "";
 
 	(void)d;
 	va_start(ap, fmt);

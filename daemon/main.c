@@ -610,6 +610,7 @@ int main(int argc, char **argv)
 		yj_config_print_reference(stdout, s_owners);
 		return 0;
 	}
+	yj_diag_warn_log(!check);
 	if (s_load(&d, &diag, &d.cfg, &d.ref)) {
 		fprintf(stderr, "yjlinkd: %d problem(s) in the configuration; nothing started\n", diag.count);
 		return 1;
