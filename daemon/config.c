@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "directory.h"
 #include "embedded.h"
 #include "err.h"
 #include "metrics.h"
@@ -76,6 +77,17 @@ static const struct yj_setting s_table[] = {
 	  "audit records kept this long" },
 	{ YJ_SETTING_STR, "reference.dir", OFF(reference_dir), "", 0, 0,
 	  "directory of reference CSV tables (relative to the config file); empty = compiled-in copies" },
+	{ YJ_SETTING_STRLIST, "directory.children_services_allow", OFF(directory_children_services_allow),
+	  "occurred_at,force,child.person_id,child.given_name,child.family_name,child.date_of_birth,child.home_la,"
+	  "child.looked_after,child.responsible_la,child.social_worker.*,custody.record_id,custody.suite,"
+	  "custody.arrived_at,custody.status,custody.status_at,custody.appropriate_adult.*",
+	  0, 0,
+	  "allowlist (data sharing agreement) of a children's services recipient made from a children_services.csv row" },
+	{ YJ_SETTING_STRLIST, "directory.force_allow", OFF(directory_force_allow),
+	  "source_id,force,occurred_at,child.person_id,child.pnc_id,child.given_name,child.family_name,"
+	  "child.date_of_birth,child.home_la,child.home_postcode,child.looked_after,child.responsible_la,offences.*,"
+	  "custody.record_id,custody.suite,custody.arrived_at,custody.status,custody.status_at,arrest.*,outcome.*",
+	  0, 0, "allowlist of a force recipient made from a force_contacts.csv row" },
 	{ YJ_SETTING_INT, "custody.overnight_hours", OFF(custody_overnight_hours), "4", 1, 24,
 	  "hours detained within the overnight period that make a child held overnight" },
 	{ YJ_SETTING_STR, "custody.overnight_from", OFF(custody_overnight_from), "00:00", 0, 0,
@@ -959,6 +971,37 @@ static int s_parse_output_settings(struct s_ctx *c, config_setting_t *g, struct 
 	return 0;
 }
 
+/* dsa = { id = "DSA-TVP-014"; review = "2027-03-31"; }: the id goes into
+ * every disclosure's audit record, the review date into status and the
+ * warnings (directory.c), in the form a directory's dsa column has. */
+static int s_parse_dsa(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r)
+{
+	static const struct s_key keys[] = { { "id", CONFIG_TYPE_STRING }, { "review", CONFIG_TYPE_STRING }, { NULL, 0 } };
+	char what[300], *v = NULL;
+	const char *id = NULL, *review = NULL;
+	size_t id_len = 0;
+
+	snprintf(what, sizeof(what), "the dsa of recipient '%s'", r->id);
+	s_check_keys(c, g, what, keys, NULL, 0);
+	config_setting_lookup_string(g, "id", &id);
+	config_setting_lookup_string(g, "review", &review);
+	if (!id || !*id) {
+		yj_diag_report(c->diag, s_file(c, g), s_line(g), "recipient '%s': dsa needs an id", r->id);
+		return 0;
+	}
+	if (asprintf(&v, "%s%s%s", id, review ? "@" : "", review ? review : "") < 0)
+		return YJ_ENOMEM;
+	if (yj_dsa_parse(v, &id_len, &r->dsa_review) || id_len != strlen(id))
+		yj_diag_report(c->diag, s_file(c, g), s_line(g),
+			       "recipient '%s': dsa id must be 1-64 of [A-Za-z0-9._/-] and review a YYYY-MM-DD date", r->id);
+	else if (!(r->dsa_id = strndup(v, id_len))) {
+		free(v);
+		return YJ_ENOMEM;
+	}
+	free(v);
+	return 0;
+}
+
 static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_recipient *r)
 {
 	/* The core's keys; a recipient may carry besides only the settings of
@@ -970,10 +1013,12 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 		{ "force", CONFIG_TYPE_STRING },     { "hours", CONFIG_TYPE_GROUP },
 		{ "allow", CONFIG_TYPE_ARRAY },      { "legal_basis", CONFIG_TYPE_STRING },
 		{ "transport", CONFIG_TYPE_STRING }, { "digest_times", CONFIG_TYPE_ARRAY },
+		{ "dsa", CONFIG_TYPE_GROUP },
 		{ NULL, 0 },
 	};
 	int rc = 0;
 	r->output = -1;
+	r->dsa_review = INT32_MIN;
 	r->file = strdup(s_file(c, g));
 	r->line = s_line(g);
 	r->id = s_group_str(g, "id", "");
@@ -1036,6 +1081,9 @@ static int s_parse_recipient(struct s_ctx *c, config_setting_t *g, struct yj_rec
 		r->has_hours = 1;
 		s_parse_hours(c, h, &r->hours);
 	}
+	config_setting_t *dsa = config_setting_get_member(g, "dsa");
+	if (dsa && config_setting_is_group(dsa) && (rc = s_parse_dsa(c, dsa, r)))
+		return rc;
 	/* Last, so that check_recipient sees the whole recipient. */
 	if (o)
 		rc = s_parse_output_settings(c, g, r, o);
@@ -1281,6 +1329,196 @@ static int s_parse_routing(struct s_ctx *c, config_t *cf, struct yj_config *cfg)
 	return 0;
 }
 
+/* --- the national directories: recipients the config does not declare --- */
+
+/* Add the setting at dotted path below g (its groups made on the way). */
+static config_setting_t *s_add_path(config_setting_t *g, const char *path, int type)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	char *p = buf, *dot;
+	while ((dot = strchr(p, '.'))) {
+		*dot = '\0';
+		config_setting_t *next = config_setting_get_member(g, p);
+		if (!next && !(next = config_setting_add(g, p, CONFIG_TYPE_GROUP)))
+			return NULL;
+		g = next;
+		p = dot + 1;
+	}
+	return config_setting_add(g, p, type);
+}
+
+static int s_add_str(config_setting_t *g, const char *name, const char *v)
+{
+	config_setting_t *s = s_add_path(g, name, CONFIG_TYPE_STRING);
+	return s && config_setting_set_string(s, v) == CONFIG_TRUE ? 0 : YJ_ENOMEM;
+}
+
+/* Every setting below s says it stands at line: each message about the
+ * recipient then names the directory's row (the file is the context's
+ * label). */
+static void s_set_line(config_setting_t *s, int line)
+{
+	s->line = (unsigned)line;
+	if (config_setting_is_aggregate(s)) {
+		for (int i = 0; i < config_setting_length(s); i++)
+			s_set_line(config_setting_get_elem(s, (unsigned)i), line);
+	}
+}
+
+/* The recipient group a directory row stands for, as if the config had
+ * declared it, so that one reader checks both. Its transport's settings
+ * come from the owner's recipient table alone (the config knows no
+ * transport): the address goes into its first required setting (a list
+ * gets the out-of-hours address as well), secret_file into its first
+ * secret file. */
+static int s_directory_group(struct s_ctx *c, const struct yj_config *cfg, enum yj_directory_kind kind,
+			     const struct yj_directory *d, const struct yj_directory_row *row,
+			     const struct yj_settings_owner *o, config_setting_t *g)
+{
+	const struct yj_strlist *allow =
+		kind == YJ_DIRECTORY_FORCE ? &cfg->directory_force_allow : &cfg->directory_children_services_allow;
+	const struct yj_setting *addr = NULL, *secret = NULL;
+	char id[64];
+	int rc;
+
+	snprintf(id, sizeof(id), "%s:%s", kind == YJ_DIRECTORY_FORCE ? "force" : "children_services", row->code);
+	if ((rc = s_add_str(g, "id", id)) || (rc = s_add_str(g, "kind", kind == YJ_DIRECTORY_FORCE ? "force" : "children_services")) ||
+	    (rc = s_add_str(g, "name", row->name)) ||
+	    (rc = s_add_str(g, kind == YJ_DIRECTORY_FORCE ? "force" : "local_authority", row->code)) ||
+	    (rc = s_add_str(g, "transport", row->transport)))
+		return rc;
+	config_setting_t *al = config_setting_add(g, "allow", CONFIG_TYPE_ARRAY);
+	for (size_t i = 0; al && i < allow->n; i++) {
+		if (!config_setting_set_string_elem(al, -1, allow->v[i]))
+			return YJ_ENOMEM;
+	}
+	if (!al)
+		return YJ_ENOMEM;
+	if (*row->dsa) {
+		const char *at = strchr(row->dsa, '@');
+		char dsa_id[80];
+		snprintf(dsa_id, sizeof(dsa_id), "%.*s", at ? (int)(at - row->dsa) : (int)strlen(row->dsa), row->dsa);
+		if ((rc = s_add_str(g, "dsa.id", dsa_id)) || (at && (rc = s_add_str(g, "dsa.review", at + 1))))
+			return rc;
+	}
+	for (size_t i = 0; i < o->n_recipient_settings; i++) {
+		const struct yj_setting *t = &o->recipient_settings[i];
+		if (!addr && !t->def && (t->type == YJ_SETTING_STR || t->type == YJ_SETTING_STRLIST))
+			addr = t;
+		if (!secret && t->type == YJ_SETTING_SECRET_FILE)
+			secret = t;
+	}
+	if (!addr) {
+		yj_diag_report(c->diag, d->label, row->line, "%s: transport %s takes no address", row->code, row->transport);
+		return 0;
+	}
+	if (addr->type == YJ_SETTING_STRLIST) {
+		config_setting_t *l = s_add_path(g, addr->name, CONFIG_TYPE_ARRAY);
+		if (!l || !config_setting_set_string_elem(l, -1, row->address) ||
+		    (*row->out_of_hours_address && !config_setting_set_string_elem(l, -1, row->out_of_hours_address)))
+			return YJ_ENOMEM;
+	} else {
+		if ((rc = s_add_str(g, addr->name, row->address)))
+			return rc;
+		if (*row->out_of_hours_address)
+			yj_diag_report(c->diag, d->label, row->line,
+				       "%s: transport %s has one address: out_of_hours_address is for email", row->code,
+				       row->transport);
+	}
+	if (*row->secret_file) {
+		if (!secret)
+			yj_diag_report(c->diag, d->label, row->line, "%s: transport %s takes no secret_file", row->code,
+				       row->transport);
+		else if ((rc = s_add_str(g, secret->name, row->secret_file)))
+			return rc;
+	}
+	return 0;
+}
+
+/* One row with a transport, unless the config declares its id: config first. */
+static int s_directory_row(struct s_ctx *c, struct yj_config *cfg, enum yj_directory_kind kind,
+			   const struct yj_directory *d, const struct yj_directory_row *row)
+{
+	char id[64];
+	const struct yj_settings_owner *o = NULL;
+	config_t t;
+	int rc = 0;
+
+	snprintf(id, sizeof(id), "%s:%s", kind == YJ_DIRECTORY_FORCE ? "force" : "children_services", row->code);
+	if (!*row->transport || yj_config_recipient(cfg, id))
+		return 0;
+	for (size_t i = 0; i < c->n_owners && !o; i++) {
+		if (c->owners[i]->transport && !strcmp(c->owners[i]->transport, row->transport))
+			o = c->owners[i];
+	}
+	if (!o) {
+		size_t i;
+		for (i = 0; i < sizeof(s_spec_transports) / sizeof(s_spec_transports[0]); i++) {
+			if (!strcmp(row->transport, s_spec_transports[i]))
+				break;
+		}
+		/* A table written for a fuller build: unroutable here, and said. */
+		if (i < sizeof(s_spec_transports) / sizeof(s_spec_transports[0]))
+			yj_diag_warn(c->diag, d->label, row->line,
+				     "%s: transport '%s' has no output adapter in this build: %s stays unroutable", row->code,
+				     row->transport, id);
+		else
+			yj_diag_report(c->diag, d->label, row->line, "%s: unknown transport '%s' (email or webhook, or empty)",
+				       row->code, row->transport);
+		return 0;
+	}
+	config_init(&t);
+	config_setting_t *g = config_setting_add(config_root_setting(&t), "recipient", CONFIG_TYPE_GROUP);
+	if (!g) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	int before = c->diag->count;
+	if ((rc = s_directory_group(c, cfg, kind, d, row, o, g)) || c->diag->count > before)
+		goto out;
+	s_set_line(g, row->line);
+	struct yj_recipient *nv = realloc(cfg->recipients, (cfg->n_recipients + 1) * sizeof(*nv));
+	if (!nv) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	cfg->recipients = nv;
+	struct yj_recipient *r = &cfg->recipients[cfg->n_recipients++]; /* counted first: freed if half read */
+	memset(r, 0, sizeof(*r));
+	const char *label = c->label;
+	c->label = d->label;
+	rc = s_parse_recipient(c, g, r);
+	c->label = label;
+	r->from_directory = 1;
+out:
+	config_destroy(&t);
+	return rc;
+}
+
+/* routing.md "Reach everywhere": a rule's children_services:CODE or
+ * force:CODE resolves through the config's recipients first, then the
+ * directory's row. */
+static int s_parse_directory(struct s_ctx *c, struct yj_config *cfg)
+{
+	char *dir = yj_config_reference_dir(cfg);
+	int rc = 0;
+
+	if (*cfg->reference_dir && !dir)
+		return YJ_ENOMEM;
+	for (int k = 0; k < 2 && !rc; k++) {
+		struct yj_directory d;
+		rc = yj_directory_load(dir, (enum yj_directory_kind)k, c->diag, &d);
+		if (rc == YJ_ECONFIG)
+			rc = 0; /* reported; its good rows still stand, for one --check to say everything */
+		for (size_t i = 0; i < d.n && !rc; i++)
+			rc = s_directory_row(c, cfg, (enum yj_directory_kind)k, &d, &d.rows[i]);
+		yj_directory_free(&d);
+	}
+	free(dir);
+	return rc;
+}
+
 static void s_free_routing(struct yj_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_recipients; i++) {
@@ -1297,6 +1535,7 @@ static void s_free_routing(struct yj_config *cfg)
 		free(r->legal_basis);
 		free(r->transport);
 		free(r->file);
+		free(r->dsa_id);
 		yj_strlist_free(&r->las);
 		yj_strlist_free(&r->suites);
 		yj_strlist_free(&r->allow);
@@ -1453,6 +1692,8 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 	c.escalate_default_s = cfg->delivery_escalate_after_s;
 	if (!rc)
 		rc = s_parse_routing(&c, &cf, cfg);
+	if (!rc)
+		rc = s_parse_directory(&c, cfg);
 	if (rc)
 		goto out;
 	s_check(&c, &cf, cfg);

@@ -66,6 +66,9 @@ struct yj_recipient {
 	struct yj_strlist digest_times; /* yjs: local "HH:MM" send times of the daily digest */
 	char *file;                 /* config file and line it was declared at, for messages */
 	int line;
+	char *dsa_id;               /* data sharing agreement id, NULL for none (routing.md "Legal basis wording") */
+	int32_t dsa_review;         /* its review date, days since 1970-01-01; INT32_MIN for none */
+	int from_directory;         /* made from a row of children_services.csv / force_contacts.csv (file, line) */
 };
 
 enum yj_rule_mode {
@@ -144,6 +147,8 @@ struct yj_config {
 	int64_t retention_audit_days;
 
 	char *reference_dir;            /* "" = the tables compiled into the binary */
+	struct yj_strlist directory_children_services_allow; /* allowlist of recipients made from children_services.csv */
+	struct yj_strlist directory_force_allow;             /* ... and from force_contacts.csv */
 
 	int64_t custody_overnight_hours;/* detained this long between the two times counts as overnight */
 	int64_t report_suppress_below; /* board reports: counts under this are suppressed (report.c) */

@@ -23,6 +23,7 @@
 #include "db/notes.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "directory.h"
 #include "err.h"
 #include "event_json.h"
 #include "ingest.h"
@@ -129,6 +130,47 @@ static int s_quar_usage_read(struct yj_txn *txn, void *arg)
 	return yj_quarantine_usage(txn, arg);
 }
 
+/* Each data sharing agreement in force (routing.md "Legal basis wording"):
+ * its review date, the days left to it, and who it covers. An id shared by
+ * recipients with different review dates is shown once per date. */
+static void s_status_dsa(const struct yj_config *cfg, cJSON *out)
+{
+	cJSON *all = NULL;
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		char key[96], date[16] = "";
+		if (!r->dsa_id)
+			continue;
+		if (r->dsa_review != INT32_MIN) {
+			int y;
+			unsigned m, d;
+			yj_civil_from_days(r->dsa_review, &y, &m, &d);
+			snprintf(date, sizeof(date), "%04d-%02u-%02u", y, m, d);
+		}
+		snprintf(key, sizeof(key), "%s", r->dsa_id);
+		if (!all)
+			all = cJSON_AddObjectToObject(out, "dsa");
+		cJSON *e = cJSON_GetObjectItemCaseSensitive(all, key);
+		if (e && strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "review")), date)) {
+			snprintf(key, sizeof(key), "%s@%s", r->dsa_id, *date ? date : "none");
+			e = cJSON_GetObjectItemCaseSensitive(all, key);
+		}
+		if (!e) {
+			e = cJSON_AddObjectToObject(all, key);
+			cJSON_AddStringToObject(e, "id", r->dsa_id);
+			cJSON_AddStringToObject(e, "review", date);
+			if (*date) {
+				int32_t left = yj_dsa_days_left(r->dsa_review);
+				cJSON_AddNumberToObject(e, "days_left", left);
+				if (left <= 30)
+					cJSON_AddStringToObject(e, "warning", left < 0 ? "review overdue" : "review within 30 days");
+			}
+			cJSON_AddArrayToObject(e, "recipients");
+		}
+		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(e, "recipients"), cJSON_CreateString(r->id));
+	}
+}
+
 static void s_cmd_status(struct s_call *c)
 {
 	const struct yj_config *cfg = c->ctl->core->cfg;
@@ -195,6 +237,7 @@ static void s_cmd_status(struct s_call *c)
 		cJSON_AddNumberToObject(qo, "expired", (double)qu.expired);
 		cJSON_AddNumberToObject(qo, "retention_days", (double)cfg->quarantine_retention_days);
 	}
+	s_status_dsa(cfg, c->out);
 }
 
 /* --- events --- */
@@ -893,6 +936,8 @@ static int s_audit_cb(void *arg, const Yjlink__V1__AuditRecord *a)
 		cJSON_AddStringToObject(o, "rule", a->rule ? a->rule : "");
 		cJSON_AddStringToObject(o, "legal_basis", a->legal_basis ? a->legal_basis : "");
 		cJSON_AddStringToObject(o, "notification_id", a->notification_id ? a->notification_id : "");
+		if (a->dsa)
+			cJSON_AddStringToObject(o, "dsa", a->dsa);
 		cJSON_AddStringToObject(o, "reason", a->reason ? a->reason : "");
 		cJSON *s = cJSON_AddArrayToObject(o, "seqs");
 		for (size_t i = 0; i < a->n_seqs; i++)
@@ -1243,6 +1288,168 @@ static void s_cmd_report(struct s_call *c)
 	c->trim = 1;
 }
 
+/* --- recipients (interfaces.md §6) --- */
+
+/* Jobs per recipient id and queue, counted in one read. */
+struct s_rcpt_count {
+	char *id;
+	uint64_t n[3];  /* by enum yj_note_queue */
+};
+
+struct s_rcpt_counts {
+	struct s_rcpt_count *v;
+	size_t n, cap;
+	enum yj_note_queue q;
+	int rc;
+};
+
+static struct s_rcpt_count *s_rcpt_count_of(struct s_rcpt_counts *k, const char *id, int add)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		if (!strcmp(k->v[i].id, id))
+			return &k->v[i];
+	}
+	if (!add)
+		return NULL;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+		struct s_rcpt_count *nv = realloc(k->v, cap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		k->v = nv;
+		k->cap = cap;
+	}
+	struct s_rcpt_count *e = &k->v[k->n];
+	memset(e, 0, sizeof(*e));
+	if (!(e->id = strdup(id)))
+		return NULL;
+	k->n++;
+	return e;
+}
+
+static int s_rcpt_count_cb(void *arg, const Yjlink__V1__Notification *n)
+{
+	struct s_rcpt_counts *k = arg;
+	struct s_rcpt_count *e = s_rcpt_count_of(k, n->recipient ? n->recipient : "", 1);
+	if (!e)
+		return YJ_ENOMEM;
+	e->n[k->q]++;
+	return 0;
+}
+
+static int s_rcpt_count_read(struct yj_txn *txn, void *arg)
+{
+	struct s_rcpt_counts *k = arg;
+	for (int q = YJ_NOTES_OUTBOX; q <= YJ_NOTES_UNROUTABLE; q++) {
+		k->q = (enum yj_note_queue)q;
+		int rc = yj_notes_each(txn, k->q, s_rcpt_count_cb, k);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const char *s_rcpt_kind_name(enum yj_rcpt_kind k)
+{
+	static const char *const names[] = { "yjs", "children_services", "liaison_diversion", "force" };
+	return (size_t)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
+/* What an operator needs of a recipient's jobs in one word. */
+static const char *s_rcpt_state(const struct yj_recipient *r, const struct s_rcpt_count *e)
+{
+	if (!r || r->output < 0)
+		return e && e->n[YJ_NOTES_UNROUTABLE] ? "unroutable: notifications waiting" : "no destination";
+	if (e && e->n[YJ_NOTES_DLQ])
+		return "dead letters";
+	if (e && e->n[YJ_NOTES_OUTBOX])
+		return "notifications waiting";
+	return "ok";
+}
+
+static void s_rcpt_counts_json(cJSON *o, const struct s_rcpt_count *e)
+{
+	cJSON_AddNumberToObject(o, "waiting", e ? (double)e->n[YJ_NOTES_OUTBOX] : 0);
+	cJSON_AddNumberToObject(o, "unroutable", e ? (double)e->n[YJ_NOTES_UNROUTABLE] : 0);
+	cJSON_AddNumberToObject(o, "dead_letters", e ? (double)e->n[YJ_NOTES_DLQ] : 0);
+}
+
+struct s_missing {
+	cJSON *list;
+	struct s_rcpt_counts *k;
+};
+
+static void s_missing_cb(void *arg, enum yj_directory_kind kind, const char *id, const char *code, const char *name)
+{
+	struct s_missing *m = arg;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddStringToObject(o, "kind", kind == YJ_DIRECTORY_FORCE ? "force" : "children_services");
+	cJSON_AddStringToObject(o, "code", code);
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "directory", yj_directory_file(kind));
+	s_rcpt_counts_json(o, s_rcpt_count_of(m->k, id, 0));
+	cJSON_AddItemToArray(m->list, o);
+}
+
+static void s_cmd_recipients(struct s_call *c)
+{
+	const struct yj_config *cfg = c->ctl->core->cfg;
+	struct s_rcpt_counts k = { 0 };
+	int missing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "missing"));
+
+	int rc = yj_store_read(c->ctl->core->store, s_rcpt_count_read, &k);
+	if (rc) {
+		s_fail(c, 1, "cannot read the outbox: %s", yj_strerror(rc));
+		goto out;
+	}
+	if (missing) {
+		struct s_missing m = { cJSON_AddArrayToObject(c->out, "missing"), &k };
+		size_t n = yj_directory_missing(cfg, c->ctl->core->ref, s_missing_cb, &m);
+		cJSON_AddNumberToObject(c->out, "count", (double)n);
+		goto out;
+	}
+	cJSON *list = cJSON_AddArrayToObject(c->out, "recipients");
+	for (size_t i = 0; i < cfg->n_recipients; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		const struct s_rcpt_count *e = s_rcpt_count_of(&k, r->id, 0);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", r->id);
+		cJSON_AddStringToObject(o, "kind", s_rcpt_kind_name(r->kind));
+		cJSON_AddStringToObject(o, "name", r->name);
+		cJSON_AddStringToObject(o, "transport", r->transport);
+		cJSON_AddStringToObject(o, "source", r->from_directory ? "directory" : "config");
+		cJSON_AddStringToObject(o, "declared_at", r->file ? r->file : "");
+		cJSON_AddNumberToObject(o, "line", r->line);
+		if (r->dsa_id)
+			cJSON_AddStringToObject(o, "dsa", r->dsa_id);
+		cJSON_AddStringToObject(o, "state", s_rcpt_state(r, e));
+		s_rcpt_counts_json(o, e);
+		cJSON_AddItemToArray(list, o);
+	}
+	/* Jobs for ids nobody declares (a directory row still empty): they wait too, and are shown. */
+	for (size_t i = 0; i < k.n; i++) {
+		if (yj_config_recipient(cfg, k.v[i].id))
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		const char *colon = strchr(k.v[i].id, ':');
+		char kind[40];
+		cJSON_AddStringToObject(o, "id", k.v[i].id);
+		snprintf(kind, sizeof(kind), "%.*s", colon ? (int)(colon - k.v[i].id) : 0, k.v[i].id);
+		cJSON_AddStringToObject(o, "kind", kind);
+		cJSON_AddStringToObject(o, "name", "");
+		cJSON_AddStringToObject(o, "transport", "none");
+		cJSON_AddStringToObject(o, "source", "none");
+		cJSON_AddStringToObject(o, "state", s_rcpt_state(NULL, &k.v[i]));
+		s_rcpt_counts_json(o, &k.v[i]);
+		cJSON_AddItemToArray(list, o);
+	}
+out:
+	for (size_t i = 0; i < k.n; i++)
+		free(k.v[i].id);
+	free(k.v);
+}
+
 struct s_command {
 	const char *name;
 	void (*fn)(struct s_call *c);
@@ -1263,6 +1470,7 @@ static const struct s_command s_commands[] = {
 	{ "digest", s_cmd_digest },
 	{ "purge", s_cmd_purge },
 	{ "report", s_cmd_report },
+	{ "recipients", s_cmd_recipients },
 };
 
 /* A command an adapter answers (adapter.h: `command`): 1 when one did. */

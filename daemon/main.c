@@ -25,6 +25,7 @@
 #include "db/audit.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "directory.h"
 #include "practice.h"
 #include "retention.h"
 #include "err.h"
@@ -177,8 +178,11 @@ static int s_load(struct s_daemon *d, struct yj_diag *diag, struct yj_config **c
 			rc = YJ_ECONFIG;
 		}
 	}
-	if (!rc)
+	if (!rc) {
+		/* Warnings, not errors: who nobody reaches, which DSA is due for review (start, reload, --check). */
+		yj_directory_warn(*cfg, *ref, diag);
 		return 0;
+	}
 fail:
 	yj_refdata_free(ref);
 	yj_config_free(cfg);
@@ -612,6 +616,7 @@ int main(int argc, char **argv)
 		yj_config_print_reference(stdout, s_owners);
 		return 0;
 	}
+	yj_diag_warn_log(!check);
 	if (s_load(&d, &diag, &d.cfg, &d.ref)) {
 		fprintf(stderr, "yjlinkd: %d problem(s) in the configuration; nothing started\n", diag.count);
 		return 1;

@@ -684,6 +684,9 @@ static int s_audit_delivery(struct yj_txn *txn, const Yjlink__V1__Notification *
 	a.n_fields = nf;
 	a.fields = fields;
 	a.notification_id = dn->job_id;
+	/* The agreement in force when it went: the config may have a new one by the time anyone asks. */
+	const struct yj_recipient *dr = yj_config_recipient(dn->ob->core->cfg, n->recipient ? n->recipient : "");
+	a.dsa = dr && dr->dsa_id ? dr->dsa_id : NULL;
 	if (d) {
 		a.n_feeds = 4;
 		a.feeds = (char **)digest_feeds;

@@ -368,6 +368,50 @@ def build_suites(forces, las):
     return sorted(SUITES)
 
 
+# --- national directories (children's services, forces) -------------------
+#
+# Every upper-tier authority and every force area, with the columns an
+# operator fills to reach it (routing.md "Reach everywhere"). Shipped empty
+# but for the demo's own Berkshire authorities, which the demo config does
+# not declare: their rows reach the demo's SMTP server (tools/demo), so a
+# looked-after child of Reading is routed out of the box. dsa is `ID` or
+# `ID@YYYY-MM-DD` (the agreement's review date).
+
+DIRECTORY_COLUMNS = ["code", "name", "transport", "address", "out_of_hours_address", "secret_file", "dsa"]
+DEMO_DSA = "DSA-TVP-CS-001@2027-03-31"
+CHILDREN_SERVICES_DEMO = {
+    "E06000036": ("email", "childrens-services@bracknell-forest.example", "", "", DEMO_DSA),
+    "E06000037": ("email", "childrens-services@west-berkshire.example", "", "", DEMO_DSA),
+    "E06000038": ("email", "childrens-services@reading.example", "edt@reading.example", "", DEMO_DSA),
+    "E06000039": ("email", "childrens-services@slough.example", "", "", DEMO_DSA),
+    "E06000040": ("email", "childrens-services@rbwm.example", "", "", DEMO_DSA),
+    "E06000041": ("email", "childrens-services@wokingham.example", "", "", DEMO_DSA),
+}
+FORCE_CONTACTS_DEMO = {}
+DIRECTORY_TRANSPORTS = ("", "email", "webhook")
+DSA_FORM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}(@[0-9]{4}-[0-9]{2}-[0-9]{2})?$")
+
+
+def build_directory(what, codes, demo):
+    """Rows of a directory: every (code, name) with its demo destination, if any."""
+    unknown = sorted(set(demo) - set(codes))
+    if unknown:
+        fail("%s demo rows for codes that are not in the table: %s" % (what, ", ".join(unknown)))
+    rows = []
+    for code in sorted(codes):
+        transport, address, ooh, secret, dsa = demo.get(code, ("", "", "", "", ""))
+        if transport not in DIRECTORY_TRANSPORTS or bool(transport) != bool(address):
+            fail("%s %s: a transport needs an address and an address a transport" % (what, code))
+        if dsa and not DSA_FORM.match(dsa):
+            fail("%s %s: dsa %r is not ID or ID@YYYY-MM-DD" % (what, code, dsa))
+        rows.append((code, codes[code], transport, address, ooh, secret, dsa))
+    return rows
+
+
+def read_utla_names(data):
+    return {r["UTLA23CD"]: r["UTLA23NM"] for r in read_csv(os.path.join(data, IN_UTLA), ["UTLA23CD", "UTLA23NM"])}
+
+
 # --- attribution -----------------------------------------------------------
 
 ATTRIBUTION = """\
@@ -395,6 +439,8 @@ https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/
 | `forces.csv` | {n_forces} | `{IN_PFA}` (PFA24 names and codes, December 2024) |
 | `local_authorities.csv` | {n_las} | `{IN_LAD_PFA}`, checked against `{IN_LAD_CSP_PFA}`; tiers and counties from `{IN_LTLA_UTLA}`, checked against `{IN_UTLA}` |
 | `bank_holidays.csv` | {n_bank} | `{IN_BANK}` (England and Wales division) |
+| `children_services.csv` | {n_cs} | codes and names from `{IN_UTLA}` (every upper-tier authority) |
+| `force_contacts.csv` | {n_fc} | codes and names from `{IN_PFA}` (every force area) |
 
 - **`forces.csv`**: the 43 police force areas of England and Wales, codes and
   names exactly as ONS spells them.
@@ -406,6 +452,31 @@ https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/
   December 2024 data none do).
 - **`bank_holidays.csv`**: dates and English titles, substitute days
   included. GOV.UK may change future years; refresh before relying on them.
+
+- **`children_services.csv`** and **`force_contacts.csv`**: the national
+  directories (routing.md, "Reach everywhere"): one row per upper-tier
+  authority ({n_cs}: every E06, E08, E09, E10 and W06 of the ONS upper-tier
+  table) and per force area ({n_fc}), columns
+  `code,name,transport,address,out_of_hours_address,secret_file,dsa`. Codes
+  and names come from ONS; the other columns are the operator's to fill and
+  ship empty, except the demo's own Berkshire authorities (E06000036 to
+  E06000041), whose rows reach the demo's SMTP server. A rule's recipient id
+  `children_services:CODE` or `force:CODE` that the config's `recipients`
+  does not declare is resolved through its row here; a row with an empty
+  `transport` leaves that id unroutable (its notifications wait in the
+  unroutable queue, and `yjlinkctl recipients --missing` names it).
+  - `transport`: empty, `email` or `webhook`.
+  - `address`: email: the address; webhook: the URL.
+  - `out_of_hours_address`: email only: a second address told as well
+    (emergency duty team), empty for none.
+  - `secret_file`: webhook only: the 0600 file holding the signing key,
+    relative to the directory this table is read from (`reference.dir`).
+  - `dsa`: the data sharing agreement, `ID` or `ID@YYYY-MM-DD` with its
+    review date (e.g. `DSA-TVP-CS-001@2027-03-31`); shown in `yjlinkctl
+    status` and warned about from 30 days before review. The CSV reader
+    takes no comment lines, so the format is documented here.
+  Rows stay in code order; the script fills the demo rows, an operator edits
+  a copy in `reference.dir` (which replaces every table, these two too).
 
 The upstream files were obtained as follows (details in SOURCES.md):
 
@@ -475,6 +546,9 @@ def main():
         eth = check_ethnicity()
         outcomes = build_outcomes()
         suites = build_suites(forces, las)
+        utla = read_utla_names(data)
+        children_services = build_directory("children_services", utla, CHILDREN_SERVICES_DEMO)
+        force_contacts = build_directory("force_contacts", forces, FORCE_CONTACTS_DEMO)
     except (DataError, OSError, KeyError) as e:
         print("build-refdata: %s" % e, file=sys.stderr)
         return 1
@@ -489,11 +563,13 @@ def main():
     n["outcomes"] = write_csv(os.path.join(out, "outcomes.csv"),
                               ["code", "name", "valid_from", "valid_to", "table_version"], outcomes)
     n["suites"] = write_csv(os.path.join(out, "custody_suites.csv"), ["id", "name", "force", "la"], suites)
+    n["cs"] = write_csv(os.path.join(out, "children_services.csv"), DIRECTORY_COLUMNS, children_services)
+    n["fc"] = write_csv(os.path.join(out, "force_contacts.csv"), DIRECTORY_COLUMNS, force_contacts)
 
     hashes = "\n".join("%s  %s" % (sha256(os.path.join(data, f)), f) for f in INPUTS)
     text = ATTRIBUTION.format(
         n_forces=n["forces"], n_las=n["las"], n_bank=n["bank"], n_eth=n["eth"], n_outcomes=n["outcomes"],
-        n_suites=n["suites"], n_lad=sum(1 for r in las if not r[0].startswith("E10")),
+        n_suites=n["suites"], n_cs=n["cs"], n_fc=n["fc"], n_lad=sum(1 for r in las if not r[0].startswith("E10")),
         n_e10=sum(1 for r in las if r[0].startswith("E10")), outcome_version=OUTCOME_VERSION, hashes=hashes,
         IN_PFA=IN_PFA, IN_LAD_PFA=IN_LAD_PFA, IN_LAD_CSP_PFA=IN_LAD_CSP_PFA, IN_LTLA_UTLA=IN_LTLA_UTLA,
         IN_UTLA=IN_UTLA, IN_BANK=IN_BANK)
@@ -502,7 +578,7 @@ def main():
         f.write(text)
     os.replace(tmp, os.path.join(out, "ATTRIBUTION.md"))
 
-    for k in ("forces", "las", "suites", "outcomes", "eth", "bank"):
+    for k in ("forces", "las", "suites", "outcomes", "eth", "bank", "cs", "fc"):
         print("%-9s %d rows" % (k, n[k]))
     return 0
 

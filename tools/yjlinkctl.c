@@ -29,6 +29,7 @@ struct s_opts {
 	int dry_run;           /* --dry-run */
 	long limit;            /* --limit, 0 = daemon's default */
 	int json;              /* --json */
+	int missing;           /* --missing (recipients) */
 	int timeout_ms;        /* --timeout seconds * 1000 */
 	const char *from, *to, *yjs, *format, *out, *population; /* report */
 };
@@ -47,6 +48,8 @@ static void s_usage(FILE *out)
 		"  quarantine show ID --reason TEXT         one rejected message, raw (audited)\n"
 		"  outbox                                   pending deliveries by recipient, and unroutable ones\n"
 		"  subscribers                              YJN1 subscriptions: connected, last acknowledged, lag\n"
+		"  recipients [--missing]                   every recipient (config or directory): kind, transport, state;\n"
+		"                                           --missing: authorities and forces a rule could need, unreached\n"
 		"  dlq list | dlq retry ID|--all | dlq drop ID --reason TEXT\n"
 		"                                           dead letters\n"
 		"  holds list | holds release SEQ --by NAME --reason TEXT\n"
@@ -372,6 +375,27 @@ static void s_print_human(const char *cmd, const char *sub, const cJSON *r)
 			       s_num(e, "last_acked"), s_num(e, "held"), s_num(e, "in_flight"), s_num(e, "lag"),
 			       s_num(e, "window"), s_str(e, "address"));
 		}
+	} else if (!strcmp(cmd, "recipients") && cJSON_GetObjectItemCaseSensitive(r, "missing")) {
+		const cJSON *e;
+		if (!s_num(r, "count")) {
+			printf("every local authority and force a rule could need has a destination\n");
+			return;
+		}
+		printf("%.0f local authorities and forces a rule could need have no destination (fill their rows in "
+		       "children_services.csv / force_contacts.csv, or declare them in recipients):\n",
+		       s_num(r, "count"));
+		printf("%-30s %-10s %s\n", "ID", "UNROUTABLE", "NAME");
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "missing"))
+			printf("%-30s %10.0f %s\n", s_str(e, "id"), s_num(e, "unroutable"), s_str(e, "name"));
+	} else if (!strcmp(cmd, "recipients")) {
+		const cJSON *e;
+		printf("%-36s %-17s %-9s %-9s %7s %10s %4s %-32s %s\n", "ID", "KIND", "TRANSPORT", "SOURCE", "WAITING",
+		       "UNROUTABLE", "DLQ", "STATE", "NAME");
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "recipients")) {
+			printf("%-36s %-17s %-9s %-9s %7.0f %10.0f %4.0f %-32s %s\n", s_str(e, "id"), s_str(e, "kind"),
+			       s_str(e, "transport"), s_str(e, "source"), s_num(e, "waiting"), s_num(e, "unroutable"),
+			       s_num(e, "dead_letters"), s_str(e, "state"), s_str(e, "name"));
+		}
 	} else if (!strcmp(cmd, "show")) {
 		char *s = cJSON_Print(cJSON_GetObjectItemCaseSensitive(r, "event"));
 		s_put_json(s ? s : "");
@@ -529,6 +553,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ "date", required_argument, NULL, 'D' },    { "all", no_argument, NULL, 'A' },
 		{ "dry-run", no_argument, NULL, 'n' },      { "anchor", required_argument, NULL, 1007 },
+		{ "missing", no_argument, NULL, 1008 },
 		{ "from", required_argument, NULL, 1001 },  { "to", required_argument, NULL, 1002 },
 		{ "yjs", required_argument, NULL, 1003 },   { "format", required_argument, NULL, 1004 },
 		{ "out", required_argument, NULL, 1005 },   { "population", required_argument, NULL, 1006 },
@@ -564,6 +589,7 @@ int main(int argc, char **argv)
 		case 1005: o.out = optarg; break;
 		case 1006: o.population = optarg; break;
 		case 1007: anchor = optarg; break;
+		case 1008: o.missing = 1; break;
 		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
 		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
 		case 'h': s_usage(stdout); return 0;
@@ -618,6 +644,8 @@ int main(int argc, char **argv)
 		cJSON_AddBoolToObject(args, "dry_run", 1);
 	if (anchor)
 		cJSON_AddStringToObject(args, "anchor", anchor);
+	if (o.missing)
+		cJSON_AddBoolToObject(args, "missing", 1);
 	if (o.json)
 		cJSON_AddBoolToObject(args, "full", 1);  /* machine output: everything, e.g. a digest's HTML and CSV */
 

@@ -22,9 +22,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libconfig.h>
+
 #include "adapter.h"
 #include "config.h"
 #include "err.h"
+#include "refdata.h"
 
 /* --- the test adapter: section "pigeon", transport "pigeon" --- */
 
@@ -774,6 +777,223 @@ static void test_grouplist_reference(void **state)
 	free(buf);
 }
 
+/* --- the national directories and data sharing agreements --- */
+
+#define S_DIR_HEADER "code,name,transport,address,out_of_hours_address,secret_file,dsa\n"
+
+static void s_write_ref(const char *cs, const char *fc)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/ref", s_dir);
+	mkdir(path, 0700);
+	if (cs)
+		s_write("ref/children_services.csv", cs, 0644);
+	if (fc)
+		s_write("ref/force_contacts.csv", fc, 0644);
+}
+
+static void s_clean_ref(void)
+{
+	static const char *const names[] = { "children_services.csv", "force_contacts.csv", "token.key" };
+	char path[192];
+	for (size_t i = 0; i < S_LEN(names); i++) {
+		snprintf(path, sizeof(path), "%s/ref/%s", s_dir, names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/ref", s_dir);
+	rmdir(path);
+}
+
+#define S_REF_CONF "reference = { dir = \"ref\"; }; pigeon = { loft = \"roof\"; };\n"
+
+static void test_directory_recipients(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	char label[192];
+
+	s_write_ref(S_DIR_HEADER
+		    "E06000001,Hartlepool,,,,,\n"
+		    "E06000018,Nottingham,pigeon,GB-18,,token.key,DSA-1@2027-03-31\n"
+		    "E06000019,\"Herefordshire, County of\",pigeon,GB-19,,,DSA-2\n",
+		    S_DIR_HEADER "E23000030,Hampshire,pigeon,GB-H,,,\n");
+	s_write("ref/token.key", "t0ken\n", 0600);
+	/* Config first: E06000019 is declared, with transport none. */
+	const char *text = S_REF_CONF "\n"
+			   "recipients = (\n"
+			   "  { id = \"children_services:E06000019\"; kind = \"children_services\"; name = \"Hfd\";\n"
+			   "    local_authority = \"E06000019\"; allow = [ \"child.*\" ]; transport = \"none\"; }\n"
+			   ");\n";
+	int lrc = s_load(text, NULL, 0, &cfg);
+	if (lrc)
+		fail_msg("%s", s_log);
+	snprintf(label, sizeof(label), "%s/ref/children_services.csv", s_dir);
+
+	assert_null(yj_config_recipient(cfg, "children_services:E06000001")); /* empty row: unroutable */
+	const struct yj_recipient *r = yj_config_recipient(cfg, "children_services:E06000018");
+	assert_non_null(r);
+	assert_true(r->from_directory);
+	assert_int_equal(r->kind, YJ_RCPT_CHILDREN_SERVICES);
+	assert_string_equal(r->name, "Nottingham");
+	assert_int_equal(r->las.n, 1);
+	assert_string_equal(r->las.v[0], "E06000018");
+	assert_string_equal(r->transport, "pigeon");
+	assert_ptr_equal(yj_config_output(cfg, r), &s_pigeon.conf);
+	const struct s_pigeon_rcpt *pr = r->output_settings;
+	assert_string_equal(pr->ring, "GB-18");    /* the address: the first required setting */
+	assert_string_equal(pr->token, "t0ken");   /* secret_file beside the table */
+	assert_string_equal(r->file, label);
+	assert_int_equal(r->line, 3);
+	assert_string_equal(r->dsa_id, "DSA-1");
+	assert_int_equal(r->dsa_review, yj_days_from_civil(2027, 3, 31));
+	assert_int_equal(r->allow.n, cfg->directory_children_services_allow.n);
+	for (size_t i = 0; i < r->allow.n; i++)
+		assert_string_equal(r->allow.v[i], cfg->directory_children_services_allow.v[i]);
+
+	r = yj_config_recipient(cfg, "children_services:E06000019");
+	assert_false(r->from_directory);
+	assert_string_equal(r->transport, "none");
+
+	r = yj_config_recipient(cfg, "force:E23000030");
+	assert_non_null(r);
+	assert_int_equal(r->kind, YJ_RCPT_FORCE);
+	assert_string_equal(r->force, "E23000030");
+	assert_null(r->dsa_id);
+	assert_int_equal(r->dsa_review, INT32_MIN);
+	assert_int_equal(r->allow.n, cfg->directory_force_allow.n);
+	assert_int_equal(cfg->n_recipients, 3);
+	yj_config_free(&cfg);
+
+	/* A different allowlist for the directory's recipients. */
+	const char *const sets[] = { "directory.force_allow=force,child.person_id" };
+	assert_int_equal(s_load(text, sets, 1, &cfg), 0);
+	r = yj_config_recipient(cfg, "force:E23000030");
+	assert_int_equal(r->allow.n, 2);
+	assert_string_equal(r->allow.v[1], "child.person_id");
+	yj_config_free(&cfg);
+	s_clean_ref();
+}
+
+static void test_directory_errors(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	char want[400];
+
+	s_write_ref(S_DIR_HEADER
+		    "E07000001,A district,,,,,\n"                        /* 2: not upper tier */
+		    "E06000002,Middlesbrough,carrier,GB-2,,,\n"          /* 3: unknown transport */
+		    "E06000003,Redcar,,orphan@example,,,\n"              /* 4: address, no transport */
+		    "E06000004,Stockton,pigeon,GB-4,,,two words@2027-01-01\n" /* 5: dsa */
+		    "E06000005,Darlington,pigeon,GB-5,GB-5b,,\n"         /* 6: one-address transport */
+		    "E06000005,Darlington,,,,,\n"                        /* 7: twice */
+		    "E06000006,Halton,pigeon,,,,\n",                     /* 8: no address */
+		    S_DIR_HEADER "E23000030,Hampshire,pigeon,GB-H,,,DSA-3@2027-02-30\n");
+	assert_int_equal(s_load(S_REF_CONF, NULL, 0, &cfg), YJ_ECONFIG);
+	assert_null(cfg);
+#define S_AT(file, line, msg) \
+	do { \
+		snprintf(want, sizeof(want), "%s/ref/%s:%d: %s", s_dir, file, line, msg); \
+		assert_logged(want); \
+	} while (0)
+	S_AT("children_services.csv", 2, "code 'E07000001' is not an upper-tier local authority code");
+	S_AT("children_services.csv", 3, "E06000002: unknown transport 'carrier'");
+	S_AT("children_services.csv", 4, "E06000003: an address or secret_file but no transport");
+	S_AT("children_services.csv", 5, "E06000004: dsa 'two words@2027-01-01' is not ID or ID@YYYY-MM-DD");
+	S_AT("children_services.csv", 6, "E06000005: transport pigeon has one address");
+	S_AT("children_services.csv", 7, "E06000005 is listed twice (first at line 6)");
+	S_AT("children_services.csv", 8, "E06000006: transport pigeon needs an address");
+	S_AT("force_contacts.csv", 2, "E23000030: dsa 'DSA-3@2027-02-30' is not ID or ID@YYYY-MM-DD");
+
+	/* A reference.dir holds every table: a missing directory is an error. */
+	char path[192];
+	snprintf(path, sizeof(path), "%s/ref/force_contacts.csv", s_dir);
+	unlink(path);
+	assert_int_equal(s_load(S_REF_CONF, NULL, 0, &cfg), YJ_ECONFIG);
+	snprintf(want, sizeof(want), "%s/ref/force_contacts.csv: cannot open", s_dir);
+	assert_logged(want);
+#undef S_AT
+	s_clean_ref();
+}
+
+static void test_dsa(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+
+	assert_int_equal(s_load("pigeon = { loft = \"roof\"; };\n\n" S_YJS("none", "dsa = { id = \"DSA-TVP-014\"; review = \"2027-03-31\"; };"), NULL, 0,
+				&cfg),
+			 0);
+	const struct yj_recipient *r = yj_config_recipient(cfg, "yjs:mk");
+	assert_string_equal(r->dsa_id, "DSA-TVP-014");
+	assert_int_equal(r->dsa_review, yj_days_from_civil(2027, 3, 31));
+	yj_config_free(&cfg);
+
+	/* No review date: an id alone. */
+	assert_int_equal(s_load("pigeon = { loft = \"roof\"; };\n\n" S_YJS("none", "dsa = { id = \"DSA-9\"; };"), NULL, 0, &cfg), 0);
+	assert_int_equal(yj_config_recipient(cfg, "yjs:mk")->dsa_review, INT32_MIN);
+	yj_config_free(&cfg);
+
+	assert_int_equal(s_load("pigeon = { loft = \"roof\"; };\n\n" S_YJS("none", "dsa = { id = \"DSA-9\"; review = \"31/03/2027\"; };"), NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:5: recipient 'yjs:mk': dsa id must be 1-64 of [A-Za-z0-9._/-] and review a YYYY-MM-DD date");
+	assert_int_equal(s_load("pigeon = { loft = \"roof\"; };\n\n" S_YJS("none", "dsa = { review = \"2027-03-31\"; until = 1; };"), NULL, 0, &cfg),
+			 YJ_ECONFIG);
+	assert_logged("F:5: recipient 'yjs:mk': dsa needs an id");
+	assert_logged("F:5: unknown setting 'until' in the dsa of recipient 'yjs:mk'");
+}
+
+/* The defaults of directory.*_allow are the allowlists the shipped config
+ * gives its children's services and its force recipient. */
+static void s_shipped_allow(config_t *cf, const char *id, struct yj_strlist *out)
+{
+	config_setting_t *l = config_lookup(cf, "recipients");
+	assert_non_null(l);
+	for (int i = 0; i < config_setting_length(l); i++) {
+		config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+		const char *rid = NULL;
+		if (!config_setting_lookup_string(g, "id", &rid) || strcmp(rid, id))
+			continue;
+		config_setting_t *a = config_setting_get_member(g, "allow");
+		out->n = (size_t)config_setting_length(a);
+		out->v = calloc(out->n, sizeof(char *));
+		for (size_t j = 0; j < out->n; j++)
+			out->v[j] = strdup(config_setting_get_string_elem(a, (int)j));
+		return;
+	}
+	fail_msg("%s is not in the shipped config", id);
+}
+
+static void test_directory_allow_defaults(void **state)
+{
+	(void)state;
+	char path[512];
+	config_t cf;
+	struct yj_config *cfg = NULL;
+	struct yj_strlist cs = { 0 }, fo = { 0 };
+	const char *src = __FILE__;
+	const char *slash = strrchr(src, '/');
+
+	snprintf(path, sizeof(path), "%.*s/../../conf/yjlinkd.conf", slash ? (int)(slash - src) : 1, slash ? src : ".");
+	config_init(&cf);
+	assert_int_equal(config_read_file(&cf, path), CONFIG_TRUE);
+	s_shipped_allow(&cf, "children_services:E06000042", &cs);
+	s_shipped_allow(&cf, "force:E23000001", &fo);
+	config_destroy(&cf);
+	s_write_ref(S_DIR_HEADER, S_DIR_HEADER);
+	assert_int_equal(s_load(S_REF_CONF, NULL, 0, &cfg), 0);
+	assert_int_equal(cfg->directory_children_services_allow.n, cs.n);
+	for (size_t i = 0; i < cs.n; i++)
+		assert_string_equal(cfg->directory_children_services_allow.v[i], cs.v[i]);
+	assert_int_equal(cfg->directory_force_allow.n, fo.n);
+	for (size_t i = 0; i < fo.n; i++)
+		assert_string_equal(cfg->directory_force_allow.v[i], fo.v[i]);
+	yj_config_free(&cfg);
+	yj_strlist_free(&cs);
+	yj_strlist_free(&fo);
+	s_clean_ref();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -789,6 +1009,10 @@ int main(void)
 		cmocka_unit_test(test_grouplist_reads),
 		cmocka_unit_test(test_grouplist_errors),
 		cmocka_unit_test(test_grouplist_reference),
+		cmocka_unit_test(test_directory_recipients),
+		cmocka_unit_test(test_directory_errors),
+		cmocka_unit_test(test_dsa),
+		cmocka_unit_test(test_directory_allow_defaults),
 	};
 	return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
