@@ -509,6 +509,9 @@ static const struct s_col s_cols[] = {
 	{ "stored_at", NULL }, { "status_now", "custody.status" }, { "status_at", "custody.status_at" },
 	{ "appropriate_adult", "custody.appropriate_adult.name" }, { "summons", "arrest.summons" },
 	{ "offences", "offences" }, { "outcome_decided_at", "outcome.decided_at" },
+	{ "apparent_age", "child.apparent_age" }, { "outcome_disposal", "outcome.disposal" },
+	/* an issue found in a field: shown with that field */
+	{ "data_quality", "outcome.code" },
 };
 #define S_NCOLS (sizeof(s_cols) / sizeof(s_cols[0]))
 
@@ -548,7 +551,7 @@ static void s_cell(const struct yj_dg_build *b, const struct yj_dg_row *r, const
 	case 8: S(ch ? ch->family_name : NULL); break;
 	case 9: S(ch ? ch->date_of_birth : NULL); break;
 	case 10: S(ch ? ch->home_la : NULL); break;
-	case 11: S(ch && ch->looked_after ? "yes" : "no"); break;
+	case 11: S(!ch || !ch->has_looked_after ? "unknown" : ch->looked_after ? "yes" : "no"); break;
 	case 12: S(cu ? cu->record_id : NULL); break;
 	case 13: S(cu ? cu->suite : NULL); break;
 	case 14: S(cu ? cu->status : NULL); break;
@@ -598,6 +601,12 @@ static void s_cell(const struct yj_dg_build *b, const struct yj_dg_row *r, const
 		break;
 	}
 	case 27: s_time_str(oc ? oc->decided_at : NULL, buf, size); break;
+	case 28:
+		if (ch && ch->has_apparent_age)
+			snprintf(buf, size, "%u", (unsigned)ch->apparent_age);
+		break;
+	case 29: S(oc ? oc->disposal : NULL); break;
+	case 30: S(yj_event_data_quality(ev, b->ref)); break;
 	}
 #undef S
 }

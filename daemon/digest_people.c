@@ -171,6 +171,7 @@ enum {
 	S_N_SUITE = 1 << 4,          /* custody suite not in the reference table */
 	S_N_LA = 1 << 5,             /* home authority not in the reference table */
 	S_N_CUT = 1 << 6,            /* more events than one entry shows */
+	S_N_NOT_CHILD = 1 << 7,      /* an outcome code that cannot apply to a child */
 };
 
 /* "Mon 30 Nov 18:13" (with the year when it is not the send time's), or
@@ -539,6 +540,12 @@ static void s_event_phrase(struct s_people *pp, const struct yj_dg_row *r, const
 				int32_t day = at ? (int32_t)(at / 1000000 / 86400) : -1;
 				if (day >= 0 && (day < o->valid_from || day > o->valid_to))
 					pp->notes |= S_N_OUTCOME_DATE;
+				/* Stored and shown as sent: the YJS needs to see it to
+				 * have the force correct it. */
+				if (!o->applies_to_children) {
+					s_sb_str(&pp->p, " (a code that cannot apply to a child)");
+					pp->notes |= S_N_NOT_CHILD;
+				}
 			} else {
 				s_sb_str(&pp->p, "a code not in the reference table");
 				pp->notes |= S_N_OUTCOME;
@@ -559,15 +566,6 @@ static void s_event_phrase(struct s_people *pp, const struct yj_dg_row *r, const
 		s_sb_str(&pp->p, " (details withheld)");
 	if (at)
 		s_when(pp, &pp->w, at, 1);
-}
-
-/* Age in whole years on local date (y, m, d) of a child born on dob. */
-static int s_age(const char *dob, int y, int m, int d)
-{
-	int by, bm, bd;
-	if (!s_ymd(dob, &by, &bm, &bd))
-		return -1;
-	return y - by - ((m < bm || (m == bm && d < bd)) ? 1 : 0);
 }
 
 /* The heading and facts of a child (from their newest message), then the
@@ -593,18 +591,18 @@ static void s_child_head(struct s_people *pp, const struct yj_dg_child *c, const
 	if (!any_name)
 		s_sb_str(&name, "A child (name not shared)");
 
-	/* Facts: age on the day, born, home, looked after, references. */
-	int64_t on = s_time_of(ev->occurred_at);
+	/* Facts: age on the day (the feed's own date, as the normaliser
+	 * judged it), born, home, looked after, references. */
+	int apparent = 0, age = yj_event_child_age(ev, &apparent);
 	if (ch && ch->date_of_birth && yj_dg_shown(b, "child.date_of_birth", 0)) {
 		int y, m, d;
-		if (s_ymd(ch->date_of_birth, &y, &m, &d)) {
-			struct tm tm;
-			yj_dg_local(on ? on : b->d->scheduled_us, &tm);
-			int age = s_age(ch->date_of_birth, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		if (s_ymd(ch->date_of_birth, &y, &m, &d) && age >= 0) {
 			if (age < 10 || age > 17)
 				pp->notes |= S_N_AGE;
 			s_sb_fmt(&facts, "%d years old on the day (born %d %s %d)", age, d, s_months[m - 1], y);
 		}
+	} else if (ch && !ch->date_of_birth && apparent && yj_dg_shown(b, "child.apparent_age", 0)) {
+		s_sb_fmt(&facts, "age about %d (date of birth not known)", age);
 	}
 	if (ch && yj_dg_shown(b, "child.home_la", 0)) {
 		s_sb_str(&facts, facts.n ? "; home: " : "home: ");
@@ -683,6 +681,10 @@ static void s_child_head(struct s_people *pp, const struct yj_dg_child *c, const
 		flags[nf++] = "data quality: an outcome code not in the reference table";
 	if (pp->notes & S_N_OUTCOME_DATE)
 		flags[nf++] = "data quality: an outcome code not in force on its decision date";
+	if (pp->notes & S_N_NOT_CHILD)
+		flags[nf++] = "data quality: an outcome code that cannot apply to a child (adult caution, penalty "
+			      "notice, cannabis/khat warning, or under the age of criminal responsibility): "
+			      "ask the force to correct it";
 	if (pp->notes & S_N_SUITE)
 		flags[nf++] = "data quality: a custody suite not in the reference table";
 	if (pp->notes & S_N_LA)

@@ -77,6 +77,9 @@ static void s_field(struct s_out *o, cJSON *obj, const ProtobufCFieldDescriptor 
 	case PROTOBUF_C_TYPE_INT32:
 		s_check(o, cJSON_AddNumberToObject(obj, fd->name, *(const int32_t *)member));
 		break;
+	case PROTOBUF_C_TYPE_UINT32:
+		s_check(o, cJSON_AddNumberToObject(obj, fd->name, *(const uint32_t *)member));
+		break;
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if (fd->descriptor == &yjlink__v1__time__descriptor) {
 			char buf[48];

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "practice.h"
 #include "loop.h"
+#include "metrics.h"
 #include "route.h"
 
 const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
@@ -54,6 +55,7 @@ struct s_pending {
 	const char *child_id;
 	const char *custody_key;
 	int64_t occurred_us;
+	const char *data_quality;    /* yj_event_data_quality(): counted once stored */
 	/* decided (again on every run of the write function): */
 	struct yj_reject rej;        /* pre-store refusal, code NONE otherwise */
 	struct yj_reject store_rej;  /* conflict/forbidden found in the transaction */
@@ -175,6 +177,7 @@ static int s_take_event(struct yj_ingest *ing, struct s_pending *p, const Yjlink
 		p->custody_key = s_copy(a, tmp, strlen(tmp));
 	}
 	p->occurred_us = ev->occurred_at ? ev->occurred_at->unix_us : 0;
+	p->data_quality = yj_event_data_quality(ev, ing->core->ref);
 	if (!p->force || !p->source_key || !p->child_id)
 		return YJ_ENOMEM;
 	return 0;
@@ -574,6 +577,8 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		r.detail = detail;
 		if (p->status == YJ_STATUS_OK) {
 			ing->stats.ingested[p->feed]++;
+			if (p->data_quality)
+				yj_metrics_data_quality(p->data_quality);
 			if (p->seq > ing->stats.last_seq)
 				ing->stats.last_seq = p->seq;
 			ing->stats.last_ok_us = ing->batch_now_us;

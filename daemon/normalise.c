@@ -555,7 +555,7 @@ static const struct s_rule s_r_event[] = {
 };
 static const struct s_rule s_r_child[] = {
 	[1] = { 1, CK_TEXT, 0 },      [2] = { 0, CK_PNC, 0 },       [3] = { 1, CK_TEXT, 0 },
-	[4] = { 1, CK_TEXT, 0 },      [5] = { 1, CK_DOB, 0 },       [6] = { 0, CK_GENDER, 0 },
+	[4] = { 1, CK_TEXT, 0 },      [5] = { 0, CK_DOB, 0 },       [6] = { 0, CK_GENDER, 0 },
 	[7] = { 0, CK_ETHNICITY, 0 }, [8] = { 0, CK_LA_UPPER, 0 },  [9] = { 0, CK_POSTCODE, 0 },
 	[11] = { 0, CK_LA_UPPER, 0 }, [12] = { 0, CK_TEXT, 0 },
 };
@@ -898,25 +898,113 @@ static void s_required(struct s_ctx *c, const ProtobufCMessageDescriptor *md, co
 	}
 	if (md == &yjlink__v1__child__descriptor) {
 		const Yjlink__V1__Child *ch = (const Yjlink__V1__Child *)msg;
+		if (!ch->date_of_birth && !ch->has_apparent_age)
+			s_rej(c, YJ_REJ_SCHEMA, "date_of_birth", "required field missing (or give apparent_age)");
 		if (ch->has_looked_after && ch->looked_after && !ch->responsible_la)
 			s_rej(c, YJ_REJ_SCHEMA, "responsible_la", "required when looked_after is true");
 	}
 }
 
+/* The date the child's age is judged on (interfaces.md §2): the feed's own
+ * date, so that a custody record opened before the 18th birthday keeps
+ * being accepted while the child is held, in the offset the sender wrote
+ * it in. *what names the field, for the reason of a refusal. */
+static int32_t s_age_day(const Yjlink__V1__Event *ev, const char **what)
+{
+	const Yjlink__V1__Time *t = NULL;
+	int32_t od;
+
+	*what = "occurred_at";
+	/* body is a oneof: only the member body_case names may be read. */
+	switch (ev->body_case) {
+	case YJLINK__V1__EVENT__BODY_CUSTODY:
+		t = ev->custody ? ev->custody->arrived_at : NULL;
+		*what = "custody.arrived_at";
+		break;
+	case YJLINK__V1__EVENT__BODY_ARREST:
+		t = ev->arrest ? ev->arrest->arrested_at : NULL;
+		*what = "arrest.arrested_at";
+		break;
+	case YJLINK__V1__EVENT__BODY_INTERVIEW:
+		t = ev->interview ? ev->interview->at : NULL;
+		*what = "interview.at";
+		break;
+	case YJLINK__V1__EVENT__BODY_OUTCOME:
+		if (ev->outcome && ev->outcome->offence_date && s_parse_date(ev->outcome->offence_date, &od) == 0) {
+			*what = "outcome.offence_date";
+			return od;
+		}
+		break;
+	default:
+		break;
+	}
+	if (!t) {
+		t = ev->occurred_at;
+		*what = "occurred_at";
+	}
+	return t ? s_local_day(t) : INT32_MIN;
+}
+
+/* Whole years from dob to day; someone born on 29 February turns a year
+ * older on 1 March in common years. */
+static int s_years(int32_t dob, int32_t day)
+{
+	int by, ry;
+	unsigned bm, bd, rm, rd;
+	yj_civil_from_days(dob, &by, &bm, &bd);
+	yj_civil_from_days(day, &ry, &rm, &rd);
+	return ry - by - ((rm < bm || (rm == bm && rd < bd)) ? 1 : 0);
+}
+
+int yj_event_child_age(const Yjlink__V1__Event *ev, int *apparent)
+{
+	const Yjlink__V1__Child *ch = ev ? ev->child : NULL;
+	const char *what;
+	int32_t dob, day;
+
+	if (apparent)
+		*apparent = 0;
+	if (!ch)
+		return -1;
+	if (ch->date_of_birth) {
+		day = s_age_day(ev, &what);
+		if (s_parse_date(ch->date_of_birth, &dob) != 0 || day == INT32_MIN)
+			return -1;
+		return s_years(dob, day);
+	}
+	if (ch->has_apparent_age && ch->apparent_age <= INT32_MAX) {
+		if (apparent)
+			*apparent = 1;
+		return (int)ch->apparent_age;
+	}
+	return -1;
+}
+
+const char *yj_event_data_quality(const Yjlink__V1__Event *ev, const struct yj_refdata *ref)
+{
+	if (!ev || ev->body_case != YJLINK__V1__EVENT__BODY_OUTCOME || !ev->outcome || !ev->outcome->has_code)
+		return NULL;
+	const struct yj_outcome *o = yj_ref_outcome(ref, ev->outcome->code);
+	return o && !o->applies_to_children ? "outcome_code_not_for_children" : NULL;
+}
+
 /* Rules across fields, then scope; both content types end here. Also
- * fills the defaults normalisation promises. */
+ * fills in what normalisation promises. */
 static void s_check_event(struct s_ctx *c, Yjlink__V1__Event *ev)
 {
-	int32_t ref_day = 0, dob = 0;
-	bool on_offence = false;
+	int32_t dob = 0;
+	const char *what;
 
-	if (ev->child && !ev->child->has_looked_after) {
-		ev->child->has_looked_after = 1;
-		ev->child->looked_after = 0;
-	}
 	if (c->rej->code != YJ_REJ_NONE)
 		return;  /* every rule below presumes well-formed fields */
 
+	Yjlink__V1__Child *ch = ev->child;
+	/* One meaning, one packing: with a date of birth an apparent age says
+	 * nothing more, and a resend without it must still be a DUP. */
+	if (ch->date_of_birth && ch->has_apparent_age) {
+		ch->has_apparent_age = 0;
+		ch->apparent_age = 0;
+	}
 	if (ev->body_case == YJLINK__V1__EVENT__BODY_OUTCOME) {
 		Yjlink__V1__Outcome *o = ev->outcome;
 		int32_t decided = s_local_day(o->decided_at), od;
@@ -925,29 +1013,24 @@ static void s_check_event(struct s_ctx *c, Yjlink__V1__Event *ev)
 		if (oc && (decided < oc->valid_from || decided > oc->valid_to))
 			s_rej(c, YJ_REJ_VALUE, "code", "outcome code %d is not in use on the date of decided_at",
 			      (int)o->code);
-		if (o->offence_date && s_parse_date(o->offence_date, &od) == 0) {
-			if (od > decided)
-				s_rej(c, YJ_REJ_VALUE, "offence_date", "after the date of decided_at");
-			ref_day = od;
-			on_offence = true;
-		}
+		if (o->offence_date && s_parse_date(o->offence_date, &od) == 0 && od > decided)
+			s_rej(c, YJ_REJ_VALUE, "offence_date", "after the date of decided_at");
 		s_pop(c);
 	}
 	if (c->rej->code != YJ_REJ_NONE)
 		return;
-	if (!on_offence)
-		ref_day = s_local_day(ev->occurred_at);
-	if (s_parse_date(ev->child->date_of_birth, &dob) != 0)
+	if (!ch->date_of_birth) {
+		if (ch->apparent_age < 10 || ch->apparent_age > 17)
+			s_rej(c, YJ_REJ_OUT_OF_SCOPE, "child.apparent_age", "the apparent age is not 10 to 17");
 		return;
-	int by, ry;
-	unsigned bm, bd, rm, rd;
-	yj_civil_from_days(dob, &by, &bm, &bd);
-	yj_civil_from_days(ref_day, &ry, &rm, &rd);
-	/* Someone born on 29 February turns a year older on 1 March in common years. */
-	int age = ry - by - ((rm < bm || (rm == bm && rd < bd)) ? 1 : 0);
+	}
+	int32_t day = s_age_day(ev, &what);
+	if (s_parse_date(ch->date_of_birth, &dob) != 0 || day == INT32_MIN)
+		return;
+	int age = s_years(dob, day);
 	if (age < 10 || age > 17)
 		s_rej(c, YJ_REJ_OUT_OF_SCOPE, "child.date_of_birth", "the child is not aged 10 to 17 on the date of %s",
-		      on_offence ? "outcome.offence_date" : "occurred_at");
+		      what);
 }
 
 /* ------------------------------------------------------- JSON pre-pass */
@@ -1265,6 +1348,7 @@ static const char *s_json_expected(const ProtobufCFieldDescriptor *fd)
 	case PROTOBUF_C_TYPE_STRING: return "a string";
 	case PROTOBUF_C_TYPE_BOOL: return "a boolean";
 	case PROTOBUF_C_TYPE_INT32: return "an integer";
+	case PROTOBUF_C_TYPE_UINT32: return "an integer";
 	default: break;
 	}
 	if (fd->descriptor == &yjlink__v1__time__descriptor)
@@ -1307,6 +1391,21 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 		}
 		*has = 1;
 		*(int32_t *)member = (int32_t)d;
+		return true;
+	}
+	case PROTOBUF_C_TYPE_UINT32: {
+		/* apparent_age: an integer of any size is the right type (so
+		 * out_of_scope when outside 10..17, s_check_event), a fraction
+		 * is not an age at all. */
+		if (!cJSON_IsNumber(v))
+			break;
+		double d = v->valuedouble;
+		if (d != floor(d)) {
+			s_rej(c, YJ_REJ_SCHEMA, fd->name, "must be a whole number of years");
+			return false;
+		}
+		*has = 1;
+		*(uint32_t *)member = d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 		return true;
 	}
 	case PROTOBUF_C_TYPE_MESSAGE: {

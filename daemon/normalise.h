@@ -8,10 +8,11 @@
  * Within one code the first problem found in document order is reported.
  *
  * Normalised means: timestamps as UTC microseconds plus the sender's offset;
- * postcodes upper case with one space; booleans defaulted (looked_after
- * false); codes checked against the reference tables. Two messages with the
- * same meaning normalise to byte-identical packed events, whatever the
- * content type, which is what DUP compares.
+ * postcodes upper case with one space; codes checked against the reference
+ * tables; an absent boolean stays absent (looked_after absent means
+ * unknown, not false); apparent_age dropped when date_of_birth is given.
+ * Two messages with the same meaning normalise to byte-identical packed
+ * events, whatever the content type, which is what DUP compares.
  *
  * Thread-safety: none needed; all state is in the arguments.
  */
@@ -91,6 +92,20 @@ int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_con
 /* The child's identity across events: "<force>/<person_id>", written into
  * buf (at least 300 bytes). Returns the length. */
 size_t yj_event_child_id(const Yjlink__V1__Event *ev, char *buf, size_t size);
+
+/* The child's age in whole years on the feed's own date (interfaces.md §2:
+ * custody.arrived_at, arrest.arrested_at, interview.at, outcome.offence_date
+ * when given, else occurred_at, each in the offset it was written in), from
+ * date_of_birth; without one, the apparent age, and *apparent (may be NULL)
+ * is set to 1. -1 when neither is known. */
+int yj_event_child_age(const Yjlink__V1__Event *ev, int *apparent);
+
+/* The data-quality issue a stored event carries, as the label of
+ * yjlink_data_quality_total and the digest's data_quality column
+ * ("outcome_code_not_for_children": an outcome code the reference table
+ * says cannot apply to a child), or NULL when none. Such an event is
+ * stored all the same: it is flagged, not hidden (routing.md). */
+const char *yj_event_data_quality(const Yjlink__V1__Event *ev, const struct yj_refdata *ref);
 
 /* The feed an event's body belongs to. */
 enum yj_feed yj_event_feed(const Yjlink__V1__Event *ev);

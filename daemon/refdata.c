@@ -758,7 +758,7 @@ static int s_row_outcome(struct s_loader *L, struct s_csv *c, const size_t *col)
 {
 	struct yj_refdata *r = L->r;
 	const char *code_s = c->f[col[0]], *name = c->f[col[1]], *from_s = c->f[col[2]];
-	const char *to_s = c->f[col[3]], *version = c->f[col[4]];
+	const char *to_s = c->f[col[3]], *version = c->f[col[4]], *child_s = c->f[col[5]];
 	int bad = 0, rc;
 	long code = 0;
 	int32_t from = 0, to = INT32_MAX;
@@ -790,6 +790,12 @@ static int s_row_outcome(struct s_loader *L, struct s_csv *c, const size_t *col)
 			       version);
 		bad = 1;
 	}
+	/* Exactly yes or no: a blank must not quietly read as either. */
+	int child = !strcmp(child_s, "yes") ? 1 : !strcmp(child_s, "no") ? 0 : -1;
+	if (child < 0) {
+		yj_diag_report(L->diag, c->file, c->rec_line, "applies_to_children '%s' must be yes or no", child_s);
+		bad = 1;
+	}
 	if (bad)
 		return 0;
 	if ((rc = s_grow(L, S_OUTCOMES, (void **)&r->outcomes, r->n_outcomes, sizeof(*r->outcomes))))
@@ -799,6 +805,7 @@ static int s_row_outcome(struct s_loader *L, struct s_csv *c, const size_t *col)
 	L->lines[S_OUTCOMES][r->n_outcomes] = c->rec_line;
 	r->outcomes[r->n_outcomes++] = (struct yj_outcome){
 		.code = (int)code, .name = name, .valid_from = from, .valid_to = to, .table_version = version,
+		.applies_to_children = child,
 	};
 	return 0;
 }
@@ -872,7 +879,8 @@ struct s_table {
 static const char *const s_cols_forces[] = { "code", "name" };
 static const char *const s_cols_las[] = { "code", "name", "tier", "upper_code", "force" };
 static const char *const s_cols_suites[] = { "id", "name", "force", "la" };
-static const char *const s_cols_outcomes[] = { "code", "name", "valid_from", "valid_to", "table_version" };
+static const char *const s_cols_outcomes[] = { "code", "name", "valid_from", "valid_to", "table_version",
+					       "applies_to_children" };
 static const char *const s_cols_ethnicity[] = { "code", "label", "census" };
 static const char *const s_cols_holidays[] = { "date", "title" };
 
@@ -893,7 +901,7 @@ static const struct s_table s_tables[S_NTABLES] = {
 static int s_load_table(struct s_loader *L, int t, const struct s_table *tab)
 {
 	struct s_csv c = { .diag = L->diag, .line = 1 };
-	size_t col[S_NCOLS(s_cols_las)];  /* the widest table */
+	size_t col[S_NCOLS(s_cols_outcomes)];  /* the widest table */
 	char *buf = NULL;
 	size_t len = 0;
 	int rc, before = L->diag->count;

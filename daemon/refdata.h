@@ -11,8 +11,9 @@
  *                          every upper-tier authority; tier is `upper` or
  *                          `lower`; force is the PFA the authority lies in)
  *   custody_suites.csv     id,name,force,la                   (la: upper tier)
- *   outcomes.csv           code,name,valid_from,valid_to,table_version
- *                          (valid_to empty = still in use)
+ *   outcomes.csv           code,name,valid_from,valid_to,table_version,
+ *                          applies_to_children (valid_to empty = still in
+ *                          use; applies_to_children yes or no)
  *   ethnicity.csv          code,label,census
  *   bank_holidays.csv      date,title                         (England and Wales)
  *
@@ -54,6 +55,9 @@ struct yj_outcome {
 	int32_t valid_from;     /* days since 1970-01-01 */
 	int32_t valid_to;       /* days since 1970-01-01; INT32_MAX when open */
 	const char *table_version;
+	/* 0 for a code that cannot be a child's (an adult caution, say): such
+	 * an outcome is stored but flagged as a data-quality issue. */
+	int applies_to_children;
 };
 
 struct yj_ethnicity {

@@ -549,7 +549,11 @@ static void s_profile(struct yj_report *r, struct s_child *c, const Yjlink__V1__
 {
 	const Yjlink__V1__Child *ch = ev->child;
 	char age[8] = "unknown";
-	int a = ch && ch->date_of_birth ? s_age(ch->date_of_birth, s_age_at(ev)) : -1;
+	/* Without a date of birth, the age the child appeared to be
+	 * (interfaces.md §2) is the best there is for the age breakdown; the
+	 * child still counts in children_unknown_dob. */
+	int a = ch && ch->date_of_birth ? s_age(ch->date_of_birth, s_age_at(ev))
+		: ch && ch->has_apparent_age ? (int)ch->apparent_age : -1;
 	if (a >= 10 && a <= 17)
 		snprintf(age, sizeof(age), "%d", a);
 	uint8_t keep = c->flags & C_FIRST;
@@ -1252,7 +1256,10 @@ static void s_fig_label(const struct yj_report *r, size_t f, char *buf, size_t s
 		return;
 	}
 	const struct yj_outcome *o = yj_ref_outcome(r->ref, r->codes[f - F_NBASE]);
-	snprintf(buf, size, "Outcome %d: %s", r->codes[f - F_NBASE], o ? o->name : "(not in the outcome table)");
+	/* Counted as sent, and marked: such a code about a child is the force's
+	 * data to correct, not a disposal the board should read as given. */
+	snprintf(buf, size, "Outcome %d: %s%s", r->codes[f - F_NBASE], o ? o->name : "(not in the outcome table)",
+		 o && !o->applies_to_children ? " (data quality: cannot apply to a child)" : "");
 }
 
 /* --- disparity --- */

@@ -43,23 +43,6 @@ static const struct yj_recipient *s_ld_for_suite(const struct yj_config *cfg, co
 	return NULL;
 }
 
-/* Whole years from date of birth to the local date of t. */
-static int s_age(const char *dob, const Yjlink__V1__Time *t)
-{
-	int by, bm, bd;
-	if (!dob || !t || sscanf(dob, "%4d-%2d-%2d", &by, &bm, &bd) != 3)
-		return -1;
-	int64_t secs = t->unix_us / 1000000 + (int64_t)t->offset_minutes * 60;
-	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-	int y;
-	unsigned m, d;
-	yj_civil_from_days((int32_t)days, &y, &m, &d);
-	int age = y - by;
-	if ((int)m < bm || ((int)m == bm && (int)d < bd))
-		age--;
-	return age;
-}
-
 void yj_route_facts(const struct yj_config *cfg, const struct yj_refdata *ref, const Yjlink__V1__Event *ev,
 		    int first_contact, struct yj_route_facts *f)
 {
@@ -72,7 +55,7 @@ void yj_route_facts(const struct yj_config *cfg, const struct yj_refdata *ref, c
 	f->home_served = yj_route_yjs_for_la(cfg, home) != NULL;
 	const struct yj_la *la = home ? yj_ref_la(ref, home) : NULL;
 	f->home_other_force = la && strcmp(la->force, cfg->deployment_force) != 0;
-	f->age = s_age(c ? c->date_of_birth : NULL, ev->occurred_at);
+	f->age = yj_event_child_age(ev, NULL);
 	if (ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody)
 		f->custody_status = ev->custody->status;
 	if (ev->body_case == YJLINK__V1__EVENT__BODY_OUTCOME && ev->outcome && ev->outcome->has_code) {

@@ -296,10 +296,17 @@ OUTCOMES = [
 ]
 
 
+# Codes that cannot be a child's outcome (applies_to_children "no"): 3 adult
+# caution, 6 penalty notice for disorder and 7 cannabis/khat warning are
+# disposals for adults; 11 is a suspect under the age of criminal
+# responsibility (10). Such an outcome about a child is a data-quality issue.
+NOT_FOR_CHILDREN = {3, 6, 7, 11}
+
+
 def build_outcomes():
     if [o[0] for o in OUTCOMES] != list(range(1, 23)):
         fail("outcome codes must be 1..22 in order")
-    return [(c, n, f, "", OUTCOME_VERSION) for c, n, f in OUTCOMES]
+    return [(c, n, f, "", OUTCOME_VERSION, "no" if c in NOT_FOR_CHILDREN else "yes") for c, n, f in OUTCOMES]
 
 
 # --- custody suites (hand-written, illustrative) ---------------------------
@@ -518,6 +525,16 @@ SHA-256 of the input files this build read:
   `table_version` is `{outcome_version}`. The list of outcome types changes over
   time: operators extend this table (a new row, a new `table_version`, and
   `valid_to` on retired codes) when the Home Office announces new codes.
+  `applies_to_children` is `no` for the codes that cannot be a child's
+  outcome, from the definitions of the Home Office crime outcomes framework
+  (Home Office Counting Rules for Recorded Crime, and Table A1 above): 3
+  (adult caution: for those aged 18 and over, children receive youth
+  cautions, Crime and Disorder Act 1998 s.66ZA), 6 (penalty notice for
+  disorder) and 7 (cannabis/khat warning), out-of-court disposals for
+  adults, and 11 (prosecution prevented: the named suspect is below the age
+  of criminal responsibility, 10, Children and Young Persons Act 1933 s.50);
+  `yes` for every other code. An outcome with a `no` code is stored, flagged
+  in the digest and counted as a data-quality issue, not refused.
 - **`ethnicity.csv`** ({n_eth} rows) is hand-built: the police self-defined
   ethnicity codes of the 16+1 (2001 census), 18+1 (2011 census) and 2021
   census sets, with the census sets that use each code. Labels follow the
@@ -561,7 +578,8 @@ def main():
     n["bank"] = write_csv(os.path.join(out, "bank_holidays.csv"), ["date", "title"], bank)
     n["eth"] = write_csv(os.path.join(out, "ethnicity.csv"), ["code", "label", "census"], eth)
     n["outcomes"] = write_csv(os.path.join(out, "outcomes.csv"),
-                              ["code", "name", "valid_from", "valid_to", "table_version"], outcomes)
+                              ["code", "name", "valid_from", "valid_to", "table_version", "applies_to_children"],
+                              outcomes)
     n["suites"] = write_csv(os.path.join(out, "custody_suites.csv"), ["id", "name", "force", "la"], suites)
     n["cs"] = write_csv(os.path.join(out, "children_services.csv"), DIRECTORY_COLUMNS, children_services)
     n["fc"] = write_csv(os.path.join(out, "force_contacts.csv"), DIRECTORY_COLUMNS, force_contacts)

@@ -200,7 +200,9 @@ static void test_accept_arrest(void **state)
 	/* 2026-06-01T09:00:00+01:00 is 08:00 UTC */
 	assert_int_equal(ev->occurred_at->unix_us, INT64_C(1780300800) * 1000000);
 	assert_int_equal(ev->occurred_at->offset_minutes, 60);
-	assert_true(ev->child->has_looked_after && !ev->child->looked_after);
+	/* looked_after not sent: unknown, so stored absent, never as false */
+	assert_false(ev->child->has_looked_after);
+	assert_false(ev->child->has_apparent_age);
 	assert_null(ev->child->home_postcode);
 	assert_null(ev->markers);
 	assert_int_equal(ev->n_offences, 0);
@@ -391,7 +393,7 @@ static uint8_t *s_pack(const Yjlink__V1__Event *ev, size_t *n)
 }
 
 /* The protobuf form of a JSON event as a sender would write it: un-normalised
- * postcode, no looked_after when false, no offset when UTC. */
+ * postcode, no offset when UTC. */
 static uint8_t *s_as_sender_pb(const char *json, enum yj_feed feed, size_t *n)
 {
 	struct yj_arena a;
@@ -406,8 +408,6 @@ static uint8_t *s_as_sender_pb(const char *json, enum yj_feed feed, size_t *n)
 	assert_non_null(ev);
 	if (ev->child->home_postcode)
 		strcpy(ev->child->home_postcode, "mk93ab");
-	if (!ev->child->looked_after)
-		ev->child->has_looked_after = 0;
 	if (ev->occurred_at->offset_minutes == 0)
 		ev->occurred_at->has_offset_minutes = 0;
 	uint8_t *out = s_pack(ev, n);
@@ -809,6 +809,131 @@ static void test_child_id(void **state)
 	yj_arena_free(&a);
 }
 
+/* ------------------------------------------------- ages and data quality */
+
+/* The child's age on the feed's own date, and the apparent age. */
+static void s_age_is(enum yj_feed feed, const char *from, const char *to, int want, int want_apparent)
+{
+	struct yj_arena a;
+	struct yj_norm_result res;
+	char *p = from ? s_subst(s_base(feed), from, to) : strdup(s_base(feed));
+	int apparent = -1;
+	yj_arena_init(&a, 0);
+	assert_int_equal(s_norm(&a, feed, p, &res), 0);
+	assert_int_equal(yj_event_child_age(res.event, &apparent), want);
+	assert_int_equal(apparent, want_apparent);
+	assert_int_equal(yj_event_child_age(res.event, NULL), want);
+	yj_arena_free(&a);
+	free(p);
+}
+
+static void test_child_age(void **state)
+{
+	(void)state;
+	struct yj_arena a;
+	struct yj_norm_result res;
+
+	/* on arrived_at, not occurred_at: 17 when the record opened */
+	char *p = s_subst(s_custody, "\"2011-03-04\"", "\"2008-11-22\"");
+	s_age_is(YJ_FEED_CUSTODY, "\"occurred_at\":\"2026-11-21T23:14:00Z\"", "\"occurred_at\":\"2026-11-22T00:03:00Z\"", 15,
+		 0);
+	s_age_is(YJ_FEED_ARREST, NULL, NULL, 13, 0);
+	s_age_is(YJ_FEED_VOLUNTARY_INTERVIEW, NULL, NULL, 16, 0);
+	s_age_is(YJ_FEED_OUTCOME, NULL, NULL, 17, 0);  /* on offence_date; 18 on occurred_at */
+	s_age_is(YJ_FEED_OUTCOME, ",\"offence_date\":\"2026-06-01\"", ",\"offence_date\":\"2025-11-01\"", 17, 0);
+	s_age_is(YJ_FEED_CUSTODY, "\"date_of_birth\":\"2011-03-04\"", "\"apparent_age\":14", 14, 1);
+	yj_arena_init(&a, 0);
+	char *q = s_subst(p, "\"occurred_at\":\"2026-11-21T23:14:00Z\"", "\"occurred_at\":\"2026-11-22T00:03:00Z\"");
+	assert_int_equal(s_norm(&a, YJ_FEED_CUSTODY, q, &res), 0);
+	assert_int_equal(yj_event_child_age(res.event, NULL), 17);
+	free(q);
+	free(p);
+	assert_int_equal(yj_event_child_age(NULL, NULL), -1);
+	yj_arena_free(&a);
+}
+
+static void test_apparent_age(void **state)
+{
+	(void)state;
+	struct yj_arena a;
+	struct yj_norm_result res;
+	yj_arena_init(&a, 0);
+
+	/* apparent age only: kept */
+	char *p = s_subst(s_custody, "\"date_of_birth\":\"2011-03-04\"", "\"apparent_age\":15");
+	assert_int_equal(s_norm(&a, YJ_FEED_CUSTODY, p, &res), 0);
+	assert_null(res.event->child->date_of_birth);
+	assert_true(res.event->child->has_apparent_age);
+	assert_int_equal(res.event->child->apparent_age, 15);
+	cJSON *o = yj_event_to_json(res.event, 1, NOW_US, NULL, NULL);
+	const cJSON *ap = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "child"), "apparent_age");
+	assert_true(cJSON_IsNumber(ap));
+	assert_int_equal(ap->valueint, 15);
+	cJSON_Delete(o);
+	/* the same through protobuf packs identically, and round-trips through event_json */
+	s_identical(YJ_FEED_CUSTODY, p);
+	s_json_roundtrip(YJ_FEED_CUSTODY, p);
+	free(p);
+
+	/* both: the date of birth wins and the apparent age is dropped, so the
+	 * packed event is the one without it (a DUP, not a conflict) */
+	p = s_subst(s_custody, "\"date_of_birth\":\"2011-03-04\"", "\"date_of_birth\":\"2011-03-04\",\"apparent_age\":12");
+	assert_int_equal(s_norm(&a, YJ_FEED_CUSTODY, p, &res), 0);
+	assert_string_equal(res.event->child->date_of_birth, "2011-03-04");
+	assert_false(res.event->child->has_apparent_age);
+	size_t n1, n2;
+	uint8_t *b1 = s_pack(res.event, &n1);
+	assert_int_equal(s_norm(&a, YJ_FEED_CUSTODY, s_custody, &res), 0);
+	uint8_t *b2 = s_pack(res.event, &n2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(b1, b2, n1);
+	free(b1);
+	free(b2);
+	free(p);
+
+	/* protobuf: out of range and missing both */
+	Yjlink__V1__Event *ev = s_custody_pb();
+	char *saved = ev->child->date_of_birth;
+	ev->child->date_of_birth = NULL;
+	s_pb_expect_ev(ev, NULL, 0, YJ_REJ_SCHEMA, "child.date_of_birth");
+	ev->child->has_apparent_age = 1;
+	ev->child->apparent_age = 18;
+	s_pb_expect_ev(ev, NULL, 0, YJ_REJ_OUT_OF_SCOPE, "child.apparent_age");
+	ev->child->apparent_age = 9;
+	s_pb_expect_ev(ev, NULL, 0, YJ_REJ_OUT_OF_SCOPE, "child.apparent_age");
+	ev->child->apparent_age = 17;
+	s_pb_expect_ev(ev, NULL, 0, YJ_REJ_NONE, "");
+	ev->child->date_of_birth = saved;
+	yjlink__v1__event__free_unpacked(ev, NULL);
+	yj_arena_free(&a);
+}
+
+static void test_data_quality(void **state)
+{
+	(void)state;
+	struct yj_arena a;
+	struct yj_norm_result res;
+	yj_arena_init(&a, 0);
+	assert_int_equal(s_norm(&a, YJ_FEED_OUTCOME, s_outcome, &res), 0);
+	assert_null(yj_event_data_quality(res.event, g_ref));
+	/* an adult caution about a child: stored, with its data-quality issue */
+	static const char *const adult[] = { "\"code\":3,", "\"code\":6,", "\"code\":7,", "\"code\":11," };
+	for (size_t i = 0; i < sizeof(adult) / sizeof(adult[0]); i++) {
+		char *p = s_subst(s_outcome, "\"code\":1,", adult[i]);
+		assert_int_equal(s_norm(&a, YJ_FEED_OUTCOME, p, &res), 0);
+		assert_string_equal(yj_event_data_quality(res.event, g_ref), "outcome_code_not_for_children");
+		free(p);
+	}
+	char *p = s_subst(s_outcome, "\"code\":1,", "\"code\":2,");
+	assert_int_equal(s_norm(&a, YJ_FEED_OUTCOME, p, &res), 0);
+	assert_null(yj_event_data_quality(res.event, g_ref));
+	free(p);
+	assert_int_equal(s_norm(&a, YJ_FEED_CUSTODY, s_custody, &res), 0);
+	assert_null(yj_event_data_quality(res.event, g_ref));
+	assert_null(yj_event_data_quality(NULL, g_ref));
+	yj_arena_free(&a);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -831,6 +956,9 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_reject_set),
 		cmocka_unit_test(test_child_id),
+		cmocka_unit_test(test_child_age),
+		cmocka_unit_test(test_apparent_age),
+		cmocka_unit_test(test_data_quality),
 	};
 	enum { N_FIXED = sizeof(fixed) / sizeof(fixed[0]), N_CASES = sizeof(s_cases) / sizeof(s_cases[0]) };
 	static struct CMUnitTest tests[N_FIXED + N_CASES];

@@ -216,6 +216,15 @@ static void s_check_real(const struct yj_refdata *ref)
 	assert_string_equal(o->name, "Charged/Summonsed");
 	assert_null(yj_ref_outcome(ref, 0));
 	assert_null(yj_ref_outcome(ref, 23));
+	/* Adult caution, penalty notice, cannabis/khat warning, under the age
+	 * of criminal responsibility: never a child's outcome; all others can be. */
+	for (int code = 1; code <= 22; code++) {
+		int adult_only = code == 3 || code == 6 || code == 7 || code == 11;
+		o = yj_ref_outcome(ref, code);
+		assert_non_null(o);
+		if (o->applies_to_children != !adult_only)
+			fail_msg("outcome %d: applies_to_children %d", code, o->applies_to_children);
+	}
 
 	const struct yj_ethnicity *e = yj_ref_ethnicity(ref, "W1");
 	assert_non_null(e);
@@ -358,10 +367,10 @@ static void test_duplicate(void **state)
 {
 	(void)state;
 	s_expect_broken("outcomes.csv",
-			"code,name,valid_from,valid_to,table_version\n"
-			"1,Charged/Summonsed,2013-04-01,,2024-25\n"
-			"22,Diversionary,2019-04-01,,2024-25\n"
-			"22,\"Diversionary, again\",2019-04-01,,2024-25\n",
+			"code,name,valid_from,valid_to,table_version,applies_to_children\n"
+			"1,Charged/Summonsed,2013-04-01,,2024-25,yes\n"
+			"22,Diversionary,2019-04-01,,2024-25,yes\n"
+			"22,\"Diversionary, again\",2019-04-01,,2024-25,yes\n",
 			(const char *const[]){ "outcomes.csv:4: duplicate code 22 (first on line 3)", NULL });
 	s_expect_broken("custody_suites.csv",
 			"id,name,force,la\n"
@@ -405,12 +414,20 @@ static void test_bad_values(void **state)
 			(const char *const[]){ "bank_holidays.csv:3: date '2026-02-30' is not a YYYY-MM-DD date",
 					       "bank_holidays.csv:4: date '28/12/2026'", NULL });
 	s_expect_broken("outcomes.csv",
-			"code,name,valid_from,valid_to,table_version\n"
-			"1A,Alternative offence,2013-04-01,,2024-25\n"
-			"2,Youth caution,2013-04-01,2012-01-01,2024-25\n"
-			"3,Adult caution,2013-4-1,,2024-25\n",
+			"code,name,valid_from,valid_to,table_version,applies_to_children\n"
+			"1A,Alternative offence,2013-04-01,,2024-25,yes\n"
+			"2,Youth caution,2013-04-01,2012-01-01,2024-25,yes\n"
+			"3,Adult caution,2013-4-1,,2024-25,no\n"
+			"4,Taken into consideration,2013-04-01,,2024-25,\n"
+			"5,Offender has died,2013-04-01,,2024-25,Yes\n",
 			(const char *const[]){ "outcomes.csv:2: code '1A'", "outcomes.csv:3: valid_to 2012-01-01 is before",
-					       "outcomes.csv:4: valid_from '2013-4-1'", NULL });
+					       "outcomes.csv:4: valid_from '2013-4-1'",
+					       "outcomes.csv:5: applies_to_children '' must be yes or no",
+					       "outcomes.csv:6: applies_to_children 'Yes' must be yes or no", NULL });
+	s_expect_broken("outcomes.csv",
+			"code,name,valid_from,valid_to,table_version\n"
+			"1,Charged/Summonsed,2013-04-01,,2024-25\n",
+			(const char *const[]){ "outcomes.csv:1: missing column 'applies_to_children'", NULL });
 	s_expect_broken("local_authorities.csv",
 			"code,name,tier,upper_code,force\n"
 			"E07000177,Cherwell,upper,E07000177,E23000029\n"
