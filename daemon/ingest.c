@@ -19,7 +19,6 @@
 #include "log.h"
 #include "practice.h"
 #include "loop.h"
-#include "metrics.h"
 #include "route.h"
 
 const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
@@ -578,7 +577,7 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		if (p->status == YJ_STATUS_OK) {
 			ing->stats.ingested[p->feed]++;
 			if (p->data_quality)
-				yj_metrics_data_quality(p->data_quality);
+				ing->stats.data_quality++;
 			if (p->seq > ing->stats.last_seq)
 				ing->stats.last_seq = p->seq;
 			ing->stats.last_ok_us = ing->batch_now_us;

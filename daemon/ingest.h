@@ -38,6 +38,7 @@ struct yj_ingest_stats {
 	uint64_t routed_unroutable;                /* notifications without a destination */
 	uint64_t routed_digest;                    /* digest entries */
 	uint64_t held;                             /* events held (live investigation) */
+	uint64_t data_quality;                     /* stored with an outcome code that cannot apply to a child */
 	int64_t last_ok_us;                        /* wall time of the last OK */
 	int64_t last_ok_us_by_feed[YJ_FEED_COUNT]; /* the same per feed (0: none since start) */
 };

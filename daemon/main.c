@@ -494,6 +494,10 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_family(p, "yjlink_dead_lettered_total", "counter", "Jobs moved to the dead-letter queue since start");
 	yj_prom_sample(p, "yjlink_dead_lettered_total", NULL, (double)os.dead_lettered);
 	yj_practice_prom(d->core.practice, p);
+	yj_prom_family(p, "yjlink_data_quality_total", "counter",
+		       "Events stored with a data-quality issue since start, by issue (routing.md: flagged, not hidden)");
+	yj_prom_sample_l(p, "yjlink_data_quality_total", (double)is->data_quality, "issue", "outcome_code_not_for_children",
+			 NULL);
 	yj_prom_family(p, "yjlink_holds_total", "counter", "Events held for the officer in the case, since start");
 	yj_prom_sample(p, "yjlink_holds_total", NULL, (double)is->held);
 	yj_prom_family(p, "yjlink_store_events", "gauge", "Events in the store");

@@ -22,7 +22,6 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
-#include "prom.h"
 
 /* Longest store reason kept, in bytes, and the room for its NUL. */
 #define S_WHY_MAX 200
@@ -426,55 +425,18 @@ out:
 	return rc;
 }
 
-/* Stored events with a data-quality issue since start, by issue. The
- * family is appended to the published text here, once an issue has been
- * counted (as a client library shows a labelled counter from its first
- * use), so that what ingest finds while storing reaches /metrics without
- * the loop's renderer knowing every issue; until then the text is served
- * exactly as published. */
-static const char *const s_dq_issues[] = { "outcome_code_not_for_children" };
-#define S_DQ_N (sizeof(s_dq_issues) / sizeof(s_dq_issues[0]))
-static uint64_t s_dq_count[S_DQ_N];
-
-void yj_metrics_data_quality(const char *issue)
-{
-	for (size_t i = 0; issue && i < S_DQ_N; i++) {
-		if (!strcmp(issue, s_dq_issues[i]))
-			s_dq_count[i]++;
-	}
-}
-
 void yj_metrics_publish(struct yj_metrics *m, const char *text, size_t len)
 {
-	struct yj_prom dq;
-	char *copy = NULL;
+	char *copy = malloc(len ? len : 1);
 	char *old = NULL;
-	uint64_t any = 0;
 
-	yj_prom_init(&dq);
-	for (size_t i = 0; i < S_DQ_N; i++)
-		any |= s_dq_count[i];
-	if (any) {
-		yj_prom_family(&dq, "yjlink_data_quality_total", "counter",
-			       "Events stored with a data-quality issue (flagged, not refused), by issue, since start");
-		for (size_t i = 0; i < S_DQ_N; i++)
-			yj_prom_sample_l(&dq, "yjlink_data_quality_total", (double)s_dq_count[i], "issue", s_dq_issues[i],
-					 NULL);
-	}
-	size_t extra = any && dq.rc == 0 ? dq.len : 0;
-	copy = malloc(len + extra + 1);
 	if (!copy) {
-		yj_prom_free(&dq);
 		yj_warn("metrics: out of memory copying %zu bytes of metrics; "
 			"/metrics keeps serving the previous text", len);
 		return;
 	}
 	if (len)
 		memcpy(copy, text, len);
-	if (extra)
-		memcpy(copy + len, dq.buf, extra);
-	len += extra;
-	yj_prom_free(&dq);
 	pthread_mutex_lock(&m->lock);
 	old = m->text;
 	m->text = copy;

@@ -72,13 +72,6 @@ int yj_metrics_start(const char *endpoint, int64_t stall_ms, struct yj_metrics *
  * allocation failure the previous text stays served (and is logged). */
 void yj_metrics_publish(struct yj_metrics *m, const char *text, size_t len);
 
-/* Count one stored event with a data-quality issue (the names of
- * yj_event_data_quality(), normalise.h). From the first one counted, every
- * publish appends yjlink_data_quality_total{issue="..."} (each known issue,
- * 0 included) to the text it serves. Counts since start; main loop only
- * (publish reads them there). */
-void yj_metrics_data_quality(const char *issue);
-
 /* The main loop is alive: call once per iteration (or from a timer well
  * under stall_ms). */
 void yj_metrics_beat(struct yj_metrics *m);
