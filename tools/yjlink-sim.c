@@ -1208,14 +1208,6 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 	int32_t late_delay = s_late_delay(&xr);
 	int64_t min_end = 0;  /* turning 18: the record's last status no earlier */
 
-	/* Live mode: a late episode happened a while ago, and every message
-	 * of it carries the delay (history mode makes messages late one by
-	 * one, in s_schedule). */
-	if (g->live && u_late < g->o->late_pct / 100.0) {
-		p.late = late_delay;
-		t -= late_delay;
-	}
-
 	if (type == F_CUSTODY && g->o->t18_pct > 0) {
 		struct sim_child c;
 		s_child_make(g->o, g->t, g->today, p.child, &c);
@@ -1240,10 +1232,17 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 				int64_t l = (int64_t)bday * S_DAY + t18_out;
 				min_end = l - (int64_t)s_uk_offset_min(l) * S_MIN;
 				p.child = s_t18_idx(bday, p.ep);
-				p.late = 0;
 				t = a;  /* the arrest (if any) is taken off below in live mode */
 			}
 		}
+	}
+
+	/* Live mode: a late episode happened a while ago, and every message
+	 * of it carries the delay (history mode makes messages late one by
+	 * one, in s_schedule). */
+	if (g->live && !min_end && u_late < g->o->late_pct / 100.0) {
+		p.late = late_delay;
+		t -= late_delay;
 	}
 
 	switch (type) {
