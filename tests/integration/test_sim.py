@@ -237,6 +237,15 @@ class SimSituationsTest(unittest.TestCase):
         self.assertEqual(situations(ea), situations(eb))
         c, _ = sim("--stdout", *(args[:1] + ["78"] + args[2:]))
         self.assertNotEqual(a, c)
+        # --count cuts the stream, never changes a payload
+        n, _ = sim("--stdout", "--count", "300", *args)
+        self.assertEqual(n, b"".join(ln + b"\n" for ln in a.splitlines()[:300]))
+        # --stats: the situations line on stdout, before the summary line
+        with tempfile.TemporaryDirectory() as d:
+            out, err = sim("--jsonl", os.path.join(d, "x.jsonl"), "--stats", *args)
+            lines = out.decode().splitlines()
+            self.assertEqual(situations(lines[0]), situations(ea))
+            self.assertTrue(lines[-1].startswith("sent="), lines)
         # --jsonl writes the very same payloads
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "out.jsonl")
