@@ -120,6 +120,24 @@ static const struct sim_outcome_kind sim_outcome_kinds[] = {
 	{22, 10, "outcome_22"},
 };
 
+/* Outcome codes that cannot apply to a child (routing.md, "Codes that cannot
+ * apply to a child are flagged, not hidden"): police systems still send them
+ * now and then, by a keying slip or for a suspect whose age was wrong. */
+static const struct sim_outcome_kind sim_adult_outcomes[] = {
+	{3, 4, "other"},  /* adult caution */
+	{6, 2, "other"},  /* penalty notice for disorder */
+	{7, 3, "other"},  /* cannabis/khat warning */
+	{11, 1, "nfa"},   /* below the age of criminal responsibility */
+};
+
+/* Officers in the case of held events (markers.officer_in_case): a small
+ * fixed list, so a test config can give each one an address in its
+ * `officers` table. Invented collar numbers and names. */
+static const char *const sim_officers[] = {
+	"DC 4411 Patel", "DC 3702 Hughes", "DS 2265 Okafor", "DC 5138 Walsh",
+	"DC 4876 Kowalski", "DS 1904 Reid", "DC 6020 Mensah", "DI 0817 Price",
+};
+
 /* Upper-tier authorities next to Thames Valley, where many of its children
  * from other areas live. Codes in the chosen force are filtered out. */
 static const char *const sim_near_las[] = {

@@ -117,6 +117,21 @@ struct sim_opts {
 	int protobuf;
 	int to_stdout;
 	int quiet;
+	int stats;            /* --stats: the situations line on stdout */
+	/* the situations of real feeds, each a percentage (sim_opts defaults) */
+	double late_pct;      /* messages sent hours to days after occurred_at */
+	double t18_pct;       /* custody records of 17-year-olds who turn 18 in them */
+	double nodob_pct;     /* children sent with apparent_age, no date_of_birth */
+	double lac_unk_pct;   /* non-looked-after children sent without looked_after */
+	double serious_pct;   /* custody records marked serious_offence */
+	double live_pct;      /* episodes marked live_investigation */
+	double adult_oc_pct;  /* outcomes with a code that cannot apply to a child */
+	double away_pct;      /* children whose home is in another force's area */
+	struct sim_quiet {
+		unsigned feed;
+		int64_t from, to;  /* seconds from the start of the history (live: --now) */
+	} quiet_win[16];
+	int n_quiet;
 };
 
 /* ---------------------------------------------------------------------- rng */
@@ -447,6 +462,8 @@ struct sim_tables {
 	size_t n_near;
 	const struct yj_la **far;
 	size_t n_far;
+	const struct yj_la **any;   /* every upper-tier authority outside the force */
+	size_t n_any;
 	const struct yj_suite **suites;
 	size_t n_suites;
 	const struct sim_weighted_code *eth[SIM_COUNT(sim_ethnicities)];
@@ -513,6 +530,7 @@ static void s_tables_free(struct sim_tables *t)
 	free(t->own);
 	free(t->near);
 	free(t->far);
+	free(t->any);
 	free(t->suites);
 	free(t->oc_all);
 	yj_refdata_free(&t->ref);
@@ -544,10 +562,11 @@ static int s_tables_load(struct sim_tables *t, struct sim_opts *o)
 
 	const struct yj_la *la;
 	for (size_t i = 0; (la = yj_ref_la_at(t->ref, i)) != NULL; i++) {
-		if (la->upper_tier && strcmp(la->force, o->force) == 0) {
-			if ((rc = s_push_la(&t->own, &t->n_own, la)) < 0)
-				goto out;
-		}
+		if (!la->upper_tier)
+			continue;
+		int own = strcmp(la->force, o->force) == 0;
+		if ((rc = s_push_la(own ? &t->own : &t->any, own ? &t->n_own : &t->n_any, la)) < 0)
+			goto out;
 	}
 	if ((rc = s_la_list(t, sim_near_las, SIM_COUNT(sim_near_las), &t->near, &t->n_near)) < 0 ||
 	    (rc = s_la_list(t, sim_far_las, SIM_COUNT(sim_far_las), &t->far, &t->n_far)) < 0)
@@ -566,6 +585,10 @@ static int s_tables_load(struct sim_tables *t, struct sim_opts *o)
 		/* a table with one force only: "elsewhere" has to be home */
 		fill_near = t->n_near == 0;
 		fill_far = t->n_far == 0;
+		for (size_t i = 0; t->n_any == 0 && i < t->n_own; i++) {
+			if ((rc = s_push_la(&t->any, &t->n_any, t->own[i])) < 0)
+				goto out;
+		}
 		for (size_t i = 0; i < t->n_own; i++) {
 			if ((fill_near && (rc = s_push_la(&t->near, &t->n_near, t->own[i])) < 0) ||
 			    (fill_far && (rc = s_push_la(&t->far, &t->n_far, t->own[i])) < 0))
@@ -652,7 +675,26 @@ struct sim_child {
 	char sw_phone[24];          /* "" when not sent */
 	int court_order;            /* on a court order: stable per child, as in life */
 	int mappa;
+	int dob_unknown;            /* sent with apparent_age instead of date_of_birth */
+	int appear_off;             /* apparent_age minus the true age: -1, 0 or +1 */
+	int lac_unknown;            /* looked_after not sent (never for a looked-after child) */
+	int turns_18;               /* made for one custody record across the 18th birthday */
 };
+
+/* A child made for a custody record across its 18th birthday: the index
+ * carries the birthday (days since 1970) so the child stays a pure function
+ * of its index. Ordinary children have indices below 2^31. */
+#define S_T18_BIT 0x80000000u
+
+static uint32_t s_t18_idx(int32_t birthday, uint32_t ep)
+{
+	return S_T18_BIT | ((uint32_t)birthday & 0x7fffffu) << 8 | (ep & 0xffu);
+}
+
+static int32_t s_t18_birthday(uint32_t idx)
+{
+	return (int32_t)((idx >> 8) & 0x7fffffu);
+}
 
 static const char *s_postcode_area(const struct yj_la *la)
 {
@@ -698,9 +740,11 @@ static const int s_age_w[8] = {2, 3, 5, 9, 14, 20, 23, 24};
  * so that over a long history there are children of age at every point.
  * Draws come in a fixed order whatever the branches, so one attribute
  * never shifts another. */
-static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_pct, int32_t today, int64_t span,
-			 uint32_t idx, struct sim_child *c)
+static void s_child_make(const struct sim_opts *o, const struct sim_tables *t, int32_t today, uint32_t idx,
+			 struct sim_child *c)
 {
+	uint64_t seed = o->seed;
+	int64_t span = o->days;
 	static const char pc_letters[] = "ABDEFGHJLNPQRSTUWXYZ";
 	static const char pnc_check[] = "ZABCDEFGHJKLMNPQRTUVWXY";
 	struct sim_rng r;
@@ -708,7 +752,10 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 
 	memset(c, 0, sizeof(*c));
 	s_rng_init(&r, seed, 0xc41d, idx);
-	snprintf(c->person_id, sizeof(c->person_id), "%s-P%06" PRIu32, t->prefix, idx + 1);
+	if (idx & S_T18_BIT)
+		snprintf(c->person_id, sizeof(c->person_id), "%s-X%07" PRIu32, t->prefix, idx & ~S_T18_BIT);
+	else
+		snprintf(c->person_id, sizeof(c->person_id), "%s-P%06" PRIu32, t->prefix, idx + 1);
 
 	double ug = s_rand_f(&r);
 	size_t gm = s_rand_u(&r, SIM_COUNT(sim_given_male));
@@ -748,16 +795,20 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 	size_t eth = t->n_eth ? s_pick_weighted_int(&r, t->eth_w, t->n_eth) : 0;
 	c->ethnicity = (t->n_eth && !s_chance(&r, 0.04)) ? t->eth[eth]->code : NULL;
 
+	/* home: no fixed abode; another force's area (a neighbour, a far city
+	 * of county lines and placements, or any authority in England and
+	 * Wales); else the force's own */
 	double uh = s_rand_f(&r);
 	uint64_t pick = s_rng_next(&r);
-	if (uh < 0.03)
+	double away = o->away_pct / 100.0;
+	if (uh < 0.03) {
 		c->home = NULL;
-	else if (uh < 0.12)
-		c->home = t->near[pick % t->n_near];
-	else if (uh < 0.18)
-		c->home = t->far[pick % t->n_far];
-	else
+	} else if (uh < 0.03 + away) {
+		double v = (uh - 0.03) / away;
+		c->home = v < 0.45 ? t->near[pick % t->n_near] : v < 0.60 ? t->far[pick % t->n_far] : t->any[pick % t->n_any];
+	} else {
 		c->home = t->own[pick % t->n_own];
+	}
 
 	int district = (int)s_rand_range(&r, 1, 29);
 	int inward = (int)s_rand_range(&r, 1, 9);
@@ -781,14 +832,17 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 			 pnc_check[v % 23]);
 	}
 
-	c->looked_after = s_chance(&r, lac_pct / 100.0);
+	c->looked_after = s_chance(&r, o->lac_pct / 100.0);
 	double ur = s_rand_f(&r);
 	uint64_t rpick = s_rng_next(&r);
 	if (c->looked_after) {
+		/* placed out of area: cared for by one authority, living in another */
 		if (c->home && ur < 0.45)
 			c->responsible = c->home;
-		else if (ur < 0.85)
+		else if (ur < 0.65)
 			c->responsible = t->far[rpick % t->n_far];
+		else if (ur < 0.85)
+			c->responsible = t->any[rpick % t->n_any];
 		else
 			c->responsible = t->own[rpick % t->n_own];
 	}
@@ -812,6 +866,35 @@ static void s_child_make(uint64_t seed, const struct sim_tables *t, double lac_p
 	}
 	c->court_order = s_chance(&r, 0.06);
 	c->mappa = s_chance(&r, 0.004);
+
+	/* What the force does not know, from a stream of its own so that these
+	 * shares never move any other attribute. A child whose date of birth
+	 * is unknown is one the PNC does not know either. */
+	struct sim_rng q;
+	s_rng_init(&q, seed, 0xd0b5, idx);
+	double u_dob = s_rand_f(&q), u_lac = s_rand_f(&q);
+	int off_w[3] = {2, 6, 2};
+	c->appear_off = (int)s_pick_weighted_int(&q, off_w, 3) - 1;
+	if (idx & S_T18_BIT) {
+		/* the 18th birthday is the one in the index */
+		int32_t bday = s_t18_birthday(idx);
+		int by;
+		unsigned bm, bd;
+		yj_civil_from_days(bday, &by, &bm, &bd);
+		c->dob = yj_days_from_civil(by - 18, bm, bd);
+		c->turns_18 = 1;
+	} else if (u_dob < o->nodob_pct / 100.0) {
+		c->dob_unknown = 1;
+		c->pnc_id[0] = '\0';
+	}
+	c->lac_unknown = !c->looked_after && u_lac < o->lac_unk_pct / 100.0;
+}
+
+/* What apparent_age says on day `on`: the age the child looks, 10..17. */
+static int s_apparent_age(const struct sim_child *c, int32_t on)
+{
+	int a = s_age(c->dob, on) + c->appear_off;
+	return a < 10 ? 10 : a > 17 ? 17 : a;
 }
 
 /* Aged 10..17 from a day before the first event to a day after the last, so
@@ -865,6 +948,8 @@ struct sim_event {
 	int has_offence_date;
 	int32_t offence_date;
 	const char *disposal;
+	int apparent_age;           /* 0: date_of_birth is sent */
+	int adult_code;             /* the outcome code cannot apply to a child */
 };
 
 /* One message still to come: the episode it belongs to is rebuilt from its
@@ -879,6 +964,27 @@ struct sim_pending {
 	uint8_t feed;
 	uint8_t status;   /* enum sim_custody_status or sim_iv_status */
 	uint8_t linked;   /* arrest: part of a custody episode */
+	uint8_t flags;    /* S_PF_* */
+	int32_t late;     /* seconds sent after it happened (live: subtracted from the clock) */
+};
+
+#define S_PF_OPEN 1u  /* the message that opens a custody record */
+#define S_PF_HELD 2u  /* held back by a quiet feed, sent when it resumed */
+
+/* What the run produced of each situation, for --stats. */
+struct sim_stats {
+	uint64_t msgs, by_feed[F_COUNT];
+	uint64_t late, held, quiet_dropped;
+	uint64_t t18_records, t18_after;
+	uint64_t nodob_msgs, lac_unk_msgs;
+	uint64_t custody_serious, custody_mappa, live, officer;
+	uint64_t adult_outcomes, yc, ycc;
+	uint64_t children, nodob_children, lac_unk_children, lac_children, lac_other_la, away_children, nfa_children;
+	size_t n_away_las;
+	const struct yj_la *away_las[512];
+	uint64_t *seen;       /* bit per child index */
+	uint32_t *t18_seen;   /* the few children made to turn 18 */
+	size_t n_t18, cap_t18;
 };
 
 struct sim_gen {
@@ -902,11 +1008,18 @@ struct sim_gen {
 	struct sim_pending *heap;
 	size_t n_heap, cap_heap;
 	char id_prefix[128];
+	struct sim_stats st;
 };
 
+/* Due first; among messages due at once (a quiet feed's backlog, late
+ * messages at the end of the history) the oldest first. */
 static int s_heap_less(const struct sim_pending *a, const struct sim_pending *b)
 {
-	return a->due < b->due || (a->due == b->due && a->order < b->order);
+	if (a->due != b->due)
+		return a->due < b->due;
+	if (a->at != b->at)
+		return a->at < b->at;
+	return a->order < b->order;
 }
 
 static int s_heap_push(struct sim_gen *g, const struct sim_pending *p)
@@ -956,18 +1069,76 @@ static void s_heap_pop(struct sim_gen *g, struct sim_pending *out)
 
 /* Events after the clock have not happened yet: a child released tomorrow is
  * still in custody now, which is exactly what a digest must show. */
+/* Hours to days, skewed to the short end: a message stuck in a queue
+ * overnight is common, one a few days late rare. */
+static int32_t s_late_delay(struct sim_rng *r)
+{
+	double lo = log(2.0 * S_HOUR), hi = log(4.0 * S_DAY);
+	return (int32_t)exp(lo + (hi - lo) * s_rand_f(r) * s_rand_f(r));
+}
+
+/* The end of the quiet window of `feed` that holds send time `at`
+ * (seconds since the start of the history), or -1 when none does.
+ * Windows that overlap or touch chain. */
+static int64_t s_quiet_until(const struct sim_opts *o, unsigned feed, int64_t at)
+{
+	int64_t until = -1;
+	for (int moved = 1; moved;) {
+		moved = 0;
+		for (int i = 0; i < o->n_quiet; i++) {
+			const struct sim_quiet *q = &o->quiet_win[i];
+			int64_t x = until >= 0 ? until : at;
+			if (q->feed == feed && x >= q->from && x < q->to && q->to != until) {
+				until = q->to;
+				moved = 1;
+			}
+		}
+	}
+	return until;
+}
+
+/* Events after the clock have not happened yet: a child released tomorrow is
+ * still in custody now, which is exactly what a digest must show. In
+ * history mode a late message is sent (takes its place in the stream)
+ * hours to days after it happened, after later events; a quiet feed holds
+ * what it would have sent until it resumes, then sends it in time order. */
 static int s_schedule(struct sim_gen *g, struct sim_pending *p, int64_t at, int64_t live_due)
 {
 	if (g->live) {
 		p->due = live_due;
 		p->at = 0;
-	} else {
-		if (at > g->end)
-			return 0;
-		p->due = at;
-		p->at = at;
+		return s_heap_push(g, p);
 	}
-	return s_heap_push(g, p);
+	if (at > g->end)
+		return 0;
+	struct sim_pending q = *p;
+	struct sim_rng lr;
+	s_rng_init(&lr, g->o->seed, 0x1a7e, g->order);
+	int late = s_chance(&lr, g->o->late_pct / 100.0);
+	int32_t delay = s_late_delay(&lr);
+	q.at = at;
+	q.due = at;
+	q.late = 0;
+	if (late) {
+		int64_t due = at + delay > g->end ? g->end : at + delay;
+		if (due - at >= S_HOUR) {
+			q.due = due;
+			q.late = (int32_t)(due - at);
+		}
+	}
+	if (g->o->n_quiet) {
+		int64_t until = s_quiet_until(g->o, q.feed, q.due - g->start);
+		if (until >= 0) {
+			if (g->start + until > g->end) {
+				g->st.quiet_dropped++;  /* the feed is still down at --now */
+				return 0;
+			}
+			/* the backlog goes out at once, oldest first */
+			q.due = g->start + until;
+			q.flags |= S_PF_HELD;
+		}
+	}
+	return s_heap_push(g, &q);
 }
 
 /* A child aged 10..17 across [first, last]. Repeat offenders are the norm in
@@ -978,7 +1149,7 @@ static int s_pick_child(struct sim_gen *g, int64_t first, int64_t last, uint32_t
 	for (int tries = 0; tries < 64; tries++) {
 		double u = s_rand_f(&g->rng);
 		uint32_t idx = (uint32_t)(u * u * g->population);
-		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, g->o->days, idx, &c);
+		s_child_make(g->o, g->t, g->today, idx, &c);
 		if (s_child_ok(&c, first, last)) {
 			*out = idx;
 			return 0;
@@ -987,7 +1158,7 @@ static int s_pick_child(struct sim_gen *g, int64_t first, int64_t last, uint32_t
 	uint32_t start = (uint32_t)s_rand_u(&g->rng, g->population);
 	for (uint32_t k = 0; k < g->population; k++) {
 		uint32_t idx = (start + k) % g->population;
-		s_child_make(g->o->seed, g->t, g->o->lac_pct, g->today, g->o->days, idx, &c);
+		s_child_make(g->o, g->t, g->today, idx, &c);
 		if (s_child_ok(&c, first, last)) {
 			*out = idx;
 			return 0;
@@ -1028,10 +1199,59 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 	p.ep = g->next_ep++;
 	p.feed = (uint8_t)type;
 
+	/* The situations draw from a stream of their own per episode, so
+	 * that a share set to 0 leaves the rest of the timeline as it was. */
+	struct sim_rng xr;
+	s_rng_init(&xr, g->o->seed, 0x5170, p.ep);
+	double u_t18 = s_rand_f(&xr), u_late = s_rand_f(&xr);
+	int64_t t18_at = s_rand_range(&xr, 0, 6 * S_HOUR), t18_out = s_rand_range(&xr, 2 * S_HOUR, 10 * S_HOUR);
+	int32_t late_delay = s_late_delay(&xr);
+	int64_t min_end = 0;  /* turning 18: the record's last status no earlier */
+
+	if (type == F_CUSTODY && g->o->t18_pct > 0) {
+		struct sim_child c;
+		s_child_make(g->o, g->t, g->today, p.child, &c);
+		if (s_age(c.dob, s_day_of(t)) == 17 && u_t18 < g->o->t18_pct / 100.0) {
+			/* A 17-year-old arrives in the evening and is still held
+			 * past midnight, into the 18th birthday: arrival the day
+			 * before (live: yesterday), the last status on the day. */
+			int32_t day = s_day_of(t + (int64_t)s_uk_offset_min(t) * S_MIN) - (g->live ? 1 : 0);
+			int64_t a = 0;
+			for (int k = 0; k < 3; k++, day++) {
+				int64_t l = (int64_t)day * S_DAY + 17 * S_HOUR + t18_at;
+				a = l - (int64_t)s_uk_offset_min(l) * S_MIN;
+				if (g->live || a >= t + S_HOUR)
+					break;
+			}
+			int32_t bday = s_day_of(a + (int64_t)s_uk_offset_min(a) * S_MIN) + 1;
+			int y;
+			unsigned m, d;
+			yj_civil_from_days(bday, &y, &m, &d);
+			/* not on 29 February: "turns 18" would be ambiguous */
+			if (!(m == 2 && d == 29)) {
+				int64_t l = (int64_t)bday * S_DAY + t18_out;
+				min_end = l - (int64_t)s_uk_offset_min(l) * S_MIN;
+				p.child = s_t18_idx(bday, p.ep);
+				t = a;  /* the arrest (if any) is taken off below in live mode */
+			}
+		}
+	}
+
+	/* Live mode: a late episode happened a while ago, and every message
+	 * of it carries the delay (history mode makes messages late one by
+	 * one, in s_schedule). */
+	if (g->live && !min_end && u_late < g->o->late_pct / 100.0) {
+		p.late = late_delay;
+		t -= late_delay;
+	}
+
 	switch (type) {
 	case F_CUSTODY: {
 		int linked = (g->o->feeds & (1u << F_ARREST)) && s_chance(r, 0.4);
 		int64_t lead = linked ? s_rand_range(r, 15, 50) * S_MIN : 0;
+		/* history: t is the arrest; turning 18 fixed the arrival instead */
+		if (!g->live && min_end)
+			t -= lead;
 		/* live: the child arrives now, so the arrest lies in the past */
 		if (g->live)
 			t -= lead;
@@ -1058,9 +1278,11 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 				return rc;
 		}
 		p.status = CS_DETAINED;
+		p.flags = S_PF_OPEN;
 		int64_t ldue = idx + (linked ? live_gap1 : 0);
 		if ((rc = s_schedule(g, &p, booked, ldue)) < 0)
 			return rc;
+		p.flags = 0;
 		int64_t at = booked;
 		for (int k = 0; k < path->n; k++) {
 			int st = path->st[k];
@@ -1081,6 +1303,8 @@ static int s_episode(struct sim_gen *g, enum sim_feed type, int64_t t, int64_t i
 				next = at + step2;
 			if (next <= at)
 				next = at + 5 * S_MIN;
+			if (k == path->n - 1 && next < min_end)
+				next = min_end;
 			at = next;
 			ldue += k == 0 ? live_gap2 : live_gap3;
 			p.status = (uint8_t)st;
@@ -1167,6 +1391,10 @@ static int s_gen_init(struct sim_gen *g, const struct sim_opts *o, const struct 
 		g->population = n < 200 ? 200 : n > 2000000 ? 2000000 : (uint32_t)n;
 	}
 
+	g->st.seen = calloc(g->population / 64 + 1, sizeof(uint64_t));
+	if (!g->st.seen)
+		return YJ_ENOMEM;
+
 	for (int f = 0; f < F_COUNT; f++) {
 		g->type_w[f] = (o->feeds & (1u << f)) ? s_type_weight[f] : 0.0;
 		double e = events_per[f];
@@ -1208,6 +1436,10 @@ static void s_gen_free(struct sim_gen *g)
 {
 	free(g->heap);
 	g->heap = NULL;
+	free(g->st.seen);
+	g->st.seen = NULL;
+	free(g->st.t18_seen);
+	g->st.t18_seen = NULL;
 }
 
 static const char *s_disposal(const struct sim_tables *t, const struct yj_outcome *oc, int coin)
@@ -1255,11 +1487,13 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	unsigned mo, dd;
 
 	memset(ev, 0, sizeof(*ev));
+	if (g->live)
+		when -= p->late;  /* a late episode happened that long before the clock */
 	ev->feed = (enum sim_feed)p->feed;
 	ev->n = g->emitted + 1;
 	snprintf(ev->source_id, sizeof(ev->source_id), "%s-%" PRIu64, g->id_prefix, ev->n);
 	ev->occurred = when;
-	s_child_make(g->o->seed, t, g->o->lac_pct, g->today, g->o->days, p->child, &ev->child);
+	s_child_make(g->o, t, g->today, p->child, &ev->child);
 	const struct sim_child *c = &ev->child;
 
 	s_rng_init(&r, g->o->seed, 0xe915, p->ep);
@@ -1279,19 +1513,39 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	} else if (has_off) {
 		ev->n_off = ev->feed == F_ARREST ? (n_off > 2 ? 2 : n_off) : 1;
 	}
-	int serious = 0;
-	for (int i = 0; i < ev->n_off; i++)
-		serious |= ev->off[i]->serious;
-
-	ev->m_live = s_chance(&r, 0.03);
-	int oic_too = s_chance(&r, 0.3);
-	unsigned warrant = (unsigned)s_rand_range(&r, 1000, 9999);
-	const char *oic_name = sim_adult_family[s_rand_u(&r, SIM_COUNT(sim_adult_family))];
-	ev->m_serious = serious;
+	/* Markers that hold details for the officer in the case (routing.md):
+	 * a custody record (and the arrest that opened it) for a serious
+	 * offence, some also MAPPA; a live investigation on any feed. Drawn
+	 * per episode from a stream of their own; the draws the markers took
+	 * before stay, so that nothing else in the episode moves. */
+	(void)s_chance(&r, 0.03);
+	(void)s_chance(&r, 0.3);
+	(void)s_rand_range(&r, 1000, 9999);
+	(void)s_rand_u(&r, SIM_COUNT(sim_adult_family));
+	struct sim_rng mr;
+	s_rng_init(&mr, g->o->seed, 0x4a7d, p->ep);
+	double u_serious = s_rand_f(&mr), u_mappa = s_rand_f(&mr), u_live = s_rand_f(&mr);
+	size_t oic = s_rand_u(&mr, SIM_COUNT(sim_officers));
+	size_t grave = s_rand_u(&mr, SIM_COUNT(sim_offences));
+	if ((ev->feed == F_CUSTODY || p->linked) && u_serious < g->o->serious_pct / 100.0) {
+		ev->m_serious = 1;
+		/* the offence is one that warrants it: the first serious one on
+		 * from a drawn place in the list */
+		for (size_t k = 0; k < SIM_COUNT(sim_offences); k++) {
+			const struct sim_offence *of = &sim_offences[(grave + k) % SIM_COUNT(sim_offences)];
+			if (of->serious) {
+				ev->off[0] = of;
+				break;
+			}
+		}
+		if (ev->n_off == 0)
+			ev->n_off = 1;
+	}
+	ev->m_live = u_live < g->o->live_pct / 100.0;
 	ev->m_court_order = c->court_order;
-	ev->m_mappa = c->mappa;
-	if (ev->m_live || (serious && oic_too))
-		snprintf(ev->officer, sizeof(ev->officer), "DC %u %s", warrant, oic_name);
+	ev->m_mappa = c->mappa || (ev->m_serious && u_mappa < 0.25);
+	if (ev->m_live || ev->m_serious)
+		snprintf(ev->officer, sizeof(ev->officer), "%s", sim_officers[oic]);
 	ev->has_markers = ev->m_live || ev->m_serious || ev->m_mappa || ev->m_court_order || ev->officer[0];
 
 	int has_asn = s_chance(&r, 0.6);
@@ -1409,6 +1663,24 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 			 t->prefix[1] ? t->prefix[1] : 'X', urn, y % 100);
 		ev->code = oc->code;
 		ev->disposal = s_disposal(t, oc, coin);
+		{
+			/* now and then a code that cannot apply to a child */
+			struct sim_rng orr;
+			s_rng_init(&orr, g->o->seed, 0x0bad, p->ep);
+			double u = s_rand_f(&orr);
+			int w[SIM_COUNT(sim_adult_outcomes)];
+			for (size_t i = 0; i < SIM_COUNT(sim_adult_outcomes); i++) {
+				const struct yj_outcome *ao = yj_ref_outcome(t->ref, sim_adult_outcomes[i].code);
+				int32_t day = s_day_of(when);
+				w[i] = ao && ao->valid_from <= day && day <= ao->valid_to ? sim_adult_outcomes[i].weight : 0;
+			}
+			size_t k = s_pick_weighted_int(&orr, w, SIM_COUNT(w));
+			if (u < g->o->adult_oc_pct / 100.0 && w[k] > 0) {
+				ev->code = sim_adult_outcomes[k].code;
+				ev->disposal = sim_adult_outcomes[k].disposal;
+				ev->adult_code = 1;
+			}
+		}
 		ev->decided_at = when;
 		int32_t od = s_day_of(when) - (int32_t)offence_ago;
 		/* the age rule moves to the offence date: keep it within 10..17 */
@@ -1421,6 +1693,105 @@ static void s_build(struct sim_gen *g, const struct sim_pending *p, int64_t when
 	default:
 		break;
 	}
+
+	/* the age the child looks on the date its feed is age-checked on */
+	if (c->dob_unknown) {
+		int64_t on = ev->feed == F_CUSTODY ? ev->arrived_at
+			   : ev->feed == F_ARREST  ? ev->arrested_at
+			   : ev->feed == F_INTERVIEW ? ev->iv_at
+						     : ev->occurred;
+		ev->apparent_age = s_apparent_age(c, ev->feed == F_OUTCOME && ev->has_offence_date ? ev->offence_date
+												       : s_day_of(on));
+	}
+}
+
+static void s_count(struct sim_gen *g, const struct sim_pending *p, const struct sim_event *ev)
+{
+	struct sim_stats *st = &g->st;
+	const struct sim_child *c = &ev->child;
+	int nodob = ev->apparent_age && !g->o->protobuf;
+
+	st->msgs++;
+	st->by_feed[ev->feed]++;
+	st->late += p->late > 0 && !(p->flags & S_PF_HELD);
+	st->held += (p->flags & S_PF_HELD) != 0;
+	st->nodob_msgs += nodob;
+	st->lac_unk_msgs += c->lac_unknown;
+	st->live += ev->m_live;
+	st->officer += ev->officer[0] != 0;
+	if (ev->feed == F_CUSTODY) {
+		st->custody_serious += ev->m_serious;
+		st->custody_mappa += ev->m_mappa;
+		if (c->turns_18) {
+			st->t18_records += (p->flags & S_PF_OPEN) != 0;
+			int32_t sday = s_day_of(ev->status_at + (int64_t)s_uk_offset_min(ev->status_at) * S_MIN);
+			st->t18_after += sday >= s_t18_birthday(p->child);
+		}
+	}
+	if (ev->feed == F_OUTCOME) {
+		st->adult_outcomes += ev->adult_code;
+		st->yc += strcmp(ev->disposal, "youth_caution") == 0;
+		st->ycc += strcmp(ev->disposal, "youth_conditional_caution") == 0;
+	}
+	/* children: once each */
+	if (p->child & S_T18_BIT) {
+		for (size_t i = 0; i < st->n_t18; i++) {
+			if (st->t18_seen[i] == p->child)
+				return;
+		}
+		if (st->n_t18 == st->cap_t18) {
+			size_t cap = st->cap_t18 ? st->cap_t18 * 2 : 64;
+			uint32_t *n = realloc(st->t18_seen, cap * sizeof(*n));
+			if (!n)
+				return;  /* only a count */
+			st->t18_seen = n;
+			st->cap_t18 = cap;
+		}
+		st->t18_seen[st->n_t18++] = p->child;
+	} else {
+		if (p->child >= g->population || !st->seen)
+			return;
+		uint64_t bit = 1ULL << (p->child % 64);
+		if (st->seen[p->child / 64] & bit)
+			return;
+		st->seen[p->child / 64] |= bit;
+	}
+	st->children++;
+	st->nodob_children += nodob;
+	st->lac_unk_children += c->lac_unknown;
+	st->lac_children += c->looked_after;
+	st->lac_other_la += c->looked_after && c->responsible != c->home;
+	st->nfa_children += c->home == NULL;
+	if (c->home && strcmp(c->home->force, g->t->force->code) != 0) {
+		st->away_children++;
+		size_t i = 0;
+		while (i < st->n_away_las && st->away_las[i] != c->home)
+			i++;
+		if (i == st->n_away_las && i < SIM_COUNT(st->away_las))
+			st->away_las[st->n_away_las++] = c->home;
+	}
+}
+
+/* The situations line (--stats): counts of each situation produced. */
+static void s_stats_line(FILE *f, const struct sim_gen *g)
+{
+	const struct sim_stats *st = &g->st;
+	fprintf(f,
+		"situations: messages=%" PRIu64 " custody=%" PRIu64 " arrest=%" PRIu64 " voluntary_interview=%" PRIu64
+		" outcome=%" PRIu64 " late=%" PRIu64 " quiet_held=%" PRIu64 " quiet_dropped=%" PRIu64
+		" turning_18_records=%" PRIu64 " turning_18_after_birthday=%" PRIu64 " custody_serious=%" PRIu64
+		" custody_mappa=%" PRIu64 " live_investigation=%" PRIu64 " officer_in_case=%" PRIu64
+		" adult_outcome_code=%" PRIu64 " youth_caution=%" PRIu64 " youth_conditional_caution=%" PRIu64
+		" unknown_dob_msgs=%" PRIu64 " lac_unknown_msgs=%" PRIu64 " children=%" PRIu64
+		" unknown_dob_children=%" PRIu64 " lac_unknown_children=%" PRIu64 " looked_after_children=%" PRIu64
+		" looked_after_other_la=%" PRIu64 " no_fixed_abode_children=%" PRIu64 " out_of_area_children=%" PRIu64
+		" out_of_area_las=%zu\n",
+		st->msgs, st->by_feed[F_CUSTODY], st->by_feed[F_ARREST], st->by_feed[F_INTERVIEW], st->by_feed[F_OUTCOME],
+		st->late, st->held, st->quiet_dropped, st->t18_records, st->t18_after, st->custody_serious,
+		st->custody_mappa, st->live, st->officer, st->adult_outcomes, st->yc, st->ycc, st->nodob_msgs,
+		st->lac_unk_msgs, st->children, st->nodob_children, st->lac_unk_children, st->lac_children,
+		st->lac_other_la, st->nfa_children, st->away_children, st->n_away_las);
+	fflush(f);
 }
 
 /* 1 with *ev filled, 0 at the end of the stream, or a negative code. */
@@ -1434,23 +1805,43 @@ static int s_gen_next(struct sim_gen *g, struct sim_event *ev)
 	if (g->live) {
 		int64_t i = (int64_t)g->emitted;
 		int64_t when = g->now + (g->o->rate > 0 ? (int64_t)floor((double)i / g->o->rate) : 0);
-		if (g->n_heap == 0 || g->heap[0].due > i) {
-			double u = s_rand_f(&g->rng), acc = 0;
-			enum sim_feed type = F_OUTCOME;
-			for (int f = 0; f < F_COUNT; f++) {
-				acc += g->type_w[f];
-				if (g->type_w[f] > 0 && u < acc) {
-					type = (enum sim_feed)f;
-					break;
+		for (;;) {
+			if (g->n_heap == 0 || g->heap[0].due > i) {
+				double u = s_rand_f(&g->rng), acc = 0;
+				enum sim_feed type = F_OUTCOME;
+				for (int f = 0; f < F_COUNT; f++) {
+					acc += g->type_w[f];
+					if (g->type_w[f] > 0 && u < acc) {
+						type = (enum sim_feed)f;
+						break;
+					}
+				}
+				if ((rc = s_episode(g, type, when, i)) < 0)
+					return rc;
+			}
+			s_heap_pop(g, &p);
+			if (g->o->n_quiet) {
+				/* a quiet feed holds the message until it resumes: it goes
+				 * out then, with the time it happened */
+				int64_t until = s_quiet_until(g->o, p.feed, when - g->now);
+				if (until >= 0) {
+					int64_t j = (int64_t)ceil((double)until * g->o->rate);
+					if (j <= i)
+						j = i + 1;
+					int64_t later = g->now + (int64_t)floor((double)j / g->o->rate);
+					p.late += (int32_t)(later - when);
+					p.due = j;
+					p.flags |= S_PF_HELD;
+					if ((rc = s_heap_push(g, &p)) < 0)
+						return rc;
+					continue;
 				}
 			}
-			if ((rc = s_episode(g, type, when, i)) < 0)
-				return rc;
+			s_build(g, &p, when, ev);
+			s_count(g, &p, ev);
+			g->emitted++;
+			return 1;
 		}
-		s_heap_pop(g, &p);
-		s_build(g, &p, when, ev);
-		g->emitted++;
-		return 1;
 	}
 
 	while (g->cand_rate > 0 && g->next_start <= (double)g->end &&
@@ -1482,6 +1873,7 @@ static int s_gen_next(struct sim_gen *g, struct sim_event *ev)
 		return 0;
 	s_heap_pop(g, &p);
 	s_build(g, &p, p.at, ev);
+	s_count(g, &p, ev);
 	g->emitted++;
 	return 1;
 }
@@ -1507,8 +1899,12 @@ static int s_event_json(const struct sim_event *ev, const char *force, struct si
 		s_buf_kstr(b, &f2, "pnc_id", c->pnc_id);
 	s_buf_kstr(b, &f2, "given_name", c->given);
 	s_buf_kstr(b, &f2, "family_name", c->family);
-	s_fmt_date(date, sizeof(date), c->dob);
-	s_buf_kstr(b, &f2, "date_of_birth", date);
+	if (ev->apparent_age) {
+		s_buf_printf(b, ",\"apparent_age\":%d", ev->apparent_age);
+	} else {
+		s_fmt_date(date, sizeof(date), c->dob);
+		s_buf_kstr(b, &f2, "date_of_birth", date);
+	}
 	if (c->gender)
 		s_buf_kstr(b, &f2, "gender", c->gender);
 	if (c->ethnicity)
@@ -1517,7 +1913,8 @@ static int s_event_json(const struct sim_event *ev, const char *force, struct si
 		s_buf_kstr(b, &f2, "home_la", c->home->code);
 	if (c->postcode[0])
 		s_buf_kstr(b, &f2, "home_postcode", c->postcode);
-	s_buf_kbool(b, &f2, "looked_after", c->looked_after);
+	if (!c->lac_unknown)
+		s_buf_kbool(b, &f2, "looked_after", c->looked_after);
 	if (c->looked_after)
 		s_buf_kstr(b, &f2, "responsible_la", c->responsible->code);
 	if (c->has_sw) {
@@ -1662,7 +2059,9 @@ static int s_event_pb(const struct sim_event *ev, const char *force, struct sim_
 	ch.ethnicity = S_PBSTR(c->ethnicity);
 	ch.home_la = c->home ? S_PBSTR(c->home->code) : NULL;
 	ch.home_postcode = c->postcode[0] ? S_PBSTR(c->postcode) : NULL;
-	ch.has_looked_after = 1;
+	/* yjlink.v1.Child has no apparent_age (yet): an unknown date of birth
+	 * goes as the date the simulator knows */
+	ch.has_looked_after = !c->lac_unknown;
 	ch.looked_after = c->looked_after;
 	ch.responsible_la = c->looked_after ? S_PBSTR(c->responsible->code) : NULL;
 	if (c->has_sw) {
@@ -1944,7 +2343,9 @@ out:
 	}
 	free(b.p);
 	/* stdout carries the events themselves with --stdout */
-	s_summary(o->to_stdout || (o->jsonl && strcmp(o->jsonl, "-") == 0) ? stderr : stdout, k, k->sent, t0);
+	int ev_on_stdout = o->to_stdout || (o->jsonl && strcmp(o->jsonl, "-") == 0);
+	s_stats_line(o->stats && !ev_on_stdout ? stdout : stderr, g);
+	s_summary(ev_on_stdout ? stderr : stdout, k, k->sent, t0);
 	return rc;
 }
 
@@ -2405,6 +2806,7 @@ out:
 		fflush(s.acks);
 	s.k.failed += s.bad_replies;
 	*out_k = s.k;
+	s_stats_line(o->stats ? stdout : stderr, g);
 	s_summary(stdout, &s.k, s.k.ok + s.k.dup + s.k.reject, t0);
 	s_sender_free(&s);
 	return rc;
@@ -2440,6 +2842,37 @@ static void s_usage(FILE *f)
 		"  --id-prefix P       source_id is P-<n>, n from 1 (default sim-<seed>)\n"
 		"  --ref-dir DIR       reference tables from DIR (default: the embedded copies)\n"
 		"\n"
+		"Situations of real feeds (PCT: a percentage, 0 turns it off):\n"
+		"  --late PCT          messages sent 2 h to 4 days after occurred_at (default 3);\n"
+		"                      history: each out of time order, after later events; live:\n"
+		"                      a whole episode happened that long before the clock\n"
+		"  --turning-18 PCT    custody records of 17-year-olds who turn 18 while held\n"
+		"                      (default 0.5): arrival the evening before the 18th birthday,\n"
+		"                      a later status on it (custody is age-checked on arrived_at)\n"
+		"  --unknown-dob PCT   children sent with child.apparent_age and no date_of_birth\n"
+		"                      (default 3; not with --protobuf, which has no apparent_age)\n"
+		"  --lac-unknown PCT   non-looked-after children sent without looked_after (unknown)\n"
+		"                      (default 5)\n"
+		"  --serious PCT       custody records (and the arrest that opened them) marked\n"
+		"                      serious_offence, a quarter of them also mappa (default 2)\n"
+		"  --live-investigation PCT\n"
+		"                      episodes of any feed marked live_investigation (default 2);\n"
+		"                      every held event names one of 8 fixed officers in the case\n"
+		"                      (\"DC 4411 Patel\", ...)\n"
+		"  --adult-outcome PCT outcomes with a code that cannot apply to a child: 3, 6, 7\n"
+		"                      or 11 (default 1)\n"
+		"  --out-of-area PCT   children whose home is in another force's area (default 15):\n"
+		"                      neighbours, far cities, or any upper-tier authority in England\n"
+		"                      and Wales; looked-after children are often in another\n"
+		"                      authority's care than their home_la's\n"
+		"  --quiet-feed FEED:FROM_H:HOURS\n"
+		"                      FEED sends nothing for HOURS hours from FROM_H hours into the\n"
+		"                      history (live: after --now); what it would have sent goes\n"
+		"                      out when it resumes, oldest first (dropped if it is still\n"
+		"                      quiet at --now). Repeatable (16 at most); default none.\n"
+		"                      Live mode: some feed sent must have no quiet window\n"
+		"  --stats             the situations line (below) on stdout, not stderr\n"
+		"\n"
 		"Sending (default):\n"
 		"  --endpoint E        yjlinkd's YJL1 socket (default tcp://127.0.0.1:7401)\n"
 		"  --window W          requests in flight at most (default 1000)\n"
@@ -2460,7 +2893,15 @@ static void s_usage(FILE *f)
 		"Output: progress on stderr each second while sending (sent N ok N dup N reject N\n"
 		"retry N, R ev/s); at the end one line on stdout (on stderr when the events go\n"
 		"to stdout): sent=N ok=N dup=N reject=N retry=N elapsed=S rate=R, where rate\n"
-		"counts answered events (OK, DUP, REJECT) per second.\n"
+		"counts answered events (OK, DUP, REJECT) per second. Before it, on stderr (with\n"
+		"--stats on stdout unless the events go there): situations: KEY=N ... counting\n"
+		"messages, each feed, late, quiet_held, quiet_dropped, turning_18_records,\n"
+		"turning_18_after_birthday (messages), custody_serious, custody_mappa,\n"
+		"live_investigation, officer_in_case, adult_outcome_code, youth_caution,\n"
+		"youth_conditional_caution, unknown_dob_msgs, lac_unknown_msgs (messages), and\n"
+		"children, unknown_dob_children, lac_unknown_children, looked_after_children,\n"
+		"looked_after_other_la, no_fixed_abode_children, out_of_area_children,\n"
+		"out_of_area_las (distinct children and home authorities).\n"
 		"Exit status: 0 every event got OK or DUP, 1 a REJECT, an unanswered request,\n"
 		"a RETRY under --no-retry or another failure, 2 a usage error.\n");
 }
@@ -2518,8 +2959,38 @@ static int s_parse_feeds(const char *s, unsigned *out)
 enum {
 	O_ENDPOINT = 256, O_FORCE, O_SEED, O_NOW, O_RATE, O_COUNT, O_DURATION, O_DAYS, O_PER_DAY, O_WINDOW,
 	O_TIMEOUT, O_NO_RETRY, O_ACKS, O_PROTOBUF, O_STDOUT, O_JSONL, O_JSONL_DIR, O_REF_DIR, O_ID_PREFIX,
-	O_CHILDREN, O_FEED, O_LAC, O_QUIET, O_HELP,
+	O_CHILDREN, O_FEED, O_LAC, O_QUIET, O_HELP, O_LATE, O_T18, O_NODOB, O_LAC_UNK, O_SERIOUS, O_LIVE_INV,
+	O_ADULT_OC, O_AWAY, O_QUIET_FEED, O_STATS,
 };
+
+/* FEED:FROM_H:HOURS */
+static int s_parse_quiet(const char *s, struct sim_opts *o)
+{
+	char name[32];
+	const char *c1 = strchr(s, ':');
+	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	uint64_t from, hours;
+	unsigned feed;
+	char num[32];
+
+	if (!c1 || !c2 || (size_t)(c1 - s) >= sizeof(name) || (size_t)(c2 - c1 - 1) >= sizeof(num) ||
+	    o->n_quiet >= (int)SIM_COUNT(o->quiet_win))
+		return YJ_EINVAL;
+	memcpy(name, s, (size_t)(c1 - s));
+	name[c1 - s] = '\0';
+	memcpy(num, c1 + 1, (size_t)(c2 - c1 - 1));
+	num[c2 - c1 - 1] = '\0';
+	if (s_parse_feeds(name, &feed) < 0 || (feed & (feed - 1)) != 0 || s_parse_u64(num, 0, 100000, &from) < 0 ||
+	    s_parse_u64(c2 + 1, 1, 100000, &hours) < 0)
+		return YJ_EINVAL;
+	struct sim_quiet *q = &o->quiet_win[o->n_quiet++];
+	q->feed = 0;
+	while (!(feed & (1u << q->feed)))
+		q->feed++;
+	q->from = (int64_t)from * S_HOUR;
+	q->to = (int64_t)(from + hours) * S_HOUR;
+	return 0;
+}
 
 /* 0, or YJ_EINVAL after printing why (a usage error); 1 for --help. */
 static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_buf, size_t prefix_size)
@@ -2549,6 +3020,16 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 		{"looked-after", required_argument, NULL, O_LAC},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"help", no_argument, NULL, O_HELP},
+		{"late", required_argument, NULL, O_LATE},
+		{"turning-18", required_argument, NULL, O_T18},
+		{"unknown-dob", required_argument, NULL, O_NODOB},
+		{"lac-unknown", required_argument, NULL, O_LAC_UNK},
+		{"serious", required_argument, NULL, O_SERIOUS},
+		{"live-investigation", required_argument, NULL, O_LIVE_INV},
+		{"adult-outcome", required_argument, NULL, O_ADULT_OC},
+		{"out-of-area", required_argument, NULL, O_AWAY},
+		{"quiet-feed", required_argument, NULL, O_QUIET_FEED},
+		{"stats", no_argument, NULL, O_STATS},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t u;
@@ -2563,6 +3044,14 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 	o->timeout = 30;
 	o->lac_pct = 10;
 	o->feeds = (1u << F_COUNT) - 1;
+	o->late_pct = 3;
+	o->t18_pct = 0.5;
+	o->nodob_pct = 3;
+	o->lac_unk_pct = 5;
+	o->serious_pct = 2;
+	o->live_pct = 2;
+	o->adult_oc_pct = 1;
+	o->away_pct = 15;
 
 	opterr = 0;
 	while ((li = -1, c = getopt_long(argc, argv, "h", lopts, &li)) != -1) {
@@ -2598,6 +3087,16 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 			break;
 		case O_LAC: bad = s_parse_pos_double(optarg, 0, 100, &o->lac_pct); break;
 		case O_QUIET: o->quiet = 1; break;
+		case O_LATE: bad = s_parse_pos_double(optarg, 0, 100, &o->late_pct); break;
+		case O_T18: bad = s_parse_pos_double(optarg, 0, 100, &o->t18_pct); break;
+		case O_NODOB: bad = s_parse_pos_double(optarg, 0, 100, &o->nodob_pct); break;
+		case O_LAC_UNK: bad = s_parse_pos_double(optarg, 0, 100, &o->lac_unk_pct); break;
+		case O_SERIOUS: bad = s_parse_pos_double(optarg, 0, 100, &o->serious_pct); break;
+		case O_LIVE_INV: bad = s_parse_pos_double(optarg, 0, 100, &o->live_pct); break;
+		case O_ADULT_OC: bad = s_parse_pos_double(optarg, 0, 100, &o->adult_oc_pct); break;
+		case O_AWAY: bad = s_parse_pos_double(optarg, 0, 97, &o->away_pct); break;
+		case O_QUIET_FEED: bad = s_parse_quiet(optarg, o); break;
+		case O_STATS: o->stats = 1; break;
 		case 'h':
 		case O_HELP: return 1;
 		default:
@@ -2626,6 +3125,17 @@ static int s_parse_args(int argc, char **argv, struct sim_opts *o, char *prefix_
 	if (o->protobuf && (o->to_stdout || o->jsonl || o->jsonl_dir)) {
 		fprintf(stderr, "yjlink-sim: --protobuf applies to sending only\n");
 		return YJ_EINVAL;
+	}
+	if (o->days == 0 && o->n_quiet) {
+		/* live mode holds a quiet feed's messages back by index: some
+		 * feed has to keep sending meanwhile */
+		unsigned quiet = 0;
+		for (int i = 0; i < o->n_quiet; i++)
+			quiet |= 1u << o->quiet_win[i].feed;
+		if ((o->feeds & ~quiet) == 0) {
+			fprintf(stderr, "yjlink-sim: live mode: --quiet-feed may not silence every feed sent\n");
+			return YJ_EINVAL;
+		}
 	}
 	if (!o->id_prefix) {
 		snprintf(prefix_buf, prefix_size, "sim-%" PRIu64, o->seed);
@@ -2699,8 +3209,8 @@ int main(int argc, char **argv)
 	rc = s_run_send(&o, &g, &k);
 	status = (rc < 0 || k.reject || k.failed || k.ok + k.dup != k.sent) ? EXIT_FAIL : EXIT_OK;
 out:
-	if (gen_ok)
-		s_gen_free(&g);
+	(void)gen_ok;
+	s_gen_free(&g);
 	s_tables_free(&t);
 	return status;
 }
