@@ -98,6 +98,7 @@ static const struct {
 	const char *need;               /* ... so this one must be too */
 } s_required_with[] = {
 	{ "child.looked_after", "child.responsible_la" },  /* looked_after true needs responsible_la */
+	{ "child.date_of_birth", "child.apparent_age" },   /* a child whose date of birth is not known has only this */
 	{ "offences", "offences.code" },                   /* an offence needs its code */
 	{ "interview", "interview.interview_id" },         /* a feed object sent at all is sent whole */
 	{ "interview", "interview.status" },

@@ -78,14 +78,14 @@ static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "reference.dir", OFF(reference_dir), "", 0, 0,
 	  "directory of reference CSV tables (relative to the config file); empty = compiled-in copies" },
 	{ YJ_SETTING_STRLIST, "directory.children_services_allow", OFF(directory_children_services_allow),
-	  "occurred_at,force,child.person_id,child.given_name,child.family_name,child.date_of_birth,child.home_la,"
+	  "occurred_at,force,child.person_id,child.given_name,child.family_name,child.date_of_birth,child.apparent_age,child.home_la,"
 	  "child.looked_after,child.responsible_la,child.social_worker.*,custody.record_id,custody.suite,"
 	  "custody.arrived_at,custody.status,custody.status_at,custody.appropriate_adult.*",
 	  0, 0,
 	  "allowlist (data sharing agreement) of a children's services recipient made from a children_services.csv row" },
 	{ YJ_SETTING_STRLIST, "directory.force_allow", OFF(directory_force_allow),
 	  "source_id,force,occurred_at,child.person_id,child.pnc_id,child.given_name,child.family_name,"
-	  "child.date_of_birth,child.home_la,child.home_postcode,child.looked_after,child.responsible_la,offences.*,"
+	  "child.date_of_birth,child.apparent_age,child.home_la,child.home_postcode,child.looked_after,child.responsible_la,offences.*,"
 	  "custody.record_id,custody.suite,custody.arrived_at,custody.status,custody.status_at,arrest.*,outcome.*",
 	  0, 0, "allowlist of a force recipient made from a force_contacts.csv row" },
 	{ YJ_SETTING_INT, "custody.overnight_hours", OFF(custody_overnight_hours), "4", 1, 24,

@@ -570,6 +570,10 @@ static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notific
 		cJSON_AddItemToObject(o, "failed_at", yj_time_to_json(n->failed_at_us));
 	if (n->has_out_of_hours && n->out_of_hours)
 		cJSON_AddBoolToObject(o, "out_of_hours", 1);
+	if (n->has_not_before_us && n->not_before_us)
+		cJSON_AddItemToObject(o, "not_before", yj_time_to_json(n->not_before_us));
+	if (n->has_escalated_at_us && n->escalated_at_us)
+		cJSON_AddItemToObject(o, "escalated_at", yj_time_to_json(n->escalated_at_us));
 	return o;
 }
 
@@ -643,6 +647,12 @@ static void s_cmd_outbox(struct s_call *c)
 	cJSON_AddItemToObject(c->out, "recipients", by);
 	struct s_list l = { c, cJSON_AddArrayToObject(c->out, "unroutable"), 1000, YJ_NOTES_UNROUTABLE };
 	yj_store_read(c->ctl->core->store, s_list_notes_read, &l);
+	/* The jobs themselves, oldest first, for --json (a human reads the summary above). */
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"))) {
+		long limit = s_arg_u64(c, "limit") > 0 ? (long)s_arg_u64(c, "limit") : 1000;
+		struct s_list p = { c, cJSON_AddArrayToObject(c->out, "pending"), limit, YJ_NOTES_OUTBOX };
+		yj_store_read(c->ctl->core->store, s_list_notes_read, &p);
+	}
 }
 
 struct s_dlq_op {

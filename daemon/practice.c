@@ -82,6 +82,7 @@ void yj_practice_add_routed(struct yj_practice *p, const struct yj_config *cfg, 
 	}
 	p->escalations[S_UNROUTABLE] += c->escalated;
 	p->ld_updates += c->ld_updates;
+	p->counters[YJ_PRACTICE_SUPERSEDED] += c->ld_superseded;
 }
 
 void yj_practice_count(struct yj_practice *p, enum yj_practice_counter c, uint64_t n)

@@ -349,13 +349,30 @@ int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const 
 	return rc;
 }
 
-struct s_last_seq {
-	uint64_t last;
+/* The record's current message: the latest status_at (a late message
+ * about an earlier moment does not make a closed record open again), the
+ * later stored on a tie. */
+struct s_current {
+	struct yj_txn *txn;
+	int64_t status_at_us;
+	uint64_t seq;
+	char status[64];
+	int64_t arrived_us;
 };
 
-static int s_last_seq_cb(void *arg, uint64_t seq)
+static int s_current_cb(void *arg, uint64_t seq)
 {
-	((struct s_last_seq *)arg)->last = seq;
+	struct s_current *c = arg;
+	Yjlink__V1__Record *rec = yj_events_get_record(c->txn, seq);
+	const Yjlink__V1__Custody *cu = rec && rec->event ? rec->event->custody : NULL;
+	int64_t at = cu && cu->status_at ? cu->status_at->unix_us : INT64_MIN;
+	if (cu && (!c->seq || at >= c->status_at_us)) {
+		c->seq = seq;
+		c->status_at_us = at;
+		snprintf(c->status, sizeof(c->status), "%s", cu->status ? cu->status : "");
+		c->arrived_us = cu->arrived_at ? cu->arrived_at->unix_us : 0;
+	}
+	yjlink__v1__record__free_unpacked(rec, NULL);
 	return 0;
 }
 
@@ -371,23 +388,16 @@ int yj_route_custody_now(struct yj_txn *txn, const Yjlink__V1__Event *ev, char *
 			 int64_t *detained_since_us)
 {
 	char key[600];
-	struct s_last_seq ls = { 0 };
+	struct s_current cur = { txn, INT64_MIN, 0, "", 0 };
 	int rc = s_custody_key(ev, key, sizeof(key));
 	if (rc)
 		return rc;
-	if ((rc = yj_events_of_custody(txn, key, s_last_seq_cb, &ls)) < 0)
+	if ((rc = yj_events_of_custody(txn, key, s_current_cb, &cur)) < 0)
 		return rc;
-	if (!ls.last)
+	if (!cur.seq)
 		return YJ_ENOENT;
-	Yjlink__V1__Record *rec = yj_events_get_record(txn, ls.last);
-	const Yjlink__V1__Custody *cu = rec && rec->event ? rec->event->custody : NULL;
-	if (!cu) {
-		yjlink__v1__record__free_unpacked(rec, NULL);
-		return YJ_ENOENT;
-	}
-	snprintf(status, size, "%s", cu->status ? cu->status : "");
-	*detained_since_us = cu->arrived_at ? cu->arrived_at->unix_us : 0;
-	yjlink__v1__record__free_unpacked(rec, NULL);
+	snprintf(status, size, "%s", cur.status);
+	*detained_since_us = cur.arrived_us;
 	return 0;
 }
 
@@ -476,10 +486,9 @@ static int s_hold(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq,
 }
 
 struct s_ld_told {
-	struct yj_txn *txn;
 	const struct yj_config *cfg;
 	uint64_t current;
-	uint64_t prev;              /* the record's message before this one */
+	struct s_current before;    /* the record's current message among those stored before this one */
 	char ld[300];               /* the L&D service told about the record, "" none */
 };
 
@@ -499,35 +508,29 @@ static int s_ld_seq_cb(void *arg, uint64_t seq)
 	struct s_ld_told *t = arg;
 	if (seq >= t->current)
 		return 1;
-	t->prev = seq;
-	if (!*t->ld) {
-		int rc = yj_disclosed_each(t->txn, seq, s_ld_rcpt_cb, t);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	int rc = s_current_cb(&t->before, seq);
+	if (!rc && !*t->ld)
+		rc = yj_disclosed_each(t->before.txn, seq, s_ld_rcpt_cb, t);
+	return rc < 0 ? rc : 0;
 }
 
 /* routing.md "L&D gets current, not historic, referrals": a record L&D was
  * told about that now closes gets one update, within its hours. Only the
- * message that closes it (the one before was detained) sends one. */
+ * message that closes it sends one: the record was open until now (its
+ * current message before this one was detained) and this one is the newest
+ * moment of it (not a late message about an earlier one). */
 static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const Yjlink__V1__Event *ev,
 		       int64_t now_us, struct yj_route_counts *counts)
 {
 	char key[600];
-	struct s_ld_told t = { txn, cfg, seq, 0, "" };
+	struct s_ld_told t = { cfg, seq, { txn, INT64_MIN, 0, "", 0 }, "" };
 	if (s_custody_key(ev, key, sizeof(key)) || !ev->custody->status || !strcmp(ev->custody->status, "detained"))
 		return 0;
 	int rc = yj_events_of_custody(txn, key, s_ld_seq_cb, &t);
 	if (rc < 0)
 		return rc;
-	if (!*t.ld || !t.prev)
-		return 0;
-	Yjlink__V1__Record *prev = yj_events_get_record(txn, t.prev);
-	int was_open = prev && prev->event && prev->event->custody && prev->event->custody->status &&
-		       !strcmp(prev->event->custody->status, "detained");
-	yjlink__v1__record__free_unpacked(prev, NULL);
-	if (!was_open)
+	int64_t at = ev->custody->status_at ? ev->custody->status_at->unix_us : INT64_MIN;
+	if (!*t.ld || !t.before.seq || strcmp(t.before.status, "detained") || at < t.before.status_at_us)
 		return 0;
 	const char *basis = "";
 	for (size_t i = 0; i < cfg->n_rules; i++) {
@@ -540,6 +543,17 @@ static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t
 		return rc;
 	counts->ld_updates++;
 	return 0;
+}
+
+/* A referral about a record that is closed already (a late "detained"
+ * message arriving after its release) would be historic at once. */
+static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, const Yjlink__V1__Event *ev)
+{
+	char status[64];
+	int64_t since = 0;
+	if (strcmp(r->recipient, "liaison_diversion:suite") || yj_route_custody_now(txn, ev, status, sizeof(status), &since))
+		return 0;
+	return strcmp(status, "detained") != 0;
 }
 
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
@@ -568,6 +582,10 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 			counts->stale++;
 			if (i < YJ_ROUTE_RULES_COUNTED)
 				counts->stale_by_rule[i]++;
+			continue;
+		}
+		if (s_ld_closed(txn, r, ev)) {
+			counts->ld_superseded++;
 			continue;
 		}
 		int unroutable = 0;

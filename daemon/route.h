@@ -93,6 +93,7 @@ struct yj_route_counts {
 	unsigned stale;       /* immediate notifications not made: the event was older than the rule's max_age_s */
 	unsigned escalated;   /* notices queued for the duty recipient */
 	unsigned ld_updates;  /* liaison_diversion_update notices queued */
+	unsigned ld_superseded; /* L&D referrals not made: the record had closed already (a late message) */
 	unsigned stale_by_rule[YJ_ROUTE_RULES_COUNTED]; /* stale, by rule index in the config */
 };
 

@@ -112,6 +112,9 @@ def profile(ev):
         a = on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day))
         if 10 <= a <= 17:
             age = str(a)
+    elif "apparent_age" in ch:
+        # interfaces.md §2: the age the child appeared to be, when the date of birth is not known.
+        age = str(ch["apparent_age"])
     g["age"] = age
     g["gender"] = ch.get("gender", "unknown") if ch.get("gender") in ("male", "female", "other") else "unknown"
     eth = ch.get("ethnicity")

@@ -352,34 +352,21 @@ class SimDaemonTest(unittest.TestCase):
                 replies[status if not m else "REJECT %s %s" % m.groups()] += 1
         return p, replies, situations(p.stderr)
 
-    def test_accepted_without_apparent_age(self):
-        # the daemon does not know apparent_age yet (another change adds it);
-        # turning 18 in custody is checked below
-        p, replies, st = self.send("--unknown-dob", "0", "--turning-18", "0", "--quiet-feed", "custody:300:8")
+    def test_every_default_message_is_accepted(self):
+        # interfaces.md §2: apparent_age instead of a date of birth, custody
+        # age-checked on custody.arrived_at (a child who turns 18 while held
+        # keeps one record), looked_after absent as unknown: all taken.
+        p, replies, st = self.send("--quiet-feed", "custody:300:8")
         self.assertEqual(p.returncode, 0, (p.stdout, p.stderr[-2000:], replies))
         self.assertEqual(set(replies), {"OK"}, replies)
         self.assertEqual(replies["OK"], st["messages"])
         for k in ("late", "adult_outcome_code", "lac_unknown_msgs", "custody_serious", "live_investigation",
-                  "quiet_held", "out_of_area_las"):
+                  "quiet_held", "out_of_area_las", "unknown_dob_msgs"):
             self.assertGreater(st[k], 0, k)
 
-    @unittest.expectedFailure
     def test_turning_18_accepted(self):
-        # interfaces.md §2: custody is age-checked on custody.arrived_at, so a
-        # child who turns 18 while held keeps one record. The current daemon
-        # checks occurred_at and refuses the statuses after the birthday
-        # (out_of_scope child.date_of_birth); drop expectedFailure when it
-        # follows the spec.
-        p, replies, st = self.send("--unknown-dob", "0", "--turning-18", "40")
+        p, replies, st = self.send("--turning-18", "40")
         self.assertGreater(st["turning_18_after_birthday"], 0)
-        self.assertEqual(set(replies), {"OK"}, replies)
-
-    @unittest.expectedFailure
-    def test_apparent_age_accepted(self):
-        # interfaces.md §2: apparent_age instead of date_of_birth. Drop
-        # expectedFailure when the daemon takes it.
-        p, replies, st = self.send("--turning-18", "0")
-        self.assertGreater(st["unknown_dob_msgs"], 0)
         self.assertEqual(set(replies), {"OK"}, replies)
 
 
