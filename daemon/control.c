@@ -815,6 +815,7 @@ struct s_release {
 	uint64_t seq;
 	const char *by, *reason;
 	unsigned queued;
+	struct yj_route_counts counts;
 };
 
 static int s_release_write(struct yj_txn *txn, void *arg)
@@ -823,8 +824,9 @@ static int s_release_write(struct yj_txn *txn, void *arg)
 	char why[600];
 	char actor[48];
 	snprintf(actor, sizeof(actor), "uid:%ld", r->c->uid);
-	int rc = yj_route_release(txn, r->c->ctl->core->cfg, r->seq, r->by, actor, r->reason, yj_clock_now_us(),
-				  &r->queued);
+	memset(&r->counts, 0, sizeof(r->counts));
+	int rc = yj_route_release(txn, r->c->ctl->core->cfg, r->c->ctl->core->ref, r->seq, r->by, actor, r->reason,
+				  yj_clock_now_us(), &r->queued, &r->counts);
 	if (rc)
 		return rc;
 	snprintf(why, sizeof(why), "released by %s: %s", r->by, r->reason);
@@ -847,7 +849,7 @@ static void s_cmd_holds(struct s_call *c)
 	const char *by = s_arg_str(c, "by"), *reason = s_arg_str(c, "reason");
 	if (seq <= 0 || !by || !*by || !reason || !*reason)
 		return s_fail(c, 2, "holds release needs SEQ --by NAME --reason TEXT");
-	struct s_release r = { c, (uint64_t)seq, by, reason, 0 };
+	struct s_release r = { .c = c, .seq = (uint64_t)seq, .by = by, .reason = reason };
 	int rc = yj_store_write(c->ctl->core->store, s_release_write, &r);
 	if (rc == YJ_ENOENT)
 		return s_fail(c, 1, "event %lld is not held", seq);
@@ -855,7 +857,10 @@ static void s_cmd_holds(struct s_call *c)
 		return s_fail(c, 1, "event %lld was already released", seq);
 	if (rc)
 		return s_fail(c, 1, "store write failed: %s", yj_strerror(rc));
-	yj_notice("control: hold on seq %lld released by uid %ld; %u notification(s) queued", seq, c->uid, r.queued);
+	yj_practice_add_routed(c->ctl->core->practice, c->ctl->core->cfg, &r.counts);
+	yj_notice("control: hold on seq %lld released by uid %ld; %u notification(s) queued, %u not (stale)", seq, c->uid,
+		  r.queued, r.counts.stale);
+	cJSON_AddNumberToObject(c->out, "stale", r.counts.stale);
 	cJSON_AddNumberToObject(c->out, "released", (double)seq);
 	cJSON_AddNumberToObject(c->out, "notifications", r.queued);
 	yj_outbox_kick(c->ctl->core->outbox);

@@ -677,21 +677,53 @@ static int s_release_rcpt(void *arg, const char *recipient)
 	return 0;
 }
 
-int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *actor,
-		     const char *reason, int64_t now_us, unsigned *queued)
+/* The index of the immediate rule that sends ev to recipient, or -1 (the
+ * duty recipient or an officer, told by no rule). */
+static int s_rule_for(const struct yj_config *cfg, const struct yj_refdata *ref, const Yjlink__V1__Event *ev,
+		      const struct yj_route_facts *f, const char *recipient)
+{
+	char rcpt[300];
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct yj_rule *r = &cfg->rules[i];
+		if (r->mode == YJ_MODE_IMMEDIATE && yj_rule_matches(r, f) &&
+		    yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)) && !strcmp(rcpt, recipient))
+			return (int)i;
+	}
+	return -1;
+}
+
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
+		     const char *by, const char *actor, const char *reason, int64_t now_us, unsigned *queued,
+		     struct yj_route_counts *counts)
 {
 	struct s_release r = { txn, cfg, seq, now_us, 0, NULL, 0 };
+	struct yj_route_facts f;
 	*queued = 0;
 	int rc = yj_holds_release(txn, seq, now_us, by, actor, reason);
 	if (rc)
 		return rc;
-	/* Everyone who already had the event now gets what was withheld. */
+	Yjlink__V1__Record *rec = yj_events_get_record(txn, seq);
+	if (rec && rec->event)
+		yj_route_facts(cfg, ref, rec->event, 0, &f);
+	/* Everyone who already had the event now gets what was withheld, as
+	 * first routing would send it now: not when it has gone stale under
+	 * the rule that sent it. */
 	rc = yj_disclosed_each(txn, seq, s_release_rcpt, &r);
 	for (size_t i = 0; rc >= 0 && i < r.n; i++) {
+		int j = rec && rec->event ? s_rule_for(cfg, ref, rec->event, &f, r.rcpts[i]) : -1;
+		if (j >= 0 && yj_route_stale(&cfg->rules[j], rec->event, now_us)) {
+			if (counts) {
+				counts->stale++;
+				if (j < YJ_ROUTE_RULES_COUNTED)
+					counts->stale_by_rule[j]++;
+			}
+			continue;
+		}
 		int unroutable = 0;
 		rc = yj_route_notify(txn, cfg, r.rcpts[i], "hold_release", "hold_released", seq, "", now_us, &unroutable);
 		r.queued += !rc;
 	}
+	yjlink__v1__record__free_unpacked(rec, NULL);
 	for (size_t i = 0; i < r.n; i++)
 		free(r.rcpts[i]);
 	free(r.rcpts);

@@ -154,10 +154,13 @@ int yj_route_replay(struct yj_txn *txn, const struct yj_config *cfg, const struc
 
 /* `yjlinkctl holds release SEQ`: release the hold (by: the name given,
  * actor: the control socket's caller) and send what was withheld (kind
- * hold_released) to every recipient that already had the event.
+ * hold_released) to every recipient that already had the event, except
+ * where the event is stale under the rule that sent it (counted in counts,
+ * which may be NULL).
  * YJ_ENOENT when seq is not held, YJ_EEXIST when already released. */
-int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, uint64_t seq, const char *by, const char *actor,
-		     const char *reason, int64_t now_us, unsigned *queued);
+int yj_route_release(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
+		     const char *by, const char *actor, const char *reason, int64_t now_us, unsigned *queued,
+		     struct yj_route_counts *counts);
 
 /* 1 while event seq is held for the officer in the case (not released). */
 int yj_route_is_held(struct yj_txn *txn, uint64_t seq);

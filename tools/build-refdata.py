@@ -4,7 +4,7 @@ files in the shared data folder (see that folder's SOURCES.md).
 
     /usr/bin/python3 tools/build-refdata.py [DATA_DIR] [--out DIR]
 
-DATA_DIR defaults to ../shared/data relative to the repository root, --out to
+DATA_DIR defaults to tools/refdata-sources (the source files, with their SOURCES.md), --out to
 conf/ref. Standard library only. The output depends on nothing but the inputs
 (no dates, no dict-order or locale effects), so a rebuild from the same data
 gives byte-identical files and a clean `git diff`.
@@ -425,7 +425,7 @@ ATTRIBUTION = """\
 # Reference tables: sources and attribution
 
 The tables in this directory are built by `tools/build-refdata.py` from the
-data files described in the project's shared `data/SOURCES.md`, and are
+data files in `tools/refdata-sources/` (described in its `SOURCES.md`), and are
 compiled into `yjlinkd` (an operator replaces them with `reference.dir`).
 Do not edit the generated files by hand: change the script and rerun it.
 
@@ -549,8 +549,9 @@ SHA-256 of the input files this build read:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("data", nargs="?", default=os.path.join(REPO, "..", "shared", "data"),
-                    help="folder holding the ONS and GOV.UK files (default ../shared/data)")
+    ap.add_argument("data", nargs="?", default=os.path.join(REPO, "tools", "refdata-sources"),
+                    help="folder holding the ONS and GOV.UK files (default tools/refdata-sources, "
+                         "a copy of the project's shared data folder)")
     ap.add_argument("--out", default=os.path.join(REPO, "conf", "ref"), help="output folder (default conf/ref)")
     args = ap.parse_args()
     data = os.path.normpath(args.data)

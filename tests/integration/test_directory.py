@@ -29,7 +29,7 @@ from http_receiver import HttpReceiver
 from smtp_receiver import SmtpReceiver
 
 REF = os.path.join(yjtest.SOURCE, "conf", "ref")
-DATA = os.environ.get("YJ_SHARED_DATA", os.path.join(yjtest.SOURCE, "..", "shared", "data"))
+DATA = os.environ.get("YJ_SHARED_DATA", os.path.join(yjtest.SOURCE, "tools", "refdata-sources"))
 SOON = (datetime.date.today() + datetime.timedelta(days=10)).isoformat()
 WEBHOOK_SECRET = "directory-test-secret"
 

@@ -200,7 +200,7 @@ class MonthTest(unittest.TestCase):
             d.drain(h * 3600 + 3599)
         # Out-of-scope children are refused by design (the simulator makes none).
         self.assertEqual(refused, [])
-        d.clock(NOW_T + 9 * 3600)            # Monday 09:00: the L&D service is open again
+        d.clock(NOW_T + 8 * 3600 + 1800)     # Monday 08:30: the L&D service is open again
         st = d.settle()
         pr = st["practice"]
 
@@ -260,6 +260,8 @@ class MonthTest(unittest.TestCase):
             "ld_superseded": pr["ld_superseded"],
             "ld_sent_at_opening": len(ooh),
             "ld_updates": pr["ld_updates"],
+            "undelivered_told": sorted({(m.get("about.rule", ""), m.get("about.recipient", ""))
+                                        for m in d.duty_mails() if m.get("about.reason") == "undelivered"}),
         }
         sys.stderr.write("simulated month: %s\n" % json.dumps(figures, sort_keys=True))
 

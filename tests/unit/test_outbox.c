@@ -761,6 +761,7 @@ static void test_retry_dead_out_of_hours(void **state)
 
 struct s_release {
 	const struct yj_config *cfg;
+	const struct yj_refdata *ref;
 	uint64_t seq;
 	int64_t now;
 	unsigned queued;
@@ -770,7 +771,7 @@ struct s_release {
 static int s_release_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
-	r->rc = yj_route_release(txn, r->cfg, r->seq, "DC Smith", "uid:1000", "case closed", r->now, &r->queued);
+	r->rc = yj_route_release(txn, r->cfg, r->ref, r->seq, "DC Smith", "uid:1000", "case closed", r->now, &r->queued, NULL);
 	return r->rc;
 }
 
@@ -798,7 +799,7 @@ static void test_held_then_released(void **state)
 
 	/* Released at 11:00: the L&D, which had it, is sent what was withheld, at once. */
 	yj_clock_set_us(s_utc(2026, 6, 10, 10, 0));
-	struct s_release r = { f->c.core.cfg, seq, yj_clock_now_us(), 0, 0 };
+	struct s_release r = { f->c.core.cfg, f->c.core.ref, seq, yj_clock_now_us(), 0, 0 };
 	assert_int_equal(yj_store_write(f->c.st, s_release_fn, &r), 0);
 	assert_int_equal(r.queued, 1);
 	s_kick_run(f);

@@ -740,7 +740,7 @@ static int s_release_fn(struct yj_txn *txn, void *arg)
 {
 	struct s_release *r = arg;
 	r->queued = 0;
-	r->rc = yj_route_release(txn, r->f->c.cfg, r->seq, "DC Smith", "uid:1000", "charged, investigation closed", r->now, &r->queued);
+	r->rc = yj_route_release(txn, r->f->c.cfg, r->f->c.ref, r->seq, "DC Smith", "uid:1000", "charged, investigation closed", r->now, &r->queued, NULL);
 	return 0; /* commit what was written; the answer is looked at outside */
 }
 
@@ -776,13 +776,14 @@ static void test_release(void **state)
 	struct s_disclosed d = { s1, had, S_LEN(had) };
 	assert_int_equal(yj_store_write(f->c.st, s_disclosed_fn, &d), 0);
 
-	/* Released on Thursday at 02:00: every recipient that had it gets what was withheld. */
-	yj_clock_set_us(s_utc(2026, 6, 11, 1, 0));
+	/* Released on Wednesday at 21:30, the L&D closed: every recipient that
+	 * had it gets what was withheld (11.5 h on: not yet stale). */
+	yj_clock_set_us(s_utc(2026, 6, 10, 20, 30));
 	assert_int_equal(s_release(f, s1, &queued), 0);
 	assert_int_equal(queued, 3);
 	struct s_held hs = s_hold(f, s1);
 	assert_false(hs.held);
-	assert_true(hs.released_at >= s_utc(2026, 6, 11, 1, 0));
+	assert_true(hs.released_at >= s_utc(2026, 6, 10, 20, 30));
 	assert_string_equal(hs.by, "DC Smith");
 	assert_string_equal(hs.reason, "charged, investigation closed");
 
@@ -820,6 +821,24 @@ static void test_release(void **state)
 	assert_int_equal(s_release(f, 999, &queued), YJ_ENOENT);
 	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
 	assert_int_equal(ob.n, 4);
+	s_jobs_free(&ob);
+
+	/* Released 13 hours on: stale under the rules that sent it (routing.md
+	 * "No stale notices" applies to a release as to first routing): the L&D
+	 * gets nothing more; the YJS (a digest, which has no max_age_s) and the
+	 * unconfigured force, told by no immediate rule here, still get it. */
+	yj_clock_set_us(s_utc(2026, 6, 11, 9, 0));
+	struct ev e3 = { .person_id = "P3", .record_id = "CR3", .home_la = "E06000042", .live = 1 };
+	uint64_t s3 = s_event(&f->c, &e3, &c);
+	struct s_disclosed d3 = { s3, had, S_LEN(had) };
+	assert_int_equal(yj_store_write(f->c.st, s_disclosed_fn, &d3), 0);
+	yj_clock_set_us(s_utc(2026, 6, 11, 22, 0));
+	assert_int_equal(s_release(f, s3, &queued), 0);
+	assert_int_equal(queued, 2);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
+	for (size_t i = 0; i < ob.n; i++)
+		assert_false(ob.v[i]->seq == s3 && !strcmp(ob.v[i]->kind, "hold_released") &&
+			     !strcmp(ob.v[i]->recipient, "liaison_diversion:tvp"));
 	s_jobs_free(&ob);
 }
 
