@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <sodium.h>
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,6 +73,9 @@ static const struct yj_setting s_table[] = {
 	  "yjlinkctl endpoint (ipc://, mode 0660)" },
 	{ YJ_SETTING_STR, "metrics.endpoint", OFF(metrics_endpoint), "127.0.0.1:9402", 0, 0,
 	  "HOST:PORT of /metrics and /healthz; empty disables" },
+	{ YJ_SETTING_BOOL, "metrics.public", OFF(metrics_public), "false", 0, 0,
+	  "allow a metrics.endpoint that is not loopback (plain HTTP without authentication: recipient ids and counts "
+	  "to anyone who can reach it)" },
 	{ YJ_SETTING_INT, "retention.event_days", OFF(retention_event_days), "730", 1, 36500,
 	  "events older than this are erased" },
 	{ YJ_SETTING_INT, "retention.audit_days", OFF(retention_audit_days), "2190", 1, 36500,
@@ -123,6 +128,9 @@ static const struct yj_setting s_table[] = {
 	  "the same for the voluntary_interview feed" },
 	{ YJ_SETTING_INT, "ingest.silence_alarm_h.outcome", OFF(silence_alarm_h[4]), "48", 0, 24 * 365,
 	  "the same for the outcome feed" },
+	{ YJ_SETTING_STR, "audit.anchor_time", OFF(audit_anchor_time), "06:00", 0, 0,
+	  "local HH:MM after which, once a day, the duty recipient is sent the audit chain's head (the anchor "
+	  "`yjlinkctl audit verify --anchor` checks); empty = never" },
 	{ YJ_SETTING_STR, "log.level", OFF(log_level), "info", 0, 0, "err, warning, notice, info or debug" },
 	{ YJ_SETTING_BOOL, "testing.clock_control", OFF(testing_clock_control), "false", 0, 0,
 	  "let yjlinkctl move the daemon's clock (tests only)" },
@@ -718,6 +726,15 @@ static int s_loopback(const char *e)
 	       !strncmp(e, "tcp://localhost:", 16) || !strncmp(e, "tcp://[::1]:", 12);
 }
 
+static int s_metrics_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
 /* Whether an owner listening on the core's endpoint setting path
  * authenticates it with the settings it read (settings.h). */
 static int s_authenticated(const struct yj_config *cfg, const char *path)
@@ -778,12 +795,19 @@ static void s_check(struct s_ctx *c, config_t *cf, const struct yj_config *cfg)
 	if (*cfg->metrics_endpoint && yj_metrics_parse_endpoint(cfg->metrics_endpoint, &ss, &sslen))
 		yj_diag_report(c->diag, AT("metrics.endpoint"),
 			       "'metrics.endpoint' must be IPV4:PORT or [IPV6]:PORT, not '%s'", cfg->metrics_endpoint);
+	else if (*cfg->metrics_endpoint && !cfg->metrics_public && !s_metrics_loopback(&ss))
+		yj_diag_report(c->diag, AT("metrics.endpoint"),
+			       "'metrics.endpoint' %s is not loopback: /metrics has no authentication; bind 127.0.0.1 and let a "
+			       "local scraper or proxy reach it, or say metrics.public = true",
+			       cfg->metrics_endpoint);
 	if (!*cfg->store_path)
 		yj_diag_report(c->diag, AT("store.path"), "'store.path' must not be empty");
 	if (cfg->store_max_map_size_mb < cfg->store_map_size_mb)
 		yj_diag_report(c->diag, AT("store.max_map_size_mb"),
 			       "'store.max_map_size_mb' (%lld) is below 'store.map_size_mb' (%lld)",
 			       (long long)cfg->store_max_map_size_mb, (long long)cfg->store_map_size_mb);
+	if (*cfg->audit_anchor_time && !s_hhmm_ok(cfg->audit_anchor_time))
+		yj_diag_report(c->diag, AT("audit.anchor_time"), "'audit.anchor_time' must be HH:MM or empty");
 	if (!s_hhmm_ok(cfg->custody_overnight_from))
 		yj_diag_report(c->diag, AT("custody.overnight_from"), "'custody.overnight_from' must be HH:MM");
 	if (!s_hhmm_ok(cfg->custody_overnight_to))

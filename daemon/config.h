@@ -142,6 +142,7 @@ struct yj_config {
 	int notify_insecure;            /* allow a non-loopback notify endpoint without CURVE */
 	char *control_endpoint;         /* yjlinkctl socket */
 	char *metrics_endpoint;         /* host:port for /metrics and /healthz */
+	int metrics_public;             /* allow a metrics endpoint that is not loopback */
 
 	int64_t retention_event_days;
 	int64_t retention_audit_days;
@@ -176,6 +177,7 @@ struct yj_config {
 	size_t n_owners;
 	void **owner_settings;          /* owned: owners[i]'s own settings struct, NULL when it declares none */
 
+	char *audit_anchor_time;        /* "HH:MM" local: the daily anchor to the duty recipient; "" = never */
 	char *log_level;                /* err|warning|notice|info|debug */
 	int testing_clock_control;      /* allow `yjlinkctl clock` (tests only) */
 	char *testing_clock_start;      /* with clock_control: the clock at start-up, RFC 3339; "" = real */

@@ -310,6 +310,8 @@ static int s_events_read(struct yj_txn *txn, void *arg)
 	return yj_events_each(txn, 1, s_events_add, e);
 }
 
+static void s_audit_listing(struct s_call *c, cJSON *out, const char *key, const char *what);
+
 static void s_cmd_events(struct s_call *c)
 {
 	struct s_events e = { .c = c, .limit = 100, .since_us = INT64_MIN };
@@ -335,22 +337,33 @@ static void s_cmd_events(struct s_call *c)
 	int rc = yj_store_read(c->ctl->core->store, s_events_read, &e);
 	if (rc < 0)
 		return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
-	if (s_arg_str(c, "child")) {
-		size_t n = (size_t)cJSON_GetArraySize(e.list), k = 0;
-		uint64_t *seqs = malloc((n ? n : 1) * sizeof(*seqs));
-		if (!seqs)
-			return s_fail(c, 1, "out of memory");
-		const cJSON *ev;
-		cJSON_ArrayForEach(ev, e.list)
-		{
-			const cJSON *sq = cJSON_GetObjectItemCaseSensitive(ev, "seq");
-			if (cJSON_IsNumber(sq))
-				seqs[k++] = (uint64_t)sq->valuedouble;
-		}
-		if (s_audit_consult(c, "events --child", seqs, k))
-			cJSON_DeleteItemFromObject(c->out, "events");
-		free(seqs);
+	/* Person ids are personal data too: every listing is a consultation
+	 * (routing.md "Audit"), with the events it showed; --reason is
+	 * required for a child's history and recorded when given otherwise. */
+	s_audit_listing(c, c->out, "events", s_arg_str(c, "child") ? "events --child" : "events");
+}
+
+/* Audit the listing out[key] (objects with a "seq") as one consultation
+ * named what; on failure nothing is shown. */
+static void s_audit_listing(struct s_call *c, cJSON *out, const char *key, const char *what)
+{
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(out, key);
+	size_t n = (size_t)cJSON_GetArraySize(list), k = 0;
+	uint64_t *seqs = malloc((n ? n : 1) * sizeof(*seqs));
+	if (!seqs) {
+		cJSON_DeleteItemFromObject(out, key);
+		return s_fail(c, 1, "out of memory");
 	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, list)
+	{
+		const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "seq");
+		if (cJSON_IsNumber(sq))
+			seqs[k++] = (uint64_t)sq->valuedouble;
+	}
+	if (s_audit_consult(c, what, seqs, k))
+		cJSON_DeleteItemFromObject(out, key);
+	free(seqs);
 }
 
 /* --- show --- */
@@ -605,7 +618,8 @@ static int s_consult_write(struct yj_txn *txn, void *arg)
 {
 	struct s_consult *k = arg;
 	char why[700];
-	snprintf(why, sizeof(why), "%s: %s", k->what, s_arg_str(k->c, "reason") ? s_arg_str(k->c, "reason") : "");
+	const char *reason = s_arg_str(k->c, "reason");
+	snprintf(why, sizeof(why), "%s: %s", k->what, reason && *reason ? reason : "(no reason given)");
 	return s_audit_action(txn, k->c, "consultation", k->seqs, k->n, "", why);
 }
 
@@ -840,7 +854,8 @@ static void s_cmd_holds(struct s_call *c)
 		struct s_list l = { c, cJSON_AddArrayToObject(c->out, "holds"), 100000, YJ_NOTES_OUTBOX };
 		int rc = yj_store_read(c->ctl->core->store, s_holds_read, &l);
 		if (rc < 0)
-			s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+			return s_fail(c, 1, "store read failed: %s", yj_strerror(rc));
+		s_audit_listing(c, c->out, "holds", "holds list");
 		return;
 	}
 	if (strcmp(sub, "release"))

@@ -494,6 +494,14 @@ static void s_render_metrics(struct s_daemon *d)
 	yj_prom_family(p, "yjlink_dead_lettered_total", "counter", "Jobs moved to the dead-letter queue since start");
 	yj_prom_sample(p, "yjlink_dead_lettered_total", NULL, (double)os.dead_lettered);
 	yj_practice_prom(d->core.practice, p);
+	yj_prom_family(p, "yjlink_zap_refused_total", "counter",
+		       "CURVE handshakes refused (a key not listed for the endpoint), by ZAP domain, since start");
+	{
+		const char *dom;
+		uint64_t n;
+		for (size_t i = 0; yj_zap_refusals(d->core.zap, i, &dom, &n); i++)
+			yj_prom_sample_l(p, "yjlink_zap_refused_total", (double)n, "domain", dom, NULL);
+	}
 	yj_prom_family(p, "yjlink_data_quality_total", "counter",
 		       "Events stored with a data-quality issue since start, by issue (routing.md: flagged, not hidden)");
 	yj_prom_sample_l(p, "yjlink_data_quality_total", (double)is->data_quality, "issue", "outcome_code_not_for_children",

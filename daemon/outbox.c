@@ -244,7 +244,10 @@ static void s_about_json(const struct yj_config *cfg, const Yjlink__V1__Notifica
 	if (n->has_about_at_us && n->about_at_us)
 		cJSON_AddItemToObject(a, n->about_feed && *n->about_feed ? "last_message_at" : "since", yj_time_to_json(n->about_at_us));
 	if (n->detail && *n->detail)
-		cJSON_AddStringToObject(a, !strcmp(n->reason, "hold_waiting") ? "rules_waiting" : "detail", n->detail);
+		cJSON_AddStringToObject(a, !strcmp(n->reason, "hold_waiting")   ? "rules_waiting"
+					   : !strcmp(n->reason, "audit_anchor") ? "audit_head"
+										: "detail",
+					n->detail);
 }
 
 /* The head every notification has (interfaces.md §3). */

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "core.h"
+#include "db/audit.h"
 #include "db/events.h"
 #include "db/holds.h"
 #include "db/notes.h"
@@ -27,15 +29,16 @@
 /* Jobs looked at per run, at most: a backlog is worked through over runs. */
 #define S_SCAN_BUDGET 5000
 #define S_SILENCE_KEY "practice/feed_silent/"
+#define S_ANCHOR_KEY "practice/audit_anchor_day"
 
 struct s_named {
 	char *name;
 	uint64_t n;
 };
 
-enum s_reason { S_UNROUTABLE = 0, S_DEAD, S_UNDELIVERED, S_HOLD, S_FEED_SILENT, S_FEED_RESUMED, S_REASONS };
-static const char *const s_reason_names[S_REASONS] = { "unroutable", "dead_letter", "undelivered",
-						       "hold_escalation", "feed_silent", "feed_resumed" };
+enum s_reason { S_UNROUTABLE = 0, S_DEAD, S_UNDELIVERED, S_HOLD, S_FEED_SILENT, S_FEED_RESUMED, S_ANCHOR, S_REASONS };
+static const char *const s_reason_names[S_REASONS] = { "unroutable", "dead_letter",  "undelivered", "hold_escalation",
+						       "feed_silent", "feed_resumed", "audit_anchor" };
 
 struct yj_practice {
 	struct yj_core *core;
@@ -199,6 +202,51 @@ static int s_feed_state_put(struct yj_txn *txn, int feed, int64_t since)
 	return yj_positions_put(txn, key, v, sizeof(v));
 }
 
+/* Days since 1970-01-01 of the local date of t, and whether the local time
+ * of day is at or after "HH:MM". */
+static int64_t s_local_day(int64_t t_us, const char *hhmm, int *after)
+{
+	time_t t = (time_t)(t_us / 1000000);
+	struct tm tm;
+	int h = 0, m = 0;
+	localtime_r(&t, &tm);
+	sscanf(hhmm, "%d:%d", &h, &m);
+	*after = tm.tm_hour * 60 + tm.tm_min >= h * 60 + m;
+	return ((int64_t)t + tm.tm_gmtoff) / 86400;
+}
+
+/* quality.md / issue "an audit that cannot be rewritten unseen": once a
+ * day the chain's head leaves the store, to the duty recipient. */
+static int s_anchor(struct yj_txn *txn, const struct yj_config *cfg, int64_t now, int *sent)
+{
+	uint8_t v[8], hash[32];
+	size_t len = 0;
+	int after = 0;
+	uint64_t number = 0;
+	*sent = 0;
+	if (!*cfg->audit_anchor_time)
+		return 0;
+	int64_t day = s_local_day(now, cfg->audit_anchor_time, &after);
+	if (!after)
+		return 0;
+	if (!yj_positions_get(txn, S_ANCHOR_KEY, v, sizeof(v), &len) && len == sizeof(v) && (int64_t)yj_be64_get(v) >= day)
+		return 0;
+	int rc = yj_audit_head(txn, &number, hash);
+	if (rc || !number)
+		return rc; /* 0 with no number: nothing audited yet, nothing to anchor */
+	char detail[96], hex[65];
+	yj_audit_hex(hash, hex);
+	snprintf(detail, sizeof(detail), "%" PRIu64 ":%s", number, hex);
+	int queued = 0;
+	if ((rc = yj_route_duty_notice(txn, cfg, "audit_anchor", 0, NULL, 0, detail, now, &queued)))
+		return rc;
+	yj_be64_put(v, (uint64_t)day);
+	if ((rc = yj_positions_put(txn, S_ANCHOR_KEY, v, sizeof(v))))
+		return rc;
+	*sent = queued;
+	return 0;
+}
+
 static int s_run_write(struct yj_txn *txn, void *arg)
 {
 	struct s_run *r = arg;
@@ -263,6 +311,11 @@ static int s_run_write(struct yj_txn *txn, void *arg)
 	free(hs.due.v);
 	if (rc < 0)
 		return rc;
+
+	int anchored = 0;
+	if ((rc = s_anchor(txn, cfg, r->now, &anchored)))
+		return rc;
+	r->escalated[S_ANCHOR] = (unsigned)anchored;
 
 	for (int f = 1; f < YJ_FEED_COUNT; f++) {
 		int64_t alarm_us = cfg->silence_alarm_h[f] * 3600 * INT64_C(1000000);
@@ -418,7 +471,7 @@ static uint64_t s_escalated_total(const struct yj_practice *p)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < S_REASONS; i++)
-		n += i == S_FEED_RESUMED ? 0 : p->escalations[i];
+		n += i == S_FEED_RESUMED || i == S_ANCHOR ? 0 : p->escalations[i];
 	return n + p->counters[YJ_PRACTICE_DEAD_ESCALATED];
 }
 

@@ -21,6 +21,9 @@ struct s_key {
 	char *name;              /* owned: the user id answered for it */
 };
 
+/* Domains counted one by one for the metrics (yjl1, yjn1, and room). */
+#define S_DOMAINS_COUNTED 8
+
 struct s_domain {
 	char *domain;            /* owned */
 	struct s_key *keys;      /* owned, n of them */
@@ -33,6 +36,10 @@ struct yj_zap {
 	struct s_domain *domains; /* owned, n_domains */
 	size_t n_domains;
 	uint64_t accepted, refused;     /* ZAP requests answered 200 and 400 since start (for a debugger) */
+	struct {
+		char domain[16];         /* "" = a free slot */
+		uint64_t refused;
+	} by_domain[S_DOMAINS_COUNTED]; /* refusals by the request's domain; the last slot is "other" */
 	/* A refused client reconnects every few hundred milliseconds: its key
 	 * is logged once a minute, with how many refusals were not logged. */
 	uint8_t last_key[S_KEY_BYTES]; /* the last refused key logged */
@@ -123,6 +130,30 @@ out:
 }
 
 /* The name key stands for in domain d, or NULL. */
+static void s_count_refusal(struct yj_zap *zap, const char *domain)
+{
+	const char *name = domain && strlen(domain) < sizeof(zap->by_domain[0].domain) ? domain : "other";
+	size_t i;
+	for (i = 0; i + 1 < S_DOMAINS_COUNTED; i++) {
+		if (!zap->by_domain[i].domain[0])
+			snprintf(zap->by_domain[i].domain, sizeof(zap->by_domain[i].domain), "%s", name);
+		if (!strcmp(zap->by_domain[i].domain, name))
+			break;
+	}
+	if (i + 1 == S_DOMAINS_COUNTED)
+		snprintf(zap->by_domain[i].domain, sizeof(zap->by_domain[i].domain), "other");
+	zap->by_domain[i].refused++;
+}
+
+size_t yj_zap_refusals(const struct yj_zap *zap, size_t i, const char **domain, uint64_t *n)
+{
+	if (!zap || i >= S_DOMAINS_COUNTED || !zap->by_domain[i].domain[0])
+		return 0;
+	*domain = zap->by_domain[i].domain;
+	*n = zap->by_domain[i].refused;
+	return 1;
+}
+
 static const char *s_lookup(const struct s_domain *d, const void *key, size_t len)
 {
 	if (!d || len != S_KEY_BYTES)
@@ -211,6 +242,7 @@ static int s_answer_one(struct yj_zap *zap)
 		if (total == 7 && zmq_msg_size(&f[6]) == S_KEY_BYTES)
 			zmq_z85_encode(z85, zmq_msg_data(&f[6]), S_KEY_BYTES);
 		zap->refused++;
+		s_count_refusal(zap, d ? d->domain : NULL);
 		int64_t now = yj_loop_now_ms();
 		int same = *z85 && !memcmp(zap->last_key, zmq_msg_data(&f[6]), S_KEY_BYTES);
 		if (same && zap->last_logged_ms && now - zap->last_logged_ms < S_LOG_EVERY_MS) {

@@ -42,6 +42,11 @@ void yj_zap_destroy(struct yj_zap **zap);
 int yj_zap_set_keys(struct yj_zap *zap, const char *domain, const char *const *names, const char *const *keys,
 		    size_t n);
 
+/* The i-th domain that refused a handshake since start (its name, "other"
+ * for a request naming no known domain) and how many it refused: 1, or 0
+ * when there is no i-th. For yjlink_zap_refused_total{domain}. */
+size_t yj_zap_refusals(const struct yj_zap *zap, size_t i, const char **domain, uint64_t *n);
+
 /* Whether text is a CURVE key as Z85 (40 characters that decode to 32
  * bytes): for the settings' checks. */
 int yj_zap_key_ok(const char *text);

@@ -65,6 +65,18 @@ class ConfigCheckTest(unittest.TestCase):
                              'notify = { endpoint = "tcp://127.0.0.1:7402"; };\n')
         self.assertEqual(code, 0, err)
 
+    def test_metrics_endpoint_only_loopback_unless_public(self):
+        # /metrics has no authentication: anything but loopback is refused, with its line.
+        for ep in ("0.0.0.0:9402", "192.0.2.7:9402", "[::]:9402"):
+            code, _, err = check('deployment = { id = "tvp"; };\nmetrics = { endpoint = "%s"; };\n' % ep)
+            self.assertEqual(code, 1, ep)
+            self.assertIn("F:2: ", err)
+            self.assertIn("metrics.public", err)
+        for text in ('metrics = { endpoint = "127.0.0.1:9402"; };\n', 'metrics = { endpoint = "[::1]:9402"; };\n',
+                     'metrics = { endpoint = "0.0.0.0:9402"; public = true; };\n', 'metrics = { endpoint = ""; };\n'):
+            code, _, err = check(text)
+            self.assertEqual(code, 0, (text, err))
+
     def test_control_socket_is_a_socket_file(self):
         # tcp:// and abstract sockets let any local user in: refused, with the line.
         for ep in ("tcp://127.0.0.1:7403", "ipc://@yjlink-control", "ipc://relative/control.sock"):

@@ -40,6 +40,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import zmq
 import zmq.auth.thread
@@ -224,6 +225,14 @@ notify = {
         self.assertIsNone(self.request(plain, yjtest.custody_event(), timeout_ms=int(QUIET * 1000)))
         r = self.request(self.feed(self.b), yjtest.custody_event(force=MET))
         self.assertEqual(r[1], b"OK", r)
+        # The refusals are counted for the metrics (published once a second).
+        url = "http://%s/metrics" % self.daemon.sets["metrics.endpoint"]
+
+        def refused():
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                m = re.search(r'^yjlink_zap_refused_total\{domain="yjl1"\} (\d+)', resp.read().decode(), re.M)
+            return m and int(m.group(1)) >= 1
+        wait_for(refused, "yjlink_zap_refused_total{domain=\"yjl1\"} to count the refusal")
 
     def test_client_bound_to_its_forces(self):
         fa, fb = self.feed(self.a), self.feed(self.b)

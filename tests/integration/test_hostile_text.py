@@ -25,8 +25,12 @@ each by email on a real SMTP server. Then:
 """
 import email
 import email.policy
+import collections
 import html.parser
+import shutil
+import tempfile
 import json
+import os
 import re
 import subprocess
 import time
@@ -34,6 +38,7 @@ import unittest
 
 import test_routing as tr
 import yjtest
+from test_digest_hostile import CHROMIUM, CHROMIUM_FLAGS, Tags
 
 CATALOGUE = [
     # spreadsheet formulas (OWASP CSV injection)
@@ -227,6 +232,32 @@ class HostileTextTest(tr.RoutingBase):
                 self.assertIsNone(BAD_TERMINAL.search(value), (s, path, value))
                 if path in NAME_PATHS:
                     self.assertEqual(value, clean(s), path)
+
+    def test_html_in_chromium_has_no_injected_element(self):
+        """The notification HTML as a browser builds it: the bodies of every
+        hostile email in one page make exactly the elements (and attributes)
+        that as many benign bodies make, and no event handler."""
+        got = self.emails()
+        benign = got[self.benign][1].get_body(preferencelist=("html",)).get_content()
+        hostile = [got[seq][1].get_body(preferencelist=("html",)).get_content() for seq in sorted(self.sent)]
+        tmp = tempfile.mkdtemp(prefix="yjhostile-html-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+
+        def dom(name, bodies):
+            page = os.path.join(tmp, name + ".html")
+            with open(page, "w", encoding="utf-8") as f:
+                f.write("\n".join(bodies))
+            p = subprocess.run([CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=" + os.path.join(tmp, "profile-" + name),
+                                                              "--dump-dom", "file://" + page],
+                               capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            return Tags(p.stdout)
+
+        ref, got_dom = dom("benign", [benign] * len(hostile)), dom("hostile", hostile)
+        self.assertEqual(collections.Counter(got_dom.tags), collections.Counter(ref.tags))
+        self.assertEqual(collections.Counter(got_dom.attrs), collections.Counter(ref.attrs))
+        for tag, attr in got_dom.attrs:
+            self.assertFalse(attr.startswith("on"), "%s %s" % (tag, attr))
 
     def ctl_raw(self, *args):
         p = subprocess.run([yjtest.YJLINKCTL, "--control", self.daemon.control] + list(args),

@@ -342,6 +342,22 @@ class ConsultationTest(yjtest.DaemonTest):
         # The reason never reaches the log (it may name a child).
         self.assertNotIn("section 47 enquiry", self.daemon.read_log())
 
+    def test_every_listing_of_person_ids_is_audited(self):
+        # `events` and `holds list` show person ids: each call is a consultation,
+        # with the events it showed and the caller, the reason when given.
+        ev, seq = self.send()
+        before = len([r for r in self.consultations() if r["reason"].startswith("events:")])
+        code, out, _ = self.daemon.ctl("--json", "events", "--limit", "1")
+        self.assertEqual([e["seq"] for e in json.loads(out)["events"]], [seq])
+        recs = [r for r in self.consultations() if r["reason"].startswith("events:")]
+        self.assertEqual(len(recs), before + 1, recs)
+        self.assertTrue(any(r["seqs"] == [seq] and r["actor"] == "uid:%d" % os.getuid() and
+                            r["reason"] == "events: (no reason given)" for r in recs), recs)
+        self.daemon.ctl("--json", "events", "--limit", "1", "--reason", "daily check of the feed")
+        self.assertTrue(any("daily check of the feed" in r["reason"] for r in self.consultations()))
+        self.daemon.ctl("--json", "holds", "list")
+        self.assertTrue(any(r["reason"].startswith("holds list") for r in self.consultations()))
+
     def test_quarantine_show_audits_the_entry(self):
         r = self.feed.request("custody", b"{not json")
         self.assertEqual(r[1], b"REJECT")

@@ -335,5 +335,27 @@ class QuietFeedTest(PracticeBase):
         self.assertFalse(self.status()["practice"]["feeds"]["custody"]["silent"])
 
 
+class AnchorTest(PracticeBase):
+    """The audit chain anchored outside the store every day (issue: an audit
+    that cannot be rewritten unseen): the duty recipient gets the head."""
+
+    def test_daily_anchor_to_the_duty_recipient_verifies(self):
+        self.send(event())
+        a = self.wait(lambda: self.duty("audit_anchor"), "the day's anchor")[0]
+        self.assertRegex(a["about.audit_head"], r"^\d+:[0-9a-f]{64}$")
+        self.assertIn("audit_anchor", a["_subject"])
+        _, out, _ = self.daemon.ctl("--json", "audit", "verify", "--anchor", a["about.audit_head"])
+        self.assertEqual(json.loads(out)["result"], "intact")
+        # Once a day: not again the same day, again the next day after 06:00.
+        self.clock(12 * 60)
+        time.sleep(1)
+        self.assertEqual(len(self.duty("audit_anchor")), 1)
+        self.clock(19 * 60 + 30)                  # Thursday 05:30
+        time.sleep(1)
+        self.assertEqual(len(self.duty("audit_anchor")), 1)
+        self.clock(20 * 60 + 5)                   # Thursday 06:05
+        self.wait(lambda: len(self.duty("audit_anchor")) == 2, "the next day's anchor")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
