@@ -109,6 +109,7 @@ enum yj_delivery_result {
 enum yj_message_kind {
 	YJ_MESSAGE_NOTIFICATION = 0,  /* one event to one recipient (interfaces.md §3) */
 	YJ_MESSAGE_DIGEST,            /* one daily digest to one YJS (interfaces.md §3, §5) */
+	YJ_MESSAGE_REPORT,            /* one monthly board pack (aggregate figures): html, csv and json as for a digest */
 };
 
 /* One disclosure, as data. Every pointer is valid only during deliver():
@@ -123,9 +124,9 @@ struct yj_message {
 	const void *settings;         /* this recipient's settings for this adapter (its recipient table's struct) */
 	const char *json;             /* the message as JSON: the notification of §3, or the digest object of §3 */
 	size_t json_len;
-	/* digests only (NULL / 0 for a notification) */
-	const char *date;             /* local date of the digest, YYYY-MM-DD */
-	const char *window_from;      /* the window, RFC 3339 UTC */
+	/* digests and board packs only (NULL / 0 for a notification) */
+	const char *date;             /* local date of the digest, YYYY-MM-DD; a board pack's month, YYYY-MM */
+	const char *window_from;      /* the window, RFC 3339 UTC; a board pack's first and last day, YYYY-MM-DD */
 	const char *window_to;
 	unsigned children;            /* distinct children in it */
 	unsigned events;              /* events in its window */

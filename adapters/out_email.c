@@ -769,6 +769,9 @@ static void s_subject(struct s_buf *b, const struct yj_message *m)
 		const char *name = m->recipient->name ? m->recipient->name : m->recipient->id ? m->recipient->id : "";
 		s_buf_fmt(b, "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children", name,
 			  m->date ? m->date : "", m->children);
+	} else if (m->kind == YJ_MESSAGE_REPORT) {
+		const char *name = m->recipient->name ? m->recipient->name : m->recipient->id ? m->recipient->id : "";
+		s_buf_fmt(b, "[OFFICIAL-SENSITIVE] yjlink board report %s %s", name, m->date ? m->date : "");
 	} else {
 		s_buf_fmt(b, "[OFFICIAL-SENSITIVE] yjlink %s %s", m->kind_name ? m->kind_name : "notification", m->id);
 	}
@@ -793,15 +796,15 @@ static int s_build_message(const struct s_state *st, const struct yj_message *m,
 	s_buf_str(b, "MIME-Version: 1.0\r\nX-Yjlink-Notification-Id: ");
 	s_put_clean(b, m->id);
 	s_buf_str(b, "\r\n");
-	if (m->kind != YJ_MESSAGE_DIGEST) {
+	if (m->kind == YJ_MESSAGE_NOTIFICATION) {
 		s_buf_str(b, "Content-Type: multipart/alternative; boundary=\"" S_ALT_BOUNDARY "\"\r\n\r\n"
 			     "This is a MIME message.\r\n");
 		s_put_alternative(b, text, html);
 		return b->err;
 	}
-	s_buf_str(b, "X-Yjlink-Digest-Id: ");
+	s_buf_str(b, m->kind == YJ_MESSAGE_REPORT ? "X-Yjlink-Report-Id: " : "X-Yjlink-Digest-Id: ");
 	s_put_clean(b, m->id);
-	s_buf_str(b, "\r\nX-Yjlink-Window: ");
+	s_buf_str(b, m->kind == YJ_MESSAGE_REPORT ? "\r\nX-Yjlink-Period: " : "\r\nX-Yjlink-Window: ");
 	s_put_clean(b, m->window_from);
 	s_buf_str(b, "/");
 	s_put_clean(b, m->window_to);
@@ -1299,9 +1302,9 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	int rc = 0;
 
 	if (!st || !m || !m->id || !m->recipient || !done ||
-	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST))
+	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST && m->kind != YJ_MESSAGE_REPORT))
 		return YJ_EINVAL;
-	const char *what = m->kind == YJ_MESSAGE_DIGEST ? "digest" : "notification";
+	const char *what = m->kind == YJ_MESSAGE_DIGEST ? "digest" : m->kind == YJ_MESSAGE_REPORT ? "board report" : "notification";
 	job = calloc(1, sizeof(*job));
 	if (!job) {
 		rc = YJ_ENOMEM;
@@ -1354,7 +1357,7 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 		rc = s_refuse(st, job, YJ_DELIVERY_FATAL);
 		goto queue;
 	}
-	if (m->kind == YJ_MESSAGE_DIGEST) {
+	if (m->kind != YJ_MESSAGE_NOTIFICATION) {
 		rc = s_build_message(st, m, to, m->text, m->html, &msg);
 	} else {
 		rc = s_render_notification(m, &text, &html);

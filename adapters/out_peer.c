@@ -797,7 +797,7 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	}
 	/* Neither gets better by waiting: FATAL, so it shows in the DLQ. */
 	if (m->kind != YJ_MESSAGE_NOTIFICATION || !m->feed || !*m->feed) {
-		s_report(st, q, YJ_DELIVERY_FATAL, "a peer takes event notifications only, not digests");
+		s_report(st, q, YJ_DELIVERY_FATAL, "a peer takes event notifications only, not digests or board packs");
 		q = NULL;
 		goto out;
 	}

@@ -269,11 +269,12 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	int rc = 0;
 
 	if (!st || !m || !done || !m->recipient || !m->id || (!m->json && m->json_len) ||
-	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST))
+	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST && m->kind != YJ_MESSAGE_REPORT))
 		return YJ_EINVAL;
 	if (st->draining)
 		return YJ_ESHUTDOWN;
 	const int digest = m->kind == YJ_MESSAGE_DIGEST;
+	const int report = m->kind == YJ_MESSAGE_REPORT;
 	const struct s_recipient *rs = m->settings;
 	const char *secret = rs ? s_secret(rs) : NULL;
 	/* check_recipient refuses both; settings filled by hand must not crash us. */
@@ -310,6 +311,8 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	/* A digest is no notification: receivers tell the two apart by these. */
 	if (digest)
 		rc = s_add_header(&x->headers, "X-Yjlink-Digest-Id: %s", m->id);
+	else if (report)
+		rc = s_add_header(&x->headers, "X-Yjlink-Report-Id: %s", m->id);
 	else
 		rc = s_add_header(&x->headers, "X-Yjlink-Notification-Id: %s", m->id);
 	if (rc || (digest && (rc = s_add_header(&x->headers, "X-Yjlink-Window: %s/%s", m->window_from, m->window_to))) ||

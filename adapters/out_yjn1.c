@@ -1031,7 +1031,7 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	struct s_job *j = NULL;
 
 	if (!st || !m || !done || !m->recipient || !m->recipient->id || !m->id || (!m->json && m->json_len) ||
-	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST))
+	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST && m->kind != YJ_MESSAGE_REPORT))
 		return YJ_EINVAL;
 	if (st->draining)
 		return YJ_ESHUTDOWN;

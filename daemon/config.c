@@ -37,6 +37,18 @@ static const struct yj_setting_items s_officer_items = {
 	s_officer_table, sizeof(s_officer_table) / sizeof(s_officer_table[0]), sizeof(struct yj_officer)
 };
 
+#define B_OFF(f) offsetof(struct yj_board_pack, f)
+static const struct yj_setting s_board_pack_table[] = {
+	{ YJ_SETTING_STR, "scope", B_OFF(scope), NULL, 0, 0, "a yjs: recipient id (that YJS's area), or \"force\" (force-wide)" },
+	{ YJ_SETTING_STR, "recipient", B_OFF(recipient), NULL, 0, 0, "id of the recipient it is sent to (its own transport)" },
+	{ YJ_SETTING_INT, "day", B_OFF(day), "1", 1, 28, "day of the month it is sent on" },
+	{ YJ_SETTING_STR, "time", B_OFF(time), "08:00", 0, 0, "local HH:MM it is sent at" },
+};
+#undef B_OFF
+static const struct yj_setting_items s_board_pack_items = {
+	s_board_pack_table, sizeof(s_board_pack_table) / sizeof(s_board_pack_table[0]), sizeof(struct yj_board_pack)
+};
+
 static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "deployment.id", OFF(deployment_id), "tvp", 0, 0,
 	  "short id of this deployment: prefix of notification ids (`[a-z0-9-]`, 1-32)" },
@@ -120,6 +132,9 @@ static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_GROUPLIST, "officers", OFF(officers), &s_officer_items, 0, 100000,
 	  "officers in the case by the name feeds give in markers.officer_in_case, each with the recipient that reaches "
 	  "them; an officer not listed is reached through the duty recipient" },
+	{ YJ_SETTING_GROUPLIST, "board_packs", OFF(board_packs), &s_board_pack_items, 0, 1000,
+	  "monthly board reports (the previous calendar month) sent through the outbox, each with its scope, recipient, "
+	  "day and time; audited as a disclosure of aggregate data" },
 	{ YJ_SETTING_INT, "ingest.silence_alarm_h.custody", OFF(silence_alarm_h[1]), "6", 0, 24 * 365,
 	  "hours without a custody message before the duty recipient is told (once; again when it resumes); 0 = never" },
 	{ YJ_SETTING_INT, "ingest.silence_alarm_h.arrest", OFF(silence_alarm_h[2]), "48", 0, 24 * 365,
@@ -1282,6 +1297,23 @@ static void s_check_practice(struct s_ctx *c, config_t *cf, const struct yj_conf
 			yj_diag_report(c->diag, AT("holds.markers"),
 				       "'holds.markers': unknown marker '%s' (live_investigation, serious_offence, mappa, court_order)",
 				       cfg->holds_markers.v[i]);
+	}
+	const struct yj_board_pack *bp = cfg->board_packs.items;
+	for (size_t i = 0; i < cfg->board_packs.n; i++) {
+		const struct yj_recipient *sr = yj_config_recipient(cfg, bp[i].scope);
+		if (strcmp(bp[i].scope, "force") && (!sr || sr->kind != YJ_RCPT_YJS))
+			yj_diag_report(c->diag, c->label, cfg->board_packs.lines[i],
+				       "board_packs: scope '%s' must be a yjs recipient's id or \"force\"", bp[i].scope);
+		const struct yj_recipient *to = yj_config_recipient(cfg, bp[i].recipient);
+		if (!to)
+			yj_diag_report(c->diag, c->label, cfg->board_packs.lines[i],
+				       "board_packs: recipient '%s' is not declared in recipients", bp[i].recipient);
+		else if (!strcmp(to->transport, "none"))
+			yj_diag_report(c->diag, c->label, cfg->board_packs.lines[i],
+				       "board_packs: recipient '%s' has transport none: the pack could never be sent", bp[i].recipient);
+		if (!s_hhmm_ok(bp[i].time))
+			yj_diag_report(c->diag, c->label, cfg->board_packs.lines[i], "board_packs: time must be \"HH:MM\", not '%s'",
+				       bp[i].time);
 	}
 	const struct yj_officer *o = cfg->officers.items;
 	for (size_t i = 0; i < cfg->officers.n; i++) {

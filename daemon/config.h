@@ -104,6 +104,15 @@ struct yj_officer {
 	char *recipient;            /* id of a recipient (kind officer or duty) that reaches them */
 };
 
+/* A scheduled board pack: the report of the previous month for scope, sent
+ * to recipient on day of each month at time (local). */
+struct yj_board_pack {
+	char *scope;                /* a yjs: recipient id, or "force" */
+	char *recipient;            /* id of a configured recipient */
+	int64_t day;                /* 1..28 */
+	char *time;                 /* "HH:MM" local */
+};
+
 /* Feeds are numbered as enum yj_feed (normalise.h): 1..4. */
 #define YJ_CONFIG_FEEDS 5
 
@@ -165,6 +174,7 @@ struct yj_config {
 	struct yj_strlist holds_markers;/* markers that hold an event's details for the officer in the case */
 	int64_t holds_escalate_after_h; /* a hold still waiting this long goes to the duty recipient */
 	struct yj_grouplist officers;   /* struct yj_officer items */
+	struct yj_grouplist board_packs;/* struct yj_board_pack items */
 	int64_t silence_alarm_h[YJ_CONFIG_FEEDS]; /* per feed (enum yj_feed): hours without a message before the
 	                                 * duty recipient is told; 0 = never */
 

@@ -28,6 +28,7 @@
 #include "event_json.h"
 #include "ingest.h"
 #include "log.h"
+#include "boardpack.h"
 #include "practice.h"
 #include "u64vec.h"
 #include "loop.h"
@@ -540,6 +541,8 @@ static void s_cmd_clock(struct s_call *c)
 		/* What the new time makes due (escalations, quiet feeds) is due now. */
 		if (c->ctl->core->practice)
 			yj_practice_run_now(c->ctl->core->practice);
+		if (c->ctl->core->boardpack)
+			yj_boardpack_run_now(c->ctl->core->boardpack);
 	}
 	cJSON_AddItemToObject(c->out, "now", yj_time_to_json(yj_clock_now_us()));
 }
@@ -573,6 +576,8 @@ static cJSON *s_note_json(const struct yj_config *cfg, const Yjlink__V1__Notific
 		cJSON_AddStringToObject(o, "digest_id", n->digest->id ? n->digest->id : "");
 		if (n->digest->resend)
 			cJSON_AddBoolToObject(o, "resend", 1);
+	} else if (n->report) {
+		cJSON_AddStringToObject(o, "report_id", n->report->id ? n->report->id : "");
 	} else {
 		cJSON_AddNumberToObject(o, "seq", (double)n->seq);
 	}
@@ -684,7 +689,7 @@ static int s_dlq_retry_one(struct yj_txn *txn, struct s_dlq_op *op, uint64_t num
 		return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
 	int rc = yj_outbox_retry_dead(txn, op->c->ctl->core->cfg, number, yj_clock_now_us());
 	if (!rc)
-		rc = s_audit_action(txn, op->c, "retry", n->digest ? NULL : &n->seq, n->digest ? 0 : 1, n->recipient,
+		rc = s_audit_action(txn, op->c, "retry", n->has_seq ? &n->seq : NULL, n->has_seq ? 1 : 0, n->recipient,
 				    op->reason);
 	yjlink__v1__notification__free_unpacked(n, NULL);
 	op->done += !rc;
@@ -706,7 +711,7 @@ static int s_dlq_write(struct yj_txn *txn, void *arg)
 			return yj_txn_rc(txn) ? yj_txn_rc(txn) : YJ_ENOENT;
 		rc = yj_notes_del(txn, YJ_NOTES_DLQ, op->id);
 		if (!rc)
-			rc = s_audit_action(txn, op->c, "drop", n->digest ? NULL : &n->seq, n->digest ? 0 : 1, n->recipient,
+			rc = s_audit_action(txn, op->c, "drop", n->has_seq ? &n->seq : NULL, n->has_seq ? 1 : 0, n->recipient,
 					    op->reason);
 		yjlink__v1__notification__free_unpacked(n, NULL);
 		op->done = !rc;

@@ -25,6 +25,7 @@
 #include "db/audit.h"
 #include "db/quarantine.h"
 #include "digest.h"
+#include "boardpack.h"
 #include "directory.h"
 #include "practice.h"
 #include "retention.h"
@@ -721,6 +722,8 @@ int main(int argc, char **argv)
 		goto out;
 	if ((rc = yj_practice_start(&d.core, &d.core.practice)))
 		goto out;
+	if ((rc = yj_boardpack_start(&d.core, &d.core.boardpack)))
+		goto out;
 	if (yj_control_start(&d.core, &d.core.control))
 		goto out;
 
@@ -755,6 +758,7 @@ out:
 	yj_metrics_stop(&d.core.metrics);
 	yj_prom_free(&d.prom);
 	yj_control_stop(&d.core.control);
+	yj_boardpack_stop(&d.core.boardpack);
 	yj_practice_stop(&d.core.practice);
 	yj_retention_stop(&d.core.retention);
 	yj_digest_stop(&d.core.digest);

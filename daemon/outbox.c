@@ -98,6 +98,8 @@ void yj_job_id(const struct yj_config *cfg, const Yjlink__V1__Notification *n, c
 {
 	if (n->digest && n->digest->id)
 		snprintf(buf, size, "%s", n->digest->id);
+	else if (n->report && n->report->id)
+		snprintf(buf, size, "%s", n->report->id);
 	else
 		yj_notification_id(cfg, n->number, buf, size);
 }
@@ -450,7 +452,7 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	dn->number = n->number;
 	dn->adapter = a && astate ? r->output : -1;
 	struct yj_message m = {
-		.kind = n->digest ? YJ_MESSAGE_DIGEST : YJ_MESSAGE_NOTIFICATION,
+		.kind = n->digest ? YJ_MESSAGE_DIGEST : n->report ? YJ_MESSAGE_REPORT : YJ_MESSAGE_NOTIFICATION,
 		.id = id,
 		.number = n->number,
 		.kind_name = n->kind ? n->kind : "",
@@ -494,6 +496,33 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 			dc.n_seqs = 0;
 			dc.fields = NULL;
 		}
+	} else if (n->report) {
+		/* Built and rendered when it fell due (boardpack.c): every retry
+		 * sends the same figures. Aggregate data: no event, no field of one. */
+		const Yjlink__V1__BoardReport *b = n->report;
+		char month[8] = "";
+		snprintf(month, sizeof(month), "%.7s", b->from ? b->from : "");
+		if (!(dc.csv_name = malloc(200)) || !(dn->what.fields = cJSON_CreateArray())) {
+			rc = YJ_ENOMEM;
+			goto out;
+		}
+		snprintf(dc.date, sizeof(dc.date), "%s", month);
+		rc = 0;
+		snprintf(dc.csv_name, 200, "yjlink-board-%s-%s.csv", b->scope && !strncmp(b->scope, "yjs:", 4) ? b->scope + 4 : "force",
+			 month);
+		cJSON_AddItemToArray(dn->what.fields, cJSON_CreateString("aggregate:board_report"));
+		m.json = b->json ? b->json : "{}";
+		m.json_len = strlen(m.json);
+		m.html = b->html ? b->html : "";
+		m.csv = b->csv ? b->csv : "";
+		m.csv_len = strlen(m.csv);
+		m.csv_name = dc.csv_name;
+		m.date = dc.date;
+		m.window_from = b->from;
+		m.window_to = b->to;
+		m.text = "Board report: the figures are in the HTML part and the attached CSV. Counts under the "
+			 "suppression threshold are shown as <5 (or the threshold in force), and so is any total or share "
+			 "they could be worked out from.";
 	} else if (s_superseded(txn, n, r)) {
 		/* routing.md "L&D gets current, not historic, referrals". */
 		dn->superseded = 1;
@@ -690,10 +719,11 @@ static int s_audit_delivery(struct yj_txn *txn, const Yjlink__V1__Notification *
 	/* The agreement in force when it went: the config may have a new one by the time anyone asks. */
 	const struct yj_recipient *dr = yj_config_recipient(dn->ob->core->cfg, n->recipient ? n->recipient : "");
 	a.dsa = dr && dr->dsa_id ? dr->dsa_id : NULL;
-	if (d) {
+	if (d || n->report) {
 		a.n_feeds = 4;
 		a.feeds = (char **)digest_feeds;
-		a.reason = d->resend ? "digest resent by an operator" : "";
+		a.reason = n->report ? "board pack: aggregate figures only (small numbers suppressed)"
+				     : d->resend ? "digest resent by an operator" : "";
 	} else {
 		rec = yj_events_get_record(txn, n->seq);
 		feeds[0] = rec && rec->feed ? rec->feed : "";
