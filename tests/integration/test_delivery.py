@@ -644,6 +644,9 @@ recipients = (
 rules = (
   { id = "liaison_diversion"; feeds = [ "custody" ]; custody_status = [ "detained" ];
     recipient = "liaison_diversion:suite"; mode = "immediate";
+    # Two days, not 12 hours: these tests release holds and replay a day
+    # later to show the hours apply (the stale guard has its own tests).
+    max_age_s = 172800;
     legal_basis = "Crime and Disorder Act 1998 s.115; NHS England Liaison and Diversion service specification"; }
 );
 """
