@@ -64,7 +64,11 @@ int main(int argc, char **argv)
 	char store[4200], ctl[4200], ep[64], set1[4300], set2[128], set3[4300], rawdir[4200];
 	snprintf(store, sizeof(store), "%s/store", dir);
 	snprintf(ctl, sizeof(ctl), "ipc://%s/control.sock", dir);
-	int port = 20000 + (int)(getpid() % 20000);
+	int port;
+	if (yj_bench_free_port(&port) < 0) {
+		perror("bench_ingest: no free port");
+		return 1;
+	}
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
 	snprintf(set1, sizeof(set1), "store.path=%s", store);
 	snprintf(set2, sizeof(set2), "ingest.endpoint=%s", ep);
@@ -117,8 +121,10 @@ int main(int argc, char **argv)
 		while (more) {
 			int r = zmq_recv(s, f[k < 4 ? k : 3], 255, 0);
 			if (r < 0) {
-				fprintf(stderr, "bench_ingest: no reply for 30 s (%s); is %s working?\n",
-					zmq_strerror(zmq_errno()), yjlinkd);
+				int st = 0, gone = waitpid(pid, &st, WNOHANG) == pid;
+				fprintf(stderr, "bench_ingest: no reply for 30 s (%s); %s %s (port %d)\n",
+					zmq_strerror(zmq_errno()), yjlinkd,
+					gone ? "exited" : "is still running", port);
 				yj_bench_mem_stop(&mem);
 				kill(pid, SIGKILL);
 				return 1;
@@ -151,8 +157,7 @@ int main(int argc, char **argv)
 	printf("raw LMDB limit: %.0f events/s (600-byte values, 1,000 per synced txn)\n", raw);
 	printf("ratio ingest/raw: %.3f   (bar: >= 0.25, and >= NATS JetStream: bench/run --peer)\n",
 	       raw > 0 ? rate / raw : 0);
-	printf("yjlinkd memory peak: private %.1f MiB (%s), anonymous %.1f MiB; %lu samples every %u ms\n",
-	       (double)mem.private_kib / 1024, mem.source, (double)mem.anon_kib / 1024, mem.samples, mem.interval_ms);
+	yj_bench_mem_print("yjlinkd", &mem);
 	yj_bench_events_free(&payload, n);
 	char cmd[4300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

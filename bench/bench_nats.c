@@ -15,17 +15,14 @@
  *
  *   bench_nats [--events N] [--window W] [--dir D] [--nats-server PATH]
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,26 +66,6 @@ static void s_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, vo
 				natsStatus_GetText(pae->Err), (int)pae->ErrCode, pae->ErrText ? pae->ErrText : "");
 	}
 	natsMsg_Destroy(msg);
-}
-
-/* A loopback TCP port free at the time of the call. */
-static int s_free_port(int *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
-	socklen_t len = sizeof(sa);
-	int fd, rc = 0;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	*port = ntohs(sa.sin_port);
-out:
-	close(fd);
-	return rc;
 }
 
 /* Starts `bin -js -sd store -a 127.0.0.1 -p port`, its output to log. */
@@ -237,7 +214,7 @@ int main(int argc, char **argv)
 	/* Payloads made before the clock starts. */
 	if ((rc = yj_bench_events(&events, n, &bytes)) < 0)
 		goto out;
-	if ((rc = s_free_port(&port)) < 0 || (rc = s_server_start(bin, store, port, log, &server)) < 0) {
+	if ((rc = yj_bench_free_port(&port)) < 0 || (rc = s_server_start(bin, store, port, log, &server)) < 0) {
 		fprintf(stderr, "bench_nats: cannot start %s: %s\n", bin, strerror(-rc));
 		goto out;
 	}
@@ -266,8 +243,7 @@ int main(int argc, char **argv)
 	       "window %lu; stream %llu messages, %.1f MiB on file storage)\n",
 	       n, n ? (double)bytes / (double)n : 0, secs, secs > 0 ? (double)ok / secs : 0, ok, failed, window,
 	       (unsigned long long)si->State.Msgs, (double)si->State.Bytes / 1048576);
-	printf("nats-server memory peak: private %.1f MiB (%s), anonymous %.1f MiB; %lu samples every %u ms\n",
-	       (double)mem.private_kib / 1024, mem.source, (double)mem.anon_kib / 1024, mem.samples, mem.interval_ms);
+	yj_bench_mem_print("nats-server", &mem);
 	if (ok != n || si->State.Msgs != n) {
 		fprintf(stderr, "bench_nats: %lu of %lu acked, %llu stored\n", ok, n, (unsigned long long)si->State.Msgs);
 		rc = -EIO;
