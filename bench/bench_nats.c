@@ -263,7 +263,7 @@ out:
 	}
 	yj_bench_events_free(&events, n);
 	if (rc < 0 && *log)
-		fprintf(stderr, "bench_nats: failed (%s); the server's log is %s\n", strerror(-rc), log);
+		fprintf(stderr, "bench_nats: failed (%s); %s kept (the server's log: %s)\n", strerror(-rc), dir, log);
 	else if (dir && nftw(made ? dir : store, s_rm, 16, FTW_DEPTH | FTW_PHYS) < 0)
 		fprintf(stderr, "bench_nats: could not remove %s\n", made ? dir : store);
 	return rc < 0 ? 1 : 0;
