@@ -262,7 +262,7 @@ class MemoryAttackTest(HostileBase):
         finally:
             kib = peak.done()
             probe.done()
-        self.assertEqual(probe.failures, [], what)
+        self.assertEqual(probe.failures, [], "%s\n%s" % (what, self.daemon.read_log()[-3000:]))
         self.assertTrue(probe.rtts, what)
         rtts = sorted(probe.rtts)
         sys.stderr.write("%s: %d probe round trips, median %.1f ms, max %.1f ms\n"
