@@ -24,7 +24,35 @@ YJLINKCTL = os.path.join(BUILD, "yjlinkctl")
 YJLINK_SIM = os.path.join(BUILD, "yjlink-sim")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = __import__("random").Random(os.getpid())
+_GIVEN = set()   # never the same port twice in one test process: two endpoints of one daemon would clash
+
+
 def free_port():
+    """A free loopback port for a daemon to bind, outside the kernel's
+    ephemeral range: a port from that range, free now, can be taken as the
+    local end of any outgoing connection (this suite makes thousands) before
+    the daemon binds it, and the daemon then cannot start."""
+    hi = max(_ephemeral_low(), 11000)
+    for _ in range(200):
+        port = _PORTS.randrange(10000, hi)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
