@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +115,66 @@ def feed(daemon, items, window=2000):
     return ok, bad
 
 
+class HelperSampler(bl.AnonSampler):
+    """Private memory of the daemon's report helpers (children of pid), every
+    interval s: Private_Dirty of /proc/C/smaps_rollup, the pages a helper has
+    of its own (what it shares copy-on-write with the daemon is counted in
+    the daemon's figure already). .peak in bytes."""
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                return
+            for k in kids:
+                try:
+                    with open("/proc/%d/smaps_rollup" % k) as f:
+                        for line in f:
+                            if line.startswith("Private_Dirty:"):
+                                self.peak = max(self.peak, int(line.split()[1]) * 1024)
+                except OSError:
+                    pass
+            self._stop.wait(self.interval)
+
+
+class IngestProbe:
+    """One event at a time over YJL1 while the reports run: the round trips
+    show whether a report holds the loop up (it is built in a helper)."""
+
+    def __init__(self, daemon, tag):
+        import zmq
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(daemon.ingest)
+        self.tag, self.n, self.rtts = tag, 0, []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.n += 1
+            ev = {"source_id": "probe-%s-%d" % (self.tag, self.n), "force": "E23000029",
+                  "occurred_at": bl.utc(time.time() - 60), "child": child(self.n, time.gmtime().tm_year),
+                  "arrest": {"arrest_id": "PA-%s-%d" % (self.tag, self.n), "arrested_at": bl.utc(time.time() - 120)}}
+            t = time.monotonic()
+            self.sock.send_multipart([b"YJL1", b"arrest", b"application/json", json.dumps(ev).encode()])
+            if not self.sock.poll(30000):
+                self.rtts.append(30.0)
+                return
+            self.sock.recv_multipart()
+            self.rtts.append(time.monotonic() - t)
+            self._stop.wait(0.01)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+        self.sock.close()
+        return sorted(self.rtts)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=500000)
@@ -153,18 +214,21 @@ def main():
         d_from = datetime.date.fromtimestamp(t0).isoformat()
         d_to = datetime.date.fromtimestamp(now).isoformat()
         base = [yjtest.YJLINKCTL, "--control", daemon.control, "--timeout", "120"]
-        worst, peak_all = 0.0, 0
+        worst, peak_all, helper_all = 0.0, 0, 0
+        probe = IngestProbe(daemon, tag)
         for scope in ([], ["--yjs", "yjs:milton-keynes"]):
             for fmt in ("json", "csv", "html"):
                 times, peak, size = [], 0, 0
                 out = os.path.join(work, "report." + fmt)
                 for _ in range(args.repeat):
                     sampler = bl.AnonSampler(daemon.proc.pid, 0.05)
+                    helpers = HelperSampler(daemon.proc.pid, 0.05)
                     t = time.monotonic()
                     p = subprocess.run(base + ["report", "--from", d_from, "--to", d_to, "--format", fmt, "--out", out]
                                        + scope, capture_output=True, text=True, timeout=600)
                     times.append(time.monotonic() - t)
                     peak = max(peak, sampler.stop())
+                    helper_all = max(helper_all, helpers.stop())
                     if p.returncode != 0:
                         raise SystemExit("bench_report: yjlinkctl report: exit %d: %s" % (p.returncode, p.stderr))
                     size = os.path.getsize(out)
@@ -175,6 +239,7 @@ def main():
                 figures[name] = {"median_s": statistics.median(times), "max_s": max(times), "peak_anon_mib": bl.mib(peak)}
                 worst = max(worst, max(times))
                 peak_all = max(peak_all, peak)
+        rtts = probe.stop()
         with open(os.path.join(work, "report.json")) as f:
             rep = json.load(f)
         print("year (one YJS, last run): %s detentions, %s children detained" %
@@ -189,7 +254,14 @@ def main():
               "after them: private %.1f MiB, anonymous %.1f MiB" %
               (bl.mib(peak_all), "met" if peak_all <= 64 << 20 else "MISSED", bl.mib(mem["private"]),
                bl.mib(mem["anon"])))
-        figures.update({"events": args.events, "feed_s": t_feed, "worst_s": worst, "peak_anon_mib": bl.mib(peak_all)})
+        print("PEAK private memory of a report helper process (Private_Dirty, sampled every 50 ms): %.1f MiB "
+              "(bar 64 MiB: %s)" % (bl.mib(helper_all), "met" if helper_all <= 64 << 20 else "MISSED"))
+        print("ingest while the reports were built: %d round trips, median %.1f ms, p99 %.1f ms, longest %.1f ms "
+              "(the report is built in a helper process: the loop never waits for it)" %
+              (len(rtts), 1000 * statistics.median(rtts), 1000 * bl.pct(rtts, 99), 1000 * rtts[-1]))
+        figures.update({"events": args.events, "feed_s": t_feed, "worst_s": worst, "peak_anon_mib": bl.mib(peak_all),
+                        "helper_private_mib": bl.mib(helper_all), "ingest_rtt_max_ms": 1000 * rtts[-1],
+                        "ingest_rtt_p99_ms": 1000 * bl.pct(rtts, 99)})
         if args.summary:
             with open(args.summary, "w") as f:
                 json.dump(figures, f, indent=1)

@@ -15,14 +15,18 @@
 #include "loop.h"
 #include "outbox.h"
 #include "report.h"
+#include "reportjob.h"
 
 /* A pack is due at most once a month: a minute's lateness is nothing. */
 #define S_INTERVAL_MS 30000
 #define S_KEY "boardpack/"
 
+struct s_job;
+
 struct yj_boardpack {
 	struct yj_core *core;
 	int64_t timer;
+	struct s_job *building[YJ_REPORTJOB_MAX]; /* packs whose report a helper builds now */
 };
 
 /* The most recent send instant of pack p at or before now, as the local
@@ -54,11 +58,25 @@ static int s_last_due(const struct yj_board_pack *p, int64_t now_us, int *y, int
 	return -1;
 }
 
+/* One pack being built: what its queueing needs, copied, since the config
+ * in force may be another by the time the helper is done. */
+struct s_job {
+	struct yj_boardpack *bp;
+	char *recipient;            /* owned */
+	char *scope;                /* owned */
+	char key[YJ_POSITION_KEY_MAX + 1];
+	char month[24];             /* the period, YYYY-MM */
+	char from[32], to[32];
+	char id[200];
+	int64_t now_us;
+};
+
+/* What a queueing transaction reads and writes. */
 struct s_queue {
 	const struct yj_config *cfg;
-	const struct yj_board_pack *p;
+	const char *recipient;
 	const char *key;
-	const char *month;          /* the period, YYYY-MM */
+	const char *month;
 	Yjlink__V1__BoardReport *report;
 	int64_t now_us;
 	int already;                /* the store says it was queued */
@@ -89,7 +107,7 @@ static int s_mark_write(struct yj_txn *txn, void *arg)
 static int s_queue_write(struct yj_txn *txn, void *arg)
 {
 	struct s_queue *q = arg;
-	const struct yj_recipient *r = yj_config_recipient(q->cfg, q->p->recipient);
+	const struct yj_recipient *r = yj_config_recipient(q->cfg, q->recipient);
 	Yjlink__V1__Notification n = YJLINK__V1__NOTIFICATION__INIT;
 	int rc = s_done_read(txn, q);
 	if (rc || q->already)
@@ -97,7 +115,7 @@ static int s_queue_write(struct yj_txn *txn, void *arg)
 	if ((rc = yj_notes_next_number(txn, &n.number)))
 		return rc;
 	n.has_number = 1;
-	n.recipient = q->p->recipient;
+	n.recipient = (char *)q->recipient;
 	n.rule = "board_pack";
 	n.kind = "board_report";
 	n.has_created_at_us = 1;
@@ -110,23 +128,85 @@ static int s_queue_write(struct yj_txn *txn, void *arg)
 	return yj_positions_put(txn, q->key, q->month, strlen(q->month));
 }
 
-/* Build, render and queue pack p for the month before (y, m). 1 when
- * queued, 0 when it was already, <0 on error. */
+static int s_building(const struct yj_boardpack *bp, const char *key)
+{
+	for (size_t i = 0; i < YJ_REPORTJOB_MAX; i++) {
+		if (bp->building[i] && !strcmp(bp->building[i]->key, key))
+			return 1;
+	}
+	return 0;
+}
+
+static void s_job_free(struct s_job *j)
+{
+	struct yj_boardpack *bp = j->bp;
+	for (size_t i = 0; i < YJ_REPORTJOB_MAX; i++) {
+		if (bp->building[i] == j)
+			bp->building[i] = NULL;
+	}
+	free(j->recipient);
+	free(j->scope);
+	free(j);
+}
+
+/* The helper is done with j's report: queue it with its renderings (kept
+ * in the job, so that a retry sends the same figures). */
+static void s_built(void *arg, struct yj_report_result *res)
+{
+	struct s_job *j = arg;
+	struct yj_boardpack *bp = j->bp;
+	Yjlink__V1__BoardReport b = YJLINK__V1__BOARD_REPORT__INIT;
+	struct s_queue q = { bp->core->cfg, j->recipient, j->key, j->month, &b, j->now_us, 0, 0, 0 };
+	int stopping = res->rc == YJ_ESHUTDOWN;
+
+	if (res->rc) {
+		if (stopping)
+			yj_info("boardpack: the %s pack for %s is left to the next start", j->month, j->recipient);
+		else
+			yj_warn("boardpack: the %s pack for %s (%s) cannot be built: %s", j->month, j->recipient, j->scope,
+				*res->err ? res->err : yj_strerror(res->rc));
+		goto out;
+	}
+	b.id = j->id;
+	b.scope = j->scope;
+	b.from = j->from;
+	b.to = j->to;
+	b.has_scheduled_us = 1;
+	b.scheduled_us = j->now_us;
+	b.html = res->html;
+	b.csv = res->csv;
+	b.json = res->json;
+	int rc = yj_store_write(bp->core->store, s_queue_write, &q);
+	if (rc)
+		yj_warn("boardpack: %s cannot be queued: %s (tried again in %d s)", j->id, yj_strerror(rc), S_INTERVAL_MS / 1000);
+	else if (!q.already) {
+		yj_notice("boardpack: %s (%s, %s to %s, %zu events read) queued for %s%s", j->id, j->scope, j->from, j->to,
+			  res->events_read, j->recipient, q.unroutable ? ", which has no destination: it waits" : "");
+		yj_outbox_kick(bp->core->outbox);
+	}
+out:
+	s_job_free(j);
+	/* Another pack may have waited for a helper. */
+	if (!stopping)
+		yj_boardpack_run_now(bp);
+}
+
+/* Start building pack p for the month before (y, m) in a report helper
+ * (reportjob.h: never on the loop). 1 when started, 0 when it was queued
+ * already, is being built, or waits for a free helper; <0 on error. */
 static int s_pack(struct yj_boardpack *bp, const struct yj_board_pack *p, int y, int m, int64_t due_us, int64_t now_us)
 {
 	const struct yj_config *cfg = bp->core->cfg;
 	int py = m == 1 ? y - 1 : y, pm = m == 1 ? 12 : m - 1;
 	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	int last = mdays[pm - 1] + (pm == 2 && ((py % 4 == 0 && py % 100 != 0) || py % 400 == 0));
-	char month[24], from[32], to[32], key[YJ_POSITION_KEY_MAX + 1], id[200], err[300] = "";
+	char month[24], key[YJ_POSITION_KEY_MAX + 1];
 	snprintf(month, sizeof(month), "%04d-%02d", py % 10000, pm);
-	snprintf(from, sizeof(from), "%s-01", month);
-	snprintf(to, sizeof(to), "%s-%02d", month, last);
 	snprintf(key, sizeof(key), S_KEY "%.90s/%.90s", p->scope, p->recipient);
-	const char *scope = strncmp(p->scope, "yjs:", 4) ? "force" : p->scope + 4;
-	snprintf(id, sizeof(id), "%s-board-%.64s-%s", cfg->deployment_id, scope, month);
+	if (s_building(bp, key))
+		return 0;
 
-	struct s_queue q = { cfg, p, key, month, NULL, now_us, 0, 0, 0 };
+	struct s_queue q = { cfg, p->recipient, key, month, NULL, now_us, 0, 0, 0 };
 	int rc = yj_store_read(bp->core->store, s_done_read, &q);
 	if (rc || q.already)
 		return rc;
@@ -135,42 +215,37 @@ static int s_pack(struct yj_boardpack *bp, const struct yj_board_pack *p, int y,
 			p->scope, p->recipient, month);
 		return yj_store_write(bp->core->store, s_mark_write, &q);
 	}
-
-	struct yj_report *rep = NULL;
-	struct yj_report_params rp = { from, to, strcmp(p->scope, "force") ? p->scope : NULL, NULL, now_us };
-	Yjlink__V1__BoardReport b = YJLINK__V1__BOARD_REPORT__INIT;
-	char *html = NULL, *csv = NULL, *json = NULL;
-	size_t hl = 0, cl = 0;
-	if ((rc = yj_report_build(bp->core->store, cfg, bp->core->ref, &rp, &rep, err, sizeof(err)))) {
-		yj_warn("boardpack: the %s pack for %s (%s) cannot be built: %s", month, p->recipient, p->scope,
-			*err ? err : yj_strerror(rc));
-		goto out;
+	size_t slot = YJ_REPORTJOB_MAX;
+	for (size_t i = 0; i < YJ_REPORTJOB_MAX && slot == YJ_REPORTJOB_MAX; i++) {
+		if (!bp->building[i])
+			slot = i;
 	}
-	if ((rc = yj_report_html(rep, &html, &hl)) || (rc = yj_report_csv(rep, &csv, &cl)) || (rc = yj_report_json(rep, &json)))
-		goto out;
-	b.id = id;
-	b.scope = p->scope;
-	b.from = from;
-	b.to = to;
-	b.has_scheduled_us = 1;
-	b.scheduled_us = now_us;
-	b.html = html;
-	b.csv = csv;
-	b.json = json;
-	q.report = &b;
-	if ((rc = yj_store_write(bp->core->store, s_queue_write, &q)))
-		goto out;
-	if (!q.already) {
-		yj_notice("boardpack: %s (%s, %s to %s, %zu events read) queued for %s%s", id, p->scope, from, to,
-			  yj_report_events_read(rep), p->recipient, q.unroutable ? ", which has no destination: it waits" : "");
-		rc = 1;
+	if (slot == YJ_REPORTJOB_MAX)
+		return 0;
+	struct s_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->recipient = strdup(p->recipient)) || !(j->scope = strdup(p->scope))) {
+		if (j)
+			free(j->recipient);
+		free(j);
+		return YJ_ENOMEM;
 	}
-out:
-	free(html);
-	free(csv);
-	free(json);
-	yj_report_free(&rep);
-	return rc;
+	j->bp = bp;
+	j->now_us = now_us;
+	memcpy(j->key, key, sizeof(key));
+	memcpy(j->month, month, sizeof(month));
+	snprintf(j->from, sizeof(j->from), "%s-01", month);
+	snprintf(j->to, sizeof(j->to), "%s-%02d", month, last);
+	const char *scope = strncmp(p->scope, "yjs:", 4) ? "force" : p->scope + 4;
+	snprintf(j->id, sizeof(j->id), "%s-board-%.64s-%s", cfg->deployment_id, scope, month);
+	struct yj_report_params rp = { .from = j->from, .to = j->to, .yjs = strcmp(p->scope, "force") ? p->scope : NULL, .now_us = now_us };
+	bp->building[slot] = j;
+	rc = yj_reportjob_start(bp->core->reports, &rp, YJ_REPORT_HTML | YJ_REPORT_CSV | YJ_REPORT_JSON, s_built, j);
+	if (rc) {
+		s_job_free(j);
+		/* All helpers busy: the end of one asks again. */
+		return rc == YJ_EAGAIN ? 0 : rc;
+	}
+	return 1;
 }
 
 int yj_boardpack_run_now(struct yj_boardpack *bp)
@@ -178,7 +253,9 @@ int yj_boardpack_run_now(struct yj_boardpack *bp)
 	const struct yj_config *cfg = bp->core->cfg;
 	const struct yj_board_pack *packs = cfg->board_packs.items;
 	int64_t now = yj_clock_now_us();
-	int queued = 0, rc = 0;
+	int started = 0, rc = 0;
+	if (!bp->core->reports)
+		return 0;
 	for (size_t i = 0; i < cfg->board_packs.n; i++) {
 		int y, m;
 		int64_t due = 0;
@@ -186,13 +263,11 @@ int yj_boardpack_run_now(struct yj_boardpack *bp)
 			continue;
 		int r = s_pack(bp, &packs[i], y, m, due, now);
 		if (r > 0)
-			queued += r;
+			started += r;
 		else if (r < 0)
 			rc = r;
 	}
-	if (queued)
-		yj_outbox_kick(bp->core->outbox);
-	return rc < 0 ? rc : queued;
+	return rc < 0 ? rc : started;
 }
 
 static int s_tick(struct yj_loop *loop, void *arg)

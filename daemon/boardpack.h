@@ -5,7 +5,8 @@
  * like any other (email with the HTML and the CSV attached, a webhook or a
  * YJN1 NOTE with the JSON), audited as a disclosure of aggregate data.
  *
- * The report is built and rendered when it falls due and kept in the job,
+ * The report is built and rendered when it falls due, in a report helper
+ * process (reportjob.h: never on the loop), and kept in the job,
  * so that a retry sends the same figures. A daemon stopped over the send
  * time sends the latest pack due on start; none is sent twice (the month
  * last queued per entry is kept in the store, db/positions).
@@ -21,8 +22,9 @@ struct yj_boardpack;
 int yj_boardpack_start(struct yj_core *core, struct yj_boardpack **out);
 void yj_boardpack_stop(struct yj_boardpack **bp);
 
-/* Queue every pack due now (a moved test clock asks at once). Returns how
- * many were queued, or <0. */
+/* Start building every pack due now (a moved test clock asks at once), each
+ * in a report helper (reportjob.h); each is queued when its helper is done.
+ * Returns how many were started, or <0. */
 int yj_boardpack_run_now(struct yj_boardpack *bp);
 
 #endif

@@ -151,6 +151,9 @@ static const struct yj_setting s_table[] = {
 	  "let yjlinkctl move the daemon's clock (tests only)" },
 	{ YJ_SETTING_STR, "testing.clock_start", OFF(testing_clock_start), "", 0, 0,
 	  "with testing.clock_control: the clock at start-up, RFC 3339 (tests only)" },
+	{ YJ_SETTING_STR, "testing.report_gate", OFF(testing_report_gate), "", 0, 0,
+	  "a file the report helper waits for before it reads the store, so a test can hold a report under way "
+	  "(tests only); empty = none" },
 };
 #define S_N (sizeof(s_table) / sizeof(s_table[0]))
 

@@ -191,6 +191,7 @@ struct yj_config {
 	char *log_level;                /* err|warning|notice|info|debug */
 	int testing_clock_control;      /* allow `yjlinkctl clock` (tests only) */
 	char *testing_clock_start;      /* with clock_control: the clock at start-up, RFC 3339; "" = real */
+	char *testing_report_gate;      /* a file the report helper waits for (reportjob.c; tests only); "" = none */
 };
 
 /* Load file (or the embedded default when file is NULL), apply each of the

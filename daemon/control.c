@@ -36,6 +36,7 @@
 #include "outbox.h"
 #include "refdata.h"
 #include "report.h"
+#include "reportjob.h"
 #include "retention.h"
 #include "route.h"
 #include "store.h"
@@ -58,6 +59,18 @@ struct s_call {
 	int code;            /* 0, 1 refused/failed, 2 usage */
 	long uid;            /* caller's uid from the peer credentials, -1 unknown */
 	int trim;            /* the reply was big: give the heap back after sending it */
+	int deferred;        /* the command answers later itself (s_reply_later) */
+	const zmq_msg_t *id; /* the caller's routing id, borrowed */
+};
+
+/* A reply owed to a caller after s_handle returned (a report built in its
+ * helper): the routing id it goes to, and what the command needs then. */
+struct s_later {
+	struct yj_control *ctl;
+	char *format;
+	long uid;
+	size_t id_len;
+	unsigned char id[];
 };
 
 static void s_fail(struct s_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -70,6 +83,43 @@ static void s_fail(struct s_call *c, int code, const char *fmt, ...)
 	va_end(ap);
 	c->code = code;
 	cJSON_AddStringToObject(c->out, "error", msg);
+}
+
+static void s_send_reply(struct yj_control *ctl, const void *id, size_t id_len, int code, const cJSON *out, int trim)
+{
+	char digit[2] = { (char)('0' + code), 0 };
+	char *body = cJSON_PrintUnformatted(out);
+	zmq_send(ctl->sock, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	zmq_send(ctl->sock, "YJC1", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	zmq_send(ctl->sock, digit, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	zmq_send(ctl->sock, body ? body : "{}", body ? strlen(body) : 2, ZMQ_DONTWAIT);
+	cJSON_free(body);
+	if (trim)
+		malloc_trim(0);
+}
+
+/* Promise the caller of c a reply later: s_reply_later() sends it. */
+static struct s_later *s_defer(struct s_call *c, const char *format)
+{
+	size_t len = zmq_msg_size((zmq_msg_t *)c->id);
+	struct s_later *l = malloc(sizeof(*l) + len);
+	if (!l || !(l->format = strdup(format))) {
+		free(l);
+		return NULL;
+	}
+	l->ctl = c->ctl;
+	l->uid = c->uid;
+	l->id_len = len;
+	memcpy(l->id, zmq_msg_data((zmq_msg_t *)c->id), len);
+	c->deferred = 1;
+	return l;
+}
+
+static void s_reply_later(struct s_later *l, int code, const cJSON *out, int trim)
+{
+	s_send_reply(l->ctl, l->id, l->id_len, code, out, trim);
+	free(l->format);
+	free(l);
 }
 
 static const char *s_arg_str(const struct s_call *c, const char *name)
@@ -1281,46 +1331,73 @@ static void s_cmd_purge(struct s_call *c)
 
 /* report --from D --to D [--yjs ID] --format html|csv|json (interfaces.md
  * §6): aggregate figures only, suppressed (report.c), so no --reason; who
- * asked is logged. The build reads in one read transaction; the reply
- * carries the rendering ("report" for json, "content" for html and csv). */
+ * asked is logged. The report is built in a helper process (reportjob.h),
+ * so the loop goes on meanwhile; the reply follows when it is ready,
+ * carrying the rendering ("report" for json, "content" for html and csv). */
+static void s_report_ready(void *arg, struct yj_report_result *res)
+{
+	struct s_later *l = arg;
+	cJSON *out = cJSON_CreateObject();
+	int code = 0;
+
+	if (!out) {
+		s_reply_later(l, 1, NULL, 0);
+		return;
+	}
+	if (res->rc) {
+		code = res->rc == YJ_EINVAL ? 2 : 1;
+		cJSON_AddStringToObject(out, "error", *res->err ? res->err : yj_strerror(res->rc));
+		goto out;
+	}
+	yj_notice("control: report for uid %ld ready: %zu events read", l->uid, res->events_read);
+	if (!strcmp(l->format, "json")) {
+		cJSON *o = cJSON_Parse(res->json);
+		if (!o || !cJSON_AddItemToObject(out, "report", o)) {
+			cJSON_Delete(o);
+			code = 1;
+			cJSON_AddStringToObject(out, "error", "report: out of memory");
+			goto out;
+		}
+	} else {
+		const char *text = !strcmp(l->format, "csv") ? res->csv : res->html;
+		if (!cJSON_AddStringToObject(out, "content", text ? text : "")) {
+			code = 1;
+			cJSON_AddStringToObject(out, "error", "report: out of memory");
+			goto out;
+		}
+	}
+	cJSON_AddStringToObject(out, "format", l->format);
+out:
+	s_reply_later(l, code, out, 1);
+	cJSON_Delete(out);
+}
+
 static void s_cmd_report(struct s_call *c)
 {
 	const char *from = s_arg_str(c, "from"), *to = s_arg_str(c, "to"), *yjs = s_arg_str(c, "yjs");
 	const char *format = s_arg_str(c, "format");
-	char err[300] = "";
-	struct yj_report *r = NULL;
-	char *text = NULL;
-	size_t len = 0;
 
 	if (!from || !to || !format)
 		return s_fail(c, 2, "report needs --from YYYY-MM-DD --to YYYY-MM-DD --format html|csv|json");
 	if (strcmp(format, "html") && strcmp(format, "csv") && strcmp(format, "json"))
 		return s_fail(c, 2, "--format must be html, csv or json");
-	struct yj_report_params p = { from, to, yjs, s_arg_str(c, "population"), yj_clock_now_us() };
-	int rc = yj_report_build(c->ctl->core->store, c->ctl->core->cfg, c->ctl->core->ref, &p, &r, err, sizeof(err));
-	if (rc)
-		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", *err ? err : yj_strerror(rc));
-	yj_notice("control: report %s..%s (%s, %s) by uid %ld: %zu events read", from, to, yjs ? yjs : "force", format,
-		  c->uid, yj_report_events_read(r));
-	if (!strcmp(format, "json")) {
-		rc = yj_report_json(r, &text);
-		cJSON *o = rc ? NULL : cJSON_Parse(text);
-		if (o)
-			cJSON_AddItemToObject(c->out, "report", o);
-		else
-			rc = YJ_ENOMEM;
-	} else {
-		rc = !strcmp(format, "csv") ? yj_report_csv(r, &text, &len) : yj_report_html(r, &text, &len);
-		if (!rc && !cJSON_AddStringToObject(c->out, "content", text))
-			rc = YJ_ENOMEM;
+	if (!c->ctl->core->reports)
+		return s_fail(c, 1, "reports are not available");
+	struct yj_report_params p = { .from = from, .to = to, .yjs = yjs, .population = s_arg_str(c, "population"), .now_us = yj_clock_now_us() };
+	unsigned formats = !strcmp(format, "json") ? YJ_REPORT_JSON : !strcmp(format, "csv") ? YJ_REPORT_CSV : YJ_REPORT_HTML;
+	struct s_later *l = s_defer(c, format);
+	if (!l)
+		return s_fail(c, 1, "report: out of memory");
+	int rc = yj_reportjob_start(c->ctl->core->reports, &p, formats, s_report_ready, l);
+	if (rc) {
+		c->deferred = 0;
+		free(l->format);
+		free(l);
+		if (rc == YJ_EAGAIN)
+			return s_fail(c, 1, "%d reports are being built already: ask again in a moment", YJ_REPORTJOB_MAX);
+		return s_fail(c, 1, "report: the helper cannot be started: %s (see the daemon's log)", yj_strerror(rc));
 	}
-	if (rc)
-		s_fail(c, 1, "report: %s", yj_strerror(rc));
-	else
-		cJSON_AddStringToObject(c->out, "format", format);
-	free(text);
-	yj_report_free(&r);
-	c->trim = 1;
+	yj_notice("control: report %s..%s (%s, %s) by uid %ld: building", from, to, yjs ? yjs : "force", format, c->uid);
 }
 
 /* --- recipients (interfaces.md §6) --- */
@@ -1554,7 +1631,7 @@ static long s_peer_uid(zmq_msg_t *m)
 
 static void s_handle(struct yj_control *ctl, zmq_msg_t *id, zmq_msg_t *frames, int n)
 {
-	struct s_call c = { .ctl = ctl, .out = cJSON_CreateObject(), .uid = s_peer_uid(&frames[0]) };
+	struct s_call c = { .ctl = ctl, .out = cJSON_CreateObject(), .uid = s_peer_uid(&frames[0]), .id = id };
 	cJSON *req = NULL;
 
 	if (!c.out)
@@ -1579,18 +1656,11 @@ static void s_handle(struct yj_control *ctl, zmq_msg_t *id, zmq_msg_t *frames, i
 	}
 	if (i == sizeof(s_commands) / sizeof(s_commands[0]) && !s_adapter_command(&c, cmd->valuestring))
 		s_fail(&c, 2, "unknown command '%.64s'", cmd->valuestring);
-reply:;
-	char code[2] = { (char)('0' + c.code), 0 };
-	char *body = cJSON_PrintUnformatted(c.out);
-	zmq_send(ctl->sock, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-	zmq_send(ctl->sock, "YJC1", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-	zmq_send(ctl->sock, code, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-	zmq_send(ctl->sock, body ? body : "{}", body ? strlen(body) : 2, ZMQ_DONTWAIT);
-	cJSON_free(body);
+reply:
+	if (!c.deferred)
+		s_send_reply(ctl, zmq_msg_data(id), zmq_msg_size(id), c.code, c.out, c.trim);
 	cJSON_Delete(c.out);
 	cJSON_Delete(req);
-	if (c.trim)
-		malloc_trim(0);
 }
 
 static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents, void *arg)

@@ -47,6 +47,7 @@ struct yj_core {
 	struct yj_retention *retention;      /* erases events past retention.event_days */
 	struct yj_practice *practice;        /* escalations, quiet feeds, practice counters (practice.h) */
 	struct yj_boardpack *boardpack;      /* the monthly board packs (boardpack.h) */
+	struct yj_reportjobs *reports;       /* board reports built in helper processes (reportjob.h) */
 	const struct yj_adapter *const *adapters; /* the adapter registry, NULL-terminated */
 	void **adapter_state;                /* adapters[i]'s state, NULL when it is off */
 	size_t n_adapters;

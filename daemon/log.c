@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum yj_log_level s_level = YJ_LOG_INFO;
 static int s_timestamps;
+static int s_forked;      /* yj_log_after_fork() was called */
 
 void yj_log_set_level(enum yj_log_level level) { s_level = level; }
 void yj_log_set_timestamps(int on) { s_timestamps = on; }
@@ -76,6 +78,16 @@ void yj_log(enum yj_log_level level, const char *fmt, ...)
 	size_t len = (size_t)n + s_sanitise(line + n, strnlen(line + n, sizeof(line) - 2 - (size_t)n));
 	/* One write per line so concurrent writers never interleave mid-line. */
 	line[len++] = '\n';
+	if (s_forked) {
+		ssize_t w = write(STDERR_FILENO, line, len);
+		(void)w;
+		return;
+	}
 	fwrite(line, 1, len, stderr);
 	fflush(stderr);
+}
+
+void yj_log_after_fork(void)
+{
+	s_forked = 1;
 }

@@ -26,6 +26,11 @@ void yj_log_set_level(enum yj_log_level level);
 /* Prefix each line with an ISO time (for runs outside journald). Default off. */
 void yj_log_set_timestamps(int on);
 
+/* In a child just forked from a threaded process: write each line with
+ * write(2), not stdio, whose lock another thread of the parent may have held
+ * at the fork (it would stay locked in the child for ever). */
+void yj_log_after_fork(void);
+
 void yj_log(enum yj_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -26,6 +26,7 @@
 #include "db/quarantine.h"
 #include "digest.h"
 #include "boardpack.h"
+#include "reportjob.h"
 #include "directory.h"
 #include "practice.h"
 #include "retention.h"
@@ -722,6 +723,8 @@ int main(int argc, char **argv)
 		goto out;
 	if ((rc = yj_practice_start(&d.core, &d.core.practice)))
 		goto out;
+	if ((rc = yj_reportjobs_new(&d.core, &d.core.reports)))
+		goto out;
 	if ((rc = yj_boardpack_start(&d.core, &d.core.boardpack)))
 		goto out;
 	if (yj_control_start(&d.core, &d.core.control))
@@ -757,6 +760,9 @@ int main(int argc, char **argv)
 out:
 	yj_metrics_stop(&d.core.metrics);
 	yj_prom_free(&d.prom);
+	/* First: a report under way still answers its caller (control) or
+	 * leaves its pack to the next start (boardpack). */
+	yj_reportjobs_destroy(&d.core.reports);
 	yj_control_stop(&d.core.control);
 	yj_boardpack_stop(&d.core.boardpack);
 	yj_practice_stop(&d.core.practice);

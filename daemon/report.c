@@ -505,6 +505,7 @@ struct s_walk {
 	struct yj_txn *txn;
 	const struct yj_recipient *yjs;
 	struct yj_arena dec;  /* each event is decoded here, and forgotten at the next: owned */
+	const struct yj_report_params *p;
 };
 
 static int s_home_here(const struct yj_recipient *yjs, const char *la)
@@ -729,6 +730,8 @@ static int s_read(struct yj_txn *txn, void *arg)
 {
 	struct s_walk *w = arg;
 	w->txn = txn;
+	if (w->p->in_snapshot)
+		w->p->in_snapshot(w->p->in_snapshot_arg);
 	int rc = yj_events_since(txn, w->r->from_us, s_walk_cb, w);
 	if (rc < 0)
 		return rc;
@@ -1166,7 +1169,7 @@ int yj_report_build(struct yj_store *store, const struct yj_config *cfg, const s
 	r->scope_name = strdup(yjs ? (yjs->name ? yjs->name : yjs->id) : (cfg->deployment_name ? cfg->deployment_name : "force"));
 	if (!r->scope || !r->scope_name || (rc = s_groups(r)) || (rc = s_population(r, p->population, err, errlen)))
 		goto out;
-	struct s_walk w = { .r = r, .yjs = yjs };
+	struct s_walk w = { .r = r, .yjs = yjs, .p = p };
 	yj_arena_init(&w.dec, 64 * 1024);
 	rc = yj_store_read(store, s_read, &w);
 	yj_arena_free(&w.dec);

@@ -32,6 +32,10 @@ struct yj_report_params {
 	                          * (docs/report.md: "dimension,group,children", '#' comments,
 	                          * "# source: ..." naming it), or NULL / "" for none */
 	int64_t now_us;          /* the daemon's clock: records still open are held until min(now, period end) */
+	/* Called once inside the build's read transaction before it reads
+	 * (reportjob.c holds a test there, testing.report_gate); NULL: none. */
+	void (*in_snapshot)(void *arg);
+	void *in_snapshot_arg;
 };
 
 /* Build the report in one read transaction of store; cfg and ref are read

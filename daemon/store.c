@@ -934,6 +934,61 @@ out:
 	return rc;
 }
 
+/* The named databases of an existing store, in a read transaction: the
+ * handles stay with the environment once it commits. */
+static int s_open_reader_dbis(struct yj_store *s)
+{
+	MDB_txn *txn = NULL;
+	int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	for (int i = 0; !mrc && i < YJ_DB_COUNT; i++)
+		mrc = mdb_dbi_open(txn, s_dbs[i].name, s_dbs[i].flags, &s->dbi[i]);
+	if (!mrc)
+		return mdb_txn_commit(txn);
+	if (txn)
+		mdb_txn_abort(txn);
+	return mrc;
+}
+
+int yj_store_open_reader(const struct yj_store *parent, struct yj_store **out)
+{
+	struct yj_store *s = NULL;
+	int mrc = 0, rc = 0;
+
+	if (!out || !parent)
+		return YJ_EINVAL;
+	*out = NULL;
+	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(parent->path))) {
+		rc = YJ_ENOMEM;
+		goto out;
+	}
+	s->lock_fd = -1;
+	s->page = parent->page;
+	s->max_map_size = parent->max_map_size;
+	s->max_readers = parent->max_readers;
+	if ((mrc = mdb_env_create(&s->env))) {
+		s->env = NULL;
+		goto out;
+	}
+	if ((mrc = mdb_env_set_maxdbs(s->env, YJ_DB_COUNT)) || (mrc = mdb_env_set_maxreaders(s->env, s->max_readers)) ||
+	    (mrc = mdb_env_open(s->env, s->path, MDB_RDONLY | MDB_NOTLS, 0600)) || (mrc = s_open_reader_dbis(s)))
+		goto out;
+	s->max_key = (size_t)mdb_env_get_maxkeysize(s->env);
+	*out = s;
+	s = NULL;
+out:
+	if (mrc) {
+		yj_err("store: opening %s to read: %s", parent->path, mdb_strerror(mrc));
+		rc = YJ_ESTORE;
+	}
+	if (s) {
+		if (s->env)
+			mdb_env_close(s->env);
+		free(s->path);
+		free(s);
+	}
+	return rc;
+}
+
 void yj_store_close(struct yj_store **store)
 {
 	if (!store || !*store)

@@ -72,6 +72,12 @@ struct yj_txn;  /* sticky error: after one failure every later call returns it a
  * for this process (yjlinkd.lock beside data.mdb): YJ_EBUSY, logged with the
  * holder's pid, when another process holds that lock. */
 int yj_store_open(const struct yj_store_opts *opts, struct yj_store **out);
+/* In a process forked from the one that opened parent (reportjob.h): a
+ * read-only store on the same files, through an environment of its own
+ * (LMDB forbids using an environment after fork). Its read transactions
+ * never hold back the parent's writer nor its map growth: LMDB lets another
+ * process grow the map under an open reader. Writes on it are refused. */
+int yj_store_open_reader(const struct yj_store *parent, struct yj_store **out);
 void yj_store_close(struct yj_store **store);
 int yj_store_stats(struct yj_store *store, struct yj_store_stats *st);
 

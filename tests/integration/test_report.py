@@ -689,5 +689,76 @@ class ReportTest(unittest.TestCase):
             self.assertEqual(code, 2, (args, out, err))
 
 
+class OffLoopTest(unittest.TestCase):
+    """The report is built in a helper process (daemon/reportjob.h): while it
+    reads, ingest and control go on, also when the map must grow under the
+    helper's open reader, and the report shows the store as it was when that
+    reader began."""
+
+    def test_loop_goes_on_and_the_map_grows_while_a_report_reads(self):
+        tmp = tempfile.mkdtemp(prefix="yjreport-gate-")
+        gate = os.path.join(tmp, "gate")
+        d = yjtest.Daemon(sets={"testing.report_gate": gate, "store.map_size_mb": "1"}).start()
+        try:
+            before = send_all(d, [("custody", yjtest.custody_event()) for _ in range(20)])
+            self.assertEqual(len(before), 20)
+            today = datetime.datetime.now(LONDON).date()
+            args = ["report", "--from", (today - datetime.timedelta(days=1)).isoformat(), "--to", today.isoformat(),
+                    "--format", "json"]
+            held = subprocess.Popen([yjtest.YJLINKCTL, "--control", d.control, "--timeout", "600"] + args,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.time() + 60
+                while "holds its reader open" not in d.read_log():
+                    self.assertIsNone(held.poll(), "yjlinkctl report ended before its helper read")
+                    self.assertLess(time.time(), deadline, "no report helper reading:\n" + d.read_log())
+                    time.sleep(0.05)
+                map_before = d.ctl_request("status")[1]["store"]["map_bytes"]
+                # With the reader open: ingest that grows the 1 MiB map, and control.
+                after = send_all(d, [("custody", yjtest.custody_event()) for _ in range(3000)])
+                self.assertEqual(len(after), 3000)
+                code, st = d.ctl_request("status")
+                self.assertEqual(code, 0)
+                self.assertGreater(st["store"]["map_grows"], 0)
+                self.assertGreater(st["store"]["map_bytes"], map_before)
+                self.assertIsNone(held.poll(), "the report is still held at its gate")
+            finally:
+                open(gate, "w").close()
+            out, err = held.communicate(timeout=300)
+            self.assertEqual(held.returncode, 0, err)
+            # Its snapshot: the 20 events stored before its reader began.
+            self.assertEqual(json.loads(out)["figures"]["detentions"]["value"], 20)
+            code, out, err = d.ctl(*args)
+            self.assertEqual(json.loads(out)["figures"]["detentions"]["value"], 3020)
+            self.assertRegex(d.read_log(), r"control: report for uid \d+ ready: \d+ events read")
+        finally:
+            d.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_a_stop_answers_a_report_under_way(self):
+        tmp = tempfile.mkdtemp(prefix="yjreport-gate-")
+        d = yjtest.Daemon(sets={"testing.report_gate": os.path.join(tmp, "never")}).start()
+        try:
+            today = datetime.datetime.now(LONDON).date().isoformat()
+            held = subprocess.Popen([yjtest.YJLINKCTL, "--control", d.control, "--timeout", "600", "report",
+                                     "--from", today, "--to", today, "--format", "csv"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while "holds its reader open" not in d.read_log():
+                self.assertLess(time.time(), deadline, "no report helper reading:\n" + d.read_log())
+                time.sleep(0.05)
+            helper = int(re.search(r"report: helper (\d+) holds", d.read_log()).group(1))
+            self.assertEqual(d.stop(), 0)
+            out, err = held.communicate(timeout=60)
+            self.assertEqual(held.returncode, 1)
+            self.assertIn("stopping", err + out)
+            # The helper went with the daemon.
+            self.assertFalse(os.path.exists("/proc/%d" % helper) and
+                             open("/proc/%d/stat" % helper).read().split()[2] != "Z")
+        finally:
+            d.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
