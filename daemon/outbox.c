@@ -296,7 +296,7 @@ cJSON *yj_notification_json(struct yj_txn *txn, const struct yj_config *cfg, con
 	char status[64];
 	int64_t since = 0;
 	if (r && r->kind == YJ_RCPT_LIAISON_DIVERSION &&
-	    !yj_route_custody_now(txn, rec->event, status, sizeof(status), &since)) {
+	    !yj_route_custody_now(txn, rec->seq, rec->event, status, sizeof(status), &since)) {
 		/* routing.md: what L&D is sent says where the record stands now. */
 		cJSON_AddStringToObject(o, "status_now", status);
 		if (since)
@@ -398,7 +398,7 @@ static int s_superseded(struct yj_txn *txn, const Yjlink__V1__Notification *n, c
 	Yjlink__V1__Record *rec = yj_events_get_record(txn, n->seq);
 	char status[64];
 	int64_t since = 0;
-	int closed = rec && rec->event && !yj_route_custody_now(txn, rec->event, status, sizeof(status), &since) &&
+	int closed = rec && rec->event && !yj_route_custody_now(txn, rec->seq, rec->event, status, sizeof(status), &since) &&
 		     strcmp(status, "detained") != 0;
 	yjlink__v1__record__free_unpacked(rec, NULL);
 	return closed;

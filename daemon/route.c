@@ -170,7 +170,28 @@ int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, 
 	return 0;
 }
 
+static int s_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_us);
+
 int yj_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_us)
+{
+	/* A group commit routes thousands of events at one instant (the batch's
+	 * clock) to the same few recipients: the answer for the last hours and
+	 * instant is kept (a copy of the hours, not a pointer: a reload may put
+	 * other hours at the same address). */
+	static _Thread_local struct { struct yj_hours h; int64_t now_us, next; int open, valid; } last;
+	if (last.valid && last.now_us == now_us && !memcmp(&last.h, h, sizeof(*h))) {
+		*next_open_us = last.next;
+		return last.open;
+	}
+	last.open = s_hours_open(h, now_us, &last.next);
+	last.h = *h;
+	last.now_us = now_us;
+	last.valid = 1;
+	*next_open_us = last.next;
+	return last.open;
+}
+
+static int s_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_us)
 {
 	time_t now = (time_t)(now_us / 1000000);
 	struct tm tm;
@@ -354,6 +375,8 @@ int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const 
  * later stored on a tie. */
 struct s_current {
 	struct yj_txn *txn;
+	uint64_t own_seq;             /* the seq of own, 0 when not stored */
+	const Yjlink__V1__Event *own; /* the event asked about: its message is not read back */
 	int64_t status_at_us;
 	uint64_t seq;
 	char status[64];
@@ -363,8 +386,10 @@ struct s_current {
 static int s_current_cb(void *arg, uint64_t seq)
 {
 	struct s_current *c = arg;
-	Yjlink__V1__Record *rec = yj_events_get_record(c->txn, seq);
-	const Yjlink__V1__Custody *cu = rec && rec->event ? rec->event->custody : NULL;
+	/* Most records have one or two messages, one of them the event being
+	 * routed: unpacking it again from the store was an eighth of ingest. */
+	Yjlink__V1__Record *rec = seq == c->own_seq ? NULL : yj_events_get_record(c->txn, seq);
+	const Yjlink__V1__Custody *cu = seq == c->own_seq ? c->own->custody : rec && rec->event ? rec->event->custody : NULL;
 	int64_t at = cu && cu->status_at ? cu->status_at->unix_us : INT64_MIN;
 	if (cu && (!c->seq || at >= c->status_at_us)) {
 		c->seq = seq;
@@ -384,11 +409,11 @@ static int s_custody_key(const Yjlink__V1__Event *ev, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? YJ_ERANGE : 0;
 }
 
-int yj_route_custody_now(struct yj_txn *txn, const Yjlink__V1__Event *ev, char *status, size_t size,
+int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Event *ev, char *status, size_t size,
 			 int64_t *detained_since_us)
 {
 	char key[600];
-	struct s_current cur = { txn, INT64_MIN, 0, "", 0 };
+	struct s_current cur = { txn, seq, ev, INT64_MIN, 0, "", 0 };
 	int rc = s_custody_key(ev, key, sizeof(key));
 	if (rc)
 		return rc;
@@ -523,7 +548,7 @@ static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t
 		       int64_t now_us, struct yj_route_counts *counts)
 {
 	char key[600];
-	struct s_ld_told t = { cfg, seq, { txn, INT64_MIN, 0, "", 0 }, "" };
+	struct s_ld_told t = { cfg, seq, { txn, 0, NULL, INT64_MIN, 0, "", 0 }, "" };
 	if (s_custody_key(ev, key, sizeof(key)) || !ev->custody->status || !strcmp(ev->custody->status, "detained"))
 		return 0;
 	int rc = yj_events_of_custody(txn, key, s_ld_seq_cb, &t);
@@ -547,11 +572,11 @@ static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t
 
 /* A referral about a record that is closed already (a late "detained"
  * message arriving after its release) would be historic at once. */
-static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, const Yjlink__V1__Event *ev)
+static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, uint64_t seq, const Yjlink__V1__Event *ev)
 {
 	char status[64];
 	int64_t since = 0;
-	if (strcmp(r->recipient, "liaison_diversion:suite") || yj_route_custody_now(txn, ev, status, sizeof(status), &since))
+	if (strcmp(r->recipient, "liaison_diversion:suite") || yj_route_custody_now(txn, seq, ev, status, sizeof(status), &since))
 		return 0;
 	return strcmp(status, "detained") != 0;
 }
@@ -584,7 +609,7 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 				counts->stale_by_rule[i]++;
 			continue;
 		}
-		if (s_ld_closed(txn, r, ev)) {
+		if (s_ld_closed(txn, r, seq, ev)) {
 			counts->ld_superseded++;
 			continue;
 		}

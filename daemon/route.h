@@ -122,9 +122,10 @@ int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const 
 			 const char *feed, int64_t at_us, const char *detail, int64_t now_us, int *queued);
 
 /* The custody record of ev now: the status of its latest message (into
- * status), and when the child arrived (*detained_since_us). YJ_ENOENT when ev
- * is not a custody event or the record has no stored message. */
-int yj_route_custody_now(struct yj_txn *txn, const Yjlink__V1__Event *ev, char *status, size_t size,
+ * status), and when the child arrived (*detained_since_us). seq is ev's own
+ * (0: not stored): that message is taken from ev, not read back. YJ_ENOENT
+ * when ev is not a custody event or the record has no stored message. */
+int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Event *ev, char *status, size_t size,
 			 int64_t *detained_since_us);
 
 /* Route the event just stored as seq, inside txn. first_contact as above.
