@@ -64,7 +64,7 @@ static const struct yj_setting s_table[] = {
 	  "YJL1 ROUTER endpoint (bind)" },
 	{ YJ_SETTING_INT, "ingest.max_message_bytes", OFF(ingest_max_message_bytes), "65536", 256, 16 << 20,
 	  "largest payload accepted; larger is REJECT too_large" },
-	{ YJ_SETTING_INT, "ingest.batch_max", OFF(ingest_batch_max), "8192", 1, 1 << 20,
+	{ YJ_SETTING_INT, "ingest.batch_max", OFF(ingest_batch_max), "4096", 1, 1 << 20,
 	  "most requests in one group commit" },
 	{ YJ_SETTING_INT, "ingest.quarantine_max_bytes", OFF(ingest_quarantine_max_bytes), "1048576", 0, 64 << 20,
 	  "raw bytes kept of each quarantined message" },

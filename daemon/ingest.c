@@ -2,11 +2,17 @@
 #include "ingest.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
+#include <zmq.h>
 
 #include "arena.h"
 #include "clock.h"
@@ -44,6 +50,12 @@ struct s_pending {
 	size_t raw_len;              /* bytes kept */
 	size_t raw_total;            /* bytes received */
 	unsigned frames;
+	/* to normalise (by the normaliser thread), NULL once done: */
+	const uint8_t *payload;      /* the whole payload, in the batch arena */
+	size_t payload_len;
+	enum yj_content_type ct;
+	int64_t received_us;         /* the daemon's clock when it came */
+	const char *retry;           /* answer RETRY with this reason, stored nothing (out of memory) */
 	const char *source_id;       /* "" when unreadable */
 	const char *force;           /* event's force (accepted events) */
 	/* accepted by the normaliser: */
@@ -63,12 +75,38 @@ struct s_pending {
 	uint64_t seq;
 };
 
+/* A batch of requests and the memory they point into. */
+struct s_batch {
+	struct yj_arena arena;
+	struct s_pending *pend;          /* owned */
+	size_t n_pend, cap_pend;
+	const struct yj_refdata *ref;    /* the tables its normalisation uses, in force when handed over */
+};
+
+/* Three batches make a pipeline (issue 14: parsing off the commit path, on
+ * the second core): while the normaliser thread parses one, the loop commits
+ * the one before and collects the next. A batch goes fill -> work (handed to
+ * the thread, which parses it) -> committed on the loop -> empty; the next
+ * fill is handed over before the parsed one is committed, so that the
+ * thread never waits for a commit. Only the thread touches a batch between
+ * handover and done; only the loop touches it otherwise. */
+#define S_BATCHES 3
 struct yj_ingest {
 	const struct yj_core *core;      /* borrowed: store, and the config and tables in force */
-	struct yj_arena scratch;         /* per-request normaliser memory */
-	struct yj_arena batch;           /* memory of the current batch */
-	struct s_pending *pend;          /* current batch, owned */
-	size_t n_pend, cap_pend;
+	struct s_batch b[S_BATCHES];
+	struct s_batch *fill;            /* inputs add here (loop) */
+	struct s_batch *work;            /* NULL, or handed to the normaliser, or normalised and awaiting commit */
+	struct s_batch *pend_batch;      /* the batch s_write_batch writes */
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int work_ready;                  /* loop -> thread: work is to be normalised (under mu) */
+	int work_done;                   /* thread -> loop: it is (under mu) */
+	int quit;                        /* loop -> thread: end (under mu) */
+	int efd;                         /* eventfd the thread writes when done: wakes the loop; -1 none */
+	struct yj_arena scratch;         /* the thread's per-request normaliser memory */
+	struct yj_arena loop_scratch;    /* the loop's, for what it refuses unparsed */
 	int draining;
 	int64_t batch_now_us;            /* stored_at of the batch being written */
 	struct yj_arena route_arena;     /* events unpacked for routing inside the transaction */
@@ -78,6 +116,10 @@ struct yj_ingest {
 	int64_t quota_warned_ms;         /* yj_loop_now_ms() of the last "quarantine full" warning, 0: none yet */
 	uint64_t quota_unwarned;         /* refused messages not kept since that warning */
 };
+
+static int s_thread_start(struct yj_ingest *ing);
+static void s_thread_stop(struct yj_ingest *ing);
+static int s_make_room(struct yj_ingest *ing);
 
 /* At most one "quarantine full" warning a minute: a flood of refused
  * messages must not become a flood of log lines as well. */
@@ -94,8 +136,17 @@ int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out)
 	}
 	ing->core = core;
 	yj_arena_init(&ing->scratch, 32768);
-	yj_arena_init(&ing->batch, 1 << 20);
+	yj_arena_init(&ing->loop_scratch, 4096);
+	for (int i = 0; i < S_BATCHES; i++)
+		yj_arena_init(&ing->b[i].arena, 1 << 20);
 	yj_arena_init(&ing->route_arena, 65536);
+	ing->fill = &ing->b[0];
+	ing->efd = -1;
+	int rc = s_thread_start(ing);
+	if (rc) {
+		yj_ingest_destroy(&ing);
+		return rc;
+	}
 	*out = ing;
 	return 0;
 }
@@ -105,15 +156,22 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 	struct yj_ingest *ing = ping ? *ping : NULL;
 	if (!ing)
 		return;
+	s_thread_stop(ing);
 	yj_arena_free(&ing->scratch);
-	yj_arena_free(&ing->batch);
+	yj_arena_free(&ing->loop_scratch);
+	for (int i = 0; i < S_BATCHES; i++) {
+		yj_arena_free(&ing->b[i].arena);
+		free(ing->b[i].pend);
+	}
 	yj_arena_free(&ing->route_arena);
-	free(ing->pend);
 	free(ing);
 	*ping = NULL;
 }
 
-size_t yj_ingest_pending(const struct yj_ingest *ing) { return ing->n_pend; }
+size_t yj_ingest_pending(const struct yj_ingest *ing)
+{
+	return ing->fill->n_pend + (ing->work ? ing->work->n_pend : 0);
+}
 void yj_ingest_set_draining(struct yj_ingest *ing, int on) { ing->draining = on; }
 
 const struct yj_ingest_stats *yj_ingest_stats(const struct yj_ingest *ing) { return &ing->stats; }
@@ -153,9 +211,9 @@ static void s_reply_retry(yj_reply_fn done, void *arg, const char *source_id, co
 }
 
 /* Fill the accepted-event fields of p from the normalised event. */
-static int s_take_event(struct yj_ingest *ing, struct s_pending *p, const Yjlink__V1__Event *ev)
+static int s_take_event(struct s_batch *b, struct s_pending *p, const Yjlink__V1__Event *ev)
 {
-	struct yj_arena *a = &ing->batch;
+	struct yj_arena *a = &b->arena;
 	size_t len = protobuf_c_message_get_packed_size(&ev->base);
 	uint8_t *buf = yj_arena_alloc(a, len ? len : 1);
 	char tmp[600];
@@ -176,7 +234,7 @@ static int s_take_event(struct yj_ingest *ing, struct s_pending *p, const Yjlink
 		p->custody_key = s_copy(a, tmp, strlen(tmp));
 	}
 	p->occurred_us = ev->occurred_at ? ev->occurred_at->unix_us : 0;
-	p->data_quality = yj_event_data_quality(ev, ing->core->ref);
+	p->data_quality = yj_event_data_quality(ev, b->ref);
 	if (!p->force || !p->source_key || !p->child_id)
 		return YJ_ENOMEM;
 	return 0;
@@ -206,38 +264,197 @@ static int s_take_extras(struct yj_arena *a, const struct yj_request *req, struc
 	return 0;
 }
 
+/* Normalise p (the thread's work, or the loop's for a payload over the size
+ * limit, refused without parsing): its event or its refusal, in b's arena. */
+static void s_normalise_one(struct yj_arena *scratch, struct s_batch *b, struct s_pending *p, const uint8_t *payload,
+			    size_t payload_len, size_t max_bytes)
+{
+	struct yj_norm_opts o = { b->ref, p->received_us, max_bytes };
+	struct yj_norm_result res;
+	yj_arena_reset(scratch);
+	int rc = yj_normalise(&o, p->feed, p->ct, payload, payload_len, scratch, &res);
+	p->payload = NULL;
+	if (rc == YJ_ENOMEM) {
+		p->retry = "overloaded";
+		return;
+	}
+	if (res.source_id)
+		p->source_id = s_copy(&b->arena, res.source_id, strlen(res.source_id));
+	if (!p->source_id) {
+		p->source_id = "";
+		p->retry = "overloaded";
+		return;
+	}
+	if (rc == 0) {
+		if (s_take_event(b, p, res.event))
+			p->retry = "overloaded";
+	} else {
+		p->rej = res.reject;
+	}
+}
+
+/* The normaliser thread: the parsing of each batch handed over, so that the
+ * loop's core commits while the other one parses. */
+static void *s_thread_main(void *arg)
+{
+	struct yj_ingest *ing = arg;
+	pthread_setname_np(pthread_self(), "yj-normalise");
+	pthread_mutex_lock(&ing->mu);
+	for (;;) {
+		while (!ing->work_ready && !ing->quit)
+			pthread_cond_wait(&ing->cv, &ing->mu);
+		if (ing->quit)
+			break;
+		ing->work_ready = 0;
+		struct s_batch *b = ing->work;
+		size_t max_bytes = (size_t)ing->core->cfg->ingest_max_message_bytes;
+		pthread_mutex_unlock(&ing->mu);
+		for (size_t i = 0; i < b->n_pend; i++) {
+			struct s_pending *p = &b->pend[i];
+			if (p->payload)
+				s_normalise_one(&ing->scratch, b, p, p->payload, p->payload_len, max_bytes);
+		}
+		pthread_mutex_lock(&ing->mu);
+		ing->work_done = 1;
+		pthread_cond_broadcast(&ing->cv);
+		if (ing->efd >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(ing->efd, &one, sizeof(one));
+			(void)w;
+		}
+	}
+	pthread_mutex_unlock(&ing->mu);
+	return NULL;
+}
+
+/* The thread's wake-up of the loop: only clears the eventfd; the commit
+ * is yj_ingest_pump()'s, before the loop sleeps. */
+static int s_on_done(struct yj_loop *loop, void *sock, int fd, short revents, void *arg)
+{
+	uint64_t v;
+	(void)loop;
+	(void)sock;
+	(void)revents;
+	(void)arg;
+	ssize_t r = read(fd, &v, sizeof(v));
+	(void)r;
+	return 0;
+}
+
+static int s_thread_start(struct yj_ingest *ing)
+{
+	sigset_t all, old;
+	int rc;
+	if (pthread_mutex_init(&ing->mu, NULL) || pthread_cond_init(&ing->cv, NULL))
+		return YJ_ENOMEM;
+	if (ing->core->loop) {
+		ing->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (ing->efd < 0 || yj_loop_add(ing->core->loop, NULL, ing->efd, ZMQ_POLLIN, s_on_done, ing)) {
+			yj_err("ingest: cannot make the normaliser's eventfd: %s", strerror(errno));
+			return YJ_EIO;
+		}
+	}
+	/* Signals are the loop's (signalfd): the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&ing->thread, NULL, s_thread_main, ing);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		yj_err("ingest: cannot start the normaliser thread: %s", strerror(rc));
+		return YJ_EIO;
+	}
+	ing->thread_started = 1;
+	return 0;
+}
+
+static void s_thread_stop(struct yj_ingest *ing)
+{
+	if (ing->thread_started) {
+		pthread_mutex_lock(&ing->mu);
+		ing->quit = 1;
+		pthread_cond_broadcast(&ing->cv);
+		pthread_mutex_unlock(&ing->mu);
+		pthread_join(ing->thread, NULL);
+		ing->thread_started = 0;
+		pthread_cond_destroy(&ing->cv);
+		pthread_mutex_destroy(&ing->mu);
+	}
+	if (ing->efd >= 0) {
+		if (ing->core->loop)
+			yj_loop_remove(ing->core->loop, NULL, ing->efd);
+		close(ing->efd);
+		ing->efd = -1;
+	}
+}
+
+/* Hand the fill batch to the thread (none may be there); the next fill is
+ * an empty one other than committing (the parsed batch about to be
+ * committed, or NULL). */
+static void s_handover(struct yj_ingest *ing, const struct s_batch *committing)
+{
+	struct s_batch *b = ing->fill;
+	b->ref = ing->core->ref;
+	for (int i = 0; i < S_BATCHES; i++) {
+		if (&ing->b[i] != b && &ing->b[i] != committing) {
+			ing->fill = &ing->b[i];
+			break;
+		}
+	}
+	pthread_mutex_lock(&ing->mu);
+	ing->work = b;
+	ing->work_done = 0;
+	ing->work_ready = 1;
+	pthread_cond_signal(&ing->cv);
+	pthread_mutex_unlock(&ing->mu);
+}
+
+static int s_work_done(struct yj_ingest *ing, int wait)
+{
+	pthread_mutex_lock(&ing->mu);
+	while (wait && !ing->work_done)
+		pthread_cond_wait(&ing->cv, &ing->mu);
+	int done = ing->work_done;
+	pthread_mutex_unlock(&ing->mu);
+	return done;
+}
+
 int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg)
 {
-	int rc = 0;
+	struct s_batch *b = ing->fill;
 
 	if (ing->draining) {
 		s_reply_retry(done, arg, "", "shutting down");
 		ing->stats.retries++;
 		return 0;
 	}
-	if (ing->n_pend == ing->cap_pend) {
-		size_t ncap = ing->cap_pend ? ing->cap_pend * 2 : 1024;
-		struct s_pending *np = realloc(ing->pend, ncap * sizeof(*np));
+	if (b->n_pend == b->cap_pend) {
+		size_t ncap = b->cap_pend ? b->cap_pend * 2 : 1024;
+		struct s_pending *np = realloc(b->pend, ncap * sizeof(*np));
 		if (!np) {
 			s_reply_retry(done, arg, "", "overloaded");
 			return YJ_ENOMEM;
 		}
-		ing->pend = np;
-		ing->cap_pend = ncap;
+		b->pend = np;
+		b->cap_pend = ncap;
 	}
-	struct s_pending *p = &ing->pend[ing->n_pend];
+	struct s_pending *p = &b->pend[b->n_pend];
 	memset(p, 0, sizeof(*p));
 	p->done = done;
 	p->arg = arg;
 	p->origin = req->origin;
 	p->frames = req->frames;
 	p->source_id = "";
+	p->received_us = yj_clock_now_us();
 
-	struct yj_arena *a = &ing->batch;
+	struct yj_arena *a = &b->arena;
+	size_t max_bytes = (size_t)ing->core->cfg->ingest_max_message_bytes;
 	size_t keep = req->payload_len;
 	if (keep > (size_t)ing->core->cfg->ingest_quarantine_max_bytes)
 		keep = (size_t)ing->core->cfg->ingest_quarantine_max_bytes;
-	uint8_t *raw = yj_arena_alloc(a, keep ? keep : 1);
+	/* What the thread parses is the quarantine's copy too, whole when it is
+	 * within the size limit (over it, nothing is parsed). */
+	size_t copy = req->payload_len <= max_bytes && req->payload_len > keep ? req->payload_len : keep;
+	uint8_t *raw = yj_arena_alloc(a, copy ? copy : 1);
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
 	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
 	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
@@ -245,8 +462,8 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		s_reply_retry(done, arg, "", "overloaded");
 		return YJ_ENOMEM;
 	}
-	if (keep)
-		memcpy(raw, req->payload, keep);
+	if (copy)
+		memcpy(raw, req->payload, copy);
 	p->raw = raw;
 	p->raw_len = keep;
 	p->raw_total = req->payload_len;
@@ -263,35 +480,19 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "",
 			      "unknown content type: expected application/json or application/x-protobuf");
 	} else {
-		struct yj_norm_opts o = { ing->core->ref, yj_clock_now_us(), (size_t)ing->core->cfg->ingest_max_message_bytes };
-		struct yj_norm_result res;
-		yj_arena_reset(&ing->scratch);
-		rc = yj_normalise(&o, feed, ct, req->payload, req->payload_len, &ing->scratch, &res);
-		if (rc == YJ_ENOMEM) {
-			s_reply_retry(done, arg, "", "overloaded");
-			return rc;
-		}
-		if (res.source_id)
-			p->source_id = s_copy(a, res.source_id, strlen(res.source_id));
-		if (!p->source_id) {
-			s_reply_retry(done, arg, "", "overloaded");
-			return YJ_ENOMEM;
-		}
 		p->feed = feed;
-		if (rc == 0) {
-			rc = s_take_event(ing, p, res.event);
-			if (rc) {
-				s_reply_retry(done, arg, p->source_id, "overloaded");
-				return rc;
-			}
+		p->ct = ct;
+		if (req->payload_len <= max_bytes) {
+			p->payload = raw;
+			p->payload_len = req->payload_len;
 		} else {
-			p->rej = res.reject;
-			rc = 0;
+			b->ref = ing->core->ref;
+			s_normalise_one(&ing->loop_scratch, b, p, req->payload, req->payload_len, max_bytes);
 		}
 	}
-	ing->n_pend++;
-	if (ing->n_pend >= (size_t)ing->core->cfg->ingest_batch_max)
-		return yj_ingest_flush(ing, NULL);
+	b->n_pend++;
+	if (b->n_pend >= (size_t)ing->core->cfg->ingest_batch_max)
+		return s_make_room(ing);
 	return 0;
 }
 
@@ -440,8 +641,9 @@ static int s_audit_collection(struct yj_txn *txn, struct yj_ingest *ing)
 	uint64_t per_sender[S_SENDERS_MAX] = { 0 }, other = 0;
 	size_t n_senders = 0;
 
-	for (size_t i = 0; i < ing->n_pend; i++) {
-		const struct s_pending *p = &ing->pend[i];
+	const struct s_batch *b = ing->pend_batch;
+	for (size_t i = 0; i < b->n_pend; i++) {
+		const struct s_pending *p = &b->pend[i];
 		if (p->status != YJ_STATUS_OK || !p->seq)
 			continue;
 		if (!n++)
@@ -504,12 +706,18 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 	struct yj_ingest *ing = arg;
 	int rc = 0;
 
+	struct s_batch *b = ing->pend_batch;
 	memset(&ing->routed, 0, sizeof(ing->routed));
-	for (size_t i = 0; i < ing->n_pend && !rc; i++) {
-		struct s_pending *p = &ing->pend[i];
+	for (size_t i = 0; i < b->n_pend && !rc; i++) {
+		struct s_pending *p = &b->pend[i];
 		p->store_rej.code = YJ_REJ_NONE;
 		p->dropped = 0;
 		p->seq = 0;
+		if (p->retry) {
+			/* Not taken (no memory to parse it): nor is its position. */
+			p->status = YJ_STATUS_RETRY;
+			continue;
+		}
 		/* The input's position goes with what it stands for, refused or not:
 		 * a restart resumes after this request, never before or beyond it. */
 		if (p->position_key && (rc = yj_positions_put(txn, p->position_key, p->position, p->position_len)))
@@ -604,8 +812,8 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		break;
 	}
 	case YJ_STATUS_RETRY:
-		r.detail = r.reason = "retry";
-		r.detail_len = 5;
+		r.detail = r.reason = p->retry ? p->retry : "retry";
+		r.detail_len = strlen(r.detail);
 		ing->stats.retries++;
 		break;
 	}
@@ -621,31 +829,30 @@ static void s_report(struct yj_ingest *ing, struct yj_route_counts *routed)
 	memset(&ing->unreported, 0, sizeof(ing->unreported));
 }
 
-int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
+/* Commit batch b (normalised) and send its replies; it is empty after. */
+static int s_commit(struct yj_ingest *ing, struct s_batch *b)
 {
-	if (ing->n_pend == 0) {
-		s_report(ing, routed);
-		return 0;
-	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ing->batch_now_us = yj_clock_now_us();
+	ing->pend_batch = b;
 	int rc = yj_store_write(ing->core->store, s_write_batch, ing);
+	ing->pend_batch = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
 	if (rc) {
 		const char *why = rc == YJ_ENOSPC ? "store full: disk or map at its cap" : "store error";
-		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", ing->n_pend, yj_strerror(rc));
-		for (size_t i = 0; i < ing->n_pend; i++) {
-			s_reply_retry(ing->pend[i].done, ing->pend[i].arg, ing->pend[i].source_id, why);
+		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", b->n_pend, yj_strerror(rc));
+		for (size_t i = 0; i < b->n_pend; i++) {
+			s_reply_retry(b->pend[i].done, b->pend[i].arg, b->pend[i].source_id, why);
 			ing->stats.retries++;
 		}
 	} else {
 		size_t dropped = 0;
-		for (size_t i = 0; i < ing->n_pend; i++) {
-			dropped += (size_t)ing->pend[i].dropped;
-			s_send_reply(ing, &ing->pend[i]);
+		for (size_t i = 0; i < b->n_pend; i++) {
+			dropped += (size_t)b->pend[i].dropped;
+			s_send_reply(ing, &b->pend[i]);
 		}
 		if (dropped)
 			s_quota_warn(ing, dropped);
@@ -659,8 +866,55 @@ int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 		ing->unreported.digest += ing->routed.digest;
 		ing->unreported.held += ing->routed.held;
 	}
-	ing->n_pend = 0;
-	yj_arena_reset(&ing->batch);
+	b->n_pend = 0;
+	yj_arena_reset(&b->arena);
+	return rc;
+}
+
+/* One step of the pipeline: take the thread's batch once parsed (waiting
+ * for it with wait), give the thread the fill batch, then commit the parsed
+ * one while the thread parses. 1 when a batch was committed, 0 when none
+ * was ready, or the commit's error. */
+static int s_advance(struct yj_ingest *ing, int wait)
+{
+	struct s_batch *parsed = NULL;
+	if (ing->work && s_work_done(ing, wait)) {
+		parsed = ing->work;
+		ing->work = NULL;
+	}
+	if (!ing->work && ing->fill->n_pend)
+		s_handover(ing, parsed);
+	if (!parsed)
+		return 0;
+	int rc = s_commit(ing, parsed);
+	return rc ? rc : 1;
+}
+
+/* The fill batch is full: it goes to the thread once the thread is done
+ * with the one it has (the loop waits: the pipeline's back pressure). */
+static int s_make_room(struct yj_ingest *ing)
+{
+	int rc = s_advance(ing, 1);
+	if (ing->fill->n_pend)
+		s_handover(ing, NULL);
+	return rc < 0 ? rc : 0;
+}
+
+int yj_ingest_pump(struct yj_ingest *ing, struct yj_route_counts *routed)
+{
+	int rc = s_advance(ing, 0);
+	s_report(ing, routed);
+	return rc;
+}
+
+int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
+{
+	int rc = 0;
+	while (ing->work || ing->fill->n_pend) {
+		int r = s_advance(ing, 1);
+		if (r < 0 && !rc)
+			rc = r;
+	}
 	s_report(ing, routed);
 	return rc;
 }

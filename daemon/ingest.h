@@ -1,8 +1,9 @@
 /* ingest.h: the ingest core. Inputs submit requests; the core checks the
- * framing, normalises, and collects them into a batch; yj_ingest_flush()
- * (called once per loop iteration, before the loop sleeps) writes the whole
- * batch in one synced LMDB transaction and only then sends every reply:
- * group commit, persist before acknowledge.
+ * framing and collects them into a batch; a thread of its own normalises
+ * each batch (parsing on the second core, issue 14) while the loop commits
+ * the one before; yj_ingest_pump() (called once per loop iteration, before
+ * the loop sleeps) writes each parsed batch in one synced LMDB transaction
+ * and only then sends every reply: group commit, persist before acknowledge.
  *
  * Decisions that need the store (DUP, REJECT conflict, REJECT forbidden)
  * are made inside the write transaction, so two copies of one message in one
@@ -60,9 +61,18 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 
 struct yj_route_counts;
 
-/* Commit the batch and send its replies; *routed (may be NULL) says what
- * the batch routed (all zero when nothing was written), so the caller can
- * wake delivery. Returns 0, or the store's error (the replies then said RETRY). */
+/* Once per loop iteration: commit the batch the normaliser thread has
+ * parsed, if it has, and send its replies; hand the requests collected
+ * since to the thread when it is free. *routed (may be NULL) says what was
+ * routed since the last report (all zero when nothing was written), so the
+ * caller can wake delivery. Returns 1 when a batch was committed, 0 when
+ * none was ready, or the store's error (the replies then said RETRY). */
+int yj_ingest_pump(struct yj_ingest *ing, struct yj_route_counts *routed);
+
+/* Commit everything submitted so far (waiting for its parsing) and send
+ * every reply: at stop, before a reload swaps the tables the thread reads,
+ * and wherever the caller needs the store to hold all it was sent. Returns 0,
+ * or the store's error. */
 int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed);
 
 size_t yj_ingest_pending(const struct yj_ingest *ing);

@@ -294,6 +294,12 @@ static int s_reload(struct yj_core *core, const char *actor)
 		int arc = yj_store_write(d->core.store, s_reload_audit_write, &ra);
 		if (arc)
 			yj_warn("reload: the audit record of this reload could not be written: %s", yj_strerror(arc));
+		/* The normaliser thread reads the old tables while it parses: what
+		 * was sent before the reload is taken under the old config. */
+		struct yj_route_counts routed;
+		yj_ingest_flush(d->core.ingest, &routed);
+		if (routed.outbox)
+			yj_outbox_kick(d->core.outbox);
 		/* Between two loop iterations: every module reads core->cfg at use. */
 		d->core.cfg = cfg;
 		d->core.ref = ref;
@@ -345,9 +351,10 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 
 /* The one before-sleep (Redis's beforeSleep): once per loop iteration,
  * after every ready handler has run, in this order and for these reasons:
- *  1. ingest: commit the batch the inputs collected in one synced
- *     transaction, then send every reply (persist before acknowledge: an OK
- *     must never go out before its commit);
+ *  1. ingest: commit the batch the normaliser thread has parsed in one
+ *     synced transaction, then send every reply (persist before acknowledge:
+ *     an OK must never go out before its commit), and hand it what the
+ *     inputs collected since;
  *  2. delivery: when that batch routed notifications, start them now rather
  *     at the outbox's next tick (the notification latency bar), which reads
  *     the transaction just committed;
@@ -360,16 +367,15 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct s_daemon *d = arg;
 	struct yj_route_counts routed;
-	size_t had = yj_ingest_pending(d->core.ingest);
-	int rc = yj_ingest_flush(d->core.ingest, &routed);
+	int rc = yj_ingest_pump(d->core.ingest, &routed);
 	if (routed.outbox)
 		yj_outbox_kick(d->core.outbox);
 	yj_outbox_flush(d->core.outbox);
 	if (d->core.metrics) {
 		yj_metrics_beat(d->core.metrics);
 		/* Only a batch actually written says anything about the store. */
-		if (had)
-			yj_metrics_set_store_ok(d->core.metrics, rc == 0, rc ? yj_strerror(rc) : "");
+		if (rc)
+			yj_metrics_set_store_ok(d->core.metrics, rc > 0, rc < 0 ? yj_strerror(rc) : "");
 	}
 	if (d->stopping && yj_loop_now_ms() >= d->stop_deadline_ms)
 		yj_loop_stop(loop);

@@ -49,6 +49,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1739,11 +1740,22 @@ static Yjlink__V1__Event *s_norm_pb(struct s_ctx *c, const uint8_t *p, size_t n,
 /* cJSON allocates a node per value: ~40 malloc/free pairs per event, a
  * tenth of the ingest budget. While one message is parsed, cJSON draws on
  * that message's arena instead and frees nothing; the arena goes with the
- * request. The hooks are global, so they are set and restored around each
- * parse (the daemon parses on one thread). */
-static struct yj_arena *s_cjson_arena;
-static void *s_cjson_alloc(size_t size) { return yj_arena_alloc(s_cjson_arena, size); }
-static void s_cjson_free(void *p) { (void)p; }
+ * request. The hooks are global and installed once; the arena is the
+ * thread's own, set around each parse (the normaliser parses on a thread of
+ * its own, ingest.c), so every other use of cJSON, on any thread, gets
+ * malloc and free. */
+static _Thread_local struct yj_arena *s_cjson_arena;
+static void *s_cjson_alloc(size_t size) { return s_cjson_arena ? yj_arena_alloc(s_cjson_arena, size) : malloc(size); }
+static void s_cjson_free(void *p)
+{
+	if (!s_cjson_arena)
+		free(p);
+}
+static void s_cjson_hooks(void)
+{
+	cJSON_Hooks hooks = { s_cjson_alloc, s_cjson_free };
+	cJSON_InitHooks(&hooks);
+}
 
 int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_content_type ct,
 		 const void *payload, size_t len, struct yj_arena *arena, struct yj_norm_result *res)
@@ -1766,11 +1778,11 @@ int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_con
 		yj_reject_set(&res->reject, YJ_REJ_TOO_LARGE, "", "payload of %zu bytes is over the limit of %zu", len,
 			      opts->max_bytes);
 	} else if (ct == YJ_CT_JSON) {
-		cJSON_Hooks hooks = { s_cjson_alloc, s_cjson_free };
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, s_cjson_hooks);
 		s_cjson_arena = arena;
-		cJSON_InitHooks(&hooks);
 		ev = s_norm_json(&c, payload, len, &root, res);
-		cJSON_InitHooks(NULL);
+		s_cjson_arena = NULL;
 		root = NULL;  /* in the arena */
 	} else {
 		ev = s_norm_pb(&c, payload, len, res);

@@ -765,7 +765,7 @@ static void test_grouplist_reference(void **state)
 	yj_config_print_reference(f, s_flock_owners);
 	assert_int_equal(fclose(f), 0);
 	/* The owner's table under the section it shares with the core. */
-	assert_non_null(strstr(buf, "| `ingest.batch_max` | an integer | `8192` |"));
+	assert_non_null(strstr(buf, "| `ingest.batch_max` | an integer | `4096` |"));
 	assert_non_null(strstr(buf, "\n`ingest` settings (test_flock):\n\n| setting | type | default | meaning |\n"));
 	assert_non_null(strstr(buf, "| `ingest.flocks` | a list of groups ( { ... }, ... ) | `()` | flocks watched |\n"
 				    "| `ingest.flocks[].name` | a string | required | the flock's name |\n"
