@@ -177,8 +177,8 @@ def run(args, events, children):
         anon = [bl.memory(daemon.proc.pid, daemon.store)["anon"]]
         peak_text = peak_json = 0
         for _ in range(args.repeat):
-            # Sampled apart: the text preview is the digest build alone; the --json one
-            # adds the control socket's copy of every rendering (cJSON, then its print).
+            # Sampled apart: the text preview is the index and the text in the reply; the
+            # --json one has the HTML and the CSV in the reply as well.
             sampler = bl.AnonSampler(daemon.proc.pid, 0.05)
             dt, _ = timed(base + cmd)
             peak_text = max(peak_text, sampler.stop())
@@ -228,8 +228,8 @@ def run(args, events, children):
         print("daemon anonymous memory before the previews %.1f MiB, after each pair of them %s MiB" %
               (bl.mib(anon[0]), ", ".join("%.1f" % bl.mib(a) for a in anon[1:])))
         print("PEAK private (anonymous) memory during the previews of %d events, sampled every 50 ms: %.1f MiB "
-              "(bar 64 MiB: %s); text preview (the build alone) %.1f MiB, --json preview (text, HTML and CSV "
-              "copied into the control reply) %.1f MiB" % (events, bl.mib(peak), "met" if peak <= 64 << 20
+              "(bar 64 MiB: %s); text preview %.1f MiB, --json preview (text, HTML and CSV in the control reply) "
+              "%.1f MiB" % (events, bl.mib(peak), "met" if peak <= 64 << 20
                                                           else "MISSED", bl.mib(peak_text), bl.mib(peak_json)))
         print("daily digest by email: %s after %.2f s (%d bytes); PEAK private (anonymous) memory meanwhile, "
               "sampled every 50 ms: %.1f MiB (bar 64 MiB: %s); anonymous after %.1f MiB" %
