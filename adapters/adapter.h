@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "diag.h"
 #include "settings.h"
@@ -135,6 +136,13 @@ struct yj_message {
 	const char *csv;              /* the CSV of §5 */
 	size_t csv_len;
 	const char *csv_name;         /* yjlink-digest-<yjs>-<date>.csv */
+	/* A digest's renderings of the adapter's digest_streamed are not in
+	 * text, html and csv but written on demand, streaming, so that the
+	 * adapter holds only what it sends: write_part(write_arg, part, f)
+	 * writes rendering part (one of those bits) to f, during deliver()
+	 * only. Returns 0 or a negative code. NULL for any other message. */
+	int (*write_part)(void *arg, unsigned part, FILE *f);
+	void *write_arg;
 };
 
 /* Called exactly once per accepted delivery, from the loop (never from
@@ -205,6 +213,9 @@ struct yj_adapter {
 	/* The digest renderings it sends (enum yj_digest_part of digest.h as
 	 * bits: 1 text, 2 html, 4 csv, 8 json); 0: all. */
 	unsigned digest_parts;
+	/* Of those, the ones it takes through yj_message.write_part rather
+	 * than as strings (the JSON is always a string). */
+	unsigned digest_streamed;
 };
 
 /* Every adapter compiled in, NULL-terminated (adapters/registry.c). */

@@ -79,6 +79,7 @@
 #include <zmq.h>
 
 #include "adapter.h"
+#include "bigbuf.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -159,6 +160,7 @@ struct s_job {
 	struct s_job *prev, *next;      /* in st->jobs; next alone in the pool's queue or finished list */
 	struct curl_slist *rcpt;        /* owned: "<address>" per recipient, read by curl */
 	char *msg;                      /* owned: the whole RFC 5322 message */
+	int msg_big;                    /* msg is from yj_big_realloc (bigbuf.h) */
 	size_t len;                     /* of msg */
 	size_t pos;                     /* how much of msg curl has read */
 	char *url;                      /* owned: the relay, as when delivered */
@@ -211,27 +213,25 @@ struct s_buf {
 	size_t len;                     /* bytes used, without the NUL */
 	size_t cap;                     /* bytes allocated */
 	int err;                        /* YJ_ENOMEM once anything failed */
+	int big;                        /* p is from yj_big_realloc (bigbuf.h): a digest's tens of MiB */
 };
 
 static void s_buf_add(struct s_buf *b, const void *data, size_t n)
 {
-	if (b->err)
+	if (b->err || (b->err = yj_buf_reserve(&b->p, &b->cap, b->len + n + 1, b->big)))
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->err = YJ_ENOMEM;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+static void s_buf_free(struct s_buf *b)
+{
+	if (b->big)
+		yj_big_free(b->p);
+	else
+		free(b->p);
+	b->p = NULL;
 }
 
 static void s_buf_str(struct s_buf *b, const char *s)
@@ -283,15 +283,94 @@ static void s_buf_b64_word(struct s_buf *b, const unsigned char *d, size_t n)
 	}
 }
 
-/* Base64 of a body, in CRLF-terminated lines of S_B64_LINE characters. */
-static void s_buf_b64_body(struct s_buf *b, const void *data, size_t n)
+/* A body part's base64 in the making: its bytes go in as they come (a
+ * string, or a digest's rendering as the core writes it), text in its
+ * canonical form (RFC 2049: every line break CRLF, whatever the producer
+ * used), and come out in CRLF-terminated lines of S_B64_LINE characters. No
+ * copy of the part is ever made. */
+struct s_b64 {
+	struct s_buf *b;                /* borrowed: the message */
+	int canon;                      /* text: line breaks made CRLF, the part ends at a NUL */
+	int cr;                         /* the last byte was a CR (its CRLF is out: an LF next is part of it) */
+	int ended;                      /* a NUL was seen: the rest is not text */
+	unsigned char line[S_B64_LINE / 4 * 3];
+	size_t n;                       /* bytes in line */
+};
+
+static void s_b64_put(struct s_b64 *e, const unsigned char *d, size_t n)
+{
+	while (n) {
+		size_t k = sizeof(e->line) - e->n < n ? sizeof(e->line) - e->n : n;
+		memcpy(e->line + e->n, d, k);
+		e->n += k;
+		d += k;
+		n -= k;
+		if (e->n == sizeof(e->line)) {
+			s_buf_b64_word(e->b, e->line, e->n);
+			s_buf_add(e->b, "\r\n", 2);
+			e->n = 0;
+		}
+	}
+}
+
+static void s_b64_write(struct s_b64 *e, const void *data, size_t n)
 {
 	const unsigned char *d = data;
-	const size_t per_line = S_B64_LINE / 4 * 3;
-	for (size_t i = 0; i < n; i += per_line) {
-		s_buf_b64_word(b, d + i, n - i < per_line ? n - i : per_line);
-		s_buf_add(b, "\r\n", 2);
+	if (!e->canon) {
+		s_b64_put(e, d, n);
+		return;
 	}
+	size_t run = 0;
+	for (size_t i = 0; i < n && !e->ended; i++) {
+		if (d[i] != '\r' && d[i] != '\n' && d[i] != '\0') {
+			e->cr = 0;
+			continue;
+		}
+		s_b64_put(e, d + run, i - run);
+		run = i + 1;
+		if (d[i] == '\0')
+			e->ended = 1;
+		else if (d[i] == '\r' || !e->cr)
+			s_b64_put(e, (const unsigned char *)"\r\n", 2);
+		e->cr = d[i] == '\r';
+	}
+	if (!e->ended)
+		s_b64_put(e, d + run, n - run);
+}
+
+static void s_b64_end(struct s_b64 *e)
+{
+	if (e->n) {
+		s_buf_b64_word(e->b, e->line, e->n);
+		s_buf_add(e->b, "\r\n", 2);
+	}
+	e->n = 0;
+}
+
+static ssize_t s_b64_stream_write(void *cookie, const char *data, size_t n)
+{
+	struct s_b64 *e = cookie;
+	s_b64_write(e, data, n);
+	return e->b->err ? -1 : (ssize_t)n;
+}
+
+/* Digest rendering part of m (yj_message.write_part), written by the core
+ * straight into its base64. */
+static void s_b64_part(struct s_buf *b, const struct yj_message *m, unsigned part, int canon)
+{
+	static const cookie_io_functions_t io = { .write = s_b64_stream_write };
+	struct s_b64 e = { .b = b, .canon = canon };
+	FILE *f = fopencookie(&e, "w", io);
+	if (!f) {
+		b->err = YJ_ENOMEM;
+		return;
+	}
+	int rc = m->write_part(m->write_arg, part, f);
+	if (fclose(f) && !rc)
+		rc = YJ_ENOMEM;
+	s_b64_end(&e);
+	if (rc && !b->err)
+		b->err = rc;
 }
 
 static void s_free_str(char **s)
@@ -441,7 +520,10 @@ static void s_job_free(struct s_job *job)
 	if (!job)
 		return;
 	curl_slist_free_all(job->rcpt);
-	free(job->msg);
+	if (job->msg_big)
+		yj_big_free(job->msg);
+	else
+		free(job->msg);
 	free(job->url);
 	free(job->mail_from);
 	s_free_str(&job->user);
@@ -596,33 +678,34 @@ static void s_put_clean(struct s_buf *b, const char *v)
 
 /* A text part. Text is encoded in its canonical form (RFC 2049): every
  * line break CRLF, whatever the producer used. */
-static void s_put_text_part(struct s_buf *b, const char *boundary, const char *type, const char *text)
+static void s_put_text_head(struct s_buf *b, const char *boundary, const char *type)
 {
-	struct s_buf canon = { 0 };
 	s_buf_fmt(b, "--%s\r\nContent-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n", boundary,
 		  type);
-	s_buf_str(&canon, "");
-	for (const char *p = text; *p;) {
-		size_t len = strcspn(p, "\r\n");
-		s_buf_add(&canon, p, len);
-		p += len;
-		if (!*p)
-			break;
-		s_buf_str(&canon, "\r\n");
-		p += p[0] == '\r' && p[1] == '\n' ? 2 : 1;
-	}
-	if (canon.err)
-		b->err = canon.err;
-	else
-		s_buf_b64_body(b, canon.p, canon.len);
-	free(canon.p);
 }
 
-static void s_put_alternative(struct s_buf *b, const char *text, const char *html)
+static void s_put_text_part(struct s_buf *b, const char *boundary, const char *type, const char *text)
 {
-	s_put_text_part(b, S_ALT_BOUNDARY, "text/plain", text ? text : "");
-	if (html)
-		s_put_text_part(b, S_ALT_BOUNDARY, "text/html", html);
+	struct s_b64 e = { .b = b, .canon = 1 };
+	s_put_text_head(b, boundary, type);
+	s_b64_write(&e, text, strlen(text));
+	s_b64_end(&e);
+}
+
+/* The text and HTML of m: a digest's straight from the core (m's
+ * write_part), each in turn, else the strings text and html. */
+static void s_put_alternative(struct s_buf *b, const struct yj_message *m, const char *text, const char *html)
+{
+	if (m->write_part) {
+		s_put_text_head(b, S_ALT_BOUNDARY, "text/plain");
+		s_b64_part(b, m, 1, 1);
+		s_put_text_head(b, S_ALT_BOUNDARY, "text/html");
+		s_b64_part(b, m, 2, 1);
+	} else {
+		s_put_text_part(b, S_ALT_BOUNDARY, "text/plain", text ? text : "");
+		if (html)
+			s_put_text_part(b, S_ALT_BOUNDARY, "text/html", html);
+	}
 	s_buf_str(b, "--" S_ALT_BOUNDARY "--\r\n");
 }
 
@@ -799,7 +882,7 @@ static int s_build_message(const struct s_state *st, const struct yj_message *m,
 	if (m->kind == YJ_MESSAGE_NOTIFICATION) {
 		s_buf_str(b, "Content-Type: multipart/alternative; boundary=\"" S_ALT_BOUNDARY "\"\r\n\r\n"
 			     "This is a MIME message.\r\n");
-		s_put_alternative(b, text, html);
+		s_put_alternative(b, m, text, html);
 		return b->err;
 	}
 	s_buf_str(b, m->kind == YJ_MESSAGE_REPORT ? "X-Yjlink-Report-Id: " : "X-Yjlink-Digest-Id: ");
@@ -814,13 +897,19 @@ static int s_build_message(const struct s_state *st, const struct yj_message *m,
 		     "This is a MIME message.\r\n"
 		     "--" S_MIXED_BOUNDARY "\r\n"
 		     "Content-Type: multipart/alternative; boundary=\"" S_ALT_BOUNDARY "\"\r\n\r\n");
-	s_put_alternative(b, text, html);
+	s_put_alternative(b, m, text, html);
 	s_buf_str(b, "--" S_MIXED_BOUNDARY "\r\nContent-Type: text/csv; charset=utf-8; ");
 	s_put_filename(b, "name", name);
 	s_buf_str(b, "\r\nContent-Disposition: attachment; ");
 	s_put_filename(b, "filename", name);
 	s_buf_str(b, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
-	s_buf_b64_body(b, m->csv ? m->csv : "", m->csv ? m->csv_len : 0);
+	if (m->write_part) {
+		s_b64_part(b, m, 4, 0);
+	} else {
+		struct s_b64 e = { .b = b };
+		s_b64_write(&e, m->csv ? m->csv : "", m->csv ? m->csv_len : 0);
+		s_b64_end(&e);
+	}
 	s_buf_str(b, "--" S_MIXED_BOUNDARY "--\r\n");
 	return b->err;
 }
@@ -1305,6 +1394,8 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	    (m->kind != YJ_MESSAGE_NOTIFICATION && m->kind != YJ_MESSAGE_DIGEST && m->kind != YJ_MESSAGE_REPORT))
 		return YJ_EINVAL;
 	const char *what = m->kind == YJ_MESSAGE_DIGEST ? "digest" : m->kind == YJ_MESSAGE_REPORT ? "board report" : "notification";
+	/* A digest's or a board pack's message is tens of MiB: a mapping of its own. */
+	msg.big = m->kind != YJ_MESSAGE_NOTIFICATION;
 	job = calloc(1, sizeof(*job));
 	if (!job) {
 		rc = YJ_ENOMEM;
@@ -1372,6 +1463,7 @@ static int s_deliver(void *state, const struct yj_message *m, yj_delivery_done_f
 	}
 	if (rc == 0) {
 		job->msg = msg.p;
+		job->msg_big = msg.big;
 		job->len = msg.len;
 		msg.p = NULL;
 		rc = s_job_settings(st, job);
@@ -1393,7 +1485,7 @@ out:
 		yj_warn("out_email: %s %s not started: %s", what, m->id, yj_strerror(rc));
 	s_job_free(job);
 	free(addr.p);
-	free(msg.p);
+	s_buf_free(&msg);
 	free(text.p);
 	free(html.p);
 	return rc;
@@ -1561,4 +1653,5 @@ const struct yj_adapter yj_adapter_out_email = {
 	.deliver = s_deliver,
 	/* The email a person reads, and the CSV case systems import. */
 	.digest_parts = 1 | 2 | 4,
+	.digest_streamed = 1 | 2 | 4, /* each written straight into its base64: the message alone is held */
 };

@@ -19,6 +19,12 @@ wall clock of the real yjlinkctl process:
 between runs but the kernel's page cache). The figure held against the bar
 is the slowest run. A benchmark prints figures; it asserts none.
 
+Then the daily build: the clock is moved past the next 07:30, the digest of
+the same window is planned, built into its email (text, HTML, CSV) and sent
+to the benchmark's SMTP receiver; the time until the mail has arrived and the
+daemon's peak memory meanwhile are printed. --save DIR keeps the previews'
+text, HTML and CSV and the mail as it arrived (to compare two builds).
+
 Memory (spec/quality.md: 64 MiB private memory): the daemon's RssAnon
 (anonymous pages: heap and anonymous maps, never the LMDB map, which is
 file-backed) is sampled every 50 ms from /proc/PID/status while the previews
@@ -28,6 +34,7 @@ down for days), each on a fresh daemon; children default to a quarter of
 the events.
 
     bench/bench_digest.py [--events N[,N...]] [--children C] [--repeat R] [--build DIR] [--summary FILE]
+                          [--save DIR]
 """
 import argparse
 import json
@@ -107,6 +114,39 @@ def timed(argv):
     return dt, p.stdout
 
 
+# The first send time after the benchmark's clock (Wed 25 Nov 10:00 GMT):
+# Milton Keynes' 07:30 the next morning.
+DIGEST_AT = "2026-11-26T07:31:00Z"
+
+
+def wait_digest(daemon, maildir, timeout):
+    """Wait for the outbox's word on Milton Keynes' digest (delivered, or
+    failed: a receiver may refuse a catch-up window's size). Returns (the
+    path of its mail or None, the log line or None)."""
+    deadline = time.monotonic() + timeout
+    line = None
+    while time.monotonic() < deadline and line is None:
+        for ln in daemon.read_log().splitlines():
+            if "outbox: " in ln and "digest-milton-keynes-" in ln and ("delivered to" in ln or "failed" in ln):
+                line = ln
+                break
+        else:
+            time.sleep(0.1)
+    index = os.path.join(maildir, "index.jsonl")
+    try:
+        with open(index) as f:
+            names = [json.loads(x)["file"] for x in f if x.strip()]
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(maildir, name)
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        if b"X-Yjlink-Digest-Id:" in head and b"milton-keynes" in head:
+            return path, line
+    return None, line
+
+
 def run(args, events, children):
     yjtest = bl.set_build(args.build)
     work = tempfile.mkdtemp(prefix="yjbench-dg-")
@@ -137,8 +177,8 @@ def run(args, events, children):
         anon = [bl.memory(daemon.proc.pid, daemon.store)["anon"]]
         peak_text = peak_json = 0
         for _ in range(args.repeat):
-            # Sampled apart: the text preview is the digest build alone; the --json one
-            # adds the control socket's copy of every rendering (cJSON, then its print).
+            # Sampled apart: the text preview is the index and the text in the reply; the
+            # --json one has the HTML and the CSV in the reply as well.
             sampler = bl.AnonSampler(daemon.proc.pid, 0.05)
             dt, _ = timed(base + cmd)
             peak_text = max(peak_text, sampler.stop())
@@ -156,6 +196,25 @@ def run(args, events, children):
                                      timeout_ms=60000)
         t_req = time.monotonic() - t
         mem = bl.memory(daemon.proc.pid, daemon.store)
+        if args.save:
+            d = os.path.join(args.save, str(events))
+            os.makedirs(d, exist_ok=True)
+            for part in ("text", "html", "csv"):
+                with open(os.path.join(d, "preview." + part), "w") as f:
+                    f.write(info[part])
+
+        # The daily build: planned when the clock passes 07:30, built into its
+        # email and sent; sampled until the mail has arrived.
+        maildir = os.path.join(work, "mail")
+        sampler = bl.AnonSampler(daemon.proc.pid, 0.05)
+        t = time.monotonic()
+        daemon.ctl_request("clock", {"set": DIGEST_AT})
+        mail, outcome = wait_digest(daemon, maildir, 600)
+        t_send = time.monotonic() - t
+        peak_send = sampler.stop()
+        mem_sent = bl.memory(daemon.proc.pid, daemon.store)
+        if args.save and mail:
+            shutil.copy(mail, os.path.join(args.save, str(events), "digest.eml"))
         csv_rows = info["csv"].count("\n") - 1
         print("digest window: %d events, %d children; text %d bytes, html %d bytes, csv %d rows (%d bytes)" %
               (info["events"], info["children"], len(info["text"]), len(info["html"]), csv_rows, len(info["csv"])))
@@ -169,16 +228,23 @@ def run(args, events, children):
         print("daemon anonymous memory before the previews %.1f MiB, after each pair of them %s MiB" %
               (bl.mib(anon[0]), ", ".join("%.1f" % bl.mib(a) for a in anon[1:])))
         print("PEAK private (anonymous) memory during the previews of %d events, sampled every 50 ms: %.1f MiB "
-              "(bar 64 MiB: %s); text preview (the build alone) %.1f MiB, --json preview (text, HTML and CSV "
-              "copied into the control reply) %.1f MiB" % (events, bl.mib(peak), "met" if peak <= 64 << 20
+              "(bar 64 MiB: %s); text preview %.1f MiB, --json preview (text, HTML and CSV in the control reply) "
+              "%.1f MiB" % (events, bl.mib(peak), "met" if peak <= 64 << 20
                                                           else "MISSED", bl.mib(peak_text), bl.mib(peak_json)))
+        print("daily digest by email: %s after %.2f s (%d bytes); PEAK private (anonymous) memory meanwhile, "
+              "sampled every 50 ms: %.1f MiB (bar 64 MiB: %s); anonymous after %.1f MiB" %
+              ("arrived" if mail else "NOT arrived (%s)" % (outcome.split("outbox: ", 1)[-1] if outcome else
+                                                             "no word from the outbox"),
+               t_send, os.path.getsize(mail) if mail else 0,
+               bl.mib(peak_send), "met" if peak_send <= 64 << 20 else "MISSED", bl.mib(mem_sent["anon"])))
         print("daemon memory after the previews: private (non-LMDB) %.1f MiB, anonymous %.1f MiB (bar 64 MiB: %s)" %
               (bl.mib(mem["private"]), bl.mib(mem["anon"]), "met" if mem["private"] <= 64 << 20 else "MISSED"))
         out = {"events": info["events"], "children": info["children"], "text_first_s": res["text"][0],
                "text_median_s": statistics.median(res["text"]), "json_median_s": statistics.median(res["json"]),
                "worst_s": worst, "request_s": t_req, "private_mib": bl.mib(mem["private"]),
                "peak_anon_mib": bl.mib(peak), "peak_text_mib": bl.mib(peak_text),
-               "peak_json_mib": bl.mib(peak_json), "anon_before_mib": bl.mib(anon[0])}
+               "peak_json_mib": bl.mib(peak_json), "anon_before_mib": bl.mib(anon[0]),
+               "send_s": t_send, "peak_send_mib": bl.mib(peak_send)}
     finally:
         if daemon:
             bl.stop_daemon(daemon)
@@ -194,6 +260,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build", help="build directory (default $YJ_BUILD_DIR or <source>/build)")
     ap.add_argument("--summary", help="write the figures as JSON here (for bench/run)")
+    ap.add_argument("--save", help="keep the previews' renderings and the digest mail here, per size")
     args = ap.parse_args()
     sizes = [int(x) for x in args.events.split(",") if x.strip()]
     figures = {}
@@ -203,7 +270,8 @@ def main():
         if n > 10000:
             args_n.repeat = 1
         figures[str(n)] = run(args_n, n, args.children or max(1, n // 4))
-    print("\n== peak private memory: %s" % ", ".join("%s events %.1f MiB" % (k, v.get("peak_anon_mib", 0))
+    print("\n== peak private memory: %s" % ", ".join("%s events: previews %.1f MiB, daily email %.1f MiB" %
+                                                    (k, v.get("peak_anon_mib", 0), v.get("peak_send_mib", 0))
                                                     for k, v in figures.items()))
     if args.summary:
         # bench/run reads the first size's figures at the top level.

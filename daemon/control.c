@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "adapter.h"
+#include "bigbuf.h"
 #include "clock.h"
 #include "config.h"
 #include "db/audit.h"
@@ -59,6 +60,8 @@ struct s_call {
 	int code;            /* 0, 1 refused/failed, 2 usage */
 	long uid;            /* caller's uid from the peer credentials, -1 unknown */
 	int trim;            /* the reply was big: give the heap back after sending it */
+	char *body;          /* owned until sent (yj_big_free): a reply written as text, sent instead of out */
+	size_t body_len;
 	int deferred;        /* the command answers later itself (s_reply_later) */
 	const zmq_msg_t *id; /* the caller's routing id, borrowed */
 };
@@ -1188,39 +1191,120 @@ static int s_digest_pending_read(struct yj_txn *txn, void *arg)
 	return rc < 0 ? rc : 0;
 }
 
+/* A JSON string's content as cJSON prints it (the reply is the one
+ * cJSON_PrintUnformatted would give). */
+static void s_json_chars(struct yj_bigbuf *b, const char *v, size_t n)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		char esc[8];
+		const char *e = ch == '"' ? "\\\"" : ch == '\\' ? "\\\\" : ch == '\b' ? "\\b" : ch == '\f' ? "\\f"
+				: ch == '\n' ? "\\n" : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
+		if (!e) {
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+			e = esc;
+		}
+		yj_bigbuf_add(b, v + run, i - run);
+		yj_bigbuf_add(b, e, strlen(e));
+		run = i + 1;
+	}
+	yj_bigbuf_add(b, v + run, n - run);
+}
+
+static void s_json_member(struct yj_bigbuf *b, const char *key, const char *v)
+{
+	yj_bigbuf_add(b, "\"", 1);
+	s_json_chars(b, key, strlen(key));
+	yj_bigbuf_add(b, "\":\"", 3);
+	s_json_chars(b, v ? v : "", v ? strlen(v) : 0);
+	yj_bigbuf_add(b, "\"", 1);
+}
+
+static ssize_t s_json_stream_write(void *cookie, const char *data, size_t n)
+{
+	struct yj_bigbuf *b = cookie;
+	s_json_chars(b, data, n);
+	return b->err ? -1 : (ssize_t)n;
+}
+
+/* The preview's reply, written as the digest is rendered: each rendering
+ * goes into it as a JSON string straight away, so the daemon holds the
+ * reply alone, never the renderings, a cJSON tree of them and its print as
+ * well (docs/performance.md, "Memory"). */
+struct s_preview {
+	const struct yj_config *cfg;
+	const char *yjs;
+	int full;                /* --json: the HTML and the CSV too */
+	struct yj_bigbuf body;   /* owned: the reply */
+};
+
+static int s_preview_write(void *arg, struct yj_digest_view *v, const struct yj_digest_content *dc)
+{
+	static const cookie_io_functions_t io = { .write = s_json_stream_write };
+	static const struct {
+		const char *key;
+		unsigned part;
+	} parts[] = { { "text", YJ_DIGEST_TEXT }, { "html", YJ_DIGEST_HTML }, { "csv", YJ_DIGEST_CSV } };
+	struct s_preview *p = arg;
+	struct yj_bigbuf *b = &p->body;
+	char subject[400], num[64];
+	int rc = 0;
+	const struct yj_recipient *r = yj_config_recipient(p->cfg, p->yjs);
+	/* As the email transport titles it (interfaces.md §5). */
+	snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children",
+		 r ? r->name : p->yjs, dc->date, dc->children);
+	yj_bigbuf_add(b, "{", 1);
+	s_json_member(b, "id", dc->id);
+	yj_bigbuf_add(b, ",", 1);
+	s_json_member(b, "subject", subject);
+	yj_bigbuf_add(b, ",", 1);
+	s_json_member(b, "date", dc->date);
+	yj_bigbuf_add(b, ",\"window\":{", 11);
+	s_json_member(b, "from", dc->window_from);
+	yj_bigbuf_add(b, ",", 1);
+	s_json_member(b, "to", dc->window_to);
+	yj_bigbuf_add(b, "},", 2);
+	s_json_member(b, "attachment", dc->csv_name);
+	int w = snprintf(num, sizeof(num), ",\"children\":%u,\"events\":%u", dc->children, dc->events);
+	yj_bigbuf_add(b, num, (size_t)w);
+	/* The HTML and the CSV only when asked for (--json): they are most of the size. */
+	for (size_t i = 0; !rc && i < (p->full ? 3 : 1); i++) {
+		yj_bigbuf_add(b, ",\"", 2);
+		yj_bigbuf_add(b, parts[i].key, strlen(parts[i].key));
+		yj_bigbuf_add(b, "\":\"", 3);
+		FILE *f = fopencookie(b, "w", io); /* owned here */
+		if (!f)
+			return YJ_ENOMEM;
+		rc = yj_digest_write(v, parts[i].part, f);
+		if (fclose(f) && !rc)
+			rc = YJ_ENOMEM;
+		yj_bigbuf_add(b, "\"", 1);
+	}
+	yj_bigbuf_add(b, "}", 1);
+	return rc ? rc : b->err;
+}
+
 static void s_digest_preview(struct s_call *c, const char *yjs, const char *date)
 {
 	struct yj_digest_content dc;
+	struct s_preview p = { c->ctl->core->cfg, yjs, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full")),
+			       { 0 } };
 	char err[300] = "";
-	int full = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "full"));
-	int rc = yj_digest_preview(c->ctl->core->digest, yjs, date,
-				   full ? YJ_DIGEST_TEXT | YJ_DIGEST_HTML | YJ_DIGEST_CSV : YJ_DIGEST_TEXT, &dc, err, sizeof(err));
-	if (rc)
+	int rc = yj_digest_preview_view(c->ctl->core->digest, yjs, date, s_preview_write, &p, &dc, err, sizeof(err));
+	if (rc) {
+		yj_bigbuf_free(&p.body);
 		return s_fail(c, rc == YJ_EINVAL ? 2 : 1, "%s", err);
-	if (s_require_reason(c, "digest preview") && !s_audit_consult(c, "digest preview", dc.seqs, dc.n_seqs)) {
-		char subject[400];
-		const struct yj_recipient *r = yj_config_recipient(c->ctl->core->cfg, yjs);
-		/* As the email transport titles it (interfaces.md §5). */
-		snprintf(subject, sizeof(subject), "[OFFICIAL-SENSITIVE] yjlink daily digest %s %s: %u children",
-			 r ? r->name : yjs, dc.date, dc.children);
-		cJSON_AddStringToObject(c->out, "id", dc.id);
-		cJSON_AddStringToObject(c->out, "subject", subject);
-		cJSON_AddStringToObject(c->out, "date", dc.date);
-		cJSON *w = cJSON_AddObjectToObject(c->out, "window");
-		cJSON_AddStringToObject(w, "from", dc.window_from);
-		cJSON_AddStringToObject(w, "to", dc.window_to);
-		cJSON_AddStringToObject(c->out, "attachment", dc.csv_name);
-		cJSON_AddNumberToObject(c->out, "children", dc.children);
-		cJSON_AddNumberToObject(c->out, "events", dc.events);
-		cJSON_AddStringToObject(c->out, "text", dc.text);
-		/* The HTML, CSV and JSON only when asked for (--json): they are most of the size. */
-		if (full) {
-			cJSON_AddStringToObject(c->out, "html", dc.html);
-			cJSON_AddStringToObject(c->out, "csv", dc.csv);
-		}
 	}
+	if (s_require_reason(c, "digest preview") && !s_audit_consult(c, "digest preview", dc.seqs, dc.n_seqs)) {
+		c->body_len = p.body.len;
+		c->body = yj_bigbuf_take(&p.body);
+	}
+	yj_bigbuf_free(&p.body);
 	yj_digest_content_free(&dc);
-	/* A big preview leaves tens of MiB free in the heap: give them back once sent. */
+	/* The index leaves a few MiB free in the heap: give them back once sent. */
 	c->trim = 1;
 }
 
@@ -1629,6 +1713,12 @@ static long s_peer_uid(zmq_msg_t *m)
 	return end != p + 1 ? uid : -1;
 }
 
+static void s_body_free(void *data, void *hint)
+{
+	(void)hint;
+	yj_big_free(data);
+}
+
 static void s_handle(struct yj_control *ctl, zmq_msg_t *id, zmq_msg_t *frames, int n)
 {
 	struct s_call c = { .ctl = ctl, .out = cJSON_CreateObject(), .uid = s_peer_uid(&frames[0]), .id = id };
@@ -1657,8 +1747,22 @@ static void s_handle(struct yj_control *ctl, zmq_msg_t *id, zmq_msg_t *frames, i
 	if (i == sizeof(s_commands) / sizeof(s_commands[0]) && !s_adapter_command(&c, cmd->valuestring))
 		s_fail(&c, 2, "unknown command '%.64s'", cmd->valuestring);
 reply:
-	if (!c.deferred)
+	if (c.body) {
+		char code[2] = { (char)('0' + c.code), 0 };
+		zmq_send(ctl->sock, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		zmq_send(ctl->sock, "YJC1", 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		zmq_send(ctl->sock, code, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		/* Handed over, not copied: ZeroMQ unmaps it once sent (a digest preview's tens of MiB). */
+		zmq_msg_t m;
+		if (zmq_msg_init_data(&m, c.body, c.body_len, s_body_free, NULL)) {
+			yj_big_free(c.body);
+		} else if (zmq_msg_send(&m, ctl->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+		}
+		c.body = NULL;
+	} else if (!c.deferred) {
 		s_send_reply(ctl, zmq_msg_data(id), zmq_msg_size(id), c.code, c.out, c.trim);
+	}
 	cJSON_Delete(c.out);
 	cJSON_Delete(req);
 }

@@ -412,14 +412,23 @@ struct s_build_read {
 	struct yj_digest *dg;
 	const struct yj_recipient *yjs;
 	const Yjlink__V1__Digest *d;
-	unsigned parts;
+	unsigned parts;                /* without fn: the renderings wanted in out */
+	yj_digest_view_fn fn;          /* else: given the opened digest */
+	void *arg;
 	struct yj_digest_content *out;
 };
 
 static int s_build_read(struct yj_txn *txn, void *arg)
 {
 	struct s_build_read *br = arg;
-	return yj_digest_build(txn, br->dg->core->cfg, br->dg->core->ref, br->yjs, br->d, br->parts, br->out);
+	struct yj_digest_view *v = NULL; /* owned here */
+	int rc = yj_digest_open(txn, br->dg->core->cfg, br->dg->core->ref, br->yjs, br->d, &v, br->out);
+	if (!rc)
+		rc = br->fn ? br->fn(br->arg, v, br->out) : yj_digest_render(v, br->parts, br->out);
+	yj_digest_close(&v);
+	if (rc)
+		yj_digest_content_free(br->out);
+	return rc;
 }
 
 static const struct yj_recipient *s_yjs(struct yj_digest *dg, const char *id, char *err, size_t errlen)
@@ -432,8 +441,8 @@ static const struct yj_recipient *s_yjs(struct yj_digest *dg, const char *id, ch
 	return yjs;
 }
 
-int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date, unsigned parts,
-		      struct yj_digest_content *out, char *err, size_t errlen)
+static int s_preview(struct yj_digest *dg, const char *yjs_id, const char *date, unsigned parts,
+		     yj_digest_view_fn fn, void *fn_arg, struct yj_digest_content *out, char *err, size_t errlen)
 {
 	const struct yj_config *cfg = dg->core->cfg;
 	struct s_find f = { yjs_id, "", NULL, 0, NULL };
@@ -477,13 +486,25 @@ int yj_digest_preview(struct yj_digest *dg, const char *yjs_id, const char *date
 		s_digest_id(cfg, yjs_id, next == INT64_MAX ? now : next, id, sizeof(id));
 		d.id = id;
 	}
-	struct s_build_read br = { dg, yjs, want, parts, out };
+	struct s_build_read br = { dg, yjs, want, parts, fn, fn_arg, out };
 	rc = yj_store_read(dg->core->store, s_build_read, &br);
 out:
 	s_find_free(&f);
 	if (rc && !*err)
 		snprintf(err, errlen, "%s", yj_strerror(rc));
 	return rc;
+}
+
+int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, unsigned parts,
+		      struct yj_digest_content *out, char *err, size_t errlen)
+{
+	return s_preview(dg, yjs, date, parts, NULL, NULL, out, err, errlen);
+}
+
+int yj_digest_preview_view(struct yj_digest *dg, const char *yjs, const char *date, yj_digest_view_fn fn, void *arg,
+			   struct yj_digest_content *out, char *err, size_t errlen)
+{
+	return s_preview(dg, yjs, date, 0, fn, arg, out, err, errlen);
 }
 
 struct s_resend {

@@ -19,7 +19,9 @@
  * completion transaction.
  *
  * Ownership: the planner borrows the core; a yj_digest_content owns its
- * strings (yj_digest_content_free).
+ * strings (yj_digest_content_free); a yj_digest_view is its opener's
+ * (yj_digest_close) and borrows the transaction, config, reference data,
+ * recipient and digest it was opened with.
  */
 #ifndef YJ_DIGEST_H
 #define YJ_DIGEST_H
@@ -78,6 +80,26 @@ int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struc
 		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, unsigned parts,
 		    struct yj_digest_content *out);
 
+/* A digest opened for rendering: its window gathered into the compact
+ * index (digest_int.h) in a read transaction, each rendering then written
+ * on demand, streaming, re-reading its records from that transaction, so a
+ * caller holds only what its transport sends (an email, a control reply) and
+ * never the renderings as well. Valid while its transaction is. */
+struct yj_digest_view;
+
+/* Open digest d as yj_digest_build() would build it: fills out with
+ * everything but the renderings (all NULL). Returns 0, YJ_ENOMEM or a store
+ * error; *view is NULL on failure. */
+int yj_digest_open(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
+		   const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_view **view,
+		   struct yj_digest_content *out);
+/* Write one rendering (one bit of enum yj_digest_part) of v to f, byte for
+ * byte what yj_digest_build() gives. Returns 0, YJ_EINVAL or YJ_ENOMEM. */
+int yj_digest_write(struct yj_digest_view *v, unsigned part, FILE *f);
+/* The renderings of parts, in memory, into out (as yj_digest_build). */
+int yj_digest_render(struct yj_digest_view *v, unsigned parts, struct yj_digest_content *out);
+void yj_digest_close(struct yj_digest_view **v);
+
 /* The outbox's confirmation of digest job n (in its completion transaction):
  * the digest log and the YJS's state say it was delivered. */
 int yj_digest_delivered(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct yj_digest_content *c,
@@ -99,6 +121,13 @@ int yj_digest_tick(struct yj_digest *dg);
  * now, or the last one planned for local date D (YYYY-MM-DD). Fills *out. */
 int yj_digest_preview(struct yj_digest *dg, const char *yjs, const char *date, unsigned parts,
 		      struct yj_digest_content *out, char *err, size_t errlen);
+
+/* The same preview, opened and handed to fn inside its read transaction
+ * (to write the renderings straight to where they go); *out as
+ * yj_digest_open fills it. fn's error ends the preview with it. */
+typedef int (*yj_digest_view_fn)(void *arg, struct yj_digest_view *v, const struct yj_digest_content *meta);
+int yj_digest_preview_view(struct yj_digest *dg, const char *yjs, const char *date, yj_digest_view_fn fn, void *arg,
+			   struct yj_digest_content *out, char *err, size_t errlen);
 
 /* `yjlinkctl digest send YJS --date D`: queue again the digest(s) planned
  * for local date D, with the same id; audited with actor on delivery.

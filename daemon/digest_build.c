@@ -762,14 +762,22 @@ static const char *s_short(const char *id)
 	return c ? c + 1 : id;
 }
 
-static int s_render(struct yj_dg_build *b, unsigned parts, struct yj_digest_content *out)
+/* A digest opened for rendering (digest.h): the index, complete. */
+struct yj_digest_view {
+	struct yj_dg_build b;
+};
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Once the index is complete: what every rendering shares (rows in section
+ * and seq order, the window in words), and out's data. */
+static int s_prepare(struct yj_dg_build *b, struct yj_digest_content *out)
 {
 	const Yjlink__V1__Digest *d = b->d;
-	char *txt = NULL, *html = NULL, *csv = NULL, *json = NULL; /* owned until handed to out */
-	size_t tlen = 0, hlen = 0, clen = 0, jlen = 0;
-	FILE *ft = NULL, *fh = NULL, *fc = NULL, *fj = NULL;
-	int rc = YJ_ENOMEM;
-
 	if (b->n_rows)
 		qsort(b->rows, b->n_rows, sizeof(*b->rows), s_cmp_row);
 	yj_dg_fmt_local(d->scheduled_us, "%Y-%m-%d", b->date, sizeof(b->date));
@@ -783,8 +791,55 @@ static int s_render(struct yj_dg_build *b, unsigned parts, struct yj_digest_cont
 	snprintf(out->window_to, sizeof(out->window_to), "%s", b->end);
 	if (asprintf(&out->csv_name, "yjlink-digest-%s-%s.csv", s_short(b->yjs->id), b->date) < 0) {
 		out->csv_name = NULL;
-		goto out;
+		return YJ_ENOMEM;
 	}
+	if (!(out->id = strdup(d->id ? d->id : "")))
+		return YJ_ENOMEM;
+	/* Disclosed: every event shown, each once, ascending. */
+	if (!(out->seqs = malloc((b->n_rows + 1) * sizeof(*out->seqs))))
+		return YJ_ENOMEM;
+	for (size_t i = 0; i < b->n_rows; i++)
+		out->seqs[i] = b->rows[i].seq;
+	if (b->n_rows)
+		qsort(out->seqs, b->n_rows, sizeof(*out->seqs), s_cmp_u64);
+	for (size_t i = 0; i < b->n_rows; i++) {
+		if (i == 0 || out->seqs[i] != out->seqs[out->n_seqs - 1])
+			out->seqs[out->n_seqs++] = out->seqs[i];
+	}
+	if (!(out->fields = cJSON_CreateArray()))
+		return YJ_ENOMEM;
+	for (size_t c = 0; c < S_NCOLS; c++) {
+		if (s_cols[c].path && yj_route_allowed(b->yjs, s_cols[c].path))
+			cJSON_AddItemToArray(out->fields, cJSON_CreateString(s_cols[c].path));
+	}
+	out->open = b->open;
+	out->n_open = b->n_open;
+	b->open = NULL;
+	b->n_open = 0;
+	return 0;
+}
+
+int yj_digest_write(struct yj_digest_view *v, unsigned part, FILE *f)
+{
+	int rc = 0;
+	switch (part) {
+	case YJ_DIGEST_TEXT: rc = yj_dg_render_people(&v->b, f, NULL); break;
+	case YJ_DIGEST_HTML: rc = yj_dg_render_people(&v->b, NULL, f); break;
+	case YJ_DIGEST_CSV: s_render_csv(&v->b, f); break;
+	case YJ_DIGEST_JSON: s_render_json(&v->b, f); break;
+	default: return YJ_EINVAL;
+	}
+	return rc ? rc : ferror(f) ? YJ_ENOMEM : 0;
+}
+
+int yj_digest_render(struct yj_digest_view *v, unsigned parts, struct yj_digest_content *out)
+{
+	struct yj_dg_build *b = &v->b;
+	char *txt = NULL, *html = NULL, *csv = NULL, *json = NULL; /* owned until handed to out */
+	size_t tlen = 0, hlen = 0, clen = 0, jlen = 0;
+	FILE *ft = NULL, *fh = NULL, *fc = NULL, *fj = NULL;
+	int rc = YJ_ENOMEM;
+
 	/* Only the renderings the caller will use: each costs about the digest's size. */
 	if (((parts & YJ_DIGEST_TEXT) && !(ft = open_memstream(&txt, &tlen))) ||
 	    ((parts & YJ_DIGEST_HTML) && !(fh = open_memstream(&html, &hlen))) ||
@@ -795,6 +850,7 @@ static int s_render(struct yj_dg_build *b, unsigned parts, struct yj_digest_cont
 		s_render_csv(b, fc);
 	if (fj)
 		s_render_json(b, fj);
+	/* Both a person's renderings in one pass, when both are wanted in memory. */
 	rc = ft || fh ? yj_dg_render_people(b, ft, fh) : 0;
 out:
 	if (ft && fclose(ft))
@@ -853,56 +909,58 @@ static void s_build_free(struct yj_dg_build *b)
 	free(b->open);
 }
 
-static int s_cmp_u64(const void *a, const void *b)
+int yj_digest_open(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
+		   const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, struct yj_digest_view **view,
+		   struct yj_digest_content *out)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	struct yj_digest_view *v = calloc(1, sizeof(*v)); /* owned here until handed to *view */
+	uint8_t head[32];
+	int rc = YJ_ENOMEM;
+	memset(out, 0, sizeof(*out));
+	*view = NULL;
+	if (!v)
+		goto out;
+	v->b = (struct yj_dg_build){ .txn = txn, .cfg = cfg, .ref = ref, .yjs = yjs, .d = d };
+	/* Read in the build's own transaction: the head of the log as it
+	 * stands with what this digest shows. A head that cannot be read
+	 * (malformed) leaves the anchor out, never the digest: "audit verify"
+	 * is where that is reported. */
+	if (yj_audit_head(txn, &v->b.audit_number, head) == 0)
+		yj_audit_hex(head, v->b.audit_hash);
+	else
+		v->b.audit_number = 0;
+	if ((rc = s_gather(&v->b)) || (rc = s_prepare(&v->b, out)))
+		goto out;
+	*view = v;
+	v = NULL;
+out:
+	if (v) {
+		s_build_free(&v->b);
+		free(v);
+	}
+	if (rc)
+		yj_digest_content_free(out);
+	return rc;
+}
+
+void yj_digest_close(struct yj_digest_view **v)
+{
+	if (!v || !*v)
+		return;
+	s_build_free(&(*v)->b);
+	free(*v);
+	*v = NULL;
 }
 
 int yj_digest_build(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref,
 		    const struct yj_recipient *yjs, const Yjlink__V1__Digest *d, unsigned parts,
 		    struct yj_digest_content *out)
 {
-	struct yj_dg_build b = { .txn = txn, .cfg = cfg, .ref = ref, .yjs = yjs, .d = d };
-	uint8_t head[32];
-	memset(out, 0, sizeof(*out));
-	/* Read in the build's own transaction: the head of the log as it
-	 * stands with what this digest shows. A head that cannot be read
-	 * (malformed) leaves the anchor out, never the digest: "audit verify"
-	 * is where that is reported. */
-	if (yj_audit_head(txn, &b.audit_number, head) == 0)
-		yj_audit_hex(head, b.audit_hash);
-	else
-		b.audit_number = 0;
-	int rc = s_gather(&b);
+	struct yj_digest_view *v = NULL;
+	int rc = yj_digest_open(txn, cfg, ref, yjs, d, &v, out);
 	if (!rc)
-		rc = s_render(&b, parts, out);
-	if (!rc && !(out->id = strdup(d->id ? d->id : "")))
-		rc = YJ_ENOMEM;
-	if (!rc) {
-		/* Disclosed: every event shown, each once, ascending. */
-		out->seqs = malloc((b.n_rows + 1) * sizeof(*out->seqs));
-		if (!out->seqs)
-			rc = YJ_ENOMEM;
-		for (size_t i = 0; !rc && i < b.n_rows; i++)
-			out->seqs[i] = b.rows[i].seq;
-		if (!rc && b.n_rows)
-			qsort(out->seqs, b.n_rows, sizeof(*out->seqs), s_cmp_u64);
-		for (size_t i = 0; !rc && i < b.n_rows; i++) {
-			if (i == 0 || out->seqs[i] != out->seqs[out->n_seqs - 1])
-				out->seqs[out->n_seqs++] = out->seqs[i];
-		}
-		out->fields = cJSON_CreateArray();
-		for (size_t c = 0; out->fields && c < S_NCOLS; c++) {
-			if (s_cols[c].path && yj_route_allowed(yjs, s_cols[c].path))
-				cJSON_AddItemToArray(out->fields, cJSON_CreateString(s_cols[c].path));
-		}
-		out->open = b.open;
-		out->n_open = b.n_open;
-		b.open = NULL;
-		b.n_open = 0;
-	}
-	s_build_free(&b);
+		rc = yj_digest_render(v, parts, out);
+	yj_digest_close(&v);
 	if (rc)
 		yj_digest_content_free(out);
 	return rc;

@@ -7,7 +7,9 @@
  * and a flag; a child and a custody record a few strings and numbers), and
  * every rendering reads each record again from the read transaction when it
  * writes it, one at a time. No rendering holds more than one decoded record
- * (plus, for a person's view, the child's newest one) at once.
+ * (plus, for a person's view, the child's newest one) at once, and each is
+ * written to a stream as it is made: the caller decides where it goes (an
+ * email's base64, a control reply, memory).
  */
 #ifndef YJ_DIGEST_INT_H
 #define YJ_DIGEST_INT_H

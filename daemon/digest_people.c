@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigbuf.h"
 #include "db/events.h"
 #include "err.h"
 #include "normalise.h"
@@ -42,17 +43,9 @@ static void s_sb_add(struct s_sb *s, const char *p, size_t len)
 {
 	if (s->err)
 		return;
-	if (s->n + len + 1 > s->cap) {
-		size_t ncap = s->cap ? s->cap : 256;
-		while (ncap < s->n + len + 1)
-			ncap *= 2;
-		char *nv = realloc(s->v, ncap);
-		if (!nv) {
-			s->err = 1;
-			return;
-		}
-		s->v = nv;
-		s->cap = ncap;
+	if (yj_buf_reserve(&s->v, &s->cap, s->n + len + 1, 0)) {
+		s->err = 1;
+		return;
 	}
 	memcpy(s->v + s->n, p, len);
 	s->n += len;

@@ -404,6 +404,12 @@ static int s_superseded(struct yj_txn *txn, const Yjlink__V1__Notification *n, c
 	return closed;
 }
 
+/* yj_message.write_part of a digest job: its open digest writes the part. */
+static int s_digest_part(void *arg, unsigned part, FILE *f)
+{
+	return yj_digest_write(arg, part, f);
+}
+
 struct s_dispatch {
 	struct yj_outbox *ob;
 	int64_t now;
@@ -418,6 +424,7 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	struct s_rcpt *rs = s_rcpt(ob, rcpt_id);
 	struct s_done *dn = NULL;
 	struct yj_digest_content dc;
+	struct yj_digest_view *view = NULL; /* owned: a digest job's, while it is handed over */
 	char *json = NULL, feed[32] = "";
 	int rc = 0;
 
@@ -472,7 +479,17 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	rs->warned = 0;
 	if (n->digest) {
 		unsigned parts = ob->core->adapters[r->output]->digest_parts;
-		rc = yj_digest_build(txn, cfg, ob->core->ref, r, n->digest, parts ? parts : YJ_DIGEST_ALL, &dc);
+		parts = parts ? parts : YJ_DIGEST_ALL;
+		unsigned streamed = parts & ob->core->adapters[r->output]->digest_streamed & ~(unsigned)YJ_DIGEST_JSON;
+		/* The renderings an adapter streams are written by the core into
+		 * what it sends, part by part, never held here (adapter.h). */
+		rc = yj_digest_open(txn, cfg, ob->core->ref, r, n->digest, &view, &dc);
+		if (!rc && (parts & ~streamed))
+			rc = yj_digest_render(view, parts & ~streamed, &dc);
+		if (!rc && streamed) {
+			m.write_part = s_digest_part;
+			m.write_arg = view;
+		}
 		if (!rc) {
 			m.json = dc.json;
 			m.json_len = dc.json_len;
@@ -560,6 +577,7 @@ start_failed:
 	ds->started++;
 out:
 	s_done_free(dn);
+	yj_digest_close(&view);
 	yj_digest_content_free(&dc);
 	cJSON_free(json);
 	yjlink__v1__notification__free_unpacked(n, NULL);

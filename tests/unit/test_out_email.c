@@ -1013,6 +1013,59 @@ static void test_message_bytes(void **state)
 	free(h.p);
 }
 
+/* The parts test_message_streamed gives, by enum yj_digest_part bit. */
+static const char *s_stream_part(unsigned part)
+{
+	/* Every kind of line break, a CR and its LF in two writes, lines longer
+	 * than one base64 line. */
+	return part == 1   ? "Daily digest\r\n2 children.\nA line of more than fifty-seven bytes, so that one base64 "
+			     "line does not hold it.\r\rlone CR\r\n\n"
+	       : part == 2 ? "<p>2 children.</p>\n<p>\r</p>\r\n"
+			     : "section,seq,feed\r\ncustody,42,custody\r\narrest,43,\"Smith,\r\nJo\"\r\n";
+}
+
+/* yj_message.write_part as the outbox's: here one byte per write, flushed,
+ * so the encoder sees every split there is. */
+static int s_write_part(void *arg, unsigned part, FILE *f)
+{
+	(void)arg;
+	for (const char *p = s_stream_part(part); *p; p++) {
+		if (fputc(*p, f) == EOF || fflush(f))
+			return YJ_ENOMEM;
+	}
+	return 0;
+}
+
+/* A digest whose renderings the core writes straight into the message
+ * (write_part) is byte for byte the message built from the same renderings
+ * as strings. */
+static void test_message_streamed(void **state)
+{
+	char *to_v[] = { "yot@mk.example.gov.uk" };
+	struct yj_strlist to = { to_v, 1 };
+	struct yj_recipient r = { .id = "yjs:milton-keynes", .name = "Milton Keynes YJS" };
+	struct s_state st = { .from = "yjlink@tvp.example.org" };
+	struct yj_message d = { .kind = YJ_MESSAGE_DIGEST, .id = "tvp-digest-milton-keynes-2026-11-22",
+				.kind_name = "daily_digest", .recipient = &r, .date = "2026-11-22",
+				.window_from = "2026-11-21T07:00:00Z", .window_to = "2026-11-22T07:00:00Z",
+				.children = 2, .events = 3, .csv_name = "yjlink-digest-milton-keynes-2026-11-22.csv" };
+	struct yj_message sd = d;
+	struct s_buf strings = { 0 }, streamed = { .big = 1 };
+	(void)state;
+
+	d.text = s_stream_part(1);
+	d.html = s_stream_part(2);
+	d.csv = s_stream_part(4);
+	d.csv_len = strlen(d.csv);
+	sd.write_part = s_write_part;
+	assert_int_equal(s_build_message(&st, &d, &to, d.text, d.html, &strings), 0);
+	assert_int_equal(s_build_message(&st, &sd, &to, NULL, NULL, &streamed), 0);
+	/* Date: aside (the first line). */
+	assert_string_equal(strstr(streamed.p, "\r\n"), strstr(strings.p, "\r\n"));
+	s_buf_free(&strings);
+	s_buf_free(&streamed);
+}
+
 /* Problems reported through a yj_diag, each as "file:line: message". */
 struct t_diag {
 	int n;
@@ -1510,6 +1563,7 @@ int main(void)
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_message_lines),
 		cmocka_unit_test(test_message_bytes),
+		cmocka_unit_test(test_message_streamed),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_check_recipient),
 		cmocka_unit_test(test_settings_table),
