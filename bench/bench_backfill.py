@@ -24,9 +24,7 @@ A benchmark prints figures; it asserts none.
     bench/bench_backfill.py [--count N] [--days D] [--per-day K] [--window W] [--build DIR] [--summary FILE]
 """
 import argparse
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -128,13 +126,7 @@ def run(args):
                "outbox_left": routed_depth, "delivered": delivered, "store_mib": bl.mib(du),
                "stop_s": t_stop, "stop2_s": t_stop2, "stops_clean": clean and clean2}
     finally:
-        if daemon:
-            bl.stop_daemon(daemon)
-        rx.stop()
-    if args.summary:
-        with open(args.summary, "w") as f:
-            json.dump(out, f)
-    shutil.rmtree(work, ignore_errors=True)
+        bl.wind_up(daemon, rx, work, args.summary, out)
     return 0
 
 

@@ -177,13 +177,32 @@ class Receivers:
         return out
 
     def stop(self):
-        for p in (self.http, self.smtp):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        end_processes((self.http, self.smtp))
+
+
+def end_processes(procs):
+    """SIGTERM to each of procs still running; SIGKILL to any still there 30 s later."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def wind_up(daemon, rx, work, summary, out):
+    """The end of a benchmark run: the daemon (if started) and the receivers
+    stopped, the figures out written to summary (if named) as JSON, work removed."""
+    try:
+        if daemon:
+            stop_daemon(daemon)
+        rx.stop()
+    finally:
+        if summary:
+            with open(summary, "w") as f:
+                json.dump(out, f)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def shipped_config(workdir, rx):

@@ -337,6 +337,8 @@ static int s_on_signal(struct yj_loop *loop, void *sock, int fd, short revents, 
 			yj_sd_stopping();
 			d->stopping = 1;
 			yj_ingest_set_draining(d->core.ingest, 1);
+			/* A delivery begun now could not finish before the stop cuts it off. */
+			yj_outbox_drain(d->core.outbox);
 			for (size_t i = 0; yj_adapters[i]; i++) {
 				if (d->adapter_state[i] && yj_adapters[i]->drain)
 					yj_adapters[i]->drain(d->adapter_state[i]);

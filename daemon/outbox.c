@@ -87,6 +87,7 @@ struct yj_outbox {
 	void *dead_arg;
 	struct s_position *positions; /* owned, n_positions: written with the next completions */
 	size_t n_positions;
+	int draining;               /* yj_outbox_drain: the daemon is stopping, start nothing new */
 };
 
 void yj_notification_id(const struct yj_config *cfg, uint64_t n, char *buf, size_t size)
@@ -658,7 +659,7 @@ static int s_dispatch_read(struct yj_txn *txn, void *arg)
 
 static void s_dispatch(struct yj_outbox *ob)
 {
-	if (ob->dispatching)
+	if (ob->dispatching || ob->draining)
 		return;
 	ob->dispatching = 1;
 	ob->pass++;
@@ -672,6 +673,12 @@ static void s_dispatch(struct yj_outbox *ob)
 			ob->rcpts[i].ordered = 0;
 	}
 	ob->dispatching = 0;
+}
+
+void yj_outbox_drain(struct yj_outbox *ob)
+{
+	if (ob)
+		ob->draining = 1;
 }
 
 void yj_outbox_kick(struct yj_outbox *ob)
@@ -1136,15 +1143,21 @@ void yj_outbox_stop(struct yj_outbox **pob)
 		return;
 	yj_loop_timer_cancel(ob->core->loop, ob->timer);
 	/* Finished but uncommitted completions go again after restart (same id). */
+	size_t left = ob->n_done;
 	for (size_t i = 0; i < ob->n_done; i++)
 		s_done_free(ob->done[i]);
 	free(ob->done);
-	/* Deliveries still under way are abandoned: they go again after restart. */
+	/* Deliveries still under way are abandoned: their jobs were never taken
+	 * out of the outbox, so they go again after restart (same id). */
 	while (ob->live) {
 		struct s_done *dn = ob->live;
 		ob->live = dn->next;
 		s_done_free(dn);
+		left++;
 	}
+	if (left)
+		yj_notice("outbox: stop: %zu deliveries under way left in the outbox; they go again at the next start, "
+			  "with the same ids", left);
 	for (size_t i = 0; i < ob->n_rcpts; i++) {
 		free(ob->rcpts[i].id);
 		free(ob->rcpts[i].started);

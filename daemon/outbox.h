@@ -70,6 +70,11 @@ void yj_outbox_set_dead_hook(struct yj_outbox *ob, yj_outbox_dead_fn fn, void *a
  * same key replaces one still waiting. YJ_EINVAL for an over-long key or value. */
 int yj_outbox_position(struct yj_outbox *ob, const char *key, const void *val, size_t len);
 
+/* The daemon is stopping (SIGTERM): start no delivery from now on, so that
+ * none is begun that the stop would cut off and a restart send again.
+ * Completions of those under way are still committed (yj_outbox_flush). */
+void yj_outbox_drain(struct yj_outbox *ob);
+
 /* New jobs may have been committed: look for work now. */
 void yj_outbox_kick(struct yj_outbox *ob);
 

@@ -41,6 +41,9 @@ struct s_conn {
 	int prev, next;             /* live connections by descriptor, most recently active first; -1 none */
 };
 
+/* Why a connection was closed; R_COUNT sizes what is kept per reason. */
+enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF, R_COUNT };
+
 struct yj_zguard {
 	struct yj_loop *loop;       /* borrowed */
 	void *sock;                 /* borrowed: the guarded socket */
@@ -57,11 +60,10 @@ struct yj_zguard {
 	uint64_t anon_at_scan;      /* private bytes at the last full scan */
 	int drained;                /* the owner drained the socket since the last tick */
 	struct yj_zguard_stats st;
-	int64_t logged_ms[3];       /* per reason: last warning */
-	uint64_t unlogged[3];       /* closed since it */
+	int64_t logged_ms[R_COUNT]; /* per reason: last warning */
+	uint64_t unlogged[R_COUNT]; /* closed since it */
 };
 
-enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF };
 static const char *const s_reason_names[] = { "evicted", "stalled", "stalled", "deaf" };
 
 static void s_lru_unlink(struct yj_zguard *g, struct s_conn *c)

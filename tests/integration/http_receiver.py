@@ -14,7 +14,11 @@ As a module:
 
 rx.mode says how to answer the next requests: an HTTP status (200, 500,
 400, 408, 429, ...), "hang" (read the request, never answer until stop()),
-or "close" (read the request, close the connection without a word).
+"slow" (read the request, answer 200 after rx.delay seconds, a slow
+receiver; a stop() meanwhile ends the wait unanswered), or "close" (read
+the request, close the connection without a word). rx.in_flight counts
+requests read and not answered yet ("hang", "slow"); each entry's
+"answered" says whether its answer went out whole.
 rx.script, when set, is a list of modes used one per request in order
 before falling back to rx.mode (e.g. [503, 503, 200]).
 
@@ -53,6 +57,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # A client that drops a connection it was waiting on ("hang",
+        # "slow": a daemon stopping) is no error of the receiver's.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 so clients may keep connections open, as real receivers do.
@@ -73,12 +84,21 @@ class _Handler(BaseHTTPRequestHandler):
             "body": body,
             "time": time.time(),
             "status": mode,
+            "answered": False,
         }
         rx._record(entry)
-        if mode == "hang":
-            rx._stopping.wait(HANG_MAX_S)
-            self.close_connection = True
-            return
+        if mode in ("hang", "slow"):
+            with rx._lock:
+                rx.in_flight += 1
+            try:
+                stopped = rx._stopping.wait(HANG_MAX_S if mode == "hang" else rx.delay)
+            finally:
+                with rx._lock:
+                    rx.in_flight -= 1
+            if mode == "hang" or stopped:
+                self.close_connection = True
+                return
+            mode = 200
         if mode == "close":
             self.close_connection = True
             try:
@@ -92,7 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
-        self.wfile.write(reply)
+        try:
+            self.wfile.write(reply)
+            self.wfile.flush()
+        except OSError:
+            return      # the client went away first: not answered
+        with rx._lock:
+            entry["answered"] = True
 
     do_POST = _answer
     do_PUT = _answer
@@ -102,8 +128,10 @@ class _Handler(BaseHTTPRequestHandler):
 class HttpReceiver:
     """An HTTP server on 127.0.0.1 recording every request it gets."""
 
-    def __init__(self, port=0, mode=200, log=None, secret=None):
+    def __init__(self, port=0, mode=200, log=None, secret=None, delay=1.0):
         self.port = port
+        self.delay = delay          # "slow": seconds before a request is answered
+        self.in_flight = 0          # "hang"/"slow": requests read, not answered yet
         self.secret = secret
         self.mode = mode
         self.script = []
@@ -204,7 +232,7 @@ class HttpReceiver:
 
 
 def _mode(text):
-    return text if text in ("hang", "close") else int(text)
+    return text if text in ("hang", "slow", "close") else int(text)
 
 
 def main():
@@ -214,10 +242,11 @@ def main():
     ap.add_argument("--script", default="", help="comma-separated modes for the first requests")
     ap.add_argument("--log", help="append one JSON line per request here")
     ap.add_argument("--secret", help="also log whether each signature checks out with this secret")
+    ap.add_argument("--delay", type=float, default=1.0, help='"slow": seconds before each answer')
     args = ap.parse_args()
 
     log = open(args.log, "a", encoding="utf-8") if args.log else None
-    rx = HttpReceiver(port=args.port, mode=args.mode, log=log, secret=args.secret)
+    rx = HttpReceiver(port=args.port, mode=args.mode, log=log, secret=args.secret, delay=args.delay)
     if args.script:
         rx.script = [_mode(m) for m in args.script.split(",")]
     done = threading.Event()

@@ -15,7 +15,8 @@
  * digest state, and an operator's resend of it; a dead-lettered digest that
  * does not stop the next day's; a live investigation withheld, then
  * released; reconcile after a config change gives a recipient a destination
- * (or takes it away, also while a delivery to it is under way).
+ * (or takes it away, also while a delivery to it is under way); a stop's
+ * drain starts nothing and counts no attempt.
  *
  * The outbox's jitter comes from libsodium; the test installs its own
  * random source, so every run draws the same.
@@ -625,6 +626,24 @@ static void test_retry_then_same_id(void **state)
 			 (long long)((next - t0) / S_SEC));
 }
 
+/* A stop (yj_outbox_drain) starts nothing more and counts no attempt: the
+ * job stays as it was, to go at the next start with its id. */
+static void test_drain_starts_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct jobs j;
+
+	yj_clock_set_us(s_utc(2026, 6, 10, 9, 0));
+	s_lac_event(f);
+	yj_outbox_drain(f->ob);
+	s_kick_run(f);
+	/* Nothing went, and the one job is as it was: no attempt, no backoff. */
+	assert_int_equal(s_pg.n_msgs + yj_outbox_attempts(f->ob, 0, YJ_DELIVERY_RETRY), 0);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &j);
+	assert_true(j.n == 1 && j.v[0]->attempts == 0 && !j.v[0]->has_next_attempt_us);
+	s_jobs_free(&j);
+}
+
 static void test_fatal_dead_letter(void **state)
 {
 	struct fx *f = *state;
@@ -1197,6 +1216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deliver_notification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_then_same_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_starts_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fatal_dead_letter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_past_max_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_dead_out_of_hours, setup, teardown),
