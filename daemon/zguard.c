@@ -25,6 +25,11 @@
 #define S_LOG_EVERY_MS 10000    /* one warning per reason per 10 s, with a count */
 #define S_FD_RESERVE 256        /* descriptors kept for the store, control, delivery, metrics */
 
+/* Why a connection was closed: indexes the per-reason log state, so the
+ * arrays are sized by R_COUNT (sized 3 for these 4 reasons, a deaf close
+ * wrote past the guard's allocation and corrupted the heap). */
+enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF, R_COUNT };
+
 /* One accepted connection, by descriptor. */
 struct s_conn {
 	int state;                  /* 0 free, 1 live, 2 closed by us, awaiting libzmq's disconnect */
@@ -57,11 +62,9 @@ struct yj_zguard {
 	uint64_t anon_at_scan;      /* private bytes at the last full scan */
 	int drained;                /* the owner drained the socket since the last tick */
 	struct yj_zguard_stats st;
-	int64_t logged_ms[3];       /* per reason: last warning */
-	uint64_t unlogged[3];       /* closed since it */
+	int64_t logged_ms[R_COUNT]; /* per reason: last warning */
+	uint64_t unlogged[R_COUNT]; /* closed since it */
 };
-
-enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF };
 static const char *const s_reason_names[] = { "evicted", "stalled", "stalled", "deaf" };
 
 static void s_lru_unlink(struct yj_zguard *g, struct s_conn *c)

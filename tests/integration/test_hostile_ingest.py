@@ -87,9 +87,32 @@ class Peak:
         return self.peak
 
 
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection during the ZMTP handshake")
+        data += chunk
+    return data
+
+
 def raw_peer(port):
+    """A raw ZMTP peer, handshake complete. It waits for the daemon's READY
+    before sending any frame, as libzmq does: libzmq drops a connection whose
+    first message arrives in the same read as its READY, before its own
+    READY has gone out, so an attack sent straight after the greeting was
+    often refused at the handshake and attacked nothing."""
     s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
     s.sendall(greeting() + ready_dealer())
+    recv_exactly(s, 64)
+    flags, = recv_exactly(s, 1)
+    size = struct.unpack(">Q", recv_exactly(s, 8))[0] if flags & 2 else recv_exactly(s, 1)[0]
+    body = recv_exactly(s, size)
+    if flags & 4 == 0 or not body.startswith(b"\x05READY"):
+        raise ConnectionError("the daemon's first command is not READY: %r" % body[:16])
+    s.settimeout(None)
     return s
 
 
