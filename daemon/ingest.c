@@ -55,6 +55,7 @@ struct s_pending {
 	const char *custody_key;
 	int64_t occurred_us;
 	const char *data_quality;    /* yj_event_data_quality(): counted once stored */
+	int overloaded;              /* answered RETRY overloaded in its turn, nothing else done with it */
 	/* decided (again on every run of the write function): */
 	struct yj_reject rej;        /* pre-store refusal, code NONE otherwise */
 	struct yj_reject store_rej;  /* conflict/forbidden found in the transaction */
@@ -69,6 +70,7 @@ struct yj_ingest {
 	struct yj_arena batch;           /* memory of the current batch */
 	struct s_pending *pend;          /* current batch, owned */
 	size_t n_pend, cap_pend;
+	size_t n_overloaded;             /* of them only waiting for their turn to be answered RETRY */
 	int draining;
 	int64_t batch_now_us;            /* stored_at of the batch being written */
 	struct yj_arena route_arena;     /* events unpacked for routing inside the transaction */
@@ -139,8 +141,18 @@ static const char *s_copy(struct yj_arena *a, const void *s, size_t len)
 	return yj_arena_strndup(a, s ? s : "", s ? len : 0);
 }
 
-static void s_reply_retry(yj_reply_fn done, void *arg, const char *source_id, const char *reason)
+static const char *const s_retry_names[YJ_RETRY_REASONS] = { "overloaded", "shutting_down", "store" };
+
+const char *yj_retry_reason_name(enum yj_retry_reason r)
 {
+	return (unsigned)r < YJ_RETRY_REASONS ? s_retry_names[r] : "unknown";
+}
+
+static void s_reply_retry(struct yj_ingest *ing, yj_reply_fn done, void *arg, const char *source_id,
+			  enum yj_retry_reason why, const char *reason)
+{
+	ing->stats.retries++;
+	ing->stats.retries_by[why]++;
 	struct yj_reply r = {
 		.status = YJ_STATUS_RETRY,
 		.source_id = source_id ? source_id : "",
@@ -206,33 +218,11 @@ static int s_take_extras(struct yj_arena *a, const struct yj_request *req, struc
 	return 0;
 }
 
-int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg)
+/* Check, normalise and copy req into p for the batch. Returns 0 (p decided
+ * as far as it can be before the store: accepted or refused) or YJ_ENOMEM. */
+static int s_take_request(struct yj_ingest *ing, const struct yj_request *req, struct s_pending *p)
 {
-	int rc = 0;
-
-	if (ing->draining) {
-		s_reply_retry(done, arg, "", "shutting down");
-		ing->stats.retries++;
-		return 0;
-	}
-	if (ing->n_pend == ing->cap_pend) {
-		size_t ncap = ing->cap_pend ? ing->cap_pend * 2 : 1024;
-		struct s_pending *np = realloc(ing->pend, ncap * sizeof(*np));
-		if (!np) {
-			s_reply_retry(done, arg, "", "overloaded");
-			return YJ_ENOMEM;
-		}
-		ing->pend = np;
-		ing->cap_pend = ncap;
-	}
-	struct s_pending *p = &ing->pend[ing->n_pend];
-	memset(p, 0, sizeof(*p));
-	p->done = done;
-	p->arg = arg;
-	p->origin = req->origin;
-	p->frames = req->frames;
-	p->source_id = "";
-
+	int rc;
 	struct yj_arena *a = &ing->batch;
 	size_t keep = req->payload_len;
 	if (keep > (size_t)ing->core->cfg->ingest_quarantine_max_bytes)
@@ -241,10 +231,8 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
 	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
 	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
-	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender) || s_take_extras(a, req, p)) {
-		s_reply_retry(done, arg, "", "overloaded");
+	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender) || s_take_extras(a, req, p))
 		return YJ_ENOMEM;
-	}
 	if (keep)
 		memcpy(raw, req->payload, keep);
 	p->raw = raw;
@@ -267,27 +255,56 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		struct yj_norm_result res;
 		yj_arena_reset(&ing->scratch);
 		rc = yj_normalise(&o, feed, ct, req->payload, req->payload_len, &ing->scratch, &res);
-		if (rc == YJ_ENOMEM) {
-			s_reply_retry(done, arg, "", "overloaded");
+		if (rc == YJ_ENOMEM)
 			return rc;
-		}
 		if (res.source_id)
 			p->source_id = s_copy(a, res.source_id, strlen(res.source_id));
-		if (!p->source_id) {
-			s_reply_retry(done, arg, "", "overloaded");
+		if (!p->source_id)
+			return YJ_ENOMEM;
+		p->feed = feed;
+		if (rc == 0)
+			return s_take_event(ing, p, res.event);
+		p->rej = res.reject;
+	}
+	return 0;
+}
+
+int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg)
+{
+	int rc = 0;
+
+	if (ing->draining) {
+		s_reply_retry(ing, done, arg, "", YJ_RETRY_SHUTTING_DOWN, "shutting down");
+		return 0;
+	}
+	/* Nothing waits to be answered before it: no need to wait either. */
+	if (req->overloaded && !ing->n_pend) {
+		s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
+		return 0;
+	}
+	if (ing->n_pend == ing->cap_pend) {
+		size_t ncap = ing->cap_pend ? ing->cap_pend * 2 : 1024;
+		struct s_pending *np = realloc(ing->pend, ncap * sizeof(*np));
+		if (!np) {
+			s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 			return YJ_ENOMEM;
 		}
-		p->feed = feed;
-		if (rc == 0) {
-			rc = s_take_event(ing, p, res.event);
-			if (rc) {
-				s_reply_retry(done, arg, p->source_id, "overloaded");
-				return rc;
-			}
-		} else {
-			p->rej = res.reject;
-			rc = 0;
-		}
+		ing->pend = np;
+		ing->cap_pend = ncap;
+	}
+	struct s_pending *p = &ing->pend[ing->n_pend];
+	memset(p, 0, sizeof(*p));
+	p->done = done;
+	p->arg = arg;
+	p->origin = req->origin;
+	p->frames = req->frames;
+	p->source_id = "";
+	if (req->overloaded) {
+		p->overloaded = 1;
+		ing->n_overloaded++;
+	} else if ((rc = s_take_request(ing, req, p))) {
+		s_reply_retry(ing, done, arg, p->source_id, YJ_RETRY_OVERLOADED, "overloaded");
+		return rc;
 	}
 	ing->n_pend++;
 	if (ing->n_pend >= (size_t)ing->core->cfg->ingest_batch_max)
@@ -510,6 +527,10 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 		p->store_rej.code = YJ_REJ_NONE;
 		p->dropped = 0;
 		p->seq = 0;
+		if (p->overloaded) {
+			p->status = YJ_STATUS_RETRY;
+			continue;
+		}
 		/* The input's position goes with what it stands for, refused or not:
 		 * a restart resumes after this request, never before or beyond it. */
 		if (p->position_key && (rc = yj_positions_put(txn, p->position_key, p->position, p->position_len)))
@@ -604,9 +625,11 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		break;
 	}
 	case YJ_STATUS_RETRY:
-		r.detail = r.reason = "retry";
-		r.detail_len = 5;
+		/* Only an overloaded request is decided RETRY in the batch. */
+		r.detail = r.reason = s_retry_names[YJ_RETRY_OVERLOADED];
+		r.detail_len = strlen(r.detail);
 		ing->stats.retries++;
+		ing->stats.retries_by[YJ_RETRY_OVERLOADED]++;
 		break;
 	}
 	p->done(p->arg, &r);
@@ -627,19 +650,31 @@ int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 		s_report(ing, routed);
 		return 0;
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ing->batch_now_us = yj_clock_now_us();
-	int rc = yj_store_write(ing->core->store, s_write_batch, ing);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	int rc = 0;
+	memset(&ing->routed, 0, sizeof(ing->routed));
+	/* A batch of overloaded requests only has nothing to store: no commit,
+	 * no disk flush for a client that does not listen. */
+	if (ing->n_overloaded < ing->n_pend) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ing->batch_now_us = yj_clock_now_us();
+		rc = yj_store_write(ing->core->store, s_write_batch, ing);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	} else {
+		for (size_t i = 0; i < ing->n_pend; i++)
+			ing->pend[i].status = YJ_STATUS_RETRY;
+	}
 
 	if (rc) {
 		const char *why = rc == YJ_ENOSPC ? "store full: disk or map at its cap" : "store error";
 		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", ing->n_pend, yj_strerror(rc));
 		for (size_t i = 0; i < ing->n_pend; i++) {
-			s_reply_retry(ing->pend[i].done, ing->pend[i].arg, ing->pend[i].source_id, why);
-			ing->stats.retries++;
+			struct s_pending *p = &ing->pend[i];
+			if (p->overloaded)
+				s_reply_retry(ing, p->done, p->arg, "", YJ_RETRY_OVERLOADED, s_retry_names[YJ_RETRY_OVERLOADED]);
+			else
+				s_reply_retry(ing, p->done, p->arg, p->source_id, YJ_RETRY_STORE, why);
 		}
 	} else {
 		size_t dropped = 0;
@@ -660,6 +695,7 @@ int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 		ing->unreported.held += ing->routed.held;
 	}
 	ing->n_pend = 0;
+	ing->n_overloaded = 0;
 	yj_arena_reset(&ing->batch);
 	s_report(ing, routed);
 	return rc;
