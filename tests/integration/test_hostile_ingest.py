@@ -101,13 +101,19 @@ def recv_exactly(sock, n):
     return data
 
 
-def raw_peer(port):
+def raw_peer(port, rcvbuf=None):
     """A raw ZMTP peer, handshake complete. It waits for the daemon's READY
     before sending any frame, as libzmq does: libzmq drops a connection whose
     first message arrives in the same read as its READY, before its own
     READY has gone out, so an attack sent straight after the greeting was
-    often refused at the handshake and attacked nothing."""
-    s = socket.create_connection(("127.0.0.1", port))
+    often refused at the handshake and attacked nothing. A receive buffer
+    is set before connecting: set after, it shrinks a window already
+    offered, the daemon's replies sent into it are dropped, and both ends
+    back off (retransmission, zero-window probes) for seconds."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
     s.settimeout(10)
     s.sendall(greeting() + ready_dealer())
     recv_exactly(s, 64)
@@ -298,12 +304,13 @@ class MemoryAttackTest(HostileBase):
         self.assert_under_bar(kib, what)
 
     def test_pipelining_a_million_without_reading(self):
+        log0 = len(self.daemon.read_log())
+
         def run():
             ev = yjtest.custody_event()
             block = request_bytes(b"custody", json.dumps(ev).encode()) * 1000
-            s = raw_peer(self.port)
             # A small receive buffer: the replies back up at once.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s = raw_peer(self.port, rcvbuf=4096)
             s.settimeout(5)
             try:
                 for _ in range(1000):
@@ -314,6 +321,9 @@ class MemoryAttackTest(HostileBase):
                 # Every request was read: the daemon keeps going although
                 # none of its replies is read.
                 self.assertIsNone(self.daemon.proc.poll())
+                # It was told to back off (RETRY overloaded), then closed.
+                for said in ("its requests are answered RETRY overloaded", "not reading their replies"):
+                    wait_for(lambda: said in self.daemon.read_log()[log0:], "the daemon's log saying '%s'" % said)
             finally:
                 s.close()
         self.attack("1,000,000 pipelined requests, no reply read", run)
