@@ -73,6 +73,10 @@ struct yj_request {
 	const char *position_key;
 	const void *position;
 	size_t position_len;
+	/* The sender is over its share (in_yjl1: its connection leaves too
+	 * many replies unread): the request is answered RETRY overloaded, in
+	 * its turn among the replies, and neither normalised nor stored. */
+	int overloaded;
 };
 
 enum yj_status {

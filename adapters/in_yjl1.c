@@ -39,6 +39,17 @@
 #define S_RCVHWM 256
 #define S_SNDHWM 100000         /* far above any client's window: the guard's deaf_bytes binds first */
 #define S_DEAF (1u << 20)        /* reply bytes a client leaves unread in libzmq (some 12,000 replies) */
+/* Reply bytes a client leaves unread in libzmq from which its requests are
+ * answered RETRY overloaded, unprocessed and unstored (the spec's RETRY
+ * reason): half of S_DEAF. Only what the kernel could not take counts, and
+ * a client that reads has its own libzmq queue and both kernels' buffers
+ * (hundreds of KiB at least) between its window and this mark, so a lone
+ * client with thousands of requests in flight never reaches it; one that
+ * stops reading does a few thousand replies after the kernels' buffers are
+ * full, and the other half holds every 27-byte RETRY it gets meanwhile
+ * (some 19,000) before it is closed, so one that starts reading again keeps
+ * its connection and its answers. */
+#define S_SHARE (S_DEAF / 2)
 #define S_PRESSURE (24u << 20)   /* private memory from which stalled peers go (the bar is 64 MiB) */
 /* ... if they hold more than any one message being received could */
 #define S_PRESSURE_HELD(max_message) (2 * (uint64_t)(max_message) + (64u << 10))
@@ -259,6 +270,45 @@ static void s_send_reply(void *arg, const struct yj_reply *r)
 	free(peer);
 }
 
+/* The request's parts from its frames f (n kept of frames received, f[0]
+ * the routing id) into req; a malformed request's frames joined into
+ * *joined (the caller frees it) for the quarantine. */
+static int s_take_frames(zmq_msg_t *f, unsigned n, unsigned frames, struct yj_request *req, char **joined)
+{
+	if (frames == 4 && zmq_msg_size(&f[1]) == 4 && memcmp(zmq_msg_data(&f[1]), "YJL1", 4) == 0) {
+		req->feed = zmq_msg_data(&f[2]);
+		req->feed_len = zmq_msg_size(&f[2]);
+		req->content_type = zmq_msg_data(&f[3]);
+		req->content_type_len = zmq_msg_size(&f[3]);
+		req->payload = zmq_msg_data(&f[4]);
+		req->payload_len = zmq_msg_size(&f[4]);
+		return 0;
+	}
+	req->protocol_error = frames != 4 ? "a request has exactly four frames" : "frame 0 must be YJL1";
+	/* Keep every frame for the operator, joined. */
+	size_t len = 0;
+	for (unsigned i = 1; i < n; i++)
+		len += zmq_msg_size(&f[i]);
+	if (!(*joined = malloc(len ? len : 1)))
+		return YJ_ENOMEM;
+	len = 0;
+	for (unsigned i = 1; i < n; i++) {
+		memcpy(*joined + len, zmq_msg_data(&f[i]), zmq_msg_size(&f[i]));
+		len += zmq_msg_size(&f[i]);
+	}
+	req->payload = *joined;
+	req->payload_len = len;
+	if (frames >= 2) {
+		req->feed = zmq_msg_data(&f[2]);
+		req->feed_len = zmq_msg_size(&f[2]);
+	}
+	if (frames >= 3) {
+		req->content_type = zmq_msg_data(&f[3]);
+		req->content_type_len = zmq_msg_size(&f[3]);
+	}
+	return 0;
+}
+
 /* Read one whole message (routing id + frames) and submit it. Returns 1 when
  * a message was read, 0 when none was waiting, <0 on error. */
 static int s_read_one(struct s_state *st)
@@ -307,47 +357,21 @@ static int s_read_one(struct s_state *st)
 	memcpy(peer->id, zmq_msg_data(&f[0]), peer->len);
 
 	struct yj_request req = { .origin = "yjl1", .frames = frames };
-	/* The connection's properties are on the frames it sent: the routing
-	 * id the ROUTER made up carries none. */
-	const char *uid = frames >= 1 ? zmq_msg_gets(&f[1], "User-Id") : NULL;
-	req.sender = uid && *uid ? uid : NULL;
-	if (st->curve)
-		s_client_forces(st, req.sender, &req.forces, &req.n_forces);
 	char *joined = NULL;
-	if (frames != 4 || zmq_msg_size(&f[1]) != 4 || memcmp(zmq_msg_data(&f[1]), "YJL1", 4) != 0) {
-		req.protocol_error = frames != 4 ? "a request has exactly four frames" : "frame 0 must be YJL1";
-		/* Keep every frame for the operator, joined. */
-		size_t len = 0;
-		for (unsigned i = 1; i < n; i++)
-			len += zmq_msg_size(&f[i]);
-		joined = malloc(len ? len : 1);
-		if (!joined) {
+	/* A client that does not read its replies gets the cheapest answer,
+	 * before any work is spent on what it sent: nothing of it is looked at. */
+	req.overloaded = yj_zguard_over_share(st->guard, fd);
+	if (!req.overloaded) {
+		/* The connection's properties are on the frames it sent: the
+		 * routing id the ROUTER made up carries none. */
+		const char *uid = frames >= 1 ? zmq_msg_gets(&f[1], "User-Id") : NULL;
+		req.sender = uid && *uid ? uid : NULL;
+		if (st->curve)
+			s_client_forces(st, req.sender, &req.forces, &req.n_forces);
+		if ((rc = s_take_frames(f, n, frames, &req, &joined))) {
 			free(peer);
-			rc = YJ_ENOMEM;
 			goto out;
 		}
-		len = 0;
-		for (unsigned i = 1; i < n; i++) {
-			memcpy(joined + len, zmq_msg_data(&f[i]), zmq_msg_size(&f[i]));
-			len += zmq_msg_size(&f[i]);
-		}
-		req.payload = joined;
-		req.payload_len = len;
-		if (frames >= 2) {
-			req.feed = zmq_msg_data(&f[2]);
-			req.feed_len = zmq_msg_size(&f[2]);
-		}
-		if (frames >= 3) {
-			req.content_type = zmq_msg_data(&f[3]);
-			req.content_type_len = zmq_msg_size(&f[3]);
-		}
-	} else {
-		req.feed = zmq_msg_data(&f[2]);
-		req.feed_len = zmq_msg_size(&f[2]);
-		req.content_type = zmq_msg_data(&f[3]);
-		req.content_type_len = zmq_msg_size(&f[3]);
-		req.payload = zmq_msg_data(&f[4]);
-		req.payload_len = zmq_msg_size(&f[4]);
 	}
 	/* submit answers through s_send_reply, which frees peer, whatever it returns. */
 	rc = st->api->submit(st->api->core, &req, s_send_reply, peer);
@@ -462,6 +486,7 @@ static int s_start(void *state)
 		.pressure_bytes = S_PRESSURE,
 		.pressure_held = S_PRESSURE_HELD(st->max_message_bytes),
 		.deaf_bytes = S_DEAF,
+		.share_bytes = S_SHARE,
 	};
 	if ((rc = yj_zguard_new(st->api->loop, st->api->zmq_ctx, st->sock, "ingest", &lim, &st->guard))) {
 		yj_err("in_yjl1: cannot watch the connections of %s: %s", st->endpoint, yj_strerror(rc));

@@ -197,8 +197,18 @@ static const char *s_copy(struct yj_arena *a, const void *s, size_t len)
 	return yj_arena_strndup(a, s ? s : "", s ? len : 0);
 }
 
-static void s_reply_retry(yj_reply_fn done, void *arg, const char *source_id, const char *reason)
+static const char *const s_retry_names[YJ_RETRY_REASONS] = { "overloaded", "shutting_down", "store" };
+
+const char *yj_retry_reason_name(enum yj_retry_reason r)
 {
+	return (unsigned)r < YJ_RETRY_REASONS ? s_retry_names[r] : "unknown";
+}
+
+static void s_reply_retry(struct yj_ingest *ing, yj_reply_fn done, void *arg, const char *source_id,
+			  enum yj_retry_reason why, const char *reason)
+{
+	ing->stats.retries++;
+	ing->stats.retries_by[why]++;
 	struct yj_reply r = {
 		.status = YJ_STATUS_RETRY,
 		.source_id = source_id ? source_id : "",
@@ -423,15 +433,19 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	struct s_batch *b = ing->fill;
 
 	if (ing->draining) {
-		s_reply_retry(done, arg, "", "shutting down");
-		ing->stats.retries++;
+		s_reply_retry(ing, done, arg, "", YJ_RETRY_SHUTTING_DOWN, "shutting down");
+		return 0;
+	}
+	/* Nothing waits to be answered before it: no need to wait either. */
+	if (req->overloaded && !b->n_pend && !ing->work) {
+		s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 		return 0;
 	}
 	if (b->n_pend == b->cap_pend) {
 		size_t ncap = b->cap_pend ? b->cap_pend * 2 : 1024;
 		struct s_pending *np = realloc(b->pend, ncap * sizeof(*np));
 		if (!np) {
-			s_reply_retry(done, arg, "", "overloaded");
+			s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 			return YJ_ENOMEM;
 		}
 		b->pend = np;
@@ -445,6 +459,13 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	p->frames = req->frames;
 	p->source_id = "";
 	p->received_us = yj_clock_now_us();
+	if (req->overloaded) {
+		/* The sender is over its share: a slot in the batch, so that its
+		 * RETRY goes out in its turn, and nothing else. */
+		p->retry = "overloaded";
+		b->n_pend++;
+		return b->n_pend >= (size_t)ing->core->cfg->ingest_batch_max ? s_make_room(ing) : 0;
+	}
 
 	struct yj_arena *a = &b->arena;
 	size_t max_bytes = (size_t)ing->core->cfg->ingest_max_message_bytes;
@@ -459,7 +480,7 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
 	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
 	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender) || s_take_extras(a, req, p)) {
-		s_reply_retry(done, arg, "", "overloaded");
+		s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 		return YJ_ENOMEM;
 	}
 	if (copy)
@@ -812,9 +833,12 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 		break;
 	}
 	case YJ_STATUS_RETRY:
-		r.detail = r.reason = p->retry ? p->retry : "retry";
+		/* Only a request not taken (over its share, or no memory to parse
+		 * it) is decided RETRY in the batch. */
+		r.detail = r.reason = s_retry_names[YJ_RETRY_OVERLOADED];
 		r.detail_len = strlen(r.detail);
 		ing->stats.retries++;
+		ing->stats.retries_by[YJ_RETRY_OVERLOADED]++;
 		break;
 	}
 	p->done(p->arg, &r);
@@ -832,21 +856,36 @@ static void s_report(struct yj_ingest *ing, struct yj_route_counts *routed)
 /* Commit batch b (normalised) and send its replies; it is empty after. */
 static int s_commit(struct yj_ingest *ing, struct s_batch *b)
 {
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ing->batch_now_us = yj_clock_now_us();
-	ing->pend_batch = b;
-	int rc = yj_store_write(ing->core->store, s_write_batch, ing);
-	ing->pend_batch = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	int rc = 0;
+	size_t taken = 0;
+	for (size_t i = 0; i < b->n_pend; i++)
+		taken += !b->pend[i].retry;
+	memset(&ing->routed, 0, sizeof(ing->routed));
+	if (taken) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ing->batch_now_us = yj_clock_now_us();
+		ing->pend_batch = b;
+		rc = yj_store_write(ing->core->store, s_write_batch, ing);
+		ing->pend_batch = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	} else {
+		/* Only requests not taken: nothing to store, no disk flush for a
+		 * client that does not listen. */
+		for (size_t i = 0; i < b->n_pend; i++)
+			b->pend[i].status = YJ_STATUS_RETRY;
+	}
 
 	if (rc) {
 		const char *why = rc == YJ_ENOSPC ? "store full: disk or map at its cap" : "store error";
 		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", b->n_pend, yj_strerror(rc));
 		for (size_t i = 0; i < b->n_pend; i++) {
-			s_reply_retry(b->pend[i].done, b->pend[i].arg, b->pend[i].source_id, why);
-			ing->stats.retries++;
+			struct s_pending *p = &b->pend[i];
+			if (p->retry)
+				s_reply_retry(ing, p->done, p->arg, "", YJ_RETRY_OVERLOADED, s_retry_names[YJ_RETRY_OVERLOADED]);
+			else
+				s_reply_retry(ing, p->done, p->arg, p->source_id, YJ_RETRY_STORE, why);
 		}
 	} else {
 		size_t dropped = 0;

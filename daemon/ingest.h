@@ -26,11 +26,23 @@
 
 #define YJ_COMMIT_BUCKETS 12
 
+/* Why a request was answered RETRY (yjlink_ingest_retries_total{reason}). */
+enum yj_retry_reason {
+	YJ_RETRY_OVERLOADED,    /* the sender over its share (yj_request.overloaded), or out of memory */
+	YJ_RETRY_SHUTTING_DOWN, /* draining */
+	YJ_RETRY_STORE,         /* the batch not stored: disk or map full, store error */
+	YJ_RETRY_REASONS
+};
+
+/* "overloaded", "shutting_down", "store": a metric label. */
+const char *yj_retry_reason_name(enum yj_retry_reason r);
+
 struct yj_ingest_stats {
 	uint64_t ingested[YJ_FEED_COUNT];          /* OK, by feed */
 	uint64_t rejected[YJ_REJ_FORBIDDEN + 1];   /* REJECT, by code */
 	uint64_t dups;                             /* DUP replies */
 	uint64_t retries;                          /* RETRY replies */
+	uint64_t retries_by[YJ_RETRY_REASONS];     /* the same by reason */
 	uint64_t batches;                          /* group commits */
 	uint64_t commit_buckets[YJ_COMMIT_BUCKETS];/* yjlink_commit_seconds histogram, cumulative-less counts */
 	double commit_seconds_sum;
@@ -56,7 +68,9 @@ void yj_ingest_destroy(struct yj_ingest **ing);
 
 /* Take one request (see adapter.h). Flushes by itself when the batch holds
  * ingest.batch_max requests. Returns 0 or YJ_ENOMEM (then done was called
- * with RETRY). */
+ * with RETRY). An overloaded request costs a slot in the batch and nothing
+ * else: its RETRY goes out in its turn, after the replies to the requests
+ * before it, so that a client matching replies by order is not misled. */
 int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_reply_fn done, void *arg);
 
 struct yj_route_counts;

@@ -482,8 +482,12 @@ static void s_render_metrics(struct s_daemon *d)
 				 NULL);
 	yj_prom_family(p, "yjlink_ingest_duplicates_total", "counter", "Requests answered DUP");
 	yj_prom_sample(p, "yjlink_ingest_duplicates_total", NULL, (double)is->dups);
-	yj_prom_family(p, "yjlink_ingest_retries_total", "counter", "Requests answered RETRY");
-	yj_prom_sample(p, "yjlink_ingest_retries_total", NULL, (double)is->retries);
+	yj_prom_family(p, "yjlink_ingest_retries_total", "counter",
+		       "Requests answered RETRY, by reason: overloaded (the client leaves its replies unread, or memory "
+		       "ran short), shutting_down, store (disk or map full, store error)");
+	for (int r = 0; r < YJ_RETRY_REASONS; r++)
+		yj_prom_sample_l(p, "yjlink_ingest_retries_total", (double)is->retries_by[r], "reason",
+				 yj_retry_reason_name((enum yj_retry_reason)r), NULL);
 	yj_prom_histogram(p, "yjlink_commit_seconds", "Duration of each group commit (synced LMDB transaction)",
 			  yj_commit_bucket_bounds, is->commit_buckets, YJ_COMMIT_BUCKETS - 1, is->commit_seconds_sum);
 	yj_prom_family(p, "yjlink_outbox_depth", "gauge", "Notifications waiting for delivery");

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,16 @@
 #define S_GROWTH_SCAN (4u << 20) /* private memory grown this much since the last full scan: scan all now */
 #define S_LOG_EVERY_MS 10000    /* one warning per reason per 10 s, with a count */
 #define S_FD_RESERVE 256        /* descriptors kept for the store, control, delivery, metrics */
+/* Requests between two measures of a connection's share: a client that
+ * stopped reading gets at most this many more requests served before it is
+ * told to back off (a few KiB of replies against a share of hundreds), and
+ * the two system calls of a measure are spread over as many requests. */
+#define S_SHARE_EVERY 64
+
+/* Why a connection was closed: indexes the per-reason log state, so the
+ * arrays are sized by R_COUNT (sized 3 for these 4 reasons, a deaf close
+ * wrote past the guard's allocation and corrupted the heap). */
+enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF, R_COUNT };
 
 /* One accepted connection, by descriptor. */
 struct s_conn {
@@ -35,14 +46,14 @@ struct s_conn {
 	int64_t mark;               /* bytes held for it when it last delivered */
 	int64_t mark_ms;            /* when */
 	int64_t active_ms;          /* accepted or last message: the eviction order */
+	int over;                   /* over its share at the last measure */
+	unsigned asks;              /* yj_zguard_over_share() calls since that measure */
+	uint64_t refused;           /* of them answered "over" in this episode */
 	struct sockaddr_storage self, peer; /* who it was, to be sure a descriptor was not reused */
 	socklen_t self_len, peer_len;
 	int fd;
 	int prev, next;             /* live connections by descriptor, most recently active first; -1 none */
 };
-
-/* Why a connection was closed; R_COUNT sizes what is kept per reason. */
-enum { R_EVICT, R_STALL, R_PRESSURE, R_DEAF, R_COUNT };
 
 struct yj_zguard {
 	struct yj_loop *loop;       /* borrowed */
@@ -148,6 +159,10 @@ static void s_close(struct yj_zguard *g, struct s_conn *c, int reason)
 	s_lru_unlink(g, c);
 	c->state = 2;
 	g->st.connections--;
+	if (c->over) {
+		c->over = 0;
+		g->st.over_now--;
+	}
 	if (reason == R_EVICT)
 		g->st.evicted++;
 	else if (reason == R_DEAF)
@@ -196,7 +211,10 @@ static void s_forget(struct yj_zguard *g, int fd)
 	if (c->state == 1) {
 		s_lru_unlink(g, c);
 		g->st.connections--;
+		if (c->over)
+			g->st.over_now--;
 	}
+	c->over = 0;
 	c->state = 0;
 }
 
@@ -319,9 +337,77 @@ static int64_t s_held_out(const struct s_conn *c)
 	return (int64_t)c->handed - (int64_t)ti.tcpi_bytes_acked - outq;
 }
 
-static int s_deaf(const struct yj_zguard *g, const struct s_conn *c)
+/* c's peer, as numbers, for a log line. */
+static const char *s_peer_name(const struct s_conn *c, char *buf, size_t size)
 {
-	return g->lim.deaf_bytes && s_held_out(c) > (int64_t)g->lim.deaf_bytes;
+	char host[64], port[16];
+	if (getnameinfo((const struct sockaddr *)&c->peer, c->peer_len, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(buf, size, "connection %d", c->fd);
+	else
+		snprintf(buf, size, c->peer.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+	return buf;
+}
+
+/* Take a measure of what c leaves unread (held: s_held_out()) into its
+ * share verdict. It goes over above share_bytes and comes back only below
+ * half of it: a client that reads slowly near the mark would otherwise
+ * flip between RETRY and normal answers every few requests. */
+static void s_share(struct yj_zguard *g, struct s_conn *c, int64_t held)
+{
+	char who[96];
+	int64_t share = (int64_t)g->lim.share_bytes;
+
+	c->asks = 0;
+	if (!share)
+		return;
+	if (!c->over && held > share) {
+		c->over = 1;
+		c->refused = 0;
+		g->st.over_share++;
+		g->st.over_now++;
+		yj_warn("%s: the client at %s leaves %lld KiB of replies unread (its share is %lld KiB): its requests are "
+			"answered RETRY overloaded, neither processed nor stored, until it reads them", g->name,
+			s_peer_name(c, who, sizeof(who)), (long long)(held >> 10), (long long)(share >> 10));
+	} else if (c->over && held < share / 2) {
+		c->over = 0;
+		g->st.over_now--;
+		yj_notice("%s: the client at %s reads its replies again; %llu of its requests were answered RETRY overloaded",
+			  g->name, s_peer_name(c, who, sizeof(who)), (unsigned long long)c->refused);
+	}
+}
+
+/* Measure what c leaves unread: judge its share, and close it when deaf.
+ * Returns 1 when it was closed. */
+static int s_judge_out(struct yj_zguard *g, struct s_conn *c)
+{
+	int64_t held = s_held_out(c);
+	s_share(g, c, held);
+	if (g->lim.deaf_bytes && held > (int64_t)g->lim.deaf_bytes) {
+		s_close(g, c, R_DEAF);
+		return 1;
+	}
+	return 0;
+}
+
+int yj_zguard_over_share(struct yj_zguard *g, int fd)
+{
+	if (!g || !g->lim.share_bytes || fd < 0 || (size_t)fd >= g->n_conns)
+		return 0;
+	struct s_conn *c = &g->conns[fd];
+	/* Closed by us: what libzmq still reads from it would get replies
+	 * that can no longer be delivered. (Unless the number went to a new
+	 * connection before its disconnect reached us: rare, and worth the
+	 * two system calls.) */
+	if (c->state == 2)
+		return s_same(c);
+	if (c->state != 1)
+		return 0;
+	if (++c->asks >= S_SHARE_EVERY && s_judge_out(g, c))
+		return 1;
+	if (c->over)
+		c->refused++;
+	return c->over;
 }
 
 static uint64_t s_private_bytes(struct yj_zguard *g)
@@ -347,10 +433,8 @@ static void s_scan_all(struct yj_zguard *g, int64_t now, uint64_t anon, int judg
 		if (c->state != 1)
 			continue;
 		int64_t held = s_held(c, now);
-		if (s_deaf(g, c)) {
-			s_close(g, c, R_DEAF);
+		if (s_judge_out(g, c))
 			continue;
-		}
 		if (!judge)
 			continue;
 		if (held > (int64_t)g->lim.stall_bytes)
@@ -391,8 +475,8 @@ static int s_on_tick(struct yj_loop *loop, void *arg)
 		seen++;
 		if (s_held(c, now) > (int64_t)g->lim.stall_bytes && judge)
 			s_close(g, c, R_STALL);
-		else if (s_deaf(g, c))
-			s_close(g, c, R_DEAF);
+		else
+			s_judge_out(g, c);
 	}
 	return 0;
 }
@@ -507,6 +591,14 @@ void yj_zguard_metrics(const struct yj_zguard *g, struct yj_prom *p)
 	yj_prom_sample_l(p, closed, (double)g->st.evicted, "reason", s_reason_names[R_EVICT], NULL);
 	yj_prom_sample_l(p, closed, (double)g->st.stalled, "reason", s_reason_names[R_STALL], NULL);
 	yj_prom_sample_l(p, closed, (double)g->st.deaf, "reason", s_reason_names[R_DEAF], NULL);
+	if (!g->lim.share_bytes)
+		return;
+	snprintf(name, sizeof(name), "yjlink_%s_connections_over_share", g->name);
+	snprintf(closed, sizeof(closed), "yjlink_%s_over_share_total", g->name);
+	yj_prom_family(p, name, "gauge", "Connections over their share now (leaving too many replies unread)");
+	yj_prom_sample_l(p, name, (double)g->st.over_now, NULL);
+	yj_prom_family(p, closed, "counter", "Times a connection went over its share since start");
+	yj_prom_sample_l(p, closed, (double)g->st.over_share, NULL);
 }
 
 size_t yj_zguard_fd_budget(unsigned share, unsigned total)

@@ -19,7 +19,10 @@
  *     grew past the stall cap (more than any one legitimate message: an
  *     unfinished giant message, or frames without end);
  *   - it does not read what we send it, and more than deaf_bytes of it
- *     waits inside libzmq;
+ *     waits inside libzmq (before that, from share_bytes on, the guard
+ *     says it is over its share, yj_zguard_over_share(): the owner answers
+ *     its requests at the least cost it can, so that a client that does
+ *     not listen costs neither work nor disk until it reads again);
  *   - the process's private memory is over the pressure mark and it is
  *     stalled holding more than a little (a message of many empty frames
  *     costs libzmq 32 times its bytes on the wire, so bytes alone do not
@@ -46,6 +49,7 @@ struct yj_zguard_limits {
 	uint64_t pressure_bytes; /* private memory from which stalled connections holding more than pressure_held go */
 	uint64_t pressure_held;
 	uint64_t deaf_bytes;     /* queued for a connection that does not read them (0: not watched) */
+	uint64_t share_bytes;    /* queued and unread, from which a connection is over its share (0: never) */
 };
 
 /* What the guard did, since start. */
@@ -56,6 +60,8 @@ struct yj_zguard_stats {
 	uint64_t evicted;        /* closed to admit a newer one */
 	uint64_t stalled;        /* closed for an unfinished message over the caps */
 	uint64_t deaf;           /* closed for not reading what was sent to it */
+	uint64_t over_share;     /* times a connection went over its share */
+	size_t over_now;         /* connections over their share now */
 };
 
 /* Guard sock (name labels logs and metrics: "ingest"). With zmq_ctx, the
@@ -77,6 +83,19 @@ void yj_zguard_consumed(struct yj_zguard *g, int fd, size_t bytes, size_t n_fram
  * replies it has not taken is closed. */
 void yj_zguard_sent(struct yj_zguard *g, int fd, size_t bytes, size_t n_frames);
 
+/* 1 when the connection on fd leaves more than share_bytes of what was
+ * queued for it unread inside libzmq (yj_zguard_sent), else 0 (also for a
+ * connection the guard cannot measure: not TCP, or not known yet). The
+ * owner asks once per request it read from fd, and answers the requests
+ * of a connection over its share without doing their work (in_yjl1: RETRY
+ * overloaded), so that what the client sends while it does not listen is
+ * neither processed nor stored. The verdict is kept per connection and
+ * measured again only every few requests and on the guard's own checks:
+ * asking costs no system call on most requests. A connection is back
+ * under its share once it has read all but half of it; one line is logged
+ * when it goes over, one when it comes back. */
+int yj_zguard_over_share(struct yj_zguard *g, int fd);
+
 /* The owner read sock until it had nothing more (EAGAIN): every complete
  * message had been handed over, so what libzmq still holds for a connection
  * is an unfinished one. Verdicts on stalled connections wait for this (and
@@ -85,7 +104,8 @@ void yj_zguard_sent(struct yj_zguard *g, int fd, size_t bytes, size_t n_frames);
 void yj_zguard_drained(struct yj_zguard *g);
 
 void yj_zguard_stats(const struct yj_zguard *g, struct yj_zguard_stats *out);
-/* yjlink_<name>_connections, _connections_closed_total{reason}. */
+/* yjlink_<name>_connections, _connections_closed_total{reason},
+ * _connections_over_share (gauge) and _over_share_total. */
 void yj_zguard_metrics(const struct yj_zguard *g, struct yj_prom *p);
 
 /* The connection cap this process can afford for a listener that gets share

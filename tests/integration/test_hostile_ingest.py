@@ -25,8 +25,12 @@ import threading
 import time
 import unittest
 
+import zmq
+
+import test_metrics
 import yjtest
 from http_receiver import HttpReceiver
+from test_inputs import wait_for  # polls a condition with a deadline for a busy machine, never a timing
 
 MIB = 1 << 20
 BAR_KIB = 64 * 1024
@@ -87,9 +91,38 @@ class Peak:
         return self.peak
 
 
-def raw_peer(port):
-    s = socket.create_connection(("127.0.0.1", port))
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection during the ZMTP handshake")
+        data += chunk
+    return data
+
+
+def raw_peer(port, rcvbuf=None):
+    """A raw ZMTP peer, handshake complete. It waits for the daemon's READY
+    before sending any frame, as libzmq does: libzmq drops a connection whose
+    first message arrives in the same read as its READY, before its own
+    READY has gone out, so an attack sent straight after the greeting was
+    often refused at the handshake and attacked nothing. A receive buffer
+    is set before connecting: set after, it shrinks a window already
+    offered, the daemon's replies sent into it are dropped, and both ends
+    back off (retransmission, zero-window probes) for seconds."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(10)
     s.sendall(greeting() + ready_dealer())
+    recv_exactly(s, 64)
+    flags, = recv_exactly(s, 1)
+    size = struct.unpack(">Q", recv_exactly(s, 8))[0] if flags & 2 else recv_exactly(s, 1)[0]
+    body = recv_exactly(s, size)
+    if flags & 4 == 0 or not body.startswith(b"\x05READY"):
+        raise ConnectionError("the daemon's first command is not READY: %r" % body[:16])
+    s.settimeout(None)
     return s
 
 
@@ -271,12 +304,13 @@ class MemoryAttackTest(HostileBase):
         self.assert_under_bar(kib, what)
 
     def test_pipelining_a_million_without_reading(self):
+        log0 = len(self.daemon.read_log())
+
         def run():
             ev = yjtest.custody_event()
             block = request_bytes(b"custody", json.dumps(ev).encode()) * 1000
-            s = raw_peer(self.port)
             # A small receive buffer: the replies back up at once.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s = raw_peer(self.port, rcvbuf=4096)
             s.settimeout(5)
             try:
                 for _ in range(1000):
@@ -287,6 +321,9 @@ class MemoryAttackTest(HostileBase):
                 # Every request was read: the daemon keeps going although
                 # none of its replies is read.
                 self.assertIsNone(self.daemon.proc.poll())
+                # It was told to back off (RETRY overloaded), then closed.
+                for said in ("its requests are answered RETRY overloaded", "not reading their replies"):
+                    wait_for(lambda: said in self.daemon.read_log()[log0:], "the daemon's log saying '%s'" % said)
             finally:
                 s.close()
         self.attack("1,000,000 pipelined requests, no reply read", run)
@@ -336,6 +373,141 @@ class MemoryAttackTest(HostileBase):
             self.assertEqual(json.loads(r[3])["error"], "too_large")
         finally:
             feed.close()
+
+
+def long_id(tag, i):
+    """A source_id of 100 bytes: replies that long back up in fewer requests."""
+    return ("%s-%d-%d-" % (tag, os.getpid(), i)).ljust(100, "x")
+
+
+class OverShareTest(HostileBase):
+    """RETRY overloaded (interfaces.md §1) for a client over its share: one
+    that leaves more than half of deaf_bytes of its replies unread inside
+    the daemon's libzmq. Its requests are then answered at once, neither
+    normalised nor stored, until it reads again; a well-behaved client at
+    the same time, and a lone client with thousands of requests in flight,
+    are never told so."""
+
+    OVER = "its requests are answered RETRY overloaded"
+    BACK = "reads its replies again"
+
+    def ingest_counts(self):
+        ing = self.daemon.ctl_request("status")[1]["ingest"]
+        return ing["ok_since_start"]["custody"], ing["retry_since_start"]
+
+    def metric(self, name, **labels):
+        return test_metrics.Scrape(self.daemon).value(name, **labels) or 0
+
+    def log_since(self, start):
+        return self.daemon.read_log()[start:]
+
+    def test_a_client_that_does_not_read_gets_retry_overloaded(self):
+        log0 = len(self.daemon.read_log())
+        ok0, retry0 = self.ingest_counts()
+        over0 = self.metric("yjlink_ingest_retries_total", reason="overloaded")
+        probe = Probe(self.daemon.ingest)
+        deaf = zmq.Context.instance().socket(zmq.DEALER)
+        # It takes one reply into its own queue and a few KiB into its
+        # kernel: the rest backs up in the daemon.
+        deaf.setsockopt(zmq.RCVHWM, 1)
+        deaf.setsockopt(zmq.RCVBUF, 4096)
+        deaf.setsockopt(zmq.LINGER, 0)
+        # Closed by the daemon, it would block for ever on its next send.
+        deaf.setsockopt(zmq.SNDTIMEO, 30000)
+        deaf.connect(self.daemon.ingest)
+        sent = []
+
+        def send(n):
+            for _ in range(n):
+                ev = yjtest.custody_event(source_id=long_id("deaf", len(sent)))
+                try:
+                    deaf.send_multipart([b"YJL1", b"custody", b"application/json", json.dumps(ev).encode()])
+                except zmq.Again:
+                    self.fail("request %d not taken in 30 s (closed as deaf, its replies lost?)\n%s"
+                              % (len(sent), self.daemon.read_log()[-3000:]))
+                sent.append(ev["source_id"].encode())
+            # Each chunk answered before the next goes: what it leaves
+            # unread grows by at most a chunk's replies between two looks,
+            # far from deaf_bytes, where it would be closed.
+            wait_for(lambda: sum(self.ingest_counts()) - ok0 - retry0 >= len(sent),
+                     "the daemon answering %d requests" % len(sent))
+
+        try:
+            # Without the share, every one of them is stored until the
+            # daemon closes it as deaf (1 MiB unread): 60,000 requests are
+            # far beyond either.
+            while self.OVER not in self.log_since(log0):
+                self.assertLess(len(sent), 60000, "never answered RETRY overloaded\n" + self.daemon.read_log()[-3000:])
+                send(500)
+            n_over = len(sent)
+            # Still deaf: everything more is refused, and the other client
+            # keeps getting OK all the while.
+            probe_at = len(probe.rtts)
+            send(300)
+            wait_for(lambda: len(probe.rtts) >= probe_at + 3,
+                     "three probe round trips while the deaf client is over its share")
+            self.assertEqual(probe.failures, [], self.daemon.read_log()[-3000:])
+            # Now it reads: one reply per request, in order.
+            replies = []
+            for _ in sent:
+                self.assertTrue(deaf.poll(30000), "%d replies of %d" % (len(replies), len(sent)))
+                replies.append(deaf.recv_multipart())
+            self.assertFalse(deaf.poll(0), "more replies than requests")
+            statuses = [r[1] for r in replies]
+            n_ok = statuses.count(b"OK")
+            n_retry = statuses.count(b"RETRY")
+            self.assertEqual(n_ok + n_retry, len(sent), set(statuses))
+            self.assertGreaterEqual(n_retry, 300, "the 300 sent once it was over")
+            self.assertEqual(statuses, [b"OK"] * n_ok + [b"RETRY"] * n_retry, "OKs, then only RETRYs")
+            for i in range(n_ok):
+                self.assertEqual(replies[i][2], sent[i], "reply %d is not its request's" % i)
+            for r in replies[n_ok:]:
+                self.assertEqual(r[2:], [b"", b"overloaded"])
+            sys.stderr.write("deaf client: %d requests, %d answered OK then %d RETRY overloaded (over its share seen "
+                             "after %d sent)\n" % (len(sent), n_ok, n_retry, n_over))
+            # Having read, it is answered normally again.
+            wait_for(lambda: self.BACK in self.log_since(log0), "the daemon seeing the client read again")
+            ev = yjtest.custody_event()
+            deaf.send_multipart([b"YJL1", b"custody", b"application/json", json.dumps(ev).encode()])
+            self.assertTrue(deaf.poll(30000))
+            self.assertEqual(deaf.recv_multipart()[1], b"OK")
+        finally:
+            probe.done()
+            deaf.close()
+        self.assertEqual(probe.failures, [], self.daemon.read_log()[-3000:])
+        # Stored: the deaf client's OKs (one more after it read), the probe's, nothing else.
+        ok1, retry1 = self.ingest_counts()
+        self.assertEqual(ok1 - ok0, n_ok + 1 + len(probe.rtts))
+        self.assertLess(n_ok + 1, len(sent))
+        self.assertEqual(retry1 - retry0, n_retry)
+        wait_for(lambda: self.metric("yjlink_ingest_retries_total", reason="overloaded") == over0 + n_retry,
+                 "the metric counting every RETRY overloaded")
+        log = self.log_since(log0)
+        lines = "\n".join(l for l in log.splitlines() if "ingest:" in l)
+        self.assertEqual(log.count(self.OVER), 1, "one line when it went over, not one per request:\n" + lines)
+        self.assertEqual(log.count(self.BACK), 1)
+        self.assert_serving()
+
+    def test_a_lone_client_with_thousands_in_flight_is_never_overloaded(self):
+        log0 = len(self.daemon.read_log())
+        over0 = self.metric("yjlink_ingest_over_share_total")
+        feed = yjtest.Feed(self.daemon.ingest)
+        window, total, statuses = 4000, 40000, {}
+        sent = 0
+        try:
+            # 4,000 replies of 100-byte source_ids in flight are more than
+            # the share: only what it leaves unread inside the daemon counts.
+            while sent < total or sum(statuses.values()) < total:
+                while sent < total and sent - sum(statuses.values()) < window:
+                    feed.send("custody", yjtest.custody_event(source_id=long_id("lone", sent)))
+                    sent += 1
+                r = feed.recv(30000)
+                statuses[r[1]] = statuses.get(r[1], 0) + 1
+        finally:
+            feed.close()
+        self.assertEqual(statuses, {b"OK": total})
+        self.assertNotIn(self.OVER, self.log_since(log0))
+        self.assertEqual(self.metric("yjlink_ingest_over_share_total"), over0)
 
 
 if __name__ == "__main__":

@@ -388,8 +388,9 @@ class HealthzStoreTest(unittest.TestCase):
         self.assertEqual(status, 503, "/healthz went back to %d %r 2.5 s after the last failed write, with the disk "
                          "still full and no write since" % (status, body))
         # The daemon still serves: metrics say what happened.
-        sc = poll(self.d, lambda sc: (sc.value("yjlink_ingest_retries_total") or 0) >= 1)
-        self.assertGreaterEqual(sc.value("yjlink_ingest_retries_total"), 1)
+        sc = poll(self.d, lambda sc: (sc.value("yjlink_ingest_retries_total", reason="store") or 0) >= 1)
+        self.assertGreaterEqual(sc.value("yjlink_ingest_retries_total", reason="store"), 1)
+        self.assertEqual(sc.value("yjlink_ingest_retries_total", reason="overloaded"), 0)
         self.assertEqual(sc.value("yjlink_events_ingested_total", feed="custody"), len(oks))
 
         self.d.free_ballast()
