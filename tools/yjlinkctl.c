@@ -560,6 +560,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s_opts o = { .timeout_ms = 10000 };
+	int timeout_given = 0;
 	const char *anchor = NULL; /* --anchor SEQ:HASH (audit verify) */
 	int c;
 	/* Options may follow the command words (yjlinkctl show 42 --reason x). */
@@ -591,7 +592,7 @@ int main(int argc, char **argv)
 		case 1007: anchor = optarg; break;
 		case 1008: o.missing = 1; break;
 		case 'l': o.limit = strtol(optarg, NULL, 10); if (o.limit <= 0) { fprintf(stderr, "yjlinkctl: --limit must be a positive number\n"); return 2; } break;
-		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); break;
+		case 't': o.timeout_ms = (int)(strtod(optarg, NULL) * 1000); timeout_given = 1; break;
 		case 'h': s_usage(stdout); return 0;
 		default: s_usage(stderr); return 2;
 		}
@@ -666,6 +667,10 @@ int main(int argc, char **argv)
 		if (nw != 1 || !o.since)
 			usage = 1;
 	} else if (!strcmp(cmd, "report")) {
+		/* The daemon gives a report's helper up to 120 s (reportjob.h):
+		 * wait a little longer than that for its answer. */
+		if (!timeout_given)
+			o.timeout_ms = 130000;
 		if (nw != 1 || !o.from || !o.to || !o.format) {
 			usage = 1;
 		} else {
