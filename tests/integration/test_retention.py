@@ -98,7 +98,17 @@ class RetentionTest(unittest.TestCase):
         code, out, _ = self.daemon.ctl("--json", "audit")
         erasures = [r for r in json.loads(out)["records"] if r["action"] == "erasure"]
         self.assertTrue(erasures, out)
-        self.assertTrue(all(r["actor"] == "uid:%d" % os.getuid() for r in erasures), erasures)
+        # The purge's own record is the operator's. A notification of an erased
+        # event that was being delivered at the purge comes back after it (dead:
+        # its event is gone), and the daemon's retention erases it in turn, as
+        # yjlinkd: on a busy machine that may happen before this test looks.
+        mine = [r for r in erasures if " events, seqs " in r["reason"]]
+        self.assertTrue(mine, erasures)
+        self.assertTrue(all(r["actor"] == "uid:%d" % os.getuid() for r in mine), erasures)
+        for r in erasures:
+            if r not in mine:
+                self.assertEqual(r["actor"], "yjlinkd", r)
+                self.assertRegex(r["reason"], r"erased \d+ dead-letter and unroutable notifications about events erased")
         text = " ".join(r["reason"] for r in erasures)
         self.assertIn("erased 30 events", text)
         self.assertIn("seqs %d-%d" % (min(old_seqs), max(old_seqs)), text)
