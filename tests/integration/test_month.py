@@ -266,10 +266,14 @@ class MonthTest(unittest.TestCase):
         sys.stderr.write("simulated month: %s\n" % json.dumps(figures, sort_keys=True))
 
     def test_a_year_of_backfill_sends_no_stale_notice(self):
-        d = Daemon()
+        # A Wednesday at 10:00 in London, within the L&D service's hours: at
+        # the wall clock's evening its fresh referrals would wait for 08:00
+        # and the outbox would never empty while the test looks.
+        start = "2026-11-04T10:00:00Z"
+        d = Daemon(clock=start)
         self.addCleanup(d.close)
-        now = time.time()
-        p = subprocess.run([yjtest.YJLINK_SIM, "--endpoint", d.d.ingest, "--seed", "11", "--now", yjtest.utc(now),
+        now = parse_t(start)
+        p = subprocess.run([yjtest.YJLINK_SIM, "--endpoint", d.d.ingest, "--seed", "11", "--now", start,
                             "--days", "365", "--per-day", "40", "--quiet"], capture_output=True, text=True,
                            timeout=600)
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
