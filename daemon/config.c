@@ -1601,6 +1601,8 @@ static void s_free_routing(struct yj_config *cfg)
 		yj_strlist_free(&r->digest_times);
 	}
 	free(cfg->recipients);
+	free(cfg->recipients_by_id);
+	free(cfg->yjs_by_la);
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		struct yj_rule *r = &cfg->rules[i];
 		free(r->id);
@@ -1614,12 +1616,95 @@ static void s_free_routing(struct yj_config *cfg)
 	free(cfg->rules);
 }
 
+static int s_by_id(const void *a, const void *b, void *arg)
+{
+	const struct yj_recipient *rcpts = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(rcpts[x].id, rcpts[y].id);
+	return c ? c : (x > y) - (x < y);
+}
+
+static int s_by_la(const void *a, const void *b)
+{
+	const struct yj_la_yjs *x = a, *y = b;
+	int c = strcmp(x->la, y->la);
+	return c ? c : (x->rcpt > y->rcpt) - (x->rcpt < y->rcpt);
+}
+
+static int s_index_routing(struct yj_config *cfg)
+{
+	size_t n = cfg->n_recipients, m = 0;
+	if (!n)
+		return 0;
+	if (!(cfg->recipients_by_id = malloc(n * sizeof(*cfg->recipients_by_id))))
+		return YJ_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		cfg->recipients_by_id[i] = i;
+		if (cfg->recipients[i].kind == YJ_RCPT_YJS)
+			m += cfg->recipients[i].las.n;
+	}
+	qsort_r(cfg->recipients_by_id, n, sizeof(*cfg->recipients_by_id), s_by_id, cfg->recipients);
+	if (m && !(cfg->yjs_by_la = malloc(m * sizeof(*cfg->yjs_by_la))))
+		return YJ_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct yj_recipient *r = &cfg->recipients[i];
+		for (size_t j = 0; r->kind == YJ_RCPT_YJS && j < r->las.n; j++)
+			cfg->yjs_by_la[cfg->n_yjs_by_la++] = (struct yj_la_yjs){ r->las.v[j], i };
+	}
+	if (m)
+		qsort(cfg->yjs_by_la, m, sizeof(*cfg->yjs_by_la), s_by_la);
+	return 0;
+}
+
 const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id)
 {
-	for (size_t i = 0; i < cfg->n_recipients; i++) {
-		if (!strcmp(cfg->recipients[i].id, id))
-			return &cfg->recipients[i];
+	if (!id)
+		return NULL;
+	if (!cfg->recipients_by_id) {
+		for (size_t i = 0; i < cfg->n_recipients; i++) {
+			if (!strcmp(cfg->recipients[i].id, id))
+				return &cfg->recipients[i];
+		}
+		return NULL;
 	}
+	/* The first position among equal ids: the lower bound. */
+	size_t lo = 0, hi = cfg->n_recipients;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(cfg->recipients[cfg->recipients_by_id[mid]].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < cfg->n_recipients && !strcmp(cfg->recipients[cfg->recipients_by_id[lo]].id, id))
+		return &cfg->recipients[cfg->recipients_by_id[lo]];
+	return NULL;
+}
+
+const struct yj_recipient *yj_config_yjs_for_la(const struct yj_config *cfg, const char *la)
+{
+	if (!la)
+		return NULL;
+	if (!cfg->recipients_by_id) {
+		for (size_t i = 0; i < cfg->n_recipients; i++) {
+			const struct yj_recipient *r = &cfg->recipients[i];
+			for (size_t j = 0; r->kind == YJ_RCPT_YJS && j < r->las.n; j++) {
+				if (!strcmp(r->las.v[j], la))
+					return r;
+			}
+		}
+		return NULL;
+	}
+	size_t lo = 0, hi = cfg->n_yjs_by_la;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(cfg->yjs_by_la[mid].la, la) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < cfg->n_yjs_by_la && !strcmp(cfg->yjs_by_la[lo].la, la))
+		return &cfg->recipients[cfg->yjs_by_la[lo].rcpt];
 	return NULL;
 }
 
@@ -1753,6 +1838,8 @@ int yj_config_load(const char *file, const char *const *sets, size_t n_sets,
 		rc = s_parse_routing(&c, &cf, cfg);
 	if (!rc)
 		rc = s_parse_directory(&c, cfg);
+	if (!rc)
+		rc = s_index_routing(cfg);
 	if (rc)
 		goto out;
 	s_check(&c, &cf, cfg);

@@ -180,6 +180,13 @@ struct yj_config {
 
 	struct yj_recipient *recipients;/* owned, n_recipients of them */
 	size_t n_recipients;
+	/* Lookups of the routing path, built last by yj_config_load (owned;
+	 * NULL in a config made by hand, which is then searched in order): a
+	 * deployment with the national directory has some 230 recipients, and
+	 * every notification looked its recipient up by strcmp in turn. */
+	size_t *recipients_by_id;       /* indexes into recipients, by id, then position */
+	struct yj_la_yjs *yjs_by_la;    /* every (la, YJS recipient) pair, by la, then position */
+	size_t n_yjs_by_la;
 	struct yj_rule *rules;          /* owned, in config order */
 	size_t n_rules;
 
@@ -208,6 +215,16 @@ void yj_config_free(struct yj_config **cfg);
 
 /* The recipient with this id, or NULL. */
 const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, const char *id);
+
+/* One local authority a YJS recipient covers. */
+struct yj_la_yjs {
+	const char *la;                 /* borrowed from the recipient's las */
+	size_t rcpt;                    /* its index in recipients */
+};
+
+/* The first YJS recipient (in config order) covering local authority la,
+ * or NULL. */
+const struct yj_recipient *yj_config_yjs_for_la(const struct yj_config *cfg, const char *la);
 
 /* The duty recipient (deployment.duty), or NULL when none is named. */
 const struct yj_recipient *yj_config_duty(const struct yj_config *cfg);

@@ -61,6 +61,7 @@ struct s_pending {
 	/* accepted by the normaliser: */
 	const uint8_t *event;        /* packed normalised Event */
 	size_t event_len;
+	const Yjlink__V1__Event *ev; /* the same, unpacked by the thread for routing (batch arena) */
 	uint8_t hash[16];
 	const char *source_key;
 	const char *child_id;
@@ -109,7 +110,6 @@ struct yj_ingest {
 	struct yj_arena loop_scratch;    /* the loop's, for what it refuses unparsed */
 	int draining;
 	int64_t batch_now_us;            /* stored_at of the batch being written */
-	struct yj_arena route_arena;     /* events unpacked for routing inside the transaction */
 	struct yj_route_counts routed;   /* this batch's routing, rewritten on every run */
 	struct yj_route_counts unreported; /* routed by durable batches since the last flush that reported */
 	struct yj_ingest_stats stats;
@@ -139,7 +139,6 @@ int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out)
 	yj_arena_init(&ing->loop_scratch, 4096);
 	for (int i = 0; i < S_BATCHES; i++)
 		yj_arena_init(&ing->b[i].arena, 1 << 20);
-	yj_arena_init(&ing->route_arena, 65536);
 	ing->fill = &ing->b[0];
 	ing->efd = -1;
 	int rc = s_thread_start(ing);
@@ -163,7 +162,6 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 		yj_arena_free(&ing->b[i].arena);
 		free(ing->b[i].pend);
 	}
-	yj_arena_free(&ing->route_arena);
 	free(ing);
 	*ping = NULL;
 }
@@ -232,6 +230,11 @@ static int s_take_event(struct s_batch *b, struct s_pending *p, const Yjlink__V1
 	protobuf_c_message_pack(&ev->base, buf);
 	p->event = buf;
 	p->event_len = len;
+	/* Routing reads the event inside the commit, on the loop's core: unpacked
+	 * here, on the normaliser's, it costs the loop nothing (issue 14). The
+	 * normaliser's own Event lives in its per-request scratch. */
+	if (!(p->ev = yjlink__v1__event__unpack(&a->pb, len, buf)))
+		return YJ_ENOMEM;
 	crypto_generichash(p->hash, sizeof(p->hash), buf, len, NULL, 0);
 	p->force = s_copy(a, ev->force, strlen(ev->force));
 	snprintf(tmp, sizeof(tmp), "%s/%s", ev->force, ev->source_id);
@@ -631,23 +634,23 @@ static void s_quota_warn(struct yj_ingest *ing, size_t dropped)
 }
 
 /* Store one accepted event and, in the same transaction, every
- * notification routed from it (transactional outbox). */
-static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p)
+ * notification routed from it (transactional outbox). *exists is set when
+ * its source key is stored already: then nothing was written. */
+static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, int *exists)
 {
 	/* First contact: no event of this child stored before this one. */
 	int rc = yj_events_child_known(txn, p->child_id);
 	if (rc < 0)
 		return rc;
 	int first_contact = rc == 0;
-	if ((rc = s_put_record(txn, ing, p)))
+	if ((rc = s_put_record(txn, ing, p))) {
+		*exists = rc == YJ_EEXIST;
 		return rc;
+	}
 	if (ing->core->cfg->n_rules == 0)
 		return 0;
-	yj_arena_reset(&ing->route_arena);
-	Yjlink__V1__Event *ev = yjlink__v1__event__unpack(&ing->route_arena.pb, p->event_len, p->event);
-	if (!ev)
-		return YJ_ENOMEM;
-	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, ev, first_contact, ing->batch_now_us, &ing->routed);
+	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, p->ev, first_contact, ing->batch_now_us,
+			      &ing->routed);
 }
 
 /* The collection record of one group commit (DPA 2018 s.62: collection is
@@ -748,6 +751,25 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 			rc = s_quarantine(txn, ing, p, &p->rej);
 			continue;
 		}
+		/* The common case first: a new event from a sender allowed its
+		 * force is stored straight away, its source key written only if
+		 * absent (one B-tree descent where a lookup and then a write were
+		 * two). A key already there writes nothing; then the lookup below
+		 * tells a repeat from a conflict. */
+		if (!s_forbidden(ing, p)) {
+			int exists = 0;
+			rc = yj_events_next_seq(txn, &p->seq);
+			if (!rc)
+				rc = s_store_and_route(txn, ing, p, &exists);
+			if (!rc) {
+				p->status = YJ_STATUS_OK;
+				continue;
+			}
+			if (!exists)
+				break;
+			rc = 0;
+			p->seq = 0;
+		}
 		struct yj_source_ref ref;
 		int found = yj_events_find_source(txn, p->source_key, &ref);
 		if (found < 0 && found != YJ_ENOENT) {
@@ -769,10 +791,9 @@ static int s_write_batch(struct yj_txn *txn, void *arg)
 			p->status = YJ_STATUS_DUP;
 			p->seq = ref.seq;
 		} else {
-			rc = yj_events_next_seq(txn, &p->seq);
-			if (!rc)
-				rc = s_store_and_route(txn, ing, p);
-			p->status = YJ_STATUS_OK;
+			/* Not forbidden, and not stored: the write above said otherwise. */
+			yj_err("ingest: source key of an event neither stored nor absent");
+			rc = YJ_ESTORE;
 		}
 	}
 	if (!rc)

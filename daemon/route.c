@@ -25,12 +25,7 @@ static int s_in_list(const struct yj_strlist *l, const char *v)
 
 const struct yj_recipient *yj_route_yjs_for_la(const struct yj_config *cfg, const char *la)
 {
-	for (size_t i = 0; la && i < cfg->n_recipients; i++) {
-		const struct yj_recipient *r = &cfg->recipients[i];
-		if (r->kind == YJ_RCPT_YJS && s_in_list(&r->las, la))
-			return r;
-	}
-	return NULL;
+	return yj_config_yjs_for_la(cfg, la);
 }
 
 static const struct yj_recipient *s_ld_for_suite(const struct yj_config *cfg, const char *suite)
@@ -295,7 +290,7 @@ static int s_put_note(struct yj_txn *txn, const struct yj_recipient *r, Yjlink__
 		return rc;
 	n->has_number = 1;
 	*unroutable = !r || r->output < 0;
-	return yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, n);
+	return yj_notes_put_new(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, n);
 }
 
 int yj_route_escalate(struct yj_txn *txn, const struct yj_config *cfg, const Yjlink__V1__Notification *about,
@@ -459,7 +454,7 @@ int yj_route_notify(struct yj_txn *txn, const struct yj_config *cfg, const char 
 		n.has_escalated_at_us = 1;
 		n.escalated_at_us = now_us;
 	}
-	if ((rc = yj_notes_put(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, &n)))
+	if ((rc = yj_notes_put_new(txn, *unroutable ? YJ_NOTES_UNROUTABLE : YJ_NOTES_OUTBOX, &n)))
 		return rc;
 	return *unroutable ? yj_route_escalate(txn, cfg, &n, "unroutable", "no destination is configured", now_us) : 0;
 }

@@ -58,6 +58,9 @@ struct yj_store {
 	int lock_fd;                  /* yjlinkd.lock, flock'ed for as long as the store is open; -1 none */
 };
 
+/* Counters a write transaction may keep in memory (notification numbers). */
+#define S_COUNTERS 4
+
 struct yj_txn {
 	struct yj_store *store;       /* the store it belongs to */
 	MDB_txn *txn;                 /* the LMDB transaction */
@@ -67,6 +70,11 @@ struct yj_txn {
 	uint64_t next_seq;            /* next event seq, 0 until first asked */
 	uint64_t next_qid;            /* next quarantine id, 0 until first asked */
 	MDB_cursor *cur[YJ_DB_COUNT]; /* write cursors, opened on first use and kept to the end */
+	struct {
+		const char *name;     /* META key (borrowed: a string that outlives the transaction) */
+		uint64_t next;        /* the value the next call hands out */
+	} counters[S_COUNTERS];       /* yj_txn_counter_next's, written back once before the commit */
+	size_t n_counters;
 };
 
 static const struct {
@@ -338,6 +346,20 @@ static int s_grow(struct yj_store *s)
 	return 0;
 }
 
+static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen,
+		 unsigned flags);
+
+/* The counters a transaction kept in memory, written back: one put each
+ * however many values it handed out. */
+static void s_counters_flush(struct yj_txn *t)
+{
+	for (size_t i = 0; i < t->n_counters && !t->rc; i++) {
+		uint8_t b[S_SEQ_LEN];
+		yj_be64_put(b, t->counters[i].next);
+		s_put(t, YJ_DB_META, t->counters[i].name, strlen(t->counters[i].name), b, sizeof(b), 0);
+	}
+}
+
 /* The one recovery wrapper: every write transaction of the store runs here. */
 static int s_write(struct yj_store *s, yj_store_txn_fn fn, void *arg)
 {
@@ -358,6 +380,8 @@ static int s_write(struct yj_store *s, yj_store_txn_fn fn, void *arg)
 		if (rc)
 			goto out;
 		int frc = fn(&t, arg);
+		if (frc >= 0 && !t.rc)
+			s_counters_flush(&t);
 		if (t.mdb_rc == MDB_MAP_FULL) {
 			/* Whatever fn made of the error, the cure is the same. */
 			s_txn_abort(&t);
@@ -730,6 +754,41 @@ int yj_txn_next_id(struct yj_txn *txn, enum yj_db db, uint64_t *out)
 		*cache = last + 1;
 	}
 	*out = *cache;
+	return 0;
+}
+
+int yj_txn_counter_next(struct yj_txn *txn, const char *name, uint64_t *out)
+{
+	int rc = s_check(txn, YJ_DB_META, NULL, 0, 1);
+	if (rc)
+		return rc;
+	if (!name || !out)
+		return s_bad(txn, YJ_EINVAL);
+	size_t i;
+	for (i = 0; i < txn->n_counters && strcmp(txn->counters[i].name, name); i++)
+		;
+	if (i == txn->n_counters) {
+		const void *v;
+		size_t vlen;
+		uint64_t next = 1;
+		if (i == S_COUNTERS)
+			return s_bad(txn, YJ_ERANGE);
+		rc = yj_txn_get(txn, YJ_DB_META, name, strlen(name), &v, &vlen);
+		if (rc && rc != YJ_ENOENT)
+			return rc;
+		/* Starting again at 1 would reuse what is stored under those
+		 * numbers: a damaged counter stops the writer instead. */
+		if (!rc && (vlen != S_SEQ_LEN || !(next = yj_be64_get(v)))) {
+			yj_err("store: counter %s damaged (%zu bytes, or 0)", name, vlen);
+			return s_bad(txn, YJ_ESTORE);
+		}
+		txn->counters[i].name = name;
+		txn->counters[i].next = next;
+		txn->n_counters++;
+	}
+	if (txn->counters[i].next == UINT64_MAX)
+		return s_bad(txn, YJ_ERANGE);
+	*out = txn->counters[i].next++;
 	return 0;
 }
 

@@ -139,6 +139,15 @@ int yj_txn_put_new(struct yj_txn *txn, enum yj_db db, const void *key, size_t kl
  * next call returns n + 1. YJ_EINVAL for another table. */
 int yj_txn_next_id(struct yj_txn *txn, enum yj_db db, uint64_t *out);
 
+/* The next value of the counter kept in YJ_DB_META under name (1 when there
+ * is none yet): the value handed out, the counter one more. The counter is
+ * read once per transaction and written back once, before the commit
+ * (a notification number per routed event cost a get and a put). name
+ * must outlive the transaction (a string literal); a few counters per
+ * transaction at most. YJ_ESTORE (sticky) for a damaged counter: starting
+ * again at 1 would reuse numbers. */
+int yj_txn_counter_next(struct yj_txn *txn, const char *name, uint64_t *out);
+
 /* LMDB's key size limit (511 by default): a longer key is YJ_EINVAL. */
 size_t yj_store_max_key(const struct yj_store *store);
 size_t yj_txn_max_key(const struct yj_txn *txn);

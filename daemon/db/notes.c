@@ -40,30 +40,9 @@ static int s_rcpt_key(uint8_t *buf, size_t size, const char *rcpt, uint64_t numb
 
 int yj_notes_next_number(struct yj_txn *txn, uint64_t *number)
 {
-	const void *v;
-	size_t vlen;
-	uint64_t next = 1;
-	uint8_t b[S_NUM_LEN];
 	if (!number)
 		return yj_txn_refuse(txn);
-	int rc = yj_txn_get(txn, YJ_DB_META, S_META_NEXT, strlen(S_META_NEXT), &v, &vlen);
-	if (rc && rc != YJ_ENOENT)
-		return rc;
-	if (!rc) {
-		/* Starting again at 1 would overwrite waiting jobs: a damaged
-		 * counter stops the queueing instead. */
-		if (vlen != S_NUM_LEN || !(next = yj_be64_get(v))) {
-			yj_err("store: notification counter damaged (%zu bytes, or 0)", vlen);
-			return YJ_ESTORE;
-		}
-		if (next == UINT64_MAX)
-			return YJ_ERANGE;
-	}
-	yj_be64_put(b, next + 1);
-	if ((rc = yj_txn_put(txn, YJ_DB_META, S_META_NEXT, strlen(S_META_NEXT), b, sizeof(b))))
-		return rc;
-	*number = next;
-	return 0;
+	return yj_txn_counter_next(txn, S_META_NEXT, number);
 }
 
 static Yjlink__V1__Notification *s_get(struct yj_txn *txn, enum yj_db db, uint64_t number, int *rc)
@@ -117,7 +96,22 @@ static int s_unindex(struct yj_txn *txn, const char *rcpt, uint64_t number)
 	return rc == YJ_ENOENT ? 0 : rc;
 }
 
+static int s_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n, int fresh);
+
 int yj_notes_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n)
+{
+	return s_put(txn, q, n, 0);
+}
+
+int yj_notes_put_new(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n)
+{
+	return s_put(txn, q, n, 1);
+}
+
+/* fresh: n's number was just handed out, so no earlier version of it can
+ * be stored (routing writes one per notification: the lookup was a B-tree
+ * descent per routed event for nothing). */
+static int s_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n, int fresh)
 {
 	enum yj_db db;
 	uint8_t k[S_NUM_LEN], rk[S_KEY_BUF];
@@ -133,7 +127,9 @@ int yj_notes_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Not
 		if (s_rcpt_key(rk, sizeof(rk), n->recipient, n->number, &rklen))
 			return yj_txn_refuse(txn);
 		/* A job written again for another recipient leaves no stale index entry. */
-		old = s_get(txn, db, n->number, &rc);
+		rc = YJ_ENOENT;
+		if (!fresh)
+			old = s_get(txn, db, n->number, &rc);
 		if (rc && rc != YJ_ENOENT)
 			goto out;
 		if (!rc && (!old || !old->recipient || strcmp(old->recipient, n->recipient)) &&

@@ -34,6 +34,10 @@ int yj_notes_next_number(struct yj_txn *txn, uint64_t *number);
 /* Write n (under n->number) into queue q, replacing what was there; the
  * outbox's per-recipient index follows. n->recipient must be set. */
 int yj_notes_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n);
+/* yj_notes_put for a notification whose number yj_notes_next_number()
+ * handed out in this transaction (never stored before): the same, without
+ * looking for an earlier version to unindex. */
+int yj_notes_put_new(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n);
 
 /* Number's job in queue q, or NULL (absent or undecodable). */
 Yjlink__V1__Notification *yj_notes_get(struct yj_txn *txn, enum yj_note_queue q, uint64_t number);

@@ -342,6 +342,45 @@ static void test_loads_and_fills(void **state)
 	assert_null(cfg);
 }
 
+/* The routing lookups (bsearch over indexes built at load) answer as a
+ * search in config order would: the first recipient with an id, the first
+ * YJS covering an authority. */
+static void test_routing_lookups(void **state)
+{
+	(void)state;
+	struct yj_config *cfg = NULL;
+	const char *text = "pigeon = { loft = \"roof\"; };\n\n"
+			   "recipients = (\n"
+			   "  { id = \"yjs:zz\"; kind = \"yjs\"; name = \"Z\"; local_authorities = [ \"E06000042\", \"E06000036\" ];\n"
+			   "    allow = [ \"child.*\" ]; transport = \"none\"; },\n"
+			   "  { id = \"yjs:aa\"; kind = \"yjs\"; name = \"A\"; local_authorities = [ \"E06000042\", \"E06000037\" ];\n"
+			   "    allow = [ \"child.*\" ]; transport = \"none\"; },\n"
+			   "  { id = \"children_services:E06000037\"; kind = \"children_services\"; name = \"W\";\n"
+			   "    local_authority = \"E06000037\"; allow = [ \"child.*\" ]; transport = \"none\"; }\n"
+			   ");\n";
+	if (s_load(text, NULL, 0, &cfg))
+		fail_msg("%s", s_log);
+	assert_non_null(cfg->recipients_by_id);
+	for (size_t i = 0; i < cfg->n_recipients; i++)
+		assert_ptr_equal(yj_config_recipient(cfg, cfg->recipients[i].id), &cfg->recipients[i]);
+	assert_null(yj_config_recipient(cfg, "yjs:a"));
+	assert_null(yj_config_recipient(cfg, "yjs:zzz"));
+	assert_null(yj_config_recipient(cfg, ""));
+	/* Both YJS cover E06000042: the one declared first, not the first by id. */
+	assert_string_equal(yj_config_yjs_for_la(cfg, "E06000042")->id, "yjs:zz");
+	assert_string_equal(yj_config_yjs_for_la(cfg, "E06000036")->id, "yjs:zz");
+	assert_string_equal(yj_config_yjs_for_la(cfg, "E06000037")->id, "yjs:aa");
+	assert_null(yj_config_yjs_for_la(cfg, "E06000038"));  /* children's services are not a YJS */
+	assert_null(yj_config_yjs_for_la(cfg, NULL));
+	/* A config made by hand, without the indexes, is searched in order. */
+	size_t *by_id = cfg->recipients_by_id;
+	cfg->recipients_by_id = NULL;
+	assert_string_equal(yj_config_yjs_for_la(cfg, "E06000042")->id, "yjs:zz");
+	assert_ptr_equal(yj_config_recipient(cfg, "yjs:aa"), &cfg->recipients[1]);
+	cfg->recipients_by_id = by_id;
+	yj_config_free(&cfg);
+}
+
 static void test_transport_none_and_overrides(void **state)
 {
 	(void)state;
@@ -998,6 +1037,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loads_and_fills),
+		cmocka_unit_test(test_routing_lookups),
 		cmocka_unit_test(test_transport_none_and_overrides),
 		cmocka_unit_test(test_required_and_bounds),
 		cmocka_unit_test(test_type_errors),
