@@ -271,16 +271,25 @@ static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 /* Base64 of data without line breaks (an RFC 2047 encoded word). */
 static void s_buf_b64_word(struct s_buf *b, const unsigned char *d, size_t n)
 {
+	char out[256];  /* a chunk at a time: one append per 192 bytes, not per 3 */
+	size_t k = 0;
 	for (size_t i = 0; i < n; i += 3) {
 		unsigned v = (unsigned)d[i] << 16;
 		if (i + 1 < n)
 			v |= (unsigned)d[i + 1] << 8;
 		if (i + 2 < n)
 			v |= d[i + 2];
-		char q[4] = { s_b64[(v >> 18) & 63], s_b64[(v >> 12) & 63], i + 1 < n ? s_b64[(v >> 6) & 63] : '=',
-			      i + 2 < n ? s_b64[v & 63] : '=' };
-		s_buf_add(b, q, 4);
+		out[k++] = s_b64[(v >> 18) & 63];
+		out[k++] = s_b64[(v >> 12) & 63];
+		out[k++] = i + 1 < n ? s_b64[(v >> 6) & 63] : '=';
+		out[k++] = i + 2 < n ? s_b64[v & 63] : '=';
+		if (k == sizeof(out)) {
+			s_buf_add(b, out, k);
+			k = 0;
+		}
 	}
+	if (k)
+		s_buf_add(b, out, k);
 }
 
 /* A body part's base64 in the making: its bytes go in as they come (a

@@ -26,6 +26,7 @@
 #include "practice.h"
 #include "loop.h"
 #include "route.h"
+#include "strjoin.h"
 
 const double yj_commit_bucket_bounds[YJ_COMMIT_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1e300,
@@ -230,21 +231,17 @@ static int s_take_event(struct s_batch *b, struct s_pending *p, const Yjlink__V1
 	protobuf_c_message_pack(&ev->base, buf);
 	p->event = buf;
 	p->event_len = len;
-	/* Routing reads the event inside the commit, on the loop's core: unpacked
-	 * here, on the normaliser's, it costs the loop nothing (issue 14). The
-	 * normaliser's own Event lives in its per-request scratch. */
-	if (!(p->ev = yjlink__v1__event__unpack(&a->pb, len, buf)))
-		return YJ_ENOMEM;
+	p->ev = ev;
 	crypto_generichash(p->hash, sizeof(p->hash), buf, len, NULL, 0);
-	p->force = s_copy(a, ev->force, strlen(ev->force));
-	snprintf(tmp, sizeof(tmp), "%s/%s", ev->force, ev->source_id);
-	p->source_key = s_copy(a, tmp, strlen(tmp));
-	size_t n = yj_event_child_id(ev, tmp, sizeof(tmp));
+	p->force = ev->force;
+	size_t n = yj_strjoin_sep(tmp, sizeof(tmp), ev->force, '/', ev->source_id);
+	p->source_key = s_copy(a, tmp, n < sizeof(tmp) ? n : sizeof(tmp) - 1);
+	n = yj_event_child_id(ev, tmp, sizeof(tmp));
 	p->child_id = s_copy(a, tmp, n);
 	p->custody_key = NULL;
 	if (ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody && ev->custody->record_id) {
-		snprintf(tmp, sizeof(tmp), "%s/%s", ev->force, ev->custody->record_id);
-		p->custody_key = s_copy(a, tmp, strlen(tmp));
+		n = yj_strjoin_sep(tmp, sizeof(tmp), ev->force, '/', ev->custody->record_id);
+		p->custody_key = s_copy(a, tmp, n < sizeof(tmp) ? n : sizeof(tmp) - 1);
 	}
 	p->occurred_us = ev->occurred_at ? ev->occurred_at->unix_us : 0;
 	p->data_quality = yj_event_data_quality(ev, b->ref);
@@ -282,17 +279,19 @@ static int s_take_extras(struct yj_arena *a, const struct yj_request *req, struc
 static void s_normalise_one(struct yj_arena *scratch, struct s_batch *b, struct s_pending *p, const uint8_t *payload,
 			    size_t payload_len, size_t max_bytes)
 {
-	struct yj_norm_opts o = { b->ref, p->received_us, max_bytes };
+	/* The event is built straight into the batch (routing reads it inside
+	 * the commit); only the JSON tree goes into the per-request scratch. */
+	struct yj_norm_opts o = { b->ref, p->received_us, max_bytes, scratch };
 	struct yj_norm_result res;
 	yj_arena_reset(scratch);
-	int rc = yj_normalise(&o, p->feed, p->ct, payload, payload_len, scratch, &res);
+	int rc = yj_normalise(&o, p->feed, p->ct, payload, payload_len, &b->arena, &res);
 	p->payload = NULL;
 	if (rc == YJ_ENOMEM) {
 		p->retry = "overloaded";
 		return;
 	}
 	if (res.source_id)
-		p->source_id = s_copy(&b->arena, res.source_id, strlen(res.source_id));
+		p->source_id = res.source_id;
 	if (!p->source_id) {
 		p->source_id = "";
 		p->retry = "overloaded";
@@ -822,7 +821,7 @@ static void s_send_reply(struct yj_ingest *ing, struct s_pending *p)
 	case YJ_STATUS_OK:
 	case YJ_STATUS_DUP:
 		r.seq = p->seq;
-		r.detail_len = (size_t)snprintf(detail, sizeof(detail), "%llu", (unsigned long long)p->seq);
+		r.detail_len = yj_str_u64(detail, sizeof(detail), p->seq);
 		r.detail = detail;
 		if (p->status == YJ_STATUS_OK) {
 			ing->stats.ingested[p->feed]++;

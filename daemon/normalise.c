@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "strjoin.h"
 
 #define S_MAX_DEPTH 16          /* interfaces.md §1: deeper nesting is syntax */
 #define S_MAX_OFFENCES 20
@@ -510,12 +511,8 @@ size_t yj_event_child_id(const Yjlink__V1__Event *ev, char *buf, size_t size)
 		return 0;
 	const char *force = ev && ev->force ? ev->force : "";
 	const char *pid = ev && ev->child && ev->child->person_id ? ev->child->person_id : "";
-	int n = snprintf(buf, size, "%s/%s", force, pid);
-	if (n < 0) {
-		buf[0] = '\0';
-		return 0;
-	}
-	return (size_t)n < size ? (size_t)n : size - 1;
+	size_t n = yj_strjoin_sep(buf, size, force, '/', pid);
+	return n < size ? n : size - 1;
 }
 
 /* ---------------------------------------------------------------- rules */
@@ -1480,6 +1477,65 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 	return false;
 }
 
+/* Field by JSON key: protobuf-c's binary search costs five strcmp per key,
+ * a fifth of the schema walk. Every message reachable from Event gets a
+ * small hash table of its field names, built once; a lookup hashes the key
+ * and compares one name. */
+#define S_NAME_SLOTS 64u
+#define S_NAME_MSGS 24u
+
+struct s_name_index {
+	const ProtobufCMessageDescriptor *md;
+	uint8_t slot[S_NAME_SLOTS];  /* field index + 1; 0 empty */
+};
+
+static struct s_name_index s_names[S_NAME_MSGS];
+static size_t s_n_names;
+
+static struct s_name_index *s_name_index_of(const ProtobufCMessageDescriptor *md)
+{
+	for (size_t i = 0; i < s_n_names; i++) {
+		if (s_names[i].md == md)
+			return &s_names[i];
+	}
+	return NULL;
+}
+
+static void s_name_index_add(const ProtobufCMessageDescriptor *md)
+{
+	if (s_name_index_of(md) || s_n_names == S_NAME_MSGS || md->n_fields > S_NAME_SLOTS / 2)
+		return;
+	struct s_name_index *x = &s_names[s_n_names++];
+	x->md = md;
+	for (unsigned f = 0; f < md->n_fields; f++) {
+		uint32_t h = s_hash(md->fields[f].name) & (S_NAME_SLOTS - 1);
+		while (x->slot[h])
+			h = (h + 1) & (S_NAME_SLOTS - 1);
+		x->slot[h] = (uint8_t)(f + 1);
+	}
+	for (unsigned f = 0; f < md->n_fields; f++) {
+		if (md->fields[f].type == PROTOBUF_C_TYPE_MESSAGE)
+			s_name_index_add(md->fields[f].descriptor);
+	}
+}
+
+static void s_name_index_build(void) { s_name_index_add(&yjlink__v1__event__descriptor); }
+
+static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDescriptor *md, const char *name)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, s_name_index_build);
+	const struct s_name_index *x = s_name_index_of(md);
+	if (!x)
+		return protobuf_c_message_descriptor_get_field_by_name(md, name);
+	for (uint32_t h = s_hash(name) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
+		const ProtobufCFieldDescriptor *fd = &md->fields[x->slot[h] - 1];
+		if (strcmp(fd->name, name) == 0)
+			return fd;
+	}
+	return NULL;
+}
+
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
 {
 	const struct s_rules *rs = s_rules_for(md);
@@ -1488,7 +1544,7 @@ static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, co
 	uint32_t seen = 0;
 
 	for (const cJSON *k = obj->child; k && !s_syntax_found(c); k = k->next) {
-		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(md, k->string);
+		const ProtobufCFieldDescriptor *fd = s_field_by_name(md, k->string);
 		bool other_feed = fd && (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->id != c->body_id;
 		if (!fd || other_feed) {
 			/* keys the schema does not know can only repeat each other;
@@ -1780,7 +1836,7 @@ int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_con
 	} else if (ct == YJ_CT_JSON) {
 		static pthread_once_t once = PTHREAD_ONCE_INIT;
 		pthread_once(&once, s_cjson_hooks);
-		s_cjson_arena = arena;
+		s_cjson_arena = opts->parse_arena ? opts->parse_arena : arena;
 		ev = s_norm_json(&c, payload, len, &root, res);
 		s_cjson_arena = NULL;
 		root = NULL;  /* in the arena */

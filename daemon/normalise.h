@@ -65,6 +65,8 @@ struct yj_norm_opts {
 	const struct yj_refdata *ref;  /* tables to check codes against; borrowed */
 	int64_t now_us;                /* the clock (injectable for tests) */
 	size_t max_bytes;              /* ingest.max_message_bytes */
+	struct yj_arena *parse_arena;  /* where the JSON tree goes, when it should not
+	                                * outlive the parse (NULL: the event's arena) */
 };
 
 struct yj_norm_result {
@@ -83,9 +85,11 @@ const char *yj_reject_code_name(enum yj_reject_code code);
 void yj_reject_set(struct yj_reject *r, enum yj_reject_code code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Normalise payload[0..len) for feed, sent as ct. Everything allocated goes
- * into arena. Returns 0 with res->event set, YJ_EINVAL with res->reject set
- * (too_large included), or YJ_ENOMEM. */
+/* Normalise payload[0..len) for feed, sent as ct. The event, and everything
+ * else allocated, goes into arena; the JSON tree into opts->parse_arena when
+ * set (ingest keeps the event a whole batch, the tree only for the parse).
+ * Returns 0 with res->event set, YJ_EINVAL with res->reject set (too_large
+ * included), or YJ_ENOMEM. */
 int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_content_type ct,
 		 const void *payload, size_t len, struct yj_arena *arena, struct yj_norm_result *res);
 

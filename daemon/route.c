@@ -12,6 +12,7 @@
 #include "db/notes.h"
 #include "err.h"
 #include "log.h"
+#include "strjoin.h"
 #include "u64vec.h"
 
 static int s_in_list(const struct yj_strlist *l, const char *v)
@@ -117,7 +118,7 @@ int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, 
 		const struct yj_recipient *y = yj_route_yjs_for_la(cfg, home);
 		if (!y)
 			return 0;
-		snprintf(out, size, "%s", y->id);
+		yj_strjoin2(out, size, y->id, NULL);
 		return 1;
 	}
 	if (!strcmp(expr, "yjs:suite")) {
@@ -126,15 +127,15 @@ int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, 
 			return 0;
 		const struct yj_recipient *y = yj_route_yjs_for_la(cfg, s->la);
 		if (y)
-			snprintf(out, size, "%s", y->id);
+			yj_strjoin2(out, size, y->id, NULL);
 		else
-			snprintf(out, size, "yjs:%s", s->la);  /* unroutable: nobody here covers that suite */
+			yj_strjoin2(out, size, "yjs:", s->la);  /* unroutable: nobody here covers that suite */
 		return 1;
 	}
 	if (!strcmp(expr, "children_services:responsible_la")) {
 		if (!c || !c->responsible_la)
 			return 0;
-		snprintf(out, size, "children_services:%s", c->responsible_la);
+		yj_strjoin2(out, size, "children_services:", c->responsible_la);
 		return 1;
 	}
 	if (!strcmp(expr, "children_services:home")) {
@@ -142,7 +143,7 @@ int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, 
 		const char *la = c && c->has_looked_after && c->looked_after && c->responsible_la ? c->responsible_la : home;
 		if (!la)
 			return 0;
-		snprintf(out, size, "children_services:%s", la);
+		yj_strjoin2(out, size, "children_services:", la);
 		return 1;
 	}
 	if (!strcmp(expr, "liaison_diversion:suite")) {
@@ -150,16 +151,16 @@ int yj_route_resolve(const struct yj_config *cfg, const struct yj_refdata *ref, 
 			return 0;
 		const struct yj_recipient *ld = s_ld_for_suite(cfg, suite);
 		if (ld)
-			snprintf(out, size, "%s", ld->id);
+			yj_strjoin2(out, size, ld->id, NULL);
 		else
-			snprintf(out, size, "liaison_diversion:%s", suite);
+			yj_strjoin2(out, size, "liaison_diversion:", suite);
 		return 1;
 	}
 	if (!strcmp(expr, "force:home")) {
 		const struct yj_la *la = home ? yj_ref_la(ref, home) : NULL;
 		if (!la)
 			return 0;
-		snprintf(out, size, "force:%s", la->force);
+		yj_strjoin2(out, size, "force:", la->force);
 		return 1;
 	}
 	return 0;
@@ -389,7 +390,7 @@ static int s_current_cb(void *arg, uint64_t seq)
 	if (cu && (!c->seq || at >= c->status_at_us)) {
 		c->seq = seq;
 		c->status_at_us = at;
-		snprintf(c->status, sizeof(c->status), "%s", cu->status ? cu->status : "");
+		yj_strjoin2(c->status, sizeof(c->status), cu->status, NULL);
 		c->arrived_us = cu->arrived_at ? cu->arrived_at->unix_us : 0;
 	}
 	yjlink__v1__record__free_unpacked(rec, NULL);
@@ -400,8 +401,7 @@ static int s_custody_key(const Yjlink__V1__Event *ev, char *buf, size_t size)
 {
 	if (ev->body_case != YJLINK__V1__EVENT__BODY_CUSTODY || !ev->custody || !ev->custody->record_id || !ev->force)
 		return YJ_ENOENT;
-	int n = snprintf(buf, size, "%s/%s", ev->force, ev->custody->record_id);
-	return n < 0 || (size_t)n >= size ? YJ_ERANGE : 0;
+	return yj_strjoin_sep(buf, size, ev->force, '/', ev->custody->record_id) >= size ? YJ_ERANGE : 0;
 }
 
 int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Event *ev, char *status, size_t size,
@@ -416,7 +416,7 @@ int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Eve
 		return rc;
 	if (!cur.seq)
 		return YJ_ENOENT;
-	snprintf(status, size, "%s", cur.status);
+	yj_strjoin2(status, size, cur.status, NULL);
 	*detained_since_us = cur.arrived_us;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "db/holds.h"
 #include "log.h"
 #include "normalise.h"
+#include "strjoin.h"
 
 /* The test output: routing only needs it to exist (core_fixture.h). */
 static const struct yj_adapter s_pigeon = { .conf = S_PIGEON_CONF };
@@ -842,12 +843,45 @@ static void test_release(void **state)
 	s_jobs_free(&ob);
 }
 
+/* The key builders that replaced snprintf on the routing path: the same
+ * string, the same untruncated length, the same truncation. */
+static void test_strjoin(void **state)
+{
+	(void)state;
+	char buf[16], ref[16];
+	assert_int_equal(yj_strjoin2(buf, sizeof(buf), "yjs:", "E06000042"), 13);
+	assert_string_equal(buf, "yjs:E06000042");
+	assert_int_equal(yj_strjoin2(buf, sizeof(buf), "children_services:", "E06000042"), 27);
+	assert_string_equal(buf, "children_servic");
+	assert_int_equal(yj_strjoin2(buf, sizeof(buf), NULL, NULL), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(yj_strjoin2(buf, 1, "abc", "def"), 6);
+	assert_string_equal(buf, "");
+	assert_int_equal(yj_strjoin_sep(buf, sizeof(buf), "E23000029", '/', "CR-1"), 14);
+	assert_string_equal(buf, "E23000029/CR-1");
+	assert_int_equal(yj_strjoin_sep(buf, 10, "E23000029", '/', "CR-1"), 14);
+	assert_string_equal(buf, "E23000029");
+	assert_int_equal(yj_strjoin_sep(buf, 11, "E23000029", '/', NULL), 10);
+	assert_string_equal(buf, "E23000029/");
+	static const uint64_t nums[] = { 0, 7, 10, 4096, 18446744073709551615u };
+	char big[32];
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		int n = snprintf(ref, sizeof(ref), "%llu", (unsigned long long)nums[i]);
+		assert_int_equal(yj_str_u64(buf, sizeof(buf), nums[i]), (size_t)n);
+		assert_string_equal(buf, ref);  /* truncated alike where it does not fit */
+		assert_int_equal(yj_str_u64(big, sizeof(big), nums[i]), (size_t)n);
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)nums[i]);
+		assert_memory_equal(big, ref, strlen(ref));
+	}
+}
+
 int main(void)
 {
 	setenv("TZ", "Europe/London", 1);
 	tzset();
 	yj_log_set_level(YJ_LOG_WARNING);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strjoin),
 		cmocka_unit_test(test_rule_feeds_and_status),
 		cmocka_unit_test(test_rule_tristate),
 		cmocka_unit_test(test_rule_markers),
