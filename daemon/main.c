@@ -371,7 +371,7 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 	struct yj_route_counts routed;
 	int rc = yj_ingest_pump(d->core.ingest, &routed);
 	if (routed.outbox)
-		yj_outbox_kick(d->core.outbox);
+		yj_outbox_kick_appended(d->core.outbox);
 	yj_outbox_flush(d->core.outbox);
 	if (d->core.metrics) {
 		yj_metrics_beat(d->core.metrics);

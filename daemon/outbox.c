@@ -28,8 +28,13 @@
  * has caught up, so order is kept while it fails. */
 #define S_WINDOW 32
 #define S_RCPT_MAX 300
-/* How often a recipient's walk starts from its oldest job again. */
-#define S_FULL_WALK_US (INT64_C(2) * 1000000)
+/* Jobs one walk may pass over as not yet due on their index entry alone
+ * (a cursor step each), beyond the jobs it reads. */
+#define S_SKIP_MAX 4096
+/* How often a recipient's walk starts from its oldest job again, whatever
+ * else: a safety net, as every change below a walk's resume point kicks a
+ * full walk itself (yj_outbox_kick). */
+#define S_FULL_WALK_US (INT64_C(30) * 1000000)
 
 /* A position waiting for the next completion commit (a subscription's cursor). */
 struct s_position {
@@ -47,8 +52,16 @@ struct s_rcpt {
 	int64_t next_attempt_us;    /* backoff: not before this */
 	unsigned seen_pass;         /* last dispatch pass that found work for it */
 	int warned;                 /* said once that its transport has no running adapter */
-	uint64_t skipped_from;      /* lowest job the last walk passed over as not yet due; UINT64_MAX none */
-	int64_t full_walk_at_us;    /* next walk from its oldest job (a job put back below those under way) */
+	/* Where the next walk starts. Every job below walked_to was started or
+	 * passed over as not yet due, the earliest of those due again at
+	 * due_again_us: until then, or until full_walk_at_us, a walk resumes at
+	 * walked_to and reads only the jobs added since. Re-reading a few
+	 * hundred referrals held for the L&D's opening on every pass was a
+	 * tenth of the loop's time at full ingest (issue 14). */
+	int resume;                 /* walked_to is valid */
+	uint64_t walked_to;
+	int64_t due_again_us;       /* INT64_MAX: nothing passed over */
+	int64_t full_walk_at_us;    /* next walk from its oldest job (a job put back below walked_to) */
 };
 
 /* One delivery, from its start to the commit of its completion. */
@@ -195,7 +208,7 @@ static struct s_rcpt *s_rcpt(struct yj_outbox *ob, const char *id)
 	ob->rcpts = nr;
 	struct s_rcpt *r = &ob->rcpts[ob->n_rcpts];
 	memset(r, 0, sizeof(*r));
-	r->skipped_from = UINT64_MAX;
+	r->due_again_us = INT64_MAX;
 	if (!(r->id = strdup(id)))
 		return NULL;
 	ob->n_rcpts++;
@@ -443,6 +456,11 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	if ((n->has_not_before_us && n->not_before_us > ds->now) || (n->has_next_attempt_us && n->next_attempt_us > ds->now)) {
 		if (n->has_next_attempt_us && n->next_attempt_us > rs->next_attempt_us)
 			rs->next_attempt_us = n->next_attempt_us;
+		int64_t due = n->has_not_before_us ? n->not_before_us : 0;
+		if (n->has_next_attempt_us && n->next_attempt_us > due)
+			due = n->next_attempt_us;
+		if (due < rs->due_again_us)
+			rs->due_again_us = due;
 		goto out;
 	}
 	const struct yj_recipient *r = yj_config_recipient(cfg, rcpt_id);
@@ -585,58 +603,85 @@ out:
 	return rc;
 }
 
+/* One walk over a recipient's jobs (s_dispatch_rcpt), on one cursor. */
+struct s_walk {
+	struct yj_txn *txn;
+	struct s_dispatch *ds;
+	const char *rcpt;
+	unsigned window, tries, skips;
+	int rc;
+};
+
+static int s_walk_cb(void *arg, uint64_t number, const struct yj_note_when *w)
+{
+	struct s_walk *k = arg;
+	int64_t now = k->ds->now;
+	struct s_rcpt *rs = s_rcpt(k->ds->ob, k->rcpt);
+	if (!rs) {
+		k->rc = YJ_ENOMEM;
+		return 1;
+	}
+	if (rs->n_started >= k->window || k->tries >= 2 * k->window)
+		return 1;
+	if (w->known && w->not_before_us > now && w->next_attempt_us <= now) {
+		/* Not due yet, and not a retry (which sets the backoff): passed
+		 * over on its index entry alone, unread. */
+		if (k->skips++ >= S_SKIP_MAX)
+			return 1;
+		if (w->not_before_us < rs->due_again_us)
+			rs->due_again_us = w->not_before_us;
+		rs->walked_to = number + 1;
+		return 0;
+	}
+	k->tries++;
+	unsigned before = rs->n_started;
+	if ((k->rc = s_dispatch_one(k->txn, k->ds, k->rcpt, number)))
+		return 1;
+	if (!(rs = s_rcpt(k->ds->ob, k->rcpt))) {
+		k->rc = YJ_ENOMEM;
+		return 1;
+	}
+	if (rs->n_started == before && rs->next_attempt_us > now)
+		return 1; /* backing off: this job was not looked at, the next walk starts with it */
+	rs->walked_to = number + 1;  /* started, under way, gone, or not due (due_again_us) */
+	return 0;
+}
+
 /* One recipient's due jobs: the window's worth, or only its oldest while
  * it is in order mode. */
 static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char *rcpt)
 {
 	struct s_rcpt *rs = s_rcpt(ds->ob, rcpt);
-	uint64_t number = 0, next = 0;
+	uint64_t number = 0;
 	int rc;
 	if (!rs)
 		return YJ_ENOMEM;
 	rs->seen_pass = ds->ob->pass;
 	if (rs->ordered) {
+		rs->resume = 0;  /* back in window mode, the first walk is a full one */
 		if (rs->n_started)
 			return 0;
 		rc = yj_notes_recipient_next(txn, rcpt, 0, &number);
 		return rc == YJ_ENOENT ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
 	}
 	/* Fill the window with the oldest not yet started. A walk need not pass
-	 * the jobs under way again (a subscription may hold thousands): it
-	 * starts after the newest of them, or at the oldest one it passed over
-	 * as not yet due; now and then from the start, for a job put back below
-	 * them (a dead letter retried, a reconcile). */
-	unsigned window = s_window(ds->ob, rcpt);
-	if (rs->n_started && ds->now < rs->full_walk_at_us) {
-		next = rs->started[rs->n_started - 1] + 1;
-		if (rs->skipped_from < next)
-			next = rs->skipped_from;
+	 * again the jobs under way (a subscription may hold thousands) nor
+	 * those not yet due: it resumes where the last one stopped (see struct
+	 * s_rcpt); from the start when one passed over falls due, after a
+	 * kick that may have put a job back below (a dead letter retried, a
+	 * reconcile), and now and then in any case. */
+	struct s_walk k = { txn, ds, rcpt, s_window(ds->ob, rcpt), 0, 0, 0 };
+	uint64_t from = 0;
+	if (rs->resume && ds->now < rs->full_walk_at_us && ds->now < rs->due_again_us) {
+		from = rs->walked_to;
 	} else {
 		rs->full_walk_at_us = ds->now + S_FULL_WALK_US;
+		rs->due_again_us = INT64_MAX;
+		rs->walked_to = 0;
+		rs->resume = 1;
 	}
-	rs->skipped_from = UINT64_MAX;
-	for (unsigned tries = 0; rs->n_started < window && tries < 2 * window; tries++) {
-		rc = yj_notes_recipient_next(txn, rcpt, next, &number);
-		if (rc == YJ_ENOENT)
-			return 0;
-		if (rc)
-			return rc;
-		unsigned before = rs->n_started;
-		if ((rc = s_dispatch_one(txn, ds, rcpt, number)))
-			return rc;
-		rs = s_rcpt(ds->ob, rcpt);
-		if (!rs)
-			return YJ_ENOMEM;
-		if (rs->n_started == before && rs->next_attempt_us > ds->now) {
-			if (number < rs->skipped_from)
-				rs->skipped_from = number;
-			break; /* backing off */
-		}
-		if (rs->n_started == before && !s_started_has(rs, number) && number < rs->skipped_from)
-			rs->skipped_from = number; /* not due yet: the next walk starts here */
-		next = number + 1;
-	}
-	return 0;
+	rc = yj_notes_recipient_each(txn, rcpt, from, s_walk_cb, &k);
+	return rc ? rc : k.rc;
 }
 
 static int s_dispatch_read(struct yj_txn *txn, void *arg)
@@ -655,6 +700,13 @@ static int s_dispatch_read(struct yj_txn *txn, void *arg)
 		memcpy(prev, rcpt, sizeof(prev));
 		have_prev = 1;
 	}
+}
+
+/* Every recipient's next walk from its oldest job. */
+static void s_rewalk(struct yj_outbox *ob)
+{
+	for (size_t i = 0; i < ob->n_rcpts; i++)
+		ob->rcpts[i].resume = 0;
 }
 
 static void s_dispatch(struct yj_outbox *ob)
@@ -682,6 +734,14 @@ void yj_outbox_drain(struct yj_outbox *ob)
 }
 
 void yj_outbox_kick(struct yj_outbox *ob)
+{
+	if (!ob)
+		return;
+	s_rewalk(ob);
+	s_dispatch(ob);
+}
+
+void yj_outbox_kick_appended(struct yj_outbox *ob)
 {
 	if (ob)
 		s_dispatch(ob);
@@ -1034,6 +1094,7 @@ int yj_outbox_reconcile(struct yj_outbox *ob)
 		return rc;
 	if (r.moved)
 		yj_notice("outbox: %d job(s) moved between outbox and unroutable after the config change", r.moved);
+	s_rewalk(ob);  /* a job moved back into the outbox keeps its old number */
 	s_dispatch(ob);
 	return r.moved;
 }

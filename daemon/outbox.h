@@ -75,8 +75,14 @@ int yj_outbox_position(struct yj_outbox *ob, const char *key, const void *val, s
  * Completions of those under way are still committed (yj_outbox_flush). */
 void yj_outbox_drain(struct yj_outbox *ob);
 
-/* New jobs may have been committed: look for work now. */
+/* Jobs may have been committed or changed anywhere in the outbox (a dead
+ * letter retried, a hold released, a reload): look for work now, every
+ * recipient's jobs from the oldest. */
 void yj_outbox_kick(struct yj_outbox *ob);
+
+/* Only new jobs were committed since the last look (ingest's batch): look
+ * for work now, each recipient's walk resuming where its last one stopped. */
+void yj_outbox_kick_appended(struct yj_outbox *ob);
 
 /* Commit the completions gathered this iteration, then start what is due. */
 int yj_outbox_flush(struct yj_outbox *ob);

@@ -36,7 +36,7 @@ enum yj_db {
 	YJ_DB_CUSTODY,       /* "<force>/<record_id>" -> seq (be64), DUPSORT|DUPFIXED */
 	YJ_DB_QUARANTINE,    /* id (be64) -> packed yjlink.v1.Quarantined */
 	YJ_DB_OUTBOX,        /* notification number (be64) -> packed yjlink.v1.Notification, pending delivery */
-	YJ_DB_OUTBOX_RCPT,   /* "<recipient id>\0" + number (be64) -> "" : per-recipient delivery order */
+	YJ_DB_OUTBOX_RCPT,   /* "<recipient id>\0" + number (be64) -> not_before, next_attempt (be64 each; "" before 2026-12) : per-recipient delivery order */
 	YJ_DB_DLQ,           /* number (be64) -> packed yjlink.v1.Notification that failed for good */
 	YJ_DB_UNROUTABLE,    /* number (be64) -> packed yjlink.v1.Notification whose recipient has no destination */
 	YJ_DB_DIGEST,        /* "<recipient id>\0" + seq (be64) -> rule id, DUPSORT: events for a YJS digest */

@@ -145,8 +145,15 @@ static int s_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Not
 	yj_be64_put(k, n->number);
 	if ((rc = yj_txn_put(txn, db, k, sizeof(k), buf, len)))
 		goto out;
-	if (q == YJ_NOTES_OUTBOX)
-		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, rklen, "", 0);
+	if (q == YJ_NOTES_OUTBOX) {
+		/* When the job is due, beside its number: the outbox's walk passes
+		 * over a job held for an opening without reading it. */
+		uint8_t when[2 * S_NUM_LEN];
+		yj_be64_put(when, n->has_not_before_us && n->not_before_us > 0 ? (uint64_t)n->not_before_us : 0);
+		yj_be64_put(when + S_NUM_LEN,
+			    n->has_next_attempt_us && n->next_attempt_us > 0 ? (uint64_t)n->next_attempt_us : 0);
+		rc = yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, rk, rklen, when, sizeof(when));
+	}
 out:
 	yjlink__v1__notification__free_unpacked(old, NULL);
 	free(buf);
@@ -269,41 +276,74 @@ int yj_notes_next_recipient(struct yj_txn *txn, const char *after, char *buf, si
 	return rc ? rc : x.rc;
 }
 
-struct s_rnext {
+struct s_reach {
 	const char *rcpt;
 	size_t rl;
-	uint64_t number;
-	int rc;  /* YJ_ENOENT until a job is found */
+	yj_note_rcpt_fn fn;
+	void *arg;
 };
 
-static int s_rnext_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static int s_reach_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	struct s_rnext *x = arg;
+	struct s_reach *x = arg;
 	const uint8_t *k = key;
-	(void)val;
-	(void)vlen;
+	struct yj_note_when w;
 	/* Past this recipient's keys: "<id>\0" is a prefix of each of them only. */
 	if (klen < x->rl + 1 || memcmp(k, x->rcpt, x->rl) || k[x->rl])
 		return 1;
 	if (klen != x->rl + 1 + S_NUM_LEN)
 		return 0;
-	x->number = yj_be64_get(k + x->rl + 1);
+	/* An entry written before the index held the times is "" (unknown). */
+	w.known = vlen == 2 * S_NUM_LEN;
+	w.not_before_us = w.known ? (int64_t)yj_be64_get(val) : 0;
+	w.next_attempt_us = w.known ? (int64_t)yj_be64_get((const uint8_t *)val + S_NUM_LEN) : 0;
+	return x->fn(x->arg, yj_be64_get(k + x->rl + 1), &w);
+}
+
+int yj_notes_recipient_each(struct yj_txn *txn, const char *recipient, uint64_t from, yj_note_rcpt_fn fn, void *arg)
+{
+	uint8_t k[S_KEY_BUF];
+	size_t klen;
+	struct s_reach x = { recipient, 0, fn, arg };
+	if (!fn || s_rcpt_key(k, sizeof(k), recipient, from, &klen))
+		return yj_txn_refuse(txn);
+	x.rl = strlen(recipient);
+	return yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k, klen, 0, s_reach_cb, &x);
+}
+
+struct s_rnext {
+	uint64_t number;
+	struct yj_note_when when;
+	int rc;  /* YJ_ENOENT until a job is found */
+};
+
+static int s_rnext_cb(void *arg, uint64_t number, const struct yj_note_when *when)
+{
+	struct s_rnext *x = arg;
+	x->number = number;
+	x->when = *when;
 	x->rc = 0;
 	return 1;
 }
 
-int yj_notes_recipient_next(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number)
+int yj_notes_recipient_next_when(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number,
+				 struct yj_note_when *when)
 {
-	uint8_t k[S_KEY_BUF];
-	size_t klen;
-	struct s_rnext x = { recipient, 0, 0, YJ_ENOENT };
-	if (!number || s_rcpt_key(k, sizeof(k), recipient, from, &klen))
+	struct s_rnext x = { 0, { 0, 0, 0 }, YJ_ENOENT };
+	if (!number)
 		return yj_txn_refuse(txn);
-	x.rl = strlen(recipient);
-	int rc = yj_txn_iter(txn, YJ_DB_OUTBOX_RCPT, k, klen, 0, s_rnext_cb, &x);
+	int rc = yj_notes_recipient_each(txn, recipient, from, s_rnext_cb, &x);
 	if (rc)
 		return rc;
-	if (!x.rc)
+	if (!x.rc) {
 		*number = x.number;
+		if (when)
+			*when = x.when;
+	}
 	return x.rc;
+}
+
+int yj_notes_recipient_next(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number)
+{
+	return yj_notes_recipient_next_when(txn, recipient, from, number, NULL);
 }

@@ -58,4 +58,20 @@ int yj_notes_next_recipient(struct yj_txn *txn, const char *after, char *buf, si
 /* The lowest outbox job number >= from of recipient. YJ_ENOENT when none. */
 int yj_notes_recipient_next(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number);
 
+/* When an outbox job is due, as its index entry says (the job's
+ * not_before_us and next_attempt_us, 0 when unset); known 0 for an entry
+ * written by a version that did not keep them: read the job. */
+struct yj_note_when {
+	int known;
+	int64_t not_before_us, next_attempt_us;
+};
+/* yj_notes_recipient_next, with the job's times from the index into *when
+ * (may be NULL). */
+int yj_notes_recipient_next_when(struct yj_txn *txn, const char *recipient, uint64_t from, uint64_t *number,
+				 struct yj_note_when *when);
+typedef int (*yj_note_rcpt_fn)(void *arg, uint64_t number, const struct yj_note_when *when);
+/* Recipient's outbox jobs numbered from `from` up, in number order, on one
+ * cursor (fn: 0 go on, 1 stop, <0 fail). */
+int yj_notes_recipient_each(struct yj_txn *txn, const char *recipient, uint64_t from, yj_note_rcpt_fn fn, void *arg);
+
 #endif

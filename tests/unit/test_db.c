@@ -1124,7 +1124,15 @@ static int s_outbox_fill_fn(struct yj_txn *txn, void *arg)
 	/* "yjs:mk" is a prefix of "yjs:mk2": their jobs must never mix */
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 10, "yjs:mk2") == 0);
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 11, "yjs:mk") == 0);
-	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 12, "yjs:mk") == 0);
+	Yjlink__V1__Notification held = YJLINK__V1__NOTIFICATION__INIT;
+	held.has_number = held.has_seq = held.has_not_before_us = held.has_next_attempt_us = 1;
+	held.number = 12;
+	held.seq = 120;
+	held.recipient = "yjs:mk";
+	held.rule = "r1";
+	held.not_before_us = INT64_C(1781000000000000);
+	held.next_attempt_us = INT64_C(1781000500000000);
+	CHECK(yj_notes_put(txn, YJ_NOTES_OUTBOX, &held) == 0);
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 13, "yjs:mk2") == 0);
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 14, "force:E23000001") == 0);
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 15, "yjs:m") == 0);
@@ -1137,6 +1145,11 @@ static int s_outbox_fill_fn(struct yj_txn *txn, void *arg)
 	CHECK(s_note_put(txn, YJ_NOTES_OUTBOX, 0, "yjs:mk") == YJ_EINVAL);
 	CHECK(s_note_put(txn, (enum yj_note_queue)9, 16, "yjs:mk") == YJ_EINVAL);
 	CHECK(yj_notes_put(txn, YJ_NOTES_OUTBOX, NULL) == YJ_EINVAL);
+	/* job 15's index entry as a store from before the times were kept has it */
+	uint8_t k[32];
+	memcpy(k, "yjs:m\0", 6);
+	yj_be64_put(k + 6, 15);
+	CHECK(yj_txn_put(txn, YJ_DB_OUTBOX_RCPT, k, 14, "", 0) == 0);
 	CHECK(yj_txn_rc(txn) == 0);
 	return 0;
 }
@@ -1170,13 +1183,22 @@ static int s_outbox_read_fn(struct yj_txn *txn, void *arg)
 	CHECK(yj_notes_recipient_next(txn, "zzz", 0, &n) == YJ_ENOENT);
 	CHECK(yj_txn_rc(txn) == 0);
 
-	/* the index key: "<recipient>\0" + number (be64) -> "" */
+	/* the index key: "<recipient>\0" + number (be64) -> when it is due
+	 * (not_before, next_attempt: be64 each, 0 unset), so that the outbox's
+	 * walk can pass over a job held for later without reading it */
 	uint8_t k[32];
 	const void *v;
 	size_t vlen = 1;
 	memcpy(k, "yjs:mk\0", 7);
 	yj_be64_put(k + 7, 12);
-	CHECK(yj_txn_get(txn, YJ_DB_OUTBOX_RCPT, k, 15, &v, &vlen) == 0 && vlen == 0);
+	CHECK(yj_txn_get(txn, YJ_DB_OUTBOX_RCPT, k, 15, &v, &vlen) == 0 && vlen == 16);
+	CHECK(yj_be64_get(v) == UINT64_C(1781000000000000) && yj_be64_get((const uint8_t *)v + 8) == UINT64_C(1781000500000000));
+	struct yj_note_when w = { 0, 0, 0 };
+	CHECK(yj_notes_recipient_next_when(txn, "yjs:mk", 12, &n, &w) == 0 && n == 12 && w.known &&
+	      w.not_before_us == INT64_C(1781000000000000) && w.next_attempt_us == INT64_C(1781000500000000));
+	CHECK(yj_notes_recipient_next_when(txn, "yjs:mk", 0, &n, &w) == 0 && n == 11 && w.known && !w.not_before_us &&
+	      !w.next_attempt_us);
+	CHECK(yj_notes_recipient_next_when(txn, "yjs:m", 0, &n, &w) == 0 && n == 15 && !w.known);
 
 	/* the queues */
 	Yjlink__V1__Notification *nt = yj_notes_get(txn, YJ_NOTES_OUTBOX, 11);

@@ -40,7 +40,7 @@
 
 /* --- the test output adapter: out_pigeon (core_fixture.h), which delivers --- */
 
-#define S_MAX 64
+#define S_MAX 128
 
 /* One message as the adapter was handed it (copied: m is valid only during deliver). */
 struct s_msg {
@@ -776,6 +776,67 @@ static void test_retry_dead_out_of_hours(void **state)
 	assert_queues(f, 0, 0, 0);
 }
 
+/* More jobs passed over as not yet due than one walk reads (twice the
+ * window) must not hide a due job behind them: the walk resumes where it
+ * stopped instead of starting again from the oldest. */
+
+/* n L&D referrals of event seq, routed as if at made_at. */
+struct s_referrals {
+	struct fx *f;
+	uint64_t seq;
+	int64_t made_at;
+	unsigned n;
+};
+
+static int s_referrals_fn(struct yj_txn *txn, void *arg)
+{
+	const struct s_referrals *w = arg;
+	int unroutable = 0, rc = 0;
+	for (unsigned i = 0; i < w->n && !rc; i++)
+		rc = yj_route_notify(txn, w->f->c.core.cfg, "liaison_diversion:tvp", "liaison_diversion",
+				     "liaison_diversion", w->seq, "", w->made_at, &unroutable);
+	return rc;
+}
+
+static void s_notify(struct fx *f, uint64_t seq, int64_t made_at, unsigned n)
+{
+	struct s_referrals w = { f, seq, made_at, n };
+	assert_int_equal(yj_store_write(f->c.st, s_referrals_fn, &w), 0);
+}
+
+static void test_due_behind_not_due(void **state)
+{
+	struct fx *f = *state;
+	struct yj_route_counts c;
+
+	/* Wednesday 23:00: the L&D is closed; 66 referrals wait for 08:00. */
+	yj_clock_set_us(s_utc(2026, 6, 10, 22, 0));
+	struct ev e = { .status = "detained" };
+	uint64_t seq = s_event(&f->c, &e, &c);
+	assert_int_equal(c.outbox, 1);
+	s_notify(f, seq, yj_clock_now_us(), 65);
+	/* One made in the day (a dead letter of then, say) is due now. */
+	s_notify(f, seq, s_utc(2026, 6, 10, 9, 0), 1);
+	assert_queues(f, 67, 0, 0);
+	s_kick_run(f);
+	assert_int_equal(s_pg.n_msgs, 1);
+	assert_string_equal(s_pg.msgs[0].id, "tst-000000000067");
+	/* Passes later in the night start nothing. */
+	yj_clock_set_us(s_utc(2026, 6, 10, 23, 0));
+	s_kick_run(f);
+	yj_outbox_kick_appended(f->ob);
+	s_run(f);
+	assert_int_equal(s_pg.n_msgs, 1);
+	assert_queues(f, 66, 0, 0);
+
+	/* 08:01: the walk passed them over until they were due; now every one goes. */
+	yj_clock_set_us(s_utc(2026, 6, 11, 7, 1));
+	yj_outbox_kick_appended(f->ob);
+	s_run(f);
+	assert_int_equal(s_pg.n_msgs, 67);
+	assert_queues(f, 0, 0, 0);
+}
+
 /* A live investigation: withheld while held; released, the rest follows. */
 
 struct s_release {
@@ -1221,6 +1282,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_past_max_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_dead_out_of_hours, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_then_released, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_due_behind_not_due, setup, teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_delivered, setup, teardown, (void *)&with_digest),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_fatal_next_day, setup, teardown, (void *)&with_digest),
