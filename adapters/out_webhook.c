@@ -206,6 +206,13 @@ static CURLcode s_setup(struct s_xfer *x, const struct yj_message *m, const stru
 	    (c = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L)) ||
 	    /* Signals belong to the loop's signalfd (guide item 12). */
 	    (c = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)) ||
+#if LIBCURL_VERSION_NUM >= 0x075700
+	    /* A transfer that ends (its timeout, a stop) while its name is still
+	     * being resolved leaves libcurl's resolver thread to finish alone:
+	     * without this the end joins it, on the loop, until getaddrinfo
+	     * gives up (docs/blocking.md, test_delivery WebhookDnsHoldTest). */
+	    (c = curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L)) ||
+#endif
 	    (c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout)) ||
 	    (c = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf)) ||
 	    (c = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_discard)) ||

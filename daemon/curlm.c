@@ -230,6 +230,14 @@ int yj_curlm_new(struct yj_loop *loop, struct yj_curlm **out)
 			goto out;
 		}
 		s_global_done = 1;
+		/* Names are resolved off the loop only by a libcurl with an
+		 * asynchronous resolver (Debian's: threaded); any other would block
+		 * the loop in getaddrinfo for every webhook and relay name. */
+		const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+		if (v && !(v->features & CURL_VERSION_ASYNCHDNS))
+			yj_warn("curl: libcurl %s resolves host names synchronously: every delivery's DNS lookup "
+				"runs on the loop; use a libcurl built with the threaded resolver or c-ares",
+				v->version);
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {

@@ -21,6 +21,8 @@ control command has shown the job queued.
   with no output adapter, and a digest rule for a YJS without digest_times.
 - OpeningHoursTest: an L&D service's opening hours hold for a replay and for
   a hold release, not only at first routing.
+- WebhookDnsHoldTest: a webhook whose host name never resolves holds up
+  neither the loop nor a stop.
 
 Times are in June 2026 (British Summer Time, UTC+1), so that local time and
 UTC differ and a mix-up of the two shows.
@@ -207,11 +209,11 @@ class DeliveryBase(unittest.TestCase):
             f.write(secret + "\n")
         return name
 
-    def start(self, config, clock_start, **sets):
+    def start(self, config, clock_start, env=None, **sets):
         s = {"testing.clock_control": "true", "testing.clock_start": rfc(clock_start),
              "delivery.backoff_min_ms": "50", "delivery.backoff_max_ms": "500"}
         s.update(sets)
-        self.daemon = yjtest.Daemon(workdir=self.dir, config=config, sets=s).start()
+        self.daemon = yjtest.Daemon(workdir=self.dir, config=config, sets=s, env=env).start()
         self.feed = yjtest.Feed(self.daemon.ingest)
         return self.daemon
 
@@ -776,6 +778,51 @@ class OpeningHoursTest(DeliveryBase):
         self.assertEqual(body["event"]["seq"], seq)
         self.assertIs(body.get("out_of_hours"), True, body)
         self.assertNotEqual(body["notification_id"], first_id)
+
+
+# --- 5. a webhook whose name never resolves -------------------------------------
+
+HOLD_NAME = "dns-blackhole.test"
+
+
+class WebhookDnsHoldTest(DeliveryBase):
+    """The L&D's webhook names a host whose DNS never answers (tests/tools/
+    dns_hold.c, preloaded: getaddrinfo of that name blocks while a file
+    exists). Each attempt times out (webhook.timeout_ms) while libcurl's
+    resolver thread is still in getaddrinfo. Unless the transfer leaves that
+    thread to finish alone (CURLOPT_QUICK_EXIT), ending the transfer joins
+    it, on the loop, until the resolver gives up: nothing else is served, and
+    a SIGTERM is not read (docs/blocking.md). Here the daemon goes on: the
+    control socket answers and the job is retried, again and again, while the
+    first resolver is still stuck; and a SIGTERM ends it, status 0, with the
+    job still in the outbox."""
+
+    def test_unanswered_dns_holds_nothing_up(self):
+        shim = os.path.join(yjtest.BUILD, "libdns_hold.so")
+        self.assertTrue(os.path.exists(shim), shim)
+        hold = os.path.join(self.dir, "dns.hold")
+        open(hold, "w").close()
+        self.addCleanup(lambda: os.path.exists(hold) and os.unlink(hold))
+        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0") if o)
+        conf = self.write_config(LD_CONFIG.replace("timeout_ms = 30000", "timeout_ms = 300") % {
+            "url": "https://%s:8443/ld" % HOLD_NAME, "secret_file": self.write_secret("dns-secret", "ld.secret")})
+        env = {"LD_PRELOAD": shim, "YJ_DNS_HOLD_NAME": HOLD_NAME, "YJ_DNS_HOLD_FILE": hold, "ASAN_OPTIONS": asan}
+        t = local(2026, 6, 8, 10, 0)  # Monday 10:00 BST: the L&D is open
+        self.start(conf, t, env=env)
+        self.send("custody", make_event("custody", t, person="P-DNS", status="detained"))
+
+        # Three attempts, each timed out while its name was still being resolved.
+        def retried():
+            job = self.outbox_for(LD)
+            return job if job and job.get("attempts", 0) >= 3 else None
+        job = self.wait_until("three attempts at the unresolvable webhook", retried)
+        self.assertEqual(job["pending"], 1, job)
+        self.assertIn("resolv", job["last_error"].lower(), job)
+        self.assertTrue(os.path.exists(hold))  # every resolver is still stuck
+
+        code = self.daemon.stop()
+        self.assertEqual(code, 0, self.daemon.read_log()[-4000:])
+        self.assertIn("stopped cleanly", self.daemon.read_log())
 
 
 if __name__ == "__main__":

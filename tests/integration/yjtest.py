@@ -66,8 +66,9 @@ def utc(ts):
 class Daemon:
     """One yjlinkd on private ports and a private store."""
 
-    def __init__(self, workdir=None, sets=None, config=None):
+    def __init__(self, workdir=None, sets=None, config=None, env=None):
         self.own_dir = workdir is None
+        self.env = dict(os.environ, **env) if env else None  # the daemon's environment: ours, with env on top
         self.dir = workdir or tempfile.mkdtemp(prefix="yjtest-")
         self.store = os.path.join(self.dir, "store")
         self.ingest = "tcp://127.0.0.1:%d" % free_port()
@@ -95,7 +96,7 @@ class Daemon:
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=self.log, env=self.env)
         if wait:
             self.wait_ready()
         return self
