@@ -1164,8 +1164,14 @@ static void s_prepass(const unsigned char *p, size_t n, struct yj_reject *rej)
 					syntax = "control character not escaped in a string";
 			} else if (i < n && p[i] == 'u') {  /* ch is the backslash */
 				unsigned u, lo;
-				if (s_hex4(p + i + 1, n - i - 1, &u) != 0)
-					continue;  /* a bad escape: cJSON refuses it (syntax) */
+				if (s_hex4(p + i + 1, n - i - 1, &u) != 0) {
+					/* cJSON reads a non-hex digit as the end of the
+					 * code, U+0000, and keeps the string up to it:
+					 * the rest of the value would be lost, unseen */
+					if (!syntax)
+						syntax = "malformed \\u escape in a string";
+					continue;
+				}
 				i += 5;
 				if (u == 0) {
 					yj_reject_set(rej, YJ_REJ_ENCODING, "", "string holds \\u0000");

@@ -95,6 +95,11 @@ static const struct ncase s_cases[] = {
 	CASE("syn_trailing_comma", C_, "\"reason\":\"to secure evidence\"}}", "\"reason\":\"to secure evidence\",}}",
 	     YJ_REJ_SYNTAX, ""),
 	CASE("syn_bad_escape", C_, "\"Sam\"", "\"S\\qam\"", YJ_REJ_SYNTAX, ""),
+	/* cJSON reads a \u with a non-hex digit as U+0000 and keeps the string up
+	 * to it: "Sam\uZZZZ" would have been stored as "Sam" */
+	CASE("syn_bad_u_escape", C_, "\"Sam\"", "\"Sam\\uZZZZ\"", YJ_REJ_SYNTAX, ""),
+	CASE("syn_bad_u_escape_half", C_, "\"Sam\"", "\"Sam\\u00G1 Smith\"", YJ_REJ_SYNTAX, ""),
+	CASE("syn_short_u_escape", C_, "\"Sam\"", "\"Sam\\u12\"", YJ_REJ_SYNTAX, ""),
 	CASE("syn_single_quotes", C_, "\"Sam\"", "'Sam'", YJ_REJ_SYNTAX, ""),
 	CASE("syn_beats_schema", C_, "\"gender\":\"male\"", "\"gender\":\"male\",\"nick\":1,\"nick\":2", YJ_REJ_SYNTAX,
 	     "child.nick"),
