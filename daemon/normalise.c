@@ -3,7 +3,8 @@
  * One pipeline per content type, both ending in the same struct checks:
  *
  *   JSON:     raw pre-pass (UTF-8, NUL, \u0000, lone surrogates, depth,
- *             bytes cJSON would wrongly let through) -> cJSON parse -> end
+ *             bytes cJSON would wrongly let through) -> cJSON's tree, read
+ *             by json_tree.c as cJSON reads it -> end
  *             and duplicate-key checks -> schema walk filling the event.
  *   protobuf: protobuf-c unpack into the arena -> a wire walk checking every
  *             string's UTF-8 (protobuf-c copies strings blindly) -> schema
@@ -54,6 +55,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_tree.h"
 #include "strjoin.h"
 
 #define S_MAX_DEPTH 16          /* interfaces.md §1: deeper nesting is syntax */
@@ -223,6 +225,7 @@ struct s_frame {
 struct s_ctx {
 	const struct yj_norm_opts *opts;  /* borrowed */
 	struct yj_arena *arena;           /* where the event is built */
+	struct yj_arena *tree;            /* where the JSON tree is read */
 	struct yj_reject *rej;            /* the result's refusal */
 	enum yj_feed feed;                /* feed named in the request */
 	uint32_t body_id;                 /* Event field number of the feed's object */
@@ -1600,9 +1603,14 @@ static Yjlink__V1__Event *s_norm_json(struct s_ctx *c, const char *p, size_t n, 
 	s_prepass((const unsigned char *)p, n, c->rej);
 	if (c->rej->code == YJ_REJ_ENCODING)
 		return NULL;
-	/* require_null_terminated needs a NUL inside len, which a payload does
-	 * not carry; the end pointer is checked below instead. */
-	*root = cJSON_ParseWithLengthOpts(p, n, &end, 0);
+	/* cJSON's tree, read as cJSON reads it (json_tree.h); the end pointer
+	 * is checked below. */
+	int oom = 0;
+	*root = yj_json_parse(c->tree, p, n, &end, &oom);
+	if (!*root && oom) {
+		c->rc = YJ_ENOMEM;
+		return NULL;
+	}
 	if (!*root) {
 		yj_reject_set(c->rej, YJ_REJ_SYNTAX, "", "not well-formed JSON");
 		return NULL;
@@ -1799,32 +1807,13 @@ static Yjlink__V1__Event *s_norm_pb(struct s_ctx *c, const uint8_t *p, size_t n,
 
 /* ------------------------------------------------------------ entry */
 
-/* cJSON allocates a node per value: ~40 malloc/free pairs per event, a
- * tenth of the ingest budget. While one message is parsed, cJSON draws on
- * that message's arena instead and frees nothing; the arena goes with the
- * request. The hooks are global and installed once; the arena is the
- * thread's own, set around each parse (the normaliser parses on a thread of
- * its own, ingest.c), so every other use of cJSON, on any thread, gets
- * malloc and free. */
-static _Thread_local struct yj_arena *s_cjson_arena;
-static void *s_cjson_alloc(size_t size) { return s_cjson_arena ? yj_arena_alloc(s_cjson_arena, size) : malloc(size); }
-static void s_cjson_free(void *p)
-{
-	if (!s_cjson_arena)
-		free(p);
-}
-static void s_cjson_hooks(void)
-{
-	cJSON_Hooks hooks = { s_cjson_alloc, s_cjson_free };
-	cJSON_InitHooks(&hooks);
-}
-
 int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_content_type ct,
 		 const void *payload, size_t len, struct yj_arena *arena, struct yj_norm_result *res)
 {
-	struct s_ctx c = { .opts = opts, .arena = arena, .rej = &res->reject, .feed = feed, .body_id = s_feed_body(feed) };
+	struct s_ctx c = { .opts = opts, .arena = arena, .tree = opts->parse_arena ? opts->parse_arena : arena,
+			   .rej = &res->reject, .feed = feed, .body_id = s_feed_body(feed) };
 	Yjlink__V1__Event *ev = NULL;
-	cJSON *root = NULL;
+	cJSON *root = NULL;  /* in c.tree: never cJSON_Delete()d */
 	int rc = 0;
 
 	res->event = NULL;
@@ -1840,12 +1829,7 @@ int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_con
 		yj_reject_set(&res->reject, YJ_REJ_TOO_LARGE, "", "payload of %zu bytes is over the limit of %zu", len,
 			      opts->max_bytes);
 	} else if (ct == YJ_CT_JSON) {
-		static pthread_once_t once = PTHREAD_ONCE_INIT;
-		pthread_once(&once, s_cjson_hooks);
-		s_cjson_arena = opts->parse_arena ? opts->parse_arena : arena;
 		ev = s_norm_json(&c, payload, len, &root, res);
-		s_cjson_arena = NULL;
-		root = NULL;  /* in the arena */
 	} else {
 		ev = s_norm_pb(&c, payload, len, res);
 	}
@@ -1860,6 +1844,5 @@ int yj_normalise(const struct yj_norm_opts *opts, enum yj_feed feed, enum yj_con
 	}
 	res->event = ev;
 out:
-	cJSON_Delete(root);
 	return rc;
 }

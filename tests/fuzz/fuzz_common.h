@@ -33,6 +33,8 @@
 #include "arena.h"
 #include "err.h"
 #include "event_json.h"
+#include "json_tree.h"
+#include "json_same.h"
 #include "log.h"
 #include "normalise.h"
 #include "refdata.h"
@@ -244,7 +246,8 @@ static inline void fz_check_event(enum yj_feed feed, const struct yj_norm_result
 	FZ_CHECK(yj_event_feed(ev) == feed, "event of feed %d accepted on feed %d", (int)yj_event_feed(ev), (int)feed);
 	FZ_CHECK(res->source_id && ev->source_id && strcmp(res->source_id, ev->source_id) == 0,
 		 "result source_id differs from the event's");
-	FZ_CHECK(ev->child && ev->child->has_looked_after, "looked_after not defaulted");
+	/* looked_after may be absent: unknown (interfaces.md §2), not defaulted */
+	FZ_CHECK(ev->child != NULL, "accepted without a child");
 
 	struct fz_bytes packed = fz_pack(ev);
 
@@ -297,6 +300,28 @@ static inline void fz_check_result(enum yj_feed feed, int rc, const struct yj_no
 /* The feed an input's first byte selects. */
 static inline enum yj_feed fz_feed(uint8_t b) { return (enum yj_feed)(YJ_FEED_CUSTODY + b % 4); }
 
+/* The normaliser reads JSON with json_tree.c, which must accept exactly
+ * what cJSON accepts, end where it ends and build the same tree: checked
+ * on every input, whatever the normaliser then makes of it. */
+static inline void fz_json_tree_matches_cjson(const char *p, size_t n)
+{
+	struct yj_arena a;
+	const char *end1 = NULL, *end2 = NULL;
+	int oom = 0;
+	yj_arena_init(&a, 32768);
+	cJSON *mine = yj_json_parse(&a, p, n, &end1, &oom);
+	cJSON *theirs = cJSON_ParseWithLengthOpts(p, n, &end2, 0);
+	FZ_CHECK(!oom, "json_tree ran out of memory on a %zu-byte payload", n);
+	FZ_CHECK(!mine == !theirs, "json_tree %s a payload cJSON %s", mine ? "accepts" : "refuses",
+		 theirs ? "accepts" : "refuses");
+	if (mine && theirs) {
+		FZ_CHECK(end1 == end2, "json_tree ends at %td, cJSON at %td", end1 - p, end2 - p);
+		FZ_CHECK(fz_same_tree(mine, theirs), "json_tree's tree differs from cJSON's");
+	}
+	cJSON_Delete(theirs);
+	yj_arena_free(&a);
+}
+
 /* The normaliser targets' one-input body. */
 static inline int fz_normalise_one(enum yj_content_type ct, const uint8_t *data, size_t size)
 {
@@ -318,6 +343,8 @@ static inline int fz_normalise_one(enum yj_content_type ct, const uint8_t *data,
 	if (!copy)
 		return 0;
 	memcpy(copy, data + 1, len);
+	if (ct == YJ_CT_JSON)
+		fz_json_tree_matches_cjson((const char *)copy, len);
 	yj_arena_reset(&arena);
 	int rc = yj_normalise(&o, feed, ct, copy, len, &arena, &res);
 	FZ_CHECK(rc != YJ_ENOMEM, "yj_normalise ran out of memory on a %zu-byte payload", len);

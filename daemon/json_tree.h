@@ -1,0 +1,29 @@
+/* json_tree.h: the JSON reader of the normaliser.
+ *
+ * It builds the same cJSON tree as cJSON 1.7's cJSON_ParseWithLengthOpts()
+ * (without require_null_terminated) and accepts exactly what that accepts,
+ * quirks included, so that everything the normaliser does with the tree,
+ * and every refusal it makes, stays as it was. What it saves is cJSON's
+ * way there: three strncmp against "null", "false" and "true" before every
+ * value, a hook call per node and string, the number copied for strtod
+ * even when it is a plain integer. It was a third of the normaliser
+ * thread's instructions (issue 14). The fuzz targets hold the two trees
+ * equal for every input (tests/fuzz/fuzz_common.h).
+ *
+ * Ownership: every node and string is allocated from the arena and lives
+ * as long as it; never cJSON_Delete() a tree made here.
+ */
+#ifndef YJ_JSON_TREE_H
+#define YJ_JSON_TREE_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "arena.h"
+
+/* The tree of p[0..n), or NULL when cJSON would refuse it (*oom 0) or the
+ * arena is exhausted (*oom 1). *end: where the value ended, as cJSON's
+ * return_parse_end (trailing bytes are the caller's to judge). */
+cJSON *yj_json_parse(struct yj_arena *a, const char *p, size_t n, const char **end, int *oom);
+
+#endif
