@@ -559,7 +559,7 @@ static size_t s_field_bytes(uint8_t *out, unsigned field, const void *data, size
 
 /* yjlink.v1.Record written by hand around the already packed event, so the
  * event is packed once per request, not once per commit attempt. */
-static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p)
+static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, int *first_contact)
 {
 	const char *feed = yj_feed_name(p->feed);
 	const char *sender = p->sender ? p->sender : p->origin;
@@ -583,7 +583,7 @@ static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 		.occurred_us = p->occurred_us,
 		.custody_key = p->custody_key,
 	};
-	int rc = yj_events_put(txn, p->seq, &keys, buf, n);
+	int rc = yj_events_put_first(txn, p->seq, &keys, buf, n, first_contact);
 	if (buf != stackbuf)
 		free(buf);
 	return rc;
@@ -638,11 +638,9 @@ static void s_quota_warn(struct yj_ingest *ing, size_t dropped)
 static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, int *exists)
 {
 	/* First contact: no event of this child stored before this one. */
-	int rc = yj_events_child_known(txn, p->child_id);
-	if (rc < 0)
-		return rc;
-	int first_contact = rc == 0;
-	if ((rc = s_put_record(txn, ing, p))) {
+	int first_contact = 0;
+	int rc = s_put_record(txn, ing, p, &first_contact);
+	if (rc) {
 		*exists = rc == YJ_EEXIST;
 		return rc;
 	}

@@ -541,6 +541,25 @@ int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 	return rc;
 }
 
+int yj_txn_put_dup_count(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
+			 size_t vlen, size_t *count)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, 0);
+	if (rc)
+		return rc;
+	s_note_write(txn, db, key, klen, 0);
+	/* The cursor stays on what it wrote: its key's values, counted in place. */
+	MDB_cursor *c;
+	size_t n = 0;
+	if ((rc = s_cursor(txn, db, &c)))
+		return rc;
+	int mrc = mdb_cursor_count(c, &n);
+	if (mrc)
+		return s_fail(txn, mrc, "count");
+	*count = n;
+	return 0;
+}
+
 int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 		  const void *val, size_t vlen)
 {

@@ -106,6 +106,10 @@ int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 /* Write key -> val; for DUPSORT databases adds a value. */
 int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 	       const void *val, size_t vlen);
+/* yj_txn_put into a DUPSORT database, and how many values key holds after
+ * it (1: it was not there before). */
+int yj_txn_put_dup_count(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
+			 size_t vlen, size_t *count);
 /* Append with a key greater than every key present (MDB_APPEND). */
 int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 		  const void *val, size_t vlen);

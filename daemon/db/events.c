@@ -21,6 +21,12 @@ int yj_events_next_seq(struct yj_txn *txn, uint64_t *seq)
 int yj_events_put(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
 		  size_t len)
 {
+	return yj_events_put_first(txn, seq, keys, record, len, NULL);
+}
+
+int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
+			size_t len, int *first_contact)
+{
 	uint8_t k[S_SEQ_LEN], tk[S_SEQ_LEN], ref[S_SOURCE_REF_LEN];
 	int rc;
 	if (!seq || !keys || !keys->source_key || !keys->hash || !keys->child_id || (!record && len))
@@ -37,8 +43,14 @@ int yj_events_put(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *
 		return rc;
 	if ((rc = yj_txn_append(txn, YJ_DB_EVENTS, k, sizeof(k), record, len)))
 		return rc;
-	if ((rc = yj_txn_put(txn, YJ_DB_CHILD, keys->child_id, strlen(keys->child_id), k, sizeof(k))))
+	/* The child's index entry counted as it is written: whether this is its
+	 * first event costs no lookup of its own. */
+	size_t child_events = 0;
+	if ((rc = yj_txn_put_dup_count(txn, YJ_DB_CHILD, keys->child_id, strlen(keys->child_id), k, sizeof(k),
+				       &child_events)))
 		return rc;
+	if (first_contact)
+		*first_contact = child_events == 1;
 	yj_be64_put(tk, yj_time_key(keys->occurred_us));
 	if ((rc = yj_txn_put(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k))))
 		return rc;

@@ -48,6 +48,10 @@ int yj_events_next_seq(struct yj_txn *txn, uint64_t *seq);
  * first with yj_events_find_source() may still decide. */
 int yj_events_put(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
 		  size_t len);
+/* yj_events_put, and *first_contact: no event of this child was stored
+ * before (yj_events_child_known() == 0 just before the put). */
+int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
+			size_t len, int *first_contact);
 
 /* The packed Record of seq (pointing into the map). YJ_ENOENT if absent. */
 int yj_events_get(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len);

@@ -214,7 +214,12 @@ static int s_put_events_fn(struct yj_txn *txn, void *arg)
 		size_t len = protobuf_c_message_pack(&r.base, buf);
 		memset(hash, (int)seq, sizeof(hash));
 		struct yj_event_keys k = { e->src, hash, e->child, e->occurred_us, e->cust };
-		CHECK(yj_events_put(txn, seq, &k, buf, len) == 0);
+		/* first contact, as the child index says it while it is written:
+		 * what a lookup just before would say (children p1, p2, p1, p1) */
+		int known = yj_events_child_known(txn, e->child), first = -1;
+		CHECK(known >= 0);
+		CHECK(yj_events_put_first(txn, seq, &k, buf, len, &first) == 0);
+		CHECK(first == !known && first == (seq == 1 || seq == 2));
 	}
 	return 0;
 }
