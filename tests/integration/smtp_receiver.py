@@ -48,6 +48,7 @@ it got (never to rx.messages, nor to the maildir).
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import os
@@ -307,6 +308,9 @@ def main(argv=None):
     rx = SmtpReceiver(port=args.port, mode=args.mode, maildir=args.maildir, auth=args.auth,
                       max_message_bytes=args.max_bytes, delay=args.delay)
     stop = threading.Event()
+    # SIGUSR1: every thread's stack on stderr (test_out_email asks for it
+    # when a receiver does not exit on SIGTERM)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     rx.start()
