@@ -8,7 +8,6 @@
 struct yj_arena_block {
 	struct yj_arena_block *next;  /* older block */
 	size_t size;                  /* usable bytes in data */
-	size_t used;                  /* bytes handed out */
 	_Alignas(16) unsigned char data[];
 };
 
@@ -18,32 +17,25 @@ static void s_pb_free(void *data, void *p) { (void)data; (void)p; }
 void yj_arena_init(struct yj_arena *a, size_t block_size)
 {
 	a->head = NULL;
+	a->cur = a->end = NULL;
 	a->block_size = block_size ? block_size : 16384;
 	a->pb.alloc = s_pb_alloc;
 	a->pb.free = s_pb_free;
 	a->pb.allocator_data = a;
 }
 
-void *yj_arena_alloc(struct yj_arena *a, size_t size)
+void *yj_arena_alloc_block(struct yj_arena *a, size_t need)
 {
-	struct yj_arena_block *b = a->head;
-	size_t need = (size + 15u) & ~(size_t)15u;
-
-	if (need < size)
+	size_t bsize = need > a->block_size ? need : a->block_size;
+	struct yj_arena_block *b = malloc(sizeof(*b) + bsize);
+	if (!b)
 		return NULL;
-	if (!b || b->size - b->used < need) {
-		size_t bsize = need > a->block_size ? need : a->block_size;
-		b = malloc(sizeof(*b) + bsize);
-		if (!b)
-			return NULL;
-		b->size = bsize;
-		b->used = 0;
-		b->next = a->head;
-		a->head = b;
-	}
-	void *p = b->data + b->used;
-	b->used += need;
-	return p;
+	b->size = bsize;
+	b->next = a->head;
+	a->head = b;
+	a->cur = b->data + need;
+	a->end = b->data + bsize;
+	return b->data;
 }
 
 char *yj_arena_strndup(struct yj_arena *a, const char *s, size_t len)
@@ -67,8 +59,9 @@ void yj_arena_reset(struct yj_arena *a)
 		free(b);
 		b = next;
 	}
-	b->used = 0;
 	a->head = b;
+	a->cur = b->data;
+	a->end = b->data + b->size;
 }
 
 void yj_arena_free(struct yj_arena *a)
@@ -80,4 +73,5 @@ void yj_arena_free(struct yj_arena *a)
 		b = next;
 	}
 	a->head = NULL;
+	a->cur = a->end = NULL;
 }
