@@ -559,7 +559,8 @@ static size_t s_field_bytes(uint8_t *out, unsigned field, const void *data, size
 
 /* yjlink.v1.Record written by hand around the already packed event, so the
  * event is packed once per request, not once per commit attempt. */
-static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, int *first_contact)
+static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p,
+			struct yj_event_firsts *firsts)
 {
 	const char *feed = yj_feed_name(p->feed);
 	const char *sender = p->sender ? p->sender : p->origin;
@@ -583,7 +584,7 @@ static int s_put_record(struct yj_txn *txn, struct yj_ingest *ing, struct s_pend
 		.occurred_us = p->occurred_us,
 		.custody_key = p->custody_key,
 	};
-	int rc = yj_events_put_first(txn, p->seq, &keys, buf, n, first_contact);
+	int rc = yj_events_put_first(txn, p->seq, &keys, buf, n, firsts);
 	if (buf != stackbuf)
 		free(buf);
 	return rc;
@@ -638,15 +639,17 @@ static void s_quota_warn(struct yj_ingest *ing, size_t dropped)
 static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s_pending *p, int *exists)
 {
 	/* First contact: no event of this child stored before this one. */
-	int first_contact = 0;
-	int rc = s_put_record(txn, ing, p, &first_contact);
+	struct yj_event_firsts firsts = { 0 };
+	int rc = s_put_record(txn, ing, p, &firsts);
 	if (rc) {
 		*exists = rc == YJ_EEXIST;
 		return rc;
 	}
 	if (ing->core->cfg->n_rules == 0)
 		return 0;
-	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, p->ev, first_contact, ing->batch_now_us,
+	unsigned known = (firsts.first_contact ? YJ_ROUTE_FIRST_CONTACT : 0u) |
+			 (firsts.record_alone ? YJ_ROUTE_RECORD_ALONE : 0u);
+	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, p->ev, known, ing->batch_now_us,
 			      &ing->routed);
 }
 

@@ -566,18 +566,24 @@ static int s_ld_update(struct yj_txn *txn, const struct yj_config *cfg, uint64_t
 }
 
 /* A referral about a record that is closed already (a late "detained"
- * message arriving after its release) would be historic at once. */
-static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, uint64_t seq, const Yjlink__V1__Event *ev)
+ * message arriving after its release) would be historic at once. A record
+ * whose only message is ev is what ev says: nothing is read back. */
+static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, uint64_t seq, const Yjlink__V1__Event *ev,
+		       unsigned known)
 {
 	char status[64];
 	int64_t since = 0;
-	if (strcmp(r->recipient, "liaison_diversion:suite") || yj_route_custody_now(txn, seq, ev, status, sizeof(status), &since))
+	if (strcmp(r->recipient, "liaison_diversion:suite"))
+		return 0;
+	if ((known & YJ_ROUTE_RECORD_ALONE) && ev->body_case == YJLINK__V1__EVENT__BODY_CUSTODY && ev->custody)
+		return strcmp(ev->custody->status ? ev->custody->status : "", "detained") != 0;
+	if (yj_route_custody_now(txn, seq, ev, status, sizeof(status), &since))
 		return 0;
 	return strcmp(status, "detained") != 0;
 }
 
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
-		   const Yjlink__V1__Event *ev, int first_contact, int64_t now_us, struct yj_route_counts *counts)
+		   const Yjlink__V1__Event *ev, unsigned known, int64_t now_us, struct yj_route_counts *counts)
 {
 	struct yj_route_facts f;
 	char rcpt[300];
@@ -587,7 +593,7 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 	size_t wlen = 0;
 	unsigned held = yj_route_hold_markers(cfg, ev);
 
-	yj_route_facts(cfg, ref, ev, first_contact, &f);
+	yj_route_facts(cfg, ref, ev, (known & YJ_ROUTE_FIRST_CONTACT) != 0, &f);
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		const struct yj_rule *r = &cfg->rules[i];
 		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
@@ -604,7 +610,7 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 				counts->stale_by_rule[i]++;
 			continue;
 		}
-		if (s_ld_closed(txn, r, seq, ev)) {
+		if (s_ld_closed(txn, r, seq, ev, known)) {
 			counts->ld_superseded++;
 			continue;
 		}

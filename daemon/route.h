@@ -128,10 +128,14 @@ int yj_route_duty_notice(struct yj_txn *txn, const struct yj_config *cfg, const 
 int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Event *ev, char *status, size_t size,
 			 int64_t *detained_since_us);
 
-/* Route the event just stored as seq, inside txn. first_contact as above.
+/* What the store knew of the event as it wrote it (yj_route_event's known). */
+#define YJ_ROUTE_FIRST_CONTACT 1u /* no earlier event for this child */
+#define YJ_ROUTE_RECORD_ALONE 2u  /* the only stored message of its custody record */
+
+/* Route the event just stored as seq, inside txn. known: YJ_ROUTE_* bits.
  * Adds to *counts. Returns 0 or a store error. */
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
-		   const Yjlink__V1__Event *ev, int first_contact, int64_t now_us, struct yj_route_counts *counts);
+		   const Yjlink__V1__Event *ev, unsigned known, int64_t now_us, struct yj_route_counts *counts);
 
 /* When a notification to recipient r may go, made at now_us: *not_before_us
  * 0 (at once) or the next opening of an L&D service outside its hours (then

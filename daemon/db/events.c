@@ -25,7 +25,7 @@ int yj_events_put(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *
 }
 
 int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
-			size_t len, int *first_contact)
+			size_t len, struct yj_event_firsts *firsts)
 {
 	uint8_t k[S_SEQ_LEN], tk[S_SEQ_LEN], ref[S_SOURCE_REF_LEN];
 	int rc;
@@ -49,14 +49,21 @@ int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_
 	if ((rc = yj_txn_put_dup_count(txn, YJ_DB_CHILD, keys->child_id, strlen(keys->child_id), k, sizeof(k),
 				       &child_events)))
 		return rc;
-	if (first_contact)
-		*first_contact = child_events == 1;
+	if (firsts)
+		*firsts = (struct yj_event_firsts){ .first_contact = child_events == 1 };
 	yj_be64_put(tk, yj_time_key(keys->occurred_us));
 	if ((rc = yj_txn_put(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k))))
 		return rc;
-	if (keys->custody_key &&
-	    (rc = yj_txn_put(txn, YJ_DB_CUSTODY, keys->custody_key, strlen(keys->custody_key), k, sizeof(k))))
+	if (!keys->custody_key)
+		return 0;
+	/* Counted like the child's: routing reads a record's other messages
+	 * only when it has some. */
+	size_t record_events = 0;
+	if ((rc = yj_txn_put_dup_count(txn, YJ_DB_CUSTODY, keys->custody_key, strlen(keys->custody_key), k, sizeof(k),
+				       &record_events)))
 		return rc;
+	if (firsts)
+		firsts->record_alone = record_events == 1;
 	return 0;
 }
 

@@ -48,10 +48,16 @@ int yj_events_next_seq(struct yj_txn *txn, uint64_t *seq);
  * first with yj_events_find_source() may still decide. */
 int yj_events_put(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
 		  size_t len);
-/* yj_events_put, and *first_contact: no event of this child was stored
- * before (yj_events_child_known() == 0 just before the put). */
+/* What yj_events_put_first learns from the child and custody indexes as
+ * it writes them, at no lookup of its own. */
+struct yj_event_firsts {
+	int first_contact;  /* no event of this child was stored before (yj_events_child_known() was 0) */
+	int record_alone;   /* a custody event, and the only one stored of its record */
+};
+
+/* yj_events_put, and *firsts (NULL: not wanted). */
 int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_keys *keys, const void *record,
-			size_t len, int *first_contact);
+			size_t len, struct yj_event_firsts *firsts);
 
 /* The packed Record of seq (pointing into the map). YJ_ENOENT if absent. */
 int yj_events_get(struct yj_txn *txn, uint64_t seq, const void **record, size_t *len);

@@ -257,6 +257,32 @@ class LiaisonDiversionTest(PracticeBase):
         self.assertEqual(len(self.hooks("liaison-diversion", "liaison_diversion_update")), 1)
         self.assertEqual(self.status()["practice"]["ld_superseded"], 1)
 
+    def test_late_detained_of_a_released_record_is_not_referred(self):
+        # In hours. Record C's release is stored first; its "detained",
+        # about an earlier moment, arrives after it: the record is closed,
+        # so L&D gets no referral. Record D's first message is "detained":
+        # referred (the store counts it the only one of its record).
+        self.clock(-60)
+        c2 = event(person="TVP-PC")
+        c2["source_id"] += "-2"
+        c2["occurred_at"] = at(-70)
+        c2["custody"].update({"record_id": "CR-C", "arrived_at": at(-180), "status": "released_nfa",
+                              "status_at": at(-70)})
+        self.send(c2)
+        c1 = event(person="TVP-PC")
+        c1["occurred_at"] = at(-175)
+        c1["custody"].update({"record_id": "CR-C", "arrived_at": at(-180), "status_at": at(-175)})
+        self.send(c1)
+        d = event(person="TVP-PD")
+        d["occurred_at"] = at(-65)
+        d["custody"].update({"record_id": "CR-D", "arrived_at": at(-66), "status_at": at(-65)})
+        self.send(d)
+        got = self.wait(lambda: self.hooks("liaison-diversion", "liaison_diversion"), "the referral of CR-D")
+        time.sleep(1)
+        got = self.hooks("liaison-diversion", "liaison_diversion")
+        self.assertEqual([g["event"]["custody"]["record_id"] for g in got], ["CR-D"])
+        self.assertEqual(got[0]["status_now"], "detained")
+
 
 class HoldsTest(PracticeBase):
     """The officer in the case first, for every kind of sensitive case."""

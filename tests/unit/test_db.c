@@ -215,11 +215,15 @@ static int s_put_events_fn(struct yj_txn *txn, void *arg)
 		memset(hash, (int)seq, sizeof(hash));
 		struct yj_event_keys k = { e->src, hash, e->child, e->occurred_us, e->cust };
 		/* first contact, as the child index says it while it is written:
-		 * what a lookup just before would say (children p1, p2, p1, p1) */
-		int known = yj_events_child_known(txn, e->child), first = -1;
+		 * what a lookup just before would say (children p1, p2, p1, p1);
+		 * and a record alone, as the custody index counts it (records r1,
+		 * none, r1, r2) */
+		int known = yj_events_child_known(txn, e->child);
+		struct yj_event_firsts first = { -1, -1 };
 		CHECK(known >= 0);
 		CHECK(yj_events_put_first(txn, seq, &k, buf, len, &first) == 0);
-		CHECK(first == !known && first == (seq == 1 || seq == 2));
+		CHECK(first.first_contact == !known && first.first_contact == (seq == 1 || seq == 2));
+		CHECK(first.record_alone == (seq == 1 || seq == 4));
 	}
 	return 0;
 }
