@@ -281,7 +281,7 @@ static void s_normalise_one(struct yj_arena *scratch, struct s_batch *b, struct 
 {
 	/* The event is built straight into the batch (routing reads it inside
 	 * the commit); only the JSON tree goes into the per-request scratch. */
-	struct yj_norm_opts o = { b->ref, p->received_us, max_bytes, scratch };
+	struct yj_norm_opts o = { .ref = b->ref, .now_us = p->received_us, .max_bytes = max_bytes, .parse_arena = scratch };
 	struct yj_norm_result res;
 	yj_arena_reset(scratch);
 	int rc = yj_normalise(&o, p->feed, p->ct, payload, payload_len, &b->arena, &res);

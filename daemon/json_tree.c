@@ -33,20 +33,32 @@ struct s_rd {
 	unsigned depth;
 	struct yj_arena *a;
 	int oom;
+	unsigned plain_depth; /* nesting beyond this is not plain */
+	bool odd;             /* something read was not plain (yj_json_read) */
 };
 
 static bool s_value(struct s_rd *r, cJSON *item);
 
 static bool s_have(const struct s_rd *r, size_t i) { return r->at + i < r->n; }
 
-static void s_ws(struct s_rd *r)
+/* Bit c set for the whitespace bytes c of RFC 8259: space, tab, LF, CR. */
+#define S_PLAIN_WS (UINT64_C(1) << ' ' | UINT64_C(1) << '\t' | UINT64_C(1) << '\n' | UINT64_C(1) << '\r')
+
+static void s_ws_run(struct s_rd *r)
 {
-	if (r->at >= r->n)
-		return;
-	while (r->at < r->n && r->p[r->at] <= 32)
+	while (r->at < r->n && r->p[r->at] <= 32) {
+		r->odd |= !(S_PLAIN_WS >> r->p[r->at] & 1);
 		r->at++;
+	}
 	if (r->at == r->n)
 		r->at--;
+}
+
+/* Between most tokens of a compact payload there is none: that test inline. */
+static inline __attribute__((always_inline)) void s_ws(struct s_rd *r)
+{
+	if (r->at < r->n && r->p[r->at] <= 32)
+		s_ws_run(r);
 }
 
 static cJSON *s_node(struct s_rd *r)
@@ -125,28 +137,38 @@ static size_t s_utf16(const unsigned char *s, const unsigned char *end, unsigned
 	return len;
 }
 
-/* The first '"' or '\\' in [q, end), or end. Strings are most of a
- * payload: 8 bytes are tested at once. In the SWAR mask only bits above a
- * true hit can be false, so on a little-endian machine its lowest set bit
- * is the first such byte. */
-static const unsigned char *s_quote_or_backslash(const unsigned char *q, const unsigned char *end)
+static bool s_str_special(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80; }
+
+/* The first '"' or '\\' in [q, end), or end; *odd set when a control
+ * or non-ASCII byte comes before it. Strings are most of a payload: 8
+ * bytes are tested at once. In the SWAR mask only bits above a true hit
+ * can be false, so on a little-endian machine its lowest set bit is the
+ * first such byte. */
+static const unsigned char *s_quote_or_backslash(const unsigned char *q, const unsigned char *end, bool *odd)
 {
+	for (;;) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-	while (end - q >= 8) {
-		uint64_t w, x, y;
-		memcpy(&w, q, 8);
-		x = w ^ (ones * '"');
-		y = w ^ (ones * '\\');
-		uint64_t hit = (((x - ones) & ~x) | ((y - ones) & ~y)) & high;
-		if (hit)
-			return q + __builtin_ctzll(hit) / 8;
-		q += 8;
-	}
+		const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+		while (end - q >= 8) {
+			uint64_t w, x, y;
+			memcpy(&w, q, 8);
+			x = w ^ (ones * '"');
+			y = w ^ (ones * '\\');
+			uint64_t hit = (((x - ones) & ~x) | ((y - ones) & ~y) | ((w - ones * 0x20) & ~w) | w) & high;
+			if (hit) {
+				q += __builtin_ctzll(hit) / 8;
+				break;
+			}
+			q += 8;
+		}
 #endif
-	while (q < end && *q != '"' && *q != '\\')
+		while (q < end && !s_str_special(*q))
+			q++;
+		if (q >= end || *q == '"' || *q == '\\')
+			return q;
+		*odd = true;
 		q++;
-	return q;
+	}
 }
 
 /* The string at r->at (its opening quote), into *out. */
@@ -158,7 +180,7 @@ static bool s_string(struct s_rd *r, char **out)
 	if (r->p[r->at] != '"')
 		return false;
 	for (;;) {
-		q = s_quote_or_backslash(q, end);
+		q = s_quote_or_backslash(q, end, &r->odd);
 		if (q >= end)
 			return false;
 		if (*q == '"')
@@ -208,6 +230,7 @@ static bool s_string(struct s_rd *r, char **out)
 	}
 	*out = (char *)o;
 	r->at = (size_t)(q - r->p) + 1;
+	r->odd |= escapes;
 	return true;
 }
 
@@ -232,6 +255,8 @@ static bool s_number(struct s_rd *r, cJSON *item)
 	size_t used;
 	size_t digits = len - (s[0] == '-');
 	if (plain && digits >= 1 && digits <= 15) {
+		/* RFC 8259 has no leading zero: "01" is cJSON's, not plain */
+		r->odd |= digits > 1 && s[len - digits] == '0';
 		uint64_t v = 0;
 		for (size_t i = s[0] == '-'; i < len; i++)
 			v = v * 10 + (uint64_t)(s[i] - '0');
@@ -240,6 +265,7 @@ static bool s_number(struct s_rd *r, cJSON *item)
 			d = -d;
 		used = len;
 	} else {
+		r->odd = true;
 		char small[S_NUMBER_SMALL], *after = NULL;
 		char *buf = len < sizeof(small) ? small : yj_arena_alloc(r->a, len + 1);
 		char point = localeconv()->decimal_point[0];
@@ -270,6 +296,7 @@ static bool s_container(struct s_rd *r, cJSON *item, unsigned char close)
 	if (r->depth >= S_NESTING_LIMIT)
 		return false;
 	r->depth++;
+	r->odd |= r->depth > r->plain_depth;
 	r->at++;
 	s_ws(r);
 	if (s_have(r, 0) && r->p[r->at] == close)
@@ -358,21 +385,32 @@ static bool s_value(struct s_rd *r, cJSON *item)
 	return false;
 }
 
-cJSON *yj_json_parse(struct yj_arena *a, const char *p, size_t n, const char **end, int *oom)
+cJSON *yj_json_read(struct yj_arena *a, const char *p, size_t n, unsigned plain_depth, const char **end, int *oom,
+		    int *plain)
 {
-	struct s_rd r = { (const unsigned char *)p, n, 0, 0, a, 0 };
+	struct s_rd r = { (const unsigned char *)p, n, 0, 0, a, 0, plain_depth, false };
 	cJSON *root = NULL;
 	*oom = 0;
+	*plain = 0;
 	if (!p || !n)
 		return NULL;
-	if (r.n > 4 && !memcmp(r.p, "\xEF\xBB\xBF", 3))
+	if (r.n > 4 && !memcmp(r.p, "\xEF\xBB\xBF", 3)) {
 		r.at = 3;
+		r.odd = true;
+	}
 	s_ws(&r);
 	if ((root = s_node(&r)) && s_value(&r, root)) {
 		if (end)
 			*end = p + r.at;
+		*plain = !r.odd;
 		return root;
 	}
 	*oom = r.oom;
 	return NULL;
+}
+
+cJSON *yj_json_parse(struct yj_arena *a, const char *p, size_t n, const char **end, int *oom)
+{
+	int plain;
+	return yj_json_read(a, p, n, UINT_MAX, end, oom, &plain);
 }

@@ -26,4 +26,14 @@
  * return_parse_end (trailing bytes are the caller's to judge). */
 cJSON *yj_json_parse(struct yj_arena *a, const char *p, size_t n, const char **end, int *oom);
 
+/* yj_json_parse, and *plain 1 when the value read (p up to *end) was
+ * plain: no byte order mark; whitespace only of space, tab, LF and CR;
+ * strings of printable ASCII without escapes; numbers only integers of
+ * at most 15 digits in RFC 8259 form; nesting at most plain_depth. Such a
+ * value holds nothing the normaliser's pre-pass would refuse (its
+ * encoding and strict-syntax checks), so for the common payload the
+ * pre-pass is not run (normalise.c, s_norm_json). */
+cJSON *yj_json_read(struct yj_arena *a, const char *p, size_t n, unsigned plain_depth, const char **end, int *oom,
+		    int *plain);
+
 #endif

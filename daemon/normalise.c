@@ -1600,13 +1600,29 @@ static Yjlink__V1__Event *s_norm_json(struct s_ctx *c, const char *p, size_t n, 
 {
 	const char *end = NULL;
 
-	s_prepass((const unsigned char *)p, n, c->rej);
-	if (c->rej->code == YJ_REJ_ENCODING)
-		return NULL;
 	/* cJSON's tree, read as cJSON reads it (json_tree.h); the end pointer
-	 * is checked below. */
-	int oom = 0;
-	*root = yj_json_parse(c->tree, p, n, &end, &oom);
+	 * is checked below. The pre-pass looks for what cJSON lets through;
+	 * a plain payload (printable ASCII strings without escapes, integers,
+	 * shallow, trailed by whitespace only) has none of it, and most
+	 * payloads are plain: it was a seventh of the normaliser's
+	 * instructions. Whatever it finds, it finds as if it ran first: the
+	 * tree is only memory in the scratch arena until then. */
+	int oom = 0, plain = 0;
+	*root = yj_json_read(c->tree, p, n, S_MAX_DEPTH, &end, &oom, &plain);
+	if (plain) {
+		for (const char *t = end; t < p + n; t++)
+			if (*t != ' ' && *t != '\t' && *t != '\n' && *t != '\r') {
+				plain = 0;
+				break;
+			}
+	}
+	if (!plain || c->opts->always_prepass) {
+		s_prepass((const unsigned char *)p, n, c->rej);
+		if (c->rej->code == YJ_REJ_ENCODING) {
+			*root = NULL;
+			return NULL;
+		}
+	}
 	if (!*root && oom) {
 		c->rc = YJ_ENOMEM;
 		return NULL;

@@ -67,6 +67,8 @@ struct yj_norm_opts {
 	size_t max_bytes;              /* ingest.max_message_bytes */
 	struct yj_arena *parse_arena;  /* where the JSON tree goes, when it should not
 	                                * outlive the parse (NULL: the event's arena) */
+	int always_prepass;            /* tests: run the JSON pre-pass also for a plain
+	                                * payload (json_tree.h), which it never refuses */
 };
 
 struct yj_norm_result {

@@ -352,7 +352,7 @@ static void s_expect(const struct yj_request *req, struct s_expect *x)
 	struct yj_norm_result r1, r2;
 	struct yj_arena a;
 	yj_arena_init(&a, 32768);
-	struct yj_norm_opts o1 = { fz_ref(), FZ_NOW_US, (size_t)g_cfg->ingest_max_message_bytes, NULL };
+	struct yj_norm_opts o1 = { .ref = fz_ref(), .now_us = FZ_NOW_US, .max_bytes = (size_t)g_cfg->ingest_max_message_bytes };
 	struct yj_norm_opts o2 = o1;
 	o2.now_us += 1000000;
 	int rc1 = yj_normalise(&o1, feed, ct, req->payload, req->payload_len, &a, &r1);

@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 		n++;
 		s_write(argv[1], argv[4], n, &fb, 1, json, jlen);
 
-		struct yj_norm_opts o = { fz_ref(), FZ_NOW_US, FZ_MAX_BYTES, NULL };
+		struct yj_norm_opts o = { .ref = fz_ref(), .now_us = FZ_NOW_US, .max_bytes = FZ_MAX_BYTES };
 		struct yj_norm_result res;
 		yj_arena_reset(&a);
 		if (yj_normalise(&o, feed, YJ_CT_JSON, json, jlen, &a, &res) != 0) {

@@ -91,10 +91,14 @@ static int s_group_teardown(void **state)
 	return 0;
 }
 
+/* 1: the JSON pre-pass runs also for plain payloads (test_case runs each
+ * case both ways). */
+static int g_always_prepass;
+
 static int s_norm_in(struct yj_arena *a, enum yj_feed feed, enum yj_content_type ct, const void *p, size_t n,
 		     size_t max, struct yj_norm_result *res)
 {
-	struct yj_norm_opts o = { g_ref, NOW_US, max, NULL };
+	struct yj_norm_opts o = { .ref = g_ref, .now_us = NOW_US, .max_bytes = max, .always_prepass = g_always_prepass };
 	return yj_normalise(&o, feed, ct, p, n, a, res);
 }
 
@@ -138,13 +142,23 @@ static void test_case(void **state)
 		free(p);
 		p = q;
 	}
-	yj_arena_init(&a, 0);
-	int rc = s_norm(&a, c->feed, p, &res);
-	assert_rejected(res, c->code, c->field);
-	assert_int_equal(rc, c->code == YJ_REJ_NONE ? 0 : YJ_EINVAL);
-	assert_true((res.event != NULL) == (c->code == YJ_REJ_NONE));
-	assert_true(res.reject.code == YJ_REJ_NONE || res.reject.reason[0] != '\0');
-	yj_arena_free(&a);
+	/* Each way: a plain payload read without the pre-pass, and with it
+	 * forced; the same refusal, reason included. */
+	char reason[sizeof(res.reject.reason)] = "";
+	for (g_always_prepass = 0; g_always_prepass < 2; g_always_prepass++) {
+		yj_arena_init(&a, 0);
+		int rc = s_norm(&a, c->feed, p, &res);
+		assert_rejected(res, c->code, c->field);
+		assert_int_equal(rc, c->code == YJ_REJ_NONE ? 0 : YJ_EINVAL);
+		assert_true((res.event != NULL) == (c->code == YJ_REJ_NONE));
+		assert_true(res.reject.code == YJ_REJ_NONE || res.reject.reason[0] != '\0');
+		if (g_always_prepass)
+			assert_string_equal(res.reject.reason, reason);
+		else
+			snprintf(reason, sizeof(reason), "%s", res.reject.reason);
+		yj_arena_free(&a);
+	}
+	g_always_prepass = 0;
 	free(p);
 }
 
@@ -470,7 +484,7 @@ static void s_parse_arena_apart(enum yj_feed feed, const char *json)
 	yj_arena_init(&a2, 0);
 	yj_arena_init(&tree, 0);
 	assert_int_equal(s_norm(&a1, feed, json, &r1), 0);
-	struct yj_norm_opts o = { g_ref, NOW_US, 65536, &tree };
+	struct yj_norm_opts o = { .ref = g_ref, .now_us = NOW_US, .max_bytes = 65536, .parse_arena = &tree };
 	assert_int_equal(yj_normalise(&o, feed, YJ_CT_JSON, json, strlen(json), &a2, &r2), 0);
 	assert_non_null(tree.head);  /* the tree went there */
 	yj_arena_free(&tree);
