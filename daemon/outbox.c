@@ -31,6 +31,12 @@
 /* Jobs one walk may pass over as not yet due on their index entry alone
  * (a cursor step each), beyond the jobs it reads. */
 #define S_SKIP_MAX 4096
+/* A dispatch pass starts jobs for at most this long (after its first), then
+ * lets the loop serve its sockets and goes on at once: a digest or a board
+ * pack is built as it starts, and a run of them (the catch-up after a
+ * restart) held the loop for seconds, long enough under load for a
+ * request or a control command to wait past its client's patience. */
+#define S_PASS_BUDGET_MS 10
 /* How often a recipient's walk starts from its oldest job again, whatever
  * else: a safety net, as every change below a walk's resume point kicks a
  * full walk itself (yj_outbox_kick). */
@@ -90,6 +96,7 @@ struct yj_outbox {
 	struct s_done **done;       /* finished, not yet committed; owned */
 	size_t n_done, cap_done;
 	int64_t timer;              /* tick timer id */
+	int64_t more_timer;         /* > 0: a pass cut short goes on at once (S_PASS_BUDGET_MS) */
 	uint64_t in_flight;
 	uint64_t dead_lettered;     /* since start */
 	uint64_t (*attempts)[YJ_DELIVERY_RESULTS]; /* owned: per adapter, per result */
@@ -428,7 +435,21 @@ struct s_dispatch {
 	struct yj_outbox *ob;
 	int64_t now;
 	int started;
+	int64_t until_ms;           /* the pass's budget ends (yj_loop_now_ms) */
+	unsigned tries;             /* jobs looked at by this pass */
+	int out_of_time;            /* the pass stopped at its budget: more may be due */
 };
+
+/* Whether the pass may look at one more job: always at least one. */
+static int s_pass_has_time(struct s_dispatch *ds)
+{
+	if (ds->tries && yj_loop_now_ms() >= ds->until_ms) {
+		ds->out_of_time = 1;
+		return 0;
+	}
+	ds->tries++;
+	return 1;
+}
 
 /* Start job number of recipient rcpt_id if it is due. */
 static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char *rcpt_id, uint64_t number)
@@ -633,6 +654,8 @@ static int s_walk_cb(void *arg, uint64_t number, const struct yj_note_when *w)
 		rs->walked_to = number + 1;
 		return 0;
 	}
+	if (!s_pass_has_time(k->ds))
+		return 1; /* walked_to stays: the next pass resumes here */
 	k->tries++;
 	unsigned before = rs->n_started;
 	if ((k->rc = s_dispatch_one(k->txn, k->ds, k->rcpt, number)))
@@ -662,7 +685,7 @@ static int s_dispatch_rcpt(struct yj_txn *txn, struct s_dispatch *ds, const char
 		if (rs->n_started)
 			return 0;
 		rc = yj_notes_recipient_next(txn, rcpt, 0, &number);
-		return rc == YJ_ENOENT ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
+		return rc == YJ_ENOENT || (!rc && !s_pass_has_time(ds)) ? 0 : rc ? rc : s_dispatch_one(txn, ds, rcpt, number);
 	}
 	/* Fill the window with the oldest not yet started. A walk need not pass
 	 * again the jobs under way (a subscription may hold thousands) nor
@@ -697,6 +720,8 @@ static int s_dispatch_read(struct yj_txn *txn, void *arg)
 			return rc;
 		if ((rc = s_dispatch_rcpt(txn, ds, rcpt)))
 			return rc;
+		if (ds->out_of_time)
+			return 0;
 		memcpy(prev, rcpt, sizeof(prev));
 		have_prev = 1;
 	}
@@ -709,16 +734,34 @@ static void s_rewalk(struct yj_outbox *ob)
 		ob->rcpts[i].resume = 0;
 }
 
+static void s_dispatch(struct yj_outbox *ob);
+
+static int s_more(struct yj_loop *loop, void *arg)
+{
+	(void)loop;
+	struct yj_outbox *ob = arg;
+	ob->more_timer = 0;
+	s_dispatch(ob);
+	return 0;
+}
+
 static void s_dispatch(struct yj_outbox *ob)
 {
 	if (ob->dispatching || ob->draining)
 		return;
 	ob->dispatching = 1;
 	ob->pass++;
-	struct s_dispatch ds = { ob, yj_clock_now_us(), 0 };
+	struct s_dispatch ds = { ob, yj_clock_now_us(), 0, yj_loop_now_ms() + S_PASS_BUDGET_MS, 0, 0 };
 	int rc = yj_store_read(ob->core->store, s_dispatch_read, &ds);
 	if (rc < 0)
 		yj_warn("outbox: cannot read the outbox: %s", yj_strerror(rc));
+	if (ds.out_of_time) {
+		/* A zero-delay timer: the loop polls its sockets before it runs. */
+		if (ob->more_timer <= 0)
+			ob->more_timer = yj_loop_timer(ob->core->loop, 0, 0, s_more, ob);
+		ob->dispatching = 0;
+		return; /* recipients not reached this pass did not show they had caught up */
+	}
 	/* A recipient in order mode with nothing left has caught up. */
 	for (size_t i = 0; rc >= 0 && i < ob->n_rcpts; i++) {
 		if (ob->rcpts[i].ordered && ob->rcpts[i].n_started == 0 && ob->rcpts[i].seen_pass != ob->pass)
@@ -726,6 +769,8 @@ static void s_dispatch(struct yj_outbox *ob)
 	}
 	ob->dispatching = 0;
 }
+
+int yj_outbox_pass_pending(const struct yj_outbox *ob) { return ob && ob->more_timer > 0; }
 
 void yj_outbox_drain(struct yj_outbox *ob)
 {
@@ -1203,6 +1248,8 @@ void yj_outbox_stop(struct yj_outbox **pob)
 	if (!ob)
 		return;
 	yj_loop_timer_cancel(ob->core->loop, ob->timer);
+	if (ob->more_timer > 0)
+		yj_loop_timer_cancel(ob->core->loop, ob->more_timer);
 	/* Finished but uncommitted completions go again after restart (same id). */
 	size_t left = ob->n_done;
 	for (size_t i = 0; i < ob->n_done; i++)

@@ -84,6 +84,10 @@ void yj_outbox_kick(struct yj_outbox *ob);
  * for work now, each recipient's walk resuming where its last one stopped. */
 void yj_outbox_kick_appended(struct yj_outbox *ob);
 
+/* 1 while a dispatch pass that stopped at its time budget has yet to go
+ * on (it does from the loop, after the loop's sockets are served). */
+int yj_outbox_pass_pending(const struct yj_outbox *ob);
+
 /* Commit the completions gathered this iteration, then start what is due. */
 int yj_outbox_flush(struct yj_outbox *ob);
 

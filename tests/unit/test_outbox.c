@@ -68,6 +68,7 @@ static struct {
 	int armed;                              /* the completion timer is set */
 	int in_done;                            /* completions are being answered */
 	int reentered;                          /* deliver was called from inside a completion (never) */
+	unsigned deliver_ms;                    /* each deliver takes this long (a digest's build, say) */
 } s_pg;
 
 static char *s_dup(const char *s) { return s ? strdup(s) : NULL; }
@@ -125,6 +126,11 @@ static int s_pg_deliver(void *state, const struct yj_message *m, yj_delivery_don
 		return YJ_EAGAIN;
 	if (s_pg.in_done)
 		s_pg.reentered = 1;
+	if (s_pg.deliver_ms) {
+		struct timespec ts = { 0, (long)s_pg.deliver_ms * 1000000L };
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
 	struct s_msg *c = &s_pg.msgs[s_pg.n_msgs++];
 	c->kind = m->kind;
 	c->id = s_dup(m->id);
@@ -265,7 +271,7 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct fx *f = arg;
 	yj_outbox_flush(f->ob);
-	if (f->running && s_pg.n_pending == 0 && !s_pg.armed)
+	if (f->running && s_pg.n_pending == 0 && !s_pg.armed && !yj_outbox_pass_pending(f->ob))
 		yj_loop_stop(loop);
 	return 0;
 }
@@ -837,6 +843,44 @@ static void test_due_behind_not_due(void **state)
 	assert_queues(f, 0, 0, 0);
 }
 
+/* A pass that starts expensive jobs (a digest is built as it starts) stops
+ * at its time budget and lets the loop serve its sockets and timers before
+ * it goes on: one pass starting a run of them held the loop for seconds. */
+
+static int s_probe(struct yj_loop *loop, void *arg)
+{
+	(void)loop;
+	*(size_t *)arg = s_pg.n_msgs;
+	return 0;
+}
+
+static void test_pass_yields_to_loop(void **state)
+{
+	struct fx *f = *state;
+	struct yj_route_counts c;
+
+	/* Wednesday noon: the L&D is open; its referral and four more due. */
+	yj_clock_set_us(s_utc(2026, 6, 10, 11, 0));
+	struct ev e = { .status = "detained" };
+	uint64_t seq = s_event(&f->c, &e, &c);
+	assert_int_equal(c.outbox, 1);
+	s_notify(f, seq, yj_clock_now_us(), 4);
+	assert_queues(f, 5, 0, 0);
+	/* Each start takes longer than a pass's budget. */
+	s_pg.deliver_ms = 15;
+	size_t seen = 99;
+	assert_true(yj_loop_timer(f->c.loop, 0, 0, s_probe, &seen) > 0);
+	yj_outbox_kick(f->ob);
+	assert_int_equal(s_pg.n_msgs, 1);
+	assert_true(yj_outbox_pass_pending(f->ob));
+	s_run(f);
+	/* The loop ran the probe before the pass went on; then every job went. */
+	assert_int_equal(seen, 1);
+	assert_int_equal(s_pg.n_msgs, 5);
+	assert_false(yj_outbox_pass_pending(f->ob));
+	assert_queues(f, 0, 0, 0);
+}
+
 /* A live investigation: withheld while held; released, the rest follows. */
 
 struct s_release {
@@ -1283,6 +1327,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_dead_out_of_hours, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_then_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due_behind_not_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pass_yields_to_loop, setup, teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_delivered, setup, teardown, (void *)&with_digest),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_fatal_next_day, setup, teardown, (void *)&with_digest),
