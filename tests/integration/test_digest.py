@@ -176,7 +176,17 @@ class DigestYearTest(unittest.TestCase):
                 self.assertEqual(by_id[m["id"]]["window"], m["window"])
                 self.assertEqual(by_id[m["id"]]["rows"], m["rows"])
             by_id[m["id"]] = m
-        self.assertEqual(len(by_id), len(expected), "digests sent vs days x send times")
+        if len(by_id) != len(expected):
+            # Which send times have no digest, and what the daemon holds: a
+            # run under load once had one missing after the 300 s wait.
+            got_times = {(m["date"], m["window"][1]) for m in by_id.values()}
+            _, outbox = self.daemon.ctl_request("outbox", {}, timeout_ms=30000)
+            _, dlq = self.daemon.ctl_request("dlq", {}, timeout_ms=30000)
+            log = [l for l in self.daemon.read_log().splitlines() if "digest" in l or "outbox" in l][-40:]
+            self.fail("digests sent vs days x send times: %d != %d; dates sent per day: %s; outbox: %s; "
+                      "dead letters: %s; the log's last digest/outbox lines:\n%s"
+                      % (len(by_id), len(expected), sorted(got_times)[-6:], json.dumps(outbox)[:3000],
+                         json.dumps(dlq)[:2000], "\n".join(log)))
         per_date = {}
         for m in by_id.values():
             per_date.setdefault(m["date"], []).append(m)
