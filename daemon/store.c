@@ -509,6 +509,10 @@ static void s_note_write(struct yj_txn *t, enum yj_db db, const void *key, size_
 	*cache = append && klen == S_SEQ_LEN ? yj_be64_get(key) + 1 : 0;
 }
 
+/* s_put's own flag, beside LMDB's: MDB_APPEND where the key is expected
+ * to be the highest, an ordinary put where it is not. */
+#define S_PUT_HIGH 0x80000000u
+
 static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
 		 const void *val, size_t vlen, unsigned flags)
 {
@@ -522,7 +526,11 @@ static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
 		return rc;
 	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
-	int mrc = mdb_cursor_put(c, &k, &v, flags);
+	int mrc = mdb_cursor_put(c, &k, &v, flags & ~S_PUT_HIGH);
+	/* Not above the last key after all: LMDB wrote nothing (it compares
+	 * before it touches a page), so the ordinary put follows. */
+	if (mrc == MDB_KEYEXIST && (flags & S_PUT_HIGH))
+		mrc = mdb_cursor_put(c, &k, &v, flags & ~(S_PUT_HIGH | MDB_APPEND));
 	/* "Already there" is the answer MDB_NOOVERWRITE asks for, not a
 	 * failure: LMDB wrote nothing and the transaction goes on. */
 	if (mrc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE))
@@ -566,6 +574,14 @@ int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t kle
 	int rc = s_put(txn, db, key, klen, val, vlen, MDB_APPEND);
 	if (!rc)
 		s_note_write(txn, db, key, klen, 1);
+	return rc;
+}
+
+int yj_txn_put_high(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, MDB_APPEND | S_PUT_HIGH);
+	if (!rc)
+		s_note_write(txn, db, key, klen, 0);
 	return rc;
 }
 

@@ -113,6 +113,10 @@ int yj_txn_put_dup_count(struct yj_txn *txn, enum yj_db db, const void *key, siz
 /* Append with a key greater than every key present (MDB_APPEND). */
 int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 		  const void *val, size_t vlen);
+/* yj_txn_put for a key expected above every key present (a number just
+ * handed out): appended without a descent when it is, put as usual when it
+ * is not. Not for DUPSORT databases. */
+int yj_txn_put_high(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val, size_t vlen);
 /* Delete key (every value of it in a DUPSORT database). YJ_ENOENT if absent. */
 int yj_txn_del(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen);
 /* Delete the one value val of key in a DUPSORT database. YJ_ENOENT if absent. */

@@ -39,6 +39,12 @@ int yj_notes_put(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Not
  * looking for an earlier version to unindex. */
 int yj_notes_put_new(struct yj_txn *txn, enum yj_note_queue q, const Yjlink__V1__Notification *n);
 
+/* n encoded as protobuf-c packs it, byte for byte, into buf (cap bytes):
+ * the length, or 0 when it does not fit or has a part left to protobuf-c
+ * (a digest, a report, unknown fields). For the hot path of
+ * yj_notes_put_new; exposed so that its test can compare the two. */
+size_t yj_notes_pack_plain(const Yjlink__V1__Notification *n, uint8_t *buf, size_t cap);
+
 /* Number's job in queue q, or NULL (absent or undecodable). */
 Yjlink__V1__Notification *yj_notes_get(struct yj_txn *txn, enum yj_note_queue q, uint64_t number);
 

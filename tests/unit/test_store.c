@@ -1058,6 +1058,68 @@ static void test_put_new(void **state)
 	assert_int_equal(yj_store_write(f->st, s_put_new_long_fn, NULL), YJ_EINVAL);
 }
 
+/* yj_txn_put_high: appended when above the last key, an ordinary put
+ * (nothing lost, the transaction going on) when not. */
+static int s_put_high_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	uint8_t k[8];
+	int rc;
+	for (uint64_t n = 10; n <= 30; n += 10) {
+		yj_be64_put(k, n);
+		if ((rc = yj_txn_put_high(txn, YJ_DB_QUARANTINE, k, 8, "hi", 2)))
+			return rc;
+	}
+	/* below the last, between two present, then replacing one present */
+	yj_be64_put(k, 5);
+	if ((rc = yj_txn_put_high(txn, YJ_DB_QUARANTINE, k, 8, "lo", 2)))
+		return rc;
+	yj_be64_put(k, 15);
+	if ((rc = yj_txn_put_high(txn, YJ_DB_QUARANTINE, k, 8, "mid", 3)))
+		return rc;
+	yj_be64_put(k, 30);
+	return yj_txn_put_high(txn, YJ_DB_QUARANTINE, k, 8, "again", 5);
+}
+
+struct put_high_seen {
+	int n;
+	uint64_t keys[8];
+	char vals[8][8];
+};
+
+static int s_put_high_iter(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct put_high_seen *p = arg;
+	if (p->n == 8 || klen != 8 || vlen >= 8)
+		return YJ_EPROTO;
+	p->keys[p->n] = yj_be64_get(key);
+	memcpy(p->vals[p->n], val, vlen);
+	p->vals[p->n][vlen] = '\0';
+	p->n++;
+	return 0;
+}
+
+static int s_put_high_read_fn(struct yj_txn *txn, void *arg)
+{
+	return yj_txn_iter(txn, YJ_DB_QUARANTINE, NULL, 0, 0, s_put_high_iter, arg);
+}
+
+static void test_put_high(void **state)
+{
+	struct fx *f = *state;
+	struct put_high_seen p = { 0 };
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_write(f->st, s_put_high_fn, NULL), 0);
+	assert_int_equal(yj_store_read(f->st, s_put_high_read_fn, &p), 0);
+	assert_int_equal(p.n, 5);
+	const uint64_t keys[] = { 5, 10, 15, 20, 30 };
+	const char *vals[] = { "lo", "hi", "mid", "hi", "again" };
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(p.keys[i], keys[i]);
+		assert_string_equal(p.vals[i], vals[i]);
+	}
+}
+
 /* yj_txn_next_id: events and quarantine only, cached per transaction,
  * following appends, never handing out an id again. */
 struct next_id {
@@ -1207,6 +1269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readers_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_high, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive, setup, teardown),
