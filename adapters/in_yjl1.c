@@ -364,7 +364,9 @@ static int s_read_one(struct s_state *st)
 	if (!req.overloaded) {
 		/* The connection's properties are on the frames it sent: the
 		 * routing id the ROUTER made up carries none. */
-		const char *uid = frames >= 1 ? zmq_msg_gets(&f[1], "User-Id") : NULL;
+		/* Only the ZAP handler names a sender, and only CURVE asks it (a
+		 * property lookup per message for nothing otherwise). */
+		const char *uid = st->curve && frames >= 1 ? zmq_msg_gets(&f[1], "User-Id") : NULL;
 		req.sender = uid && *uid ? uid : NULL;
 		if (st->curve)
 			s_client_forces(st, req.sender, &req.forces, &req.n_forces);
