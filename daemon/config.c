@@ -154,6 +154,9 @@ static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "testing.report_gate", OFF(testing_report_gate), "", 0, 0,
 	  "a file the report helper waits for before it reads the store, so a test can hold a report under way "
 	  "(tests only); empty = none" },
+	{ YJ_SETTING_STR, "testing.digest_gate", OFF(testing_digest_gate), "", 0, 0,
+	  "a file the digest helper waits for before it builds, so a test can hold a digest under way "
+	  "(tests only); empty = none" },
 };
 #define S_N (sizeof(s_table) / sizeof(s_table[0]))
 

@@ -19,6 +19,8 @@
 #include "route.h"
 
 #define S_TICK_MS 1000
+/* A tick plans for at most this long before the loop polls again (at least one digest). */
+#define S_PLAN_BUDGET_MS 20
 /* Most digests one YJS plans in one pass: a daemon down for months catches
  * up over a few passes rather than in one long transaction. */
 #define S_PLAN_MAX 64
@@ -65,6 +67,8 @@ static const char *s_short(const char *id)
 struct yj_digest {
 	struct yj_core *core;          /* borrowed */
 	int64_t timer;                 /* the planner's tick */
+	int64_t more_timer;            /* > 0: a tick cut short at its budget goes on at once */
+	size_t resume;                 /* the YJS (recipient index) a tick cut short goes on with */
 	int ticking;                   /* guards re-entry */
 };
 
@@ -164,7 +168,9 @@ struct s_plan {
 	struct yj_digest *dg;
 	const struct yj_recipient *yjs;
 	int64_t now;
+	int64_t until_ms;              /* the tick's budget ends (yj_loop_now_ms) */
 	int planned;                   /* out: digests queued */
+	int more;                      /* out: stopped at the budget with more due */
 };
 
 /* Plan, in one transaction, every digest of one YJS now due: each gets its
@@ -194,6 +200,12 @@ static int s_plan_write(struct yj_txn *txn, void *arg)
 	int64_t last_sched = st->last_scheduled_us;
 	while (!rc && p->planned < S_PLAN_MAX) {
 		Yjlink__V1__Digest d = YJLINK__V1__DIGEST__INIT;
+		/* Each window's planning reads its entries (s_open_after): a
+		 * catch-up of many is cut into loop passes, as the outbox's are. */
+		if (p->planned && yj_loop_now_ms() >= p->until_ms) {
+			p->more = 1;
+			break;
+		}
 		char id[200];
 		if (st->pending && p->planned == 0) {
 			/* Recorded by a version before the one outbox and never confirmed:
@@ -254,30 +266,59 @@ static int s_plan_write(struct yj_txn *txn, void *arg)
 	return rc;
 }
 
+static int s_more_timer(struct yj_loop *loop, void *arg);
+
 int yj_digest_tick(struct yj_digest *dg)
 {
 	const struct yj_config *cfg = dg->core->cfg;
-	int total = 0;
+	int total = 0, more = 0;
 	if (dg->ticking)
 		return 0;
 	dg->ticking = 1;
 	int64_t now = yj_clock_now_us();
-	for (size_t i = 0; i < cfg->n_recipients; i++) {
+	int64_t until_ms = yj_loop_now_ms() + S_PLAN_BUDGET_MS;
+	size_t n = cfg->n_recipients, first = dg->resume < n ? dg->resume : 0;
+	for (size_t k = 0; k < n && !more; k++) {
+		size_t i = (first + k) % n;
 		const struct yj_recipient *r = &cfg->recipients[i];
 		if (r->kind != YJ_RCPT_YJS || r->digest_times.n == 0)
 			continue;
-		struct s_plan p = { dg, r, now, 0 };
+		if (total && yj_loop_now_ms() >= until_ms) {
+			more = 1;
+			dg->resume = i;
+			break;
+		}
+		struct s_plan p = { dg, r, now, until_ms, 0, 0 };
 		int rc = yj_store_write(dg->core->store, s_plan_write, &p);
 		if (rc) {
 			yj_warn("digest: cannot plan the digest of %s: %s (trying again in a second)", r->id, yj_strerror(rc));
 			continue;
 		}
 		if (p.planned)
-			yj_info("digest: %d digest(s) of %s queued for delivery", p.planned, r->id);
+			yj_info("digest: %d digest(s) of %s queued for delivery%s", p.planned, r->id,
+				p.more ? "; more are due, planned next" : "");
 		total += p.planned;
+		if (p.more) {
+			more = 1;
+			dg->resume = i;
+		}
 	}
+	if (!more)
+		dg->resume = 0;
+	else if (dg->more_timer <= 0)
+		/* A zero-delay timer: the loop polls its sockets before it runs. */
+		dg->more_timer = yj_loop_timer(dg->core->loop, 0, 0, s_more_timer, dg);
 	dg->ticking = 0;
 	return total;
+}
+
+static int s_more_timer(struct yj_loop *loop, void *arg)
+{
+	struct yj_digest *dg = arg;
+	(void)loop;
+	dg->more_timer = 0;
+	yj_digest_tick(dg);
+	return 0;
 }
 
 int yj_digest_delivered(struct yj_txn *txn, const Yjlink__V1__Notification *n, const struct yj_digest_content *c,
@@ -340,6 +381,8 @@ void yj_digest_stop(struct yj_digest **pdg)
 	if (!dg)
 		return;
 	yj_loop_timer_cancel(dg->core->loop, dg->timer);
+	if (dg->more_timer > 0)
+		yj_loop_timer_cancel(dg->core->loop, dg->more_timer);
 	free(dg);
 	*pdg = NULL;
 }

@@ -14,6 +14,7 @@
 #include "db/notes.h"
 #include "db/positions.h"
 #include "digest.h"
+#include "digestjob.h"
 #include "err.h"
 #include "event_json.h"
 #include "log.h"
@@ -108,6 +109,7 @@ struct yj_outbox {
 	struct s_position *positions; /* owned, n_positions: written with the next completions */
 	size_t n_positions;
 	int draining;               /* yj_outbox_drain: the daemon is stopping, start nothing new */
+	struct yj_digestjobs *digestjobs; /* owned: digest jobs being built */
 };
 
 void yj_notification_id(const struct yj_config *cfg, uint64_t n, char *buf, size_t size)
@@ -425,10 +427,84 @@ static int s_superseded(struct yj_txn *txn, const Yjlink__V1__Notification *n, c
 	return closed;
 }
 
-/* yj_message.write_part of a digest job: its open digest writes the part. */
+/* yj_message.write_part of a digest job: the helper's file holds the part. */
 static int s_digest_part(void *arg, unsigned part, FILE *f)
 {
-	return yj_digest_write(arg, part, f);
+	return yj_digest_built_write(arg, part, f);
+}
+
+/* A digest job's helper has built it (or failed): hand it to its adapter.
+ * The job has been under way since the helper started (s_dispatch_one). */
+static void s_digest_built(void *arg, struct yj_digest_built *b)
+{
+	struct s_done *dn = arg;
+	struct yj_outbox *ob = dn->ob;
+	char *parts_in_memory[4] = { NULL, NULL, NULL, NULL };
+	size_t lens[4] = { 0, 0, 0, 0 };
+	int rc = 0;
+
+	/* Stopping: the job stays in the outbox and goes after the restart
+	 * (yj_outbox_stop frees dn with the rest under way). */
+	if (b->rc == YJ_ESHUTDOWN || ob->draining)
+		return;
+	const struct yj_recipient *r = yj_config_recipient(ob->core->cfg, ob->rcpts[dn->rcpt].id);
+	void *astate = r && r->output == dn->adapter && dn->adapter >= 0 ? ob->core->adapter_state[dn->adapter] : NULL;
+	if (b->rc) {
+		s_on_done(dn, YJ_DELIVERY_RETRY, b->err, "");
+		goto kick;
+	}
+	if (!astate) {
+		s_on_done(dn, YJ_DELIVERY_RETRY, "the recipient's output changed while its digest was built", "");
+		goto kick;
+	}
+	const struct yj_adapter *a = ob->core->adapters[dn->adapter];
+	unsigned streamed = b->parts & a->digest_streamed & ~(unsigned)YJ_DIGEST_JSON;
+	for (unsigned i = 0; !rc && i < 4; i++) {
+		if ((b->parts & ~streamed) & (1u << i))
+			rc = yj_digest_built_read(b, 1u << i, &parts_in_memory[i], &lens[i]);
+	}
+	if (rc) {
+		s_on_done(dn, YJ_DELIVERY_RETRY, "the digest's renderings cannot be read back: see the daemon's log", "");
+		goto kick;
+	}
+	struct yj_message m = {
+		.kind = YJ_MESSAGE_DIGEST,
+		.id = dn->job_id,
+		.number = dn->number,
+		.kind_name = dn->kind,
+		.recipient = r,
+		.settings = r->output_settings,
+		.text = parts_in_memory[0],
+		.html = parts_in_memory[1],
+		.csv = parts_in_memory[2],
+		.csv_len = lens[2],
+		.json = parts_in_memory[3],
+		.json_len = lens[3],
+		.csv_name = b->meta.csv_name,
+		.date = b->meta.date,
+		.window_from = b->meta.window_from,
+		.window_to = b->meta.window_to,
+		.children = b->meta.children,
+		.events = b->meta.events,
+		.write_part = streamed ? s_digest_part : NULL,
+		.write_arg = b,
+	};
+	/* What the audit needs outlives the rendering. */
+	dn->what.seqs = b->meta.seqs;
+	dn->what.n_seqs = b->meta.n_seqs;
+	dn->what.fields = b->meta.fields;
+	dn->what.children = b->meta.children;
+	dn->what.events = b->meta.events;
+	b->meta.seqs = NULL;
+	b->meta.n_seqs = 0;
+	b->meta.fields = NULL;
+	if ((rc = a->deliver(astate, &m, s_on_done, dn)))
+		s_on_done(dn, YJ_DELIVERY_RETRY, yj_strerror(rc), "");
+kick:
+	for (int i = 0; i < 4; i++)
+		free(parts_in_memory[i]);
+	/* A helper is free for the next digest due. */
+	yj_outbox_kick(ob);
 }
 
 struct s_dispatch {
@@ -459,7 +535,6 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	struct s_rcpt *rs = s_rcpt(ob, rcpt_id);
 	struct s_done *dn = NULL;
 	struct yj_digest_content dc;
-	struct yj_digest_view *view = NULL; /* owned: a digest job's, while it is handed over */
 	char *json = NULL, feed[32] = "";
 	int rc = 0;
 
@@ -484,6 +559,8 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 			rs->due_again_us = due;
 		goto out;
 	}
+	if (n->digest && yj_digestjobs_running(ob->digestjobs) >= YJ_DIGESTJOB_MAX)
+		goto out; /* every helper busy: the end of one kicks the outbox (s_digest_built) */
 	const struct yj_recipient *r = yj_config_recipient(cfg, rcpt_id);
 	/* The config knows outputs by their settings only; its owners are the
 	 * core's adapters in the same order (main.c), so r->output names the adapter. */
@@ -518,41 +595,20 @@ static int s_dispatch_one(struct yj_txn *txn, struct s_dispatch *ds, const char 
 	}
 	rs->warned = 0;
 	if (n->digest) {
-		unsigned parts = ob->core->adapters[r->output]->digest_parts;
-		parts = parts ? parts : YJ_DIGEST_ALL;
-		unsigned streamed = parts & ob->core->adapters[r->output]->digest_streamed & ~(unsigned)YJ_DIGEST_JSON;
-		/* The renderings an adapter streams are written by the core into
-		 * what it sends, part by part, never held here (adapter.h). */
-		rc = yj_digest_open(txn, cfg, ob->core->ref, r, n->digest, &view, &dc);
-		if (!rc && (parts & ~streamed))
-			rc = yj_digest_render(view, parts & ~streamed, &dc);
-		if (!rc && streamed) {
-			m.write_part = s_digest_part;
-			m.write_arg = view;
+		/* Built in a helper (digestjob.h): the job is under way from now,
+		 * and goes to its adapter when the helper has built it. */
+		unsigned parts = a->digest_parts ? a->digest_parts : YJ_DIGEST_ALL;
+		s_under_way(ob, rs, dn);
+		if ((rc = yj_digestjob_start(ob->digestjobs, rcpt_id, n->digest, parts, s_digest_built, dn))) {
+			char why[200];
+			snprintf(why, sizeof(why), "the digest's build cannot be started (%s): see the daemon's log",
+				 yj_strerror(rc));
+			s_on_done(dn, YJ_DELIVERY_RETRY, why, "");
 		}
-		if (!rc) {
-			m.json = dc.json;
-			m.json_len = dc.json_len;
-			m.date = dc.date;
-			m.window_from = dc.window_from;
-			m.window_to = dc.window_to;
-			m.children = dc.children;
-			m.events = dc.events;
-			m.text = dc.text;
-			m.html = dc.html;
-			m.csv = dc.csv;
-			m.csv_len = dc.csv_len;
-			m.csv_name = dc.csv_name;
-			/* What the audit needs outlives the rendering. */
-			dn->what.seqs = dc.seqs;
-			dn->what.n_seqs = dc.n_seqs;
-			dn->what.fields = dc.fields;
-			dn->what.children = dc.children;
-			dn->what.events = dc.events;
-			dc.seqs = NULL;
-			dc.n_seqs = 0;
-			dc.fields = NULL;
-		}
+		rc = 0;
+		dn = NULL;
+		ds->started++;
+		goto out;
 	} else if (n->report) {
 		/* Built and rendered when it fell due (boardpack.c): every retry
 		 * sends the same figures. Aggregate data: no event, no field of one. */
@@ -617,7 +673,6 @@ start_failed:
 	ds->started++;
 out:
 	s_done_free(dn);
-	yj_digest_close(&view);
 	yj_digest_content_free(&dc);
 	cJSON_free(json);
 	yjlink__v1__notification__free_unpacked(n, NULL);
@@ -1230,9 +1285,14 @@ int yj_outbox_start(struct yj_core *core, struct yj_outbox **out)
 		return YJ_EIO;
 	}
 	ob->core = core;
+	if (yj_digestjobs_new(core, &ob->digestjobs)) {
+		free(ob);
+		return YJ_ENOMEM;
+	}
 	ob->attempts = calloc(core->n_adapters + 1, sizeof(*ob->attempts));
 	ob->timer = ob->attempts ? yj_loop_timer(core->loop, S_TICK_MS, S_TICK_MS, s_tick, ob) : -1;
 	if (ob->timer < 0) {
+		yj_digestjobs_destroy(&ob->digestjobs);
 		free(ob->attempts);
 		free(ob);
 		return YJ_ENOMEM;
@@ -1250,6 +1310,8 @@ void yj_outbox_stop(struct yj_outbox **pob)
 	yj_loop_timer_cancel(ob->core->loop, ob->timer);
 	if (ob->more_timer > 0)
 		yj_loop_timer_cancel(ob->core->loop, ob->more_timer);
+	/* Digests being built are killed; their jobs are under way (below). */
+	yj_digestjobs_destroy(&ob->digestjobs);
 	/* Finished but uncommitted completions go again after restart (same id). */
 	size_t left = ob->n_done;
 	for (size_t i = 0; i < ob->n_done; i++)

@@ -1,23 +1,18 @@
 /* reportjob.c: see reportjob.h. */
 #include "reportjob.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "config.h"
 #include "core.h"
 #include "err.h"
+#include "helper.h"
 #include "log.h"
-#include "loop.h"
 #include "store.h"
 
 /* What the child writes first; then err_len bytes of error text and the
@@ -35,14 +30,9 @@ struct s_head {
 
 struct s_job {
 	struct yj_reportjobs *set;
-	pid_t pid;
-	int fd;                        /* the pipe's read end, -1 once closed */
-	int64_t timer;
-	int timed_out;
+	struct yj_helper *helper;      /* owned by the running helper */
 	unsigned formats;
 	struct yj_report_params p;     /* strings owned */
-	char *buf;                     /* what the child wrote so far, owned */
-	size_t len, cap;
 	yj_reportjob_done_fn done;
 	void *arg;
 };
@@ -92,21 +82,6 @@ static int s_params_copy(struct yj_report_params *dst, const struct yj_report_pa
 	return 0;
 }
 
-static int s_write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return YJ_EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Inside the build's read transaction: a test holds the report here
  * (testing.report_gate) with a reader open, the worst case for the writer
  * (its old pages pinned, the map to grow), and sees the loop go on
@@ -121,30 +96,17 @@ static void s_at_gate(void *arg)
 }
 
 /* The helper: everything it uses is its copy of the parent's memory at the
- * fork, and an environment of its own on the store's files. It never
- * returns; it never touches the parent's ZeroMQ context or LMDB environment. */
-static void s_child(struct yj_reportjobs *js, struct s_job *j, int wfd, pid_t parent) __attribute__((noreturn));
-static void s_child(struct yj_reportjobs *js, struct s_job *j, int wfd, pid_t parent)
+ * fork, and an environment of its own on the store's files. */
+static int s_child(void *arg, int wfd)
 {
-	const struct yj_core *core = js->core;
+	struct s_job *j = arg;
+	const struct yj_core *core = j->set->core;
 	struct s_head h;
 	char err[sizeof(((struct yj_report_result *)0)->err)] = "";
 	struct yj_store *store = NULL;
 	struct yj_report *r = NULL;
 	char *out[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 };
-	sigset_t all;
-
-	yj_log_after_fork();
-	/* Not a moment longer than the daemon that asked. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	/* The daemon blocks its signals for its signalfd: the helper takes them. */
-	sigfillset(&all);
-	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGALRM, SIG_DFL);
 
 	int rc = yj_store_open_reader(core->store, &store);
 	if (rc)
@@ -167,54 +129,45 @@ static void s_child(struct yj_reportjobs *js, struct s_job *j, int wfd, pid_t pa
 	h.events = r ? yj_report_events_read(r) : 0;
 	for (int i = 0; i < 3; i++)
 		h.len[i] = rc ? 0 : len[i];
-	int wrc = s_write_all(wfd, &h, sizeof(h));
+	int wrc = yj_helper_write_all(wfd, &h, sizeof(h));
 	if (!wrc)
-		wrc = s_write_all(wfd, err, h.err_len);
+		wrc = yj_helper_write_all(wfd, err, h.err_len);
 	for (int i = 0; !wrc && i < 3; i++)
-		wrc = s_write_all(wfd, out[i] ? out[i] : "", (size_t)h.len[i]);
-	/* _exit: no atexit handler of the parent's (libzmq's, the sanitizers')
-	 * may run in the helper. */
-	_exit(wrc ? 1 : 0);
-}
-
-static char *s_take(const char *p, size_t len)
-{
-	char *s = malloc(len + 1);
-	if (s) {
-		memcpy(s, p, len);
-		s[len] = '\0';
-	}
-	return s;
+		wrc = yj_helper_write_all(wfd, out[i] ? out[i] : "", (size_t)h.len[i]);
+	return wrc ? 1 : 0;
 }
 
 /* The result of a job whose child has ended, from what it wrote. */
-static void s_parse(const struct s_job *j, int status, struct yj_report_result *res)
+static void s_parse(const struct s_job *j, const struct yj_helper_end *end, struct yj_report_result *res)
 {
 	struct s_head h;
 	memset(res, 0, sizeof(*res));
-	if (j->timed_out) {
+	if (end->timed_out) {
 		res->rc = YJ_EAGAIN;
 		snprintf(res->err, sizeof(res->err), "the report took over %d s and was stopped: ask for a shorter period",
 			 YJ_REPORTJOB_LIMIT_MS / 1000);
 		return;
 	}
-	if (j->len < sizeof(h) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (end->len < sizeof(h) || !end->exited_ok) {
 		res->rc = YJ_EIO;
-		if (WIFSIGNALED(status))
+		if (end->overflow)
+			snprintf(res->err, sizeof(res->err), "the report is over %u MiB: ask for a shorter period",
+				 S_MAX_OUTPUT >> 20);
+		else if (end->signal)
 			snprintf(res->err, sizeof(res->err), "the report helper died (signal %d): see the daemon's log",
-				 WTERMSIG(status));
+				 end->signal);
 		else
 			snprintf(res->err, sizeof(res->err), "the report helper failed: see the daemon's log");
 		return;
 	}
-	memcpy(&h, j->buf, sizeof(h));
+	memcpy(&h, end->buf, sizeof(h));
 	uint64_t want = sizeof(h) + (uint64_t)h.err_len + h.len[0] + h.len[1] + h.len[2];
-	if (want != j->len || h.err_len >= sizeof(res->err)) {
+	if (want != end->len || h.err_len >= sizeof(res->err)) {
 		res->rc = YJ_EIO;
 		snprintf(res->err, sizeof(res->err), "the report helper's answer is garbled: see the daemon's log");
 		return;
 	}
-	const char *p = j->buf + sizeof(h);
+	const char *p = end->buf + sizeof(h);
 	memcpy(res->err, p, h.err_len);
 	p += h.err_len;
 	res->rc = h.rc;
@@ -224,7 +177,7 @@ static void s_parse(const struct s_job *j, int status, struct yj_report_result *
 	char **dst[3] = { &res->json, &res->csv, &res->html };
 	static const unsigned bit[3] = { YJ_REPORT_JSON, YJ_REPORT_CSV, YJ_REPORT_HTML };
 	for (int i = 0; i < 3; i++) {
-		if ((j->formats & bit[i]) && !(*dst[i] = s_take(p, (size_t)h.len[i]))) {
+		if ((j->formats & bit[i]) && !(*dst[i] = yj_helper_take(p, (size_t)h.len[i]))) {
 			res->rc = YJ_ENOMEM;
 			return;
 		}
@@ -242,95 +195,38 @@ static void s_result_free(struct yj_report_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-/* Reap the child, hand its result over, forget the job. */
-static void s_finish(struct s_job *j, int cancelled)
+/* The helper has ended: hand its result over, forget the job. */
+static void s_on_end(void *arg, const struct yj_helper_end *end)
 {
+	struct s_job *j = arg;
 	struct yj_reportjobs *js = j->set;
 	struct yj_report_result res;
-	int status = 0;
 
-	if (j->fd >= 0) {
-		yj_loop_remove(js->core->loop, NULL, j->fd);
-		close(j->fd);
-		j->fd = -1;
-	}
-	if (j->timer > 0)
-		yj_loop_timer_cancel(js->core->loop, j->timer);
-	if (cancelled)
-		kill(j->pid, SIGKILL);
-	while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
-		;
 	for (size_t i = 0; i < YJ_REPORTJOB_MAX; i++) {
 		if (js->jobs[i] == j)
 			js->jobs[i] = NULL;
 	}
-	if (cancelled) {
+	if (end->cancelled) {
 		memset(&res, 0, sizeof(res));
 		res.rc = YJ_ESHUTDOWN;
 		snprintf(res.err, sizeof(res.err), "the daemon is stopping: ask again once it is back");
 	} else {
-		s_parse(j, status, &res);
+		s_parse(j, end, &res);
 	}
-	if (res.rc && res.rc != YJ_EINVAL && !cancelled)
+	if (res.rc && res.rc != YJ_EINVAL && !end->cancelled)
 		yj_warn("report: %s..%s (%s): %s", j->p.from, j->p.to, j->p.yjs ? j->p.yjs : "force", res.err);
 	j->done(j->arg, &res);
 	s_result_free(&res);
 	s_params_free(&j->p);
-	free(j->buf);
 	free(j);
-}
-
-static int s_on_readable(struct yj_loop *loop, void *sock, int fd, short revents, void *arg)
-{
-	struct s_job *j = arg;
-	(void)loop;
-	(void)sock;
-	(void)revents;
-	for (;;) {
-		if (j->cap - j->len < 65536) {
-			size_t ncap = j->cap ? j->cap * 2 : 131072;
-			char *nb = ncap <= S_MAX_OUTPUT + sizeof(struct s_head) + 65536 ? realloc(j->buf, ncap) : NULL;
-			if (!nb) {
-				yj_err("report: the helper's answer is over %u MiB: stopped", S_MAX_OUTPUT >> 20);
-				kill(j->pid, SIGKILL);
-				j->len = 0;
-				s_finish(j, 0);
-				return 0;
-			}
-			j->buf = nb;
-			j->cap = ncap;
-		}
-		ssize_t n = read(fd, j->buf + j->len, j->cap - j->len);
-		if (n > 0) {
-			j->len += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		s_finish(j, 0);   /* end of the pipe: the child is done */
-		return 0;
-	}
-}
-
-static int s_on_timeout(struct yj_loop *loop, void *arg)
-{
-	struct s_job *j = arg;
-	(void)loop;
-	j->timer = 0;
-	j->timed_out = 1;
-	/* The pipe's end follows at once and finishes the job. */
-	kill(j->pid, SIGKILL);
-	return 0;
 }
 
 int yj_reportjob_start(struct yj_reportjobs *js, const struct yj_report_params *p, unsigned formats,
 		       yj_reportjob_done_fn done, void *arg)
 {
 	struct s_job *j = NULL;
-	int fds[2] = { -1, -1 }, rc = 0;
 	size_t slot = YJ_REPORTJOB_MAX;
+	int rc;
 
 	if (!js || !p || !done || !formats)
 		return YJ_EINVAL;
@@ -341,57 +237,22 @@ int yj_reportjob_start(struct yj_reportjobs *js, const struct yj_report_params *
 	if (slot == YJ_REPORTJOB_MAX)
 		return YJ_EAGAIN;
 	if (!(j = calloc(1, sizeof(*j))) || s_params_copy(&j->p, p)) {
-		rc = YJ_ENOMEM;
-		goto out;
+		free(j);
+		return YJ_ENOMEM;
 	}
 	j->set = js;
-	j->fd = -1;
 	j->formats = formats;
 	j->done = done;
 	j->arg = arg;
-	if (pipe2(fds, O_CLOEXEC) != 0) {
-		yj_err("report: cannot make a pipe for the helper: %s", strerror(errno));
-		rc = YJ_EIO;
-		goto out;
-	}
-	pid_t parent = getpid();
-	j->pid = fork();
-	if (j->pid < 0) {
-		yj_err("report: cannot start the helper: %s", strerror(errno));
-		rc = YJ_EIO;
-		goto out;
-	}
-	if (j->pid == 0) {
-		close(fds[0]);
-		s_child(js, j, fds[1], parent);
-	}
-	close(fds[1]);
-	fds[1] = -1;
-	j->fd = fds[0];
-	fds[0] = -1;
-	if (fcntl(j->fd, F_SETFL, O_NONBLOCK) != 0 || yj_loop_add(js->core->loop, NULL, j->fd, ZMQ_POLLIN, s_on_readable, j)) {
-		kill(j->pid, SIGKILL);
-		rc = YJ_EIO;
-		goto out;
-	}
-	j->timer = yj_loop_timer(js->core->loop, YJ_REPORTJOB_LIMIT_MS, 0, s_on_timeout, j);
-	js->jobs[slot] = j;
-	j = NULL;
-out:
-	if (fds[0] >= 0)
-		close(fds[0]);
-	if (fds[1] >= 0)
-		close(fds[1]);
-	if (j) {
-		if (j->fd >= 0)
-			close(j->fd);
-		if (j->pid > 0)
-			while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
-				;
+	rc = yj_helper_start(js->core->loop, "report", YJ_REPORTJOB_LIMIT_MS, S_MAX_OUTPUT + sizeof(struct s_head) + 4096,
+			     s_child, j, s_on_end, j, &j->helper);
+	if (rc) {
 		s_params_free(&j->p);
 		free(j);
+		return rc;
 	}
-	return rc;
+	js->jobs[slot] = j;
+	return 0;
 }
 
 void yj_reportjobs_destroy(struct yj_reportjobs **pjs)
@@ -401,7 +262,7 @@ void yj_reportjobs_destroy(struct yj_reportjobs **pjs)
 		return;
 	for (size_t i = 0; i < YJ_REPORTJOB_MAX; i++) {
 		if (js->jobs[i])
-			s_finish(js->jobs[i], 1);
+			yj_helper_cancel(js->jobs[i]->helper);
 	}
 	free(js);
 	*pjs = NULL;

@@ -1,21 +1,10 @@
 /* reportjob.h: board reports (report.h) built off the event loop, in a
  * helper process, as Postfix runs its delivery agents.
  *
- * Why a process and not a thread: a report over a year of a large force
- * reads some 500,000 events, about a second of work; on the loop that second
- * stalls ingest, delivery and the watchdog. A thread would hold an LMDB read
- * transaction in this process, and LMDB forbids growing the map (the
- * writer's answer to MDB_MAP_FULL) while any transaction of the process is
- * open; it would also need the config and reference tables to outlive a
- * reload. A forked child has neither problem: it opens an environment of its
- * own, read-only (another process's reader holds back neither the writer
- * nor its map growth), and it sees the config and tables as they were at the
- * fork, whatever a reload does to the parent's afterwards.
- *
- * The child builds and renders what it was asked for, writes it to a pipe
- * and exits; the parent reads the pipe on the loop and at its end hands the
- * result to the caller's callback. At most YJ_REPORTJOB_MAX run at once; one
- * that runs past YJ_REPORTJOB_LIMIT_MS is killed and reported as failed.
+ * The child (helper.h says why a process) builds and renders what it was
+ * asked for and writes it back; at the pipe's end the result goes to the
+ * caller's callback. At most YJ_REPORTJOB_MAX run at once; one that runs
+ * past YJ_REPORTJOB_LIMIT_MS is killed and reported as failed.
  *
  * Ownership: yj_reportjobs_new() returns the set the caller owns;
  * yj_reportjobs_destroy() kills every child still running and calls its
