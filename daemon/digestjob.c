@@ -174,6 +174,8 @@ static int s_child(void *arg, int wfd)
 		wrc = yj_helper_write_all(wfd, m->csv_name, h->csv_name_len);
 	if (!rc && !wrc)
 		wrc = yj_helper_write_all(wfd, fields, h->fields_len);
+	/* Its reader slot freed for the next helper (a killed one is cleared by the next yj_store_open_reader). */
+	yj_store_close(&store);
 	return wrc ? 1 : 0;
 }
 

@@ -134,6 +134,8 @@ static int s_child(void *arg, int wfd)
 		wrc = yj_helper_write_all(wfd, err, h.err_len);
 	for (int i = 0; !wrc && i < 3; i++)
 		wrc = yj_helper_write_all(wfd, out[i] ? out[i] : "", (size_t)h.len[i]);
+	/* Its reader slot freed for the next helper (a killed one is cleared by the next yj_store_open_reader). */
+	yj_store_close(&store);
 	return wrc ? 1 : 0;
 }
 

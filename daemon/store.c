@@ -1064,7 +1064,13 @@ int yj_store_open_reader(const struct yj_store *parent, struct yj_store **out)
 		goto out;
 	}
 	if ((mrc = mdb_env_set_maxdbs(s->env, YJ_DB_COUNT)) || (mrc = mdb_env_set_maxreaders(s->env, s->max_readers)) ||
-	    (mrc = mdb_env_open(s->env, s->path, MDB_RDONLY | MDB_NOTLS, 0600)) || (mrc = s_open_reader_dbis(s)))
+	    (mrc = mdb_env_open(s->env, s->path, MDB_RDONLY | MDB_NOTLS, 0600)))
+		goto out;
+	/* Helpers come and go (one per digest, per report): a slot a killed one
+	 * left would be taken until the table is full (MDB_READERS_FULL), so
+	 * each new reader clears the slots of processes gone first. */
+	int dead = 0;
+	if ((mrc = mdb_reader_check(s->env, &dead)) || (mrc = s_open_reader_dbis(s)))
 		goto out;
 	s->max_key = (size_t)mdb_env_get_maxkeysize(s->env);
 	*out = s;

@@ -935,6 +935,39 @@ static void test_stale_readers_cleared(void **state)
 	assert_int_equal(ss.stale_readers, 1);
 }
 
+static int s_inner_read_fn(struct yj_txn *txn, void *arg);
+
+/* Helper processes (digestjob.c, reportjob.c) each open a reader of their
+ * own; one killed inside its read leaves its slot taken. More of them than
+ * there are slots, and yj_store_open_reader() still opens and reads: each
+ * clears the slots of processes gone first. */
+static void test_open_reader_after_dead_helpers(void **state)
+{
+	struct fx *f = *state;
+	struct yj_store_opts o = { .path = f->dir, .map_size = 1 << 20, .max_map_size = 8 << 20, .max_readers = 4 };
+	assert_int_equal(yj_store_open(&o, &f->st), 0);
+	assert_int_equal(s_write_batch(f->st, 0, 3, NULL), 0);
+	for (int i = 0; i < 10; i++) {
+		pid_t p = fork();
+		assert_true(p >= 0);
+		if (p == 0) {
+			struct yj_store *r = NULL;
+			if (yj_store_open_reader(f->st, &r) == 0)
+				yj_store_read(r, s_die_fn, NULL);
+			_exit(3);
+		}
+		int status = 0;
+		assert_int_equal(waitpid(p, &status, 0), p);
+		/* s_die_fn ends the helper inside its read, slot taken. */
+		assert_true(WIFEXITED(status));
+		assert_int_not_equal(WEXITSTATUS(status), 3);
+	}
+	struct yj_store *r = NULL;
+	assert_int_equal(yj_store_open_reader(f->st, &r), 0);
+	assert_int_equal(yj_store_read(r, s_inner_read_fn, NULL), 0);
+	yj_store_close(&r);
+}
+
 static int s_inner_read_fn(struct yj_txn *txn, void *arg)
 {
 	(void)txn;
@@ -1267,6 +1300,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_resized_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_readers_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_reader_after_dead_helpers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_high, setup, teardown),
