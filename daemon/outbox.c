@@ -827,6 +827,8 @@ static void s_dispatch(struct yj_outbox *ob)
 
 int yj_outbox_pass_pending(const struct yj_outbox *ob) { return ob && ob->more_timer > 0; }
 
+size_t yj_outbox_digests_building(const struct yj_outbox *ob) { return ob ? yj_digestjobs_running(ob->digestjobs) : 0; }
+
 void yj_outbox_drain(struct yj_outbox *ob)
 {
 	if (ob)

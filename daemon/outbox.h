@@ -86,6 +86,9 @@ void yj_outbox_kick_appended(struct yj_outbox *ob);
 
 /* 1 while a dispatch pass that stopped at its time budget has yet to go
  * on (it does from the loop, after the loop's sockets are served). */
+/* Digest jobs being built by helpers (digestjob.h): their deliveries start
+ * when the builds end (tests run the loop until then). */
+size_t yj_outbox_digests_building(const struct yj_outbox *ob);
 int yj_outbox_pass_pending(const struct yj_outbox *ob);
 
 /* Commit the completions gathered this iteration, then start what is due. */

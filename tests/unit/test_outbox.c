@@ -271,7 +271,8 @@ static int s_before_sleep(struct yj_loop *loop, void *arg)
 {
 	struct fx *f = arg;
 	yj_outbox_flush(f->ob);
-	if (f->running && s_pg.n_pending == 0 && !s_pg.armed && !yj_outbox_pass_pending(f->ob))
+	if (f->running && s_pg.n_pending == 0 && !s_pg.armed && !yj_outbox_pass_pending(f->ob) &&
+	    !yj_outbox_digests_building(f->ob))
 		yj_loop_stop(loop);
 	return 0;
 }
