@@ -87,6 +87,7 @@
 #include "netaddr.h"
 #include "loop.h"
 #include "secret.h"
+#include "tz.h"
 
 #define S_TIMEOUT_MS 60000        /* email.timeout_ms when a config has none */
 #define S_CONNECT_MS 10000        /* of that, at most this long to connect */
@@ -570,9 +571,11 @@ static void s_put_date(struct s_buf *b)
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t t = (time_t)(yj_clock_now_us() / 1000000);
 	struct tm tm;
-	gmtime_r(&t, &tm);
+	/* tz.c, not gmtime_r: this runs on a worker thread, and a thread inside
+	 * the C library's time functions at a fork would leave the forked
+	 * helper stuck on their lock (tz.h). */
+	yj_tz_utc(yj_clock_now_us() / 1000000, &tm);
 	/* By hand: strftime's %a and %b follow the locale, RFC 5322 wants English. */
 	s_buf_fmt(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday], tm.tm_mday,
 		  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);

@@ -16,6 +16,7 @@
 #include "outbox.h"
 #include "report.h"
 #include "reportjob.h"
+#include "tz.h"
 
 /* A pack is due at most once a month: a minute's lateness is nothing. */
 #define S_INTERVAL_MS 30000
@@ -34,11 +35,12 @@ struct yj_boardpack {
  * when the clock is unusable. */
 static int s_last_due(const struct yj_board_pack *p, int64_t now_us, int *y, int *m, int64_t *due_us)
 {
-	time_t now = (time_t)(now_us / 1000000);
+	int64_t now = now_us / 1000000;
 	struct tm tm;
 	int hh = 0, mm = 0;
-	if (!localtime_r(&now, &tm) || sscanf(p->time, "%d:%d", &hh, &mm) != 2)
+	if (sscanf(p->time, "%d:%d", &hh, &mm) != 2)
 		return -1;
+	yj_tz_local(now, &tm);
 	for (int back = 0; back < 2; back++) {
 		struct tm due = tm;
 		due.tm_mon -= back;
@@ -46,12 +48,11 @@ static int s_last_due(const struct yj_board_pack *p, int64_t now_us, int *y, int
 		due.tm_hour = hh;
 		due.tm_min = mm;
 		due.tm_sec = 0;
-		due.tm_isdst = -1;
-		time_t t = mktime(&due);
-		if (t != (time_t)-1 && t <= now) {
+		int64_t t = yj_tz_mktime(&due);
+		if (t <= now) {
 			*y = due.tm_year + 1900;
 			*m = due.tm_mon + 1;
-			*due_us = (int64_t)t * 1000000;
+			*due_us = t * 1000000;
 			return 0;
 		}
 	}

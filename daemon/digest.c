@@ -17,6 +17,7 @@
 #include "loop.h"
 #include "normalise.h"
 #include "route.h"
+#include "tz.h"
 
 #define S_TICK_MS 1000
 /* A tick plans for at most this long before the loop polls again (at least one digest). */
@@ -41,8 +42,7 @@ int64_t yj_digest_next_after(const struct yj_strlist *times, int64_t after_us)
 		struct tm day = tm;
 		day.tm_mday += k;
 		day.tm_hour = 12;
-		day.tm_isdst = -1;
-		mktime(&day);
+		yj_tz_mktime(&day);
 		for (size_t i = 0; i < times->n; i++) {
 			int hh = 0, mm = 0;
 			if (sscanf(times->v[i], "%2d:%2d", &hh, &mm) != 2)

@@ -4,6 +4,7 @@
  * digest_int.h for the shape of the index and digest.h for the API. */
 #include "digest.h"
 #include "digest_int.h"
+#include "tz.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -25,30 +26,24 @@ const char *const yj_dg_section_names[YJ_DG_NSECTIONS] = { "custody", "arrest", 
 
 /* --- time --- */
 
+/* By tz.c, never localtime_r and friends: this runs in the digest helper,
+ * forked from a daemon with threads (tz.h says why that matters). */
 void yj_dg_local(int64_t us, struct tm *tm)
 {
-	time_t t = (time_t)(us / 1000000);
-	localtime_r(&t, tm);
+	yj_tz_local(us / 1000000, tm);
 }
 
-/* The instant of local date (y, m, d) at hh:mm; mktime settles gaps and folds. */
+/* The instant of local date (y, m, d) at hh:mm; yj_tz_instant settles gaps
+ * and folds. */
 int64_t yj_dg_instant(int y, int m, int d, int hh, int mm)
 {
-	struct tm tm = { 0 };
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm) * 1000000;
+	return yj_tz_instant(y, m, d, hh, mm) * 1000000;
 }
 
 void yj_dg_fmt_utc(int64_t us, char *buf, size_t size)
 {
-	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
-	gmtime_r(&t, &tm);
+	yj_tz_utc(us / 1000000, &tm);
 	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
@@ -117,8 +112,7 @@ static int s_overnight(const struct yj_config *cfg, int64_t from_us, int64_t to_
 		struct tm day = tm;
 		day.tm_mday += k;
 		day.tm_hour = 12;
-		day.tm_isdst = -1;
-		mktime(&day);
+		yj_tz_mktime(&day);
 		int64_t start = yj_dg_instant(day.tm_year + 1900, day.tm_mon + 1, day.tm_mday, a / 60, a % 60);
 		int64_t end = yj_dg_instant(day.tm_year + 1900, day.tm_mon + 1, day.tm_mday + (z <= a), z / 60, z % 60);
 		if (start >= to_us)

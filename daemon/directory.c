@@ -18,6 +18,7 @@
 #include "embedded.h"
 #include "err.h"
 #include "refdata.h"
+#include "tz.h"
 
 /* A directory bigger than this is a mistake, not 200 rows of addresses. */
 #define S_MAX_FILE (4u << 20)
@@ -159,9 +160,8 @@ int yj_dsa_parse(const char *v, size_t *id_len, int32_t *review)
 
 int32_t yj_dsa_days_left(int32_t review)
 {
-	time_t now = (time_t)(yj_clock_now_us() / 1000000);
 	struct tm tm;
-	localtime_r(&now, &tm);
+	yj_tz_local(yj_clock_now_us() / 1000000, &tm);
 	return review - yj_days_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
 }
 

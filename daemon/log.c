@@ -1,5 +1,6 @@
 /* log.c: see log.h. */
 #include "log.h"
+#include "tz.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,7 +68,9 @@ void yj_log(enum yj_log_level level, const char *fmt, ...)
 		struct timespec ts;
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
+		/* Not gmtime_r: threads log, and one inside the C library's time
+		 * functions at a fork would leave its lock held in the helper. */
+		yj_tz_utc((int64_t)ts.tv_sec, &tm);
 		n += (int)strftime(line + n, sizeof(line) - (size_t)n, "%Y-%m-%dT%H:%M:%SZ ", &tm);
 	}
 	va_start(ap, fmt);

@@ -43,6 +43,7 @@
 #include "sd.h"
 #include "store.h"
 #include "zap.h"
+#include "tz.h"
 
 #ifndef YJ_VERSION
 #define YJ_VERSION "0.1.0"
@@ -632,6 +633,9 @@ int main(int argc, char **argv)
 	/* Digest times, overnight periods and "today" are Europe/London. */
 	setenv("TZ", "Europe/London", 1);
 	tzset();
+	/* The zone's table now, before any thread: nothing after reads the C
+	 * library's time functions, whose lock a fork could leave held (tz.h). */
+	yj_tz_init();
 	if ((rc = s_parse_args(&d, argc, argv, &check, &reference)))
 		return rc;
 	if (s_owners_fill(&n_adapters)) {

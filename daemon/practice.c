@@ -22,6 +22,7 @@
 #include "normalise.h"
 #include "outbox.h"
 #include "u64vec.h"
+#include "tz.h"
 
 /* Often enough that an escalation due at 15 minutes goes within seconds of
  * it; each run reads only the jobs old enough to be due. */
@@ -206,13 +207,13 @@ static int s_feed_state_put(struct yj_txn *txn, int feed, int64_t since)
  * of day is at or after "HH:MM". */
 static int64_t s_local_day(int64_t t_us, const char *hhmm, int *after)
 {
-	time_t t = (time_t)(t_us / 1000000);
+	int64_t t = t_us / 1000000;
 	struct tm tm;
 	int h = 0, m = 0;
-	localtime_r(&t, &tm);
+	yj_tz_local(t, &tm);
 	sscanf(hhmm, "%d:%d", &h, &m);
 	*after = tm.tm_hour * 60 + tm.tm_min >= h * 60 + m;
-	return ((int64_t)t + tm.tm_gmtoff) / 86400;
+	return (t + tm.tm_gmtoff) / 86400;
 }
 
 /* quality.md / issue "an audit that cannot be rewritten unseen": once a

@@ -21,6 +21,7 @@
 #include "db/events.h"
 #include "err.h"
 #include "normalise.h"
+#include "tz.h"
 #include "yjlink.pb-c.h"
 
 /* --- figures --- */
@@ -337,43 +338,26 @@ static int s_parse_date(const char *s, int *y, int *m, int *d)
 	return yy == *y && (int)mm == *m && (int)dd == *d ? 0 : -1;
 }
 
-/* The instant of local midnight starting date (y, m, d); mktime normalises overflow. */
+/* The instant of local midnight starting date (y, m, d), overflow carried.
+ * Time by tz.c, never localtime_r and friends: the report is built in a
+ * helper forked from a daemon with threads (tz.h says why). */
 static int64_t s_local_midnight(int y, int m, int d)
 {
-	struct tm tm = { 0 };
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm) * 1000000;
+	return yj_tz_instant(y, m, d, 0, 0) * 1000000;
 }
 
-/* The local offset (seconds east of UTC) at UTC second t. Europe/London
- * changes offset only on the hour, so one localtime_r per UTC hour does: the
- * walk is in time order, and the cache turns ~10 calls an event into ~none.
- * File-static: the event loop is single-threaded and TZ is fixed at start. */
 static long s_offset(time_t t)
 {
-	static time_t hour = -1;
-	static long off;
-	time_t h = t - ((t % 3600) + 3600) % 3600;
-	if (h != hour) {
-		struct tm tm;
-		localtime_r(&h, &tm);
-		off = tm.tm_gmtoff;
-		hour = h;
-	}
-	return off;
+	return yj_tz_offset((int64_t)t);
 }
 
 static void s_local(int64_t us, struct tm *tm)
 {
 	time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
-	time_t l = t + s_offset(t);
-	gmtime_r(&l, tm);
+	yj_tz_local((int64_t)t, tm);
 }
 
-/* The local calendar date of us, by arithmetic (gmtime_r takes a lock). */
+/* The local calendar date of us, by arithmetic. */
 static void s_local_ymd(int64_t us, int *y, unsigned *m, unsigned *d)
 {
 	time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "strjoin.h"
 #include "u64vec.h"
+#include "tz.h"
 
 static int s_in_list(const struct yj_strlist *l, const char *v)
 {
@@ -189,32 +190,29 @@ int yj_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_u
 
 static int s_hours_open(const struct yj_hours *h, int64_t now_us, int64_t *next_open_us)
 {
-	time_t now = (time_t)(now_us / 1000000);
+	int64_t now = now_us / 1000000;
 	struct tm tm;
-	localtime_r(&now, &tm);
+	yj_tz_local(now, &tm);
 	*next_open_us = INT64_MAX;
 	for (int k = 0; k < 8; k++) {
 		struct tm day = tm;
 		day.tm_mday += k;
 		day.tm_hour = 12;  /* normalise the date away from any clock change */
 		day.tm_min = day.tm_sec = 0;
-		day.tm_isdst = -1;
-		mktime(&day);
+		yj_tz_mktime(&day);
 		int wd = (day.tm_wday + 6) % 7;
 		if (h->open[wd] == h->close[wd])
 			continue;
 		struct tm o = day, cl = day;
 		o.tm_hour = h->open[wd] / 60;
 		o.tm_min = h->open[wd] % 60;
-		o.tm_isdst = -1;
 		cl.tm_hour = h->close[wd] / 60;
 		cl.tm_min = h->close[wd] % 60;
-		cl.tm_isdst = -1;
-		time_t to = mktime(&o), tc = mktime(&cl);
+		int64_t to = yj_tz_mktime(&o), tc = yj_tz_mktime(&cl);
 		if (k == 0 && now >= to && now < tc)
 			return 1;
 		if (to > now) {
-			*next_open_us = (int64_t)to * 1000000;
+			*next_open_us = to * 1000000;
 			return 0;
 		}
 	}

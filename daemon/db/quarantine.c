@@ -10,6 +10,7 @@
 #include "db/audit.h"
 #include "err.h"
 #include "log.h"
+#include "tz.h"
 
 #define S_ID_LEN 8
 #define S_META_BYTES "quarantine.bytes"
@@ -318,9 +319,9 @@ static int s_due_cb(void *arg, const void *key, size_t klen, const void *val, si
 
 static void s_format_utc(int64_t us, char *buf, size_t size)
 {
-	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
-	if (us < 0 || !gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+	yj_tz_utc(us / 1000000, &tm);
+	if (us < 0 || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(buf, size, "%" PRId64 " us", us);
 }
 

@@ -27,6 +27,8 @@
 #include "core_fixture.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
+#include <time.h>
 #include <sodium.h>
 
 #include "db/audit.h"
@@ -329,9 +331,14 @@ static int setup(void **state)
 	return 0;
 }
 
+/* test_digest_built_beside_a_thread_in_libc_time's spinner runs while set. */
+static volatile int s_time_spin;
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+	/* A failed case of the spinner's must not leave it spinning into the next. */
+	s_time_spin = 0;
 	yj_digest_stop(&f->dg);
 	yj_outbox_stop(&f->ob);
 	/* A case that ends with another config in force leaves it to be freed here. */
@@ -1205,6 +1212,54 @@ static void test_digest_delivered(void **state)
 	cJSON_Delete(st);
 }
 
+/* A thread of the daemon's inside the C library's time functions when the
+ * digest helper is forked (the email workers log and check certificates on
+ * theirs): glibc's zone lock is then held for ever in the helper, which must
+ * not need it. Ten days' digests, each built while a thread spins in
+ * localtime_r and gmtime_r; with the digest's times by localtime_r, nearly
+ * every build hung until its 300 s limit (test_digest's year lost one digest
+ * in 731 to it, under stress). */
+static void *s_time_spinner(void *arg)
+{
+	(void)arg;
+	time_t t = 1700000000;
+	while (s_time_spin) {
+		struct tm tm;
+		localtime_r(&t, &tm);
+		gmtime_r(&t, &tm);
+		t += 3607;
+	}
+	return NULL;
+}
+
+static void test_digest_built_beside_a_thread_in_libc_time(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th;
+
+	yj_clock_set_us(s_utc(2026, 6, 10, 5, 0));
+	assert_int_equal(yj_digest_tick(f->dg), 0);
+	s_time_spin = 1;
+	assert_int_equal(pthread_create(&th, NULL, s_time_spinner, NULL), 0);
+	for (int d = 0; d < 10; d++) {
+		yj_clock_set_us(s_utc(2026, 6, 10 + d, 5, 10));
+		struct ev e = { .status = "released_nfa" };
+		s_event(&f->c, &e, NULL);
+		yj_clock_set_us(s_utc(2026, 6, 10 + d, 6, 31));
+		assert_int_equal(yj_digest_tick(f->dg), 1);
+		s_kick_run(f);
+		if (f->timed_out)
+			break;
+	}
+	s_time_spin = 0;
+	pthread_join(th, NULL);
+	assert_false(f->timed_out);
+	assert_int_equal(s_pg.n_msgs, 10);
+	for (size_t i = 0; i < s_pg.n_msgs; i++)
+		assert_int_equal(s_pg.msgs[i].kind, YJ_MESSAGE_DIGEST);
+	assert_queues(f, 0, 0, 0);
+}
+
 static void test_digest_fatal_next_day(void **state)
 {
 	struct fx *f = *state;
@@ -1331,6 +1386,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pass_yields_to_loop, setup, teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_delivered, setup, teardown, (void *)&with_digest),
+		cmocka_unit_test_prestate_setup_teardown(test_digest_built_beside_a_thread_in_libc_time, setup, teardown,
+							 (void *)&with_digest),
 		cmocka_unit_test_prestate_setup_teardown(test_digest_fatal_next_day, setup, teardown, (void *)&with_digest),
 		cmocka_unit_test_prestate_setup_teardown(test_reconcile, setup, teardown, (void *)&cs_none),
 		cmocka_unit_test_setup_teardown(test_reconcile_in_flight, setup, teardown),
