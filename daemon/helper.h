@@ -16,6 +16,15 @@
  * bytes) and, at its end, reaps the child and calls done once. A child still
  * running after limit_ms is killed and reported as timed out.
  *
+ * A fork copies the locks other threads held at that instant, and nothing in
+ * the single-threaded child can release them. The daemon's own code avoids
+ * every such lock (tz.h for glibc's zone lock; glibc's malloc is fork-safe),
+ * but the sanitizer runtime of Debian 12's compilers has no fork handler for
+ * its allocator. So the parent looks at the child once a second
+ * (/proc/PID/syscall): a child seen waiting on a futex three times running
+ * is killed and forked again, at most five times, done still called once.
+ * The limit counts from the first start.
+ *
  * Ownership: yj_helper_start() returns a handle owned by the running helper:
  * it is freed after done returns, or by yj_helper_cancel() (which kills the
  * child and calls done with cancelled set, before it returns). The answer

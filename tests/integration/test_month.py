@@ -116,7 +116,10 @@ class Daemon:
             if code == 0 and not due:
                 return
             time.sleep(0.02)
-        raise AssertionError("jobs due at %s still wait: %s" % (yjtest.utc(now), due[:5]))
+        lines = [l for l in self.d.read_log().splitlines() if "digest" in l or "outbox" in l or "helper" in l]
+        raise AssertionError("jobs due at %s still wait: %s; status: %s; the log's last digest/outbox lines:\n%s"
+                             % (yjtest.utc(now), due[:5], self.json("status").get("delivery"),
+                                "\n".join(lines[-40:])))
 
     def duty_mails(self):
         out = []
