@@ -157,6 +157,10 @@ static const struct yj_setting s_table[] = {
 	{ YJ_SETTING_STR, "testing.digest_gate", OFF(testing_digest_gate), "", 0, 0,
 	  "a file the digest helper waits for before it builds, so a test can hold a digest under way "
 	  "(tests only); empty = none" },
+	{ YJ_SETTING_STR, "testing.digest_stall", OFF(testing_digest_stall), "", 0, 0,
+	  "a file: a digest helper that finds it missing makes it and then waits on a lock for ever, as one "
+	  "forked while another thread held that lock would, so a test sees it forked again (tests only); "
+	  "empty = none" },
 };
 #define S_N (sizeof(s_table) / sizeof(s_table[0]))
 

@@ -200,6 +200,7 @@ struct yj_config {
 	char *testing_clock_start;      /* with clock_control: the clock at start-up, RFC 3339; "" = real */
 	char *testing_report_gate;      /* a file the report helper waits for (reportjob.c; tests only); "" = none */
 	char *testing_digest_gate;      /* a file the digest helper waits for (digestjob.c; tests only); "" = none */
+	char *testing_digest_stall;     /* a file whose absence stalls a digest helper on a lock (tests only); "" = none */
 };
 
 /* Load file (or the embedded default when file is NULL), apply each of the

@@ -397,7 +397,7 @@ struct s_find {
 	Yjlink__V1__DigestState *state; /* owned */
 };
 
-static Yjlink__V1__Digest *s_digest_copy(const Yjlink__V1__Digest *d)
+Yjlink__V1__Digest *yj_digest_copy(const Yjlink__V1__Digest *d)
 {
 	size_t len = protobuf_c_message_get_packed_size(&d->base);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -420,7 +420,7 @@ static int s_find_cb(void *arg, const Yjlink__V1__Digest *d)
 	if (!nf)
 		return YJ_ENOMEM;
 	f->found = nf;
-	if (!(f->found[f->n] = s_digest_copy(d)))
+	if (!(f->found[f->n] = yj_digest_copy(d)))
 		return YJ_ENOMEM;
 	f->n++;
 	return 0;

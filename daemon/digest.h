@@ -70,6 +70,10 @@ struct yj_digest_content {
 
 void yj_digest_content_free(struct yj_digest_content *c);
 
+/* A deep copy of d (the caller's: yjlink__v1__digest__free_unpacked), NULL
+ * when out of memory. */
+Yjlink__V1__Digest *yj_digest_copy(const Yjlink__V1__Digest *d);
+
 /* Build digest d for YJS yjs inside txn (read-only use): d's window, with
  * d->open_before as the records open before it, in the renderings of parts
  * (enum yj_digest_part). Streaming: a compact index of the window, then each

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,10 +37,11 @@ struct s_job {
 	struct yj_helper *helper;        /* owned by the running helper */
 	int fd;                          /* the renderings' file, owned */
 	unsigned parts;
-	/* The child's view of what to build: valid in the child only (the
-	 * parent's memory at the fork); NULL in the parent after it. */
-	const char *rcpt_id;
-	const Yjlink__V1__Digest *d;
+	/* What to build, owned: the helper may be forked again long after the
+	 * start (helper.h: a child stuck on an inherited lock), and each fork
+	 * reads these from the parent's memory as it is then. */
+	char *rcpt_id;
+	Yjlink__V1__Digest *d;
 	yj_digestjob_done_fn done;
 	void *arg;
 };
@@ -85,6 +88,21 @@ static void s_at_gate(const char *gate)
 		nanosleep(&ts, NULL);
 }
 
+/* A test's stand-in for a lock inherited held at the fork (helper.h): the
+ * first helper to come here makes the file and waits on a futex no one
+ * wakes; the watch kills it and forks again, and the next one goes on. */
+static void s_at_stall(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	close(fd);
+	yj_notice("digest: helper %ld stalls on a lock (testing.digest_stall)", (long)getpid());
+	static uint32_t word;
+	for (;;)
+		syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
 static int s_child_read(struct yj_txn *txn, void *arg)
 {
 	struct s_child_build *cb = arg;
@@ -94,6 +112,8 @@ static int s_child_read(struct yj_txn *txn, void *arg)
 	FILE *f = NULL;
 	int rc, dfd;
 
+	if (*core->cfg->testing_digest_stall)
+		s_at_stall(core->cfg->testing_digest_stall);
 	if (*core->cfg->testing_digest_gate)
 		s_at_gate(core->cfg->testing_digest_gate);
 	const struct yj_recipient *r = yj_config_recipient(core->cfg, j->rcpt_id);
@@ -239,6 +259,16 @@ static void s_parse(const struct yj_helper_end *end, struct yj_digest_built *b)
 	b->rc = 0;
 }
 
+static void s_job_free(struct s_job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->rcpt_id);
+	if (j->d)
+		yjlink__v1__digest__free_unpacked(j->d, NULL);
+	free(j);
+}
+
 static void s_on_end(void *arg, const struct yj_helper_end *end)
 {
 	struct s_job *j = arg;
@@ -266,8 +296,7 @@ static void s_on_end(void *arg, const struct yj_helper_end *end)
 	}
 	j->done(j->arg, &b);
 	yj_digest_content_free(&b.meta);
-	close(j->fd);
-	free(j);
+	s_job_free(j);
 }
 
 /* An unlinked file for the renderings: on disk beside the store (page
@@ -298,24 +327,24 @@ int yj_digestjob_start(struct yj_digestjobs *js, const char *rcpt_id, const Yjli
 		return YJ_EAGAIN;
 	if (!(j = calloc(1, sizeof(*j))))
 		return YJ_ENOMEM;
+	j->fd = -1;
+	if (!(j->rcpt_id = strdup(rcpt_id)) || !(j->d = yj_digest_copy(d))) {
+		s_job_free(j);
+		return YJ_ENOMEM;
+	}
 	if ((j->fd = s_tmpfile(js->core)) < 0) {
 		yj_err("digest: no file for a digest's renderings in %s: %s", js->core->cfg->store_path, strerror(errno));
-		free(j);
+		s_job_free(j);
 		return YJ_EIO;
 	}
 	j->set = js;
 	j->parts = parts;
-	j->rcpt_id = rcpt_id;
-	j->d = d;
 	j->done = done;
 	j->arg = arg;
 	rc = yj_helper_start(js->core->loop, "digest", YJ_DIGESTJOB_LIMIT_MS, S_MAX_ANSWER, s_child, j, s_on_end, j,
 			     &j->helper);
-	j->rcpt_id = NULL;
-	j->d = NULL;
 	if (rc) {
-		close(j->fd);
-		free(j);
+		s_job_free(j);
 		return rc;
 	}
 	js->jobs[slot] = j;

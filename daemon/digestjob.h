@@ -57,8 +57,8 @@ void yj_digestjobs_destroy(struct yj_digestjobs **jobs);
 
 /* Build digest d of recipient rcpt_id in a helper, rendered as parts; done
  * is called on the loop when it is built, failed or cancelled (never from
- * inside this call). d and rcpt_id are read only during the call (the
- * helper has its own copy from the fork). YJ_EAGAIN when YJ_DIGESTJOB_MAX
+ * inside this call). d and rcpt_id are copied: the caller's may go at
+ * once. YJ_EAGAIN when YJ_DIGESTJOB_MAX
  * run already; YJ_EIO when no helper or file can be had. */
 int yj_digestjob_start(struct yj_digestjobs *jobs, const char *rcpt_id, const Yjlink__V1__Digest *d,
 		       unsigned parts, yj_digestjob_done_fn done, void *arg);

@@ -58,7 +58,9 @@ struct yj_helper_end {
 typedef void (*yj_helper_done_fn)(void *arg, const struct yj_helper_end *end);
 
 /* Fork a helper that runs child(child_arg, wfd); done(arg, end) is called on
- * the loop when it has ended (never from inside this call). name is for the
+ * the loop when it has ended (never from inside this call). child_arg and
+ * what it points to must stay valid until done: a stuck child is forked
+ * again from the parent's memory as it is then. name is for the
  * log. Returns 0 and *out, or YJ_EIO when no helper can be started. */
 int yj_helper_start(struct yj_loop *loop, const char *name, int64_t limit_ms, size_t max_output,
 		    yj_helper_child_fn child, void *child_arg, yj_helper_done_fn done, void *arg,

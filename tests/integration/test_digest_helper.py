@@ -5,7 +5,8 @@ test checks that meanwhile the daemon goes on: ingest is answered OK,
 control answers, and the digest waits. Released, the digest goes once with
 its window's rows, and is confirmed. A stop while a build is held kills the
 helper, loses nothing, and the same digest (same id, same rows) goes after
-the restart.
+the restart. A helper stuck on a lock (testing.digest_stall, standing in for
+one inherited held at the fork) is forked again and builds the same digest.
 
 Real peers only: the real daemon, a real SMTP server, real ZeroMQ clients."""
 import calendar
@@ -69,10 +70,12 @@ class DigestHelperTest(unittest.TestCase):
         self.smtp.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def start(self, gate, now):
+    def start(self, gate, now, stall=None):
         sets = {"testing.clock_control": "true", "testing.clock_start": rfc(now)}
         if gate:
             sets["testing.digest_gate"] = gate
+        if stall:
+            sets["testing.digest_stall"] = stall
         self.daemon = yjtest.Daemon(workdir=self.dir, config=self.conf, sets=sets).start()
         return self.daemon
 
@@ -157,6 +160,32 @@ class DigestHelperTest(unittest.TestCase):
         msg = email.message_from_bytes(msgs[0]["data"], policy=email.policy.default)
         self.assertEqual(msg["X-Yjlink-Digest-Id"], "dh-digest-mk-20261125T0730")
         self.assertEqual(csv_seqs(msg), sorted(window))
+        time.sleep(1.0)
+        self.assertEqual(len(self.smtp.messages), 1)
+
+    def test_a_helper_forked_again_builds_the_same_digest(self):
+        # A CI run once dead-lettered digests "the recipient is no longer
+        # configured": the second fork read the job's recipient and digest
+        # from the parent's memory after they had gone.
+        stall = os.path.join(self.dir, "stalled")
+        d = self.start(None, T0 + 3600, stall=stall)
+        window = self.send_events(d, 25, T0 + 3000)
+        d.ctl_request("clock", {"set": rfc(SEND)})
+        msgs = self.smtp.wait_for(1, timeout=90)
+        log = d.read_log()
+        self.assertTrue(os.path.exists(stall), log[-4000:])
+        # Built by the second fork, not by a retry after a failed build.
+        self.assertNotIn("build failed", log)
+        self.assertIn("stalls on a lock (testing.digest_stall)", log)
+        self.assertIn("started again (1 of 5)", log)
+        msg = email.message_from_bytes(msgs[0]["data"], policy=email.policy.default)
+        self.assertEqual(msg["X-Yjlink-Digest-Id"], "dh-digest-mk-20261125T0730")
+        self.assertEqual(csv_seqs(msg), sorted(window))
+        text = [p for p in msg.walk() if p.get_content_type() == "text/plain"][0].get_content()
+        self.assertIn("Milton Keynes YJS", text)
+        code, dlq = d.ctl_request("dlq", {})
+        self.assertEqual(code, 0, dlq)
+        self.assertEqual(dlq["dead_letters"], [])
         time.sleep(1.0)
         self.assertEqual(len(self.smtp.messages), 1)
 
