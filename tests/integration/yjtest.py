@@ -36,14 +36,32 @@ _PORTS = __import__("random").Random(os.getpid())
 _GIVEN = set()   # never the same port twice in one test process: two endpoints of one daemon would clash
 
 
+def _port_range():
+    """[lo, hi) that free_port picks from: YJ_TEST_PORTS=LO-HI (inclusive),
+    which tools/test sets to a different range for each half it runs at the
+    same time, so that a port checked free by one half cannot be taken by
+    the other before its daemon binds it; else 10000 up to the ephemeral
+    range."""
+    spec = os.environ.get("YJ_TEST_PORTS", "")
+    if spec:
+        try:
+            lo, hi = (int(x) for x in spec.split("-"))
+        except ValueError:
+            raise RuntimeError("YJ_TEST_PORTS=%r: expected LO-HI, e.g. 10000-20999" % spec) from None
+        if not 1024 <= lo <= hi < 65536:
+            raise RuntimeError("YJ_TEST_PORTS=%r: expected 1024 <= LO <= HI < 65536" % spec)
+        return lo, hi + 1
+    return 10000, max(_ephemeral_low(), 11000)
+
+
 def free_port():
     """A free loopback port for a daemon to bind, outside the kernel's
     ephemeral range: a port from that range, free now, can be taken as the
     local end of any outgoing connection (this suite makes thousands) before
     the daemon binds it, and the daemon then cannot start."""
-    hi = max(_ephemeral_low(), 11000)
+    lo, hi = _port_range()
     for _ in range(200):
-        port = _PORTS.randrange(10000, hi)
+        port = _PORTS.randrange(lo, hi)
         if port in _GIVEN:
             continue
         with socket.socket() as s:
@@ -53,6 +71,10 @@ def free_port():
                 continue
         _GIVEN.add(port)
         return port
+    if os.environ.get("YJ_TEST_PORTS"):
+        # Not the kernel's pick: that would leave the range the other half
+        # of tools/test keeps clear of.
+        raise RuntimeError("no free port in YJ_TEST_PORTS=%s after 200 tries" % os.environ["YJ_TEST_PORTS"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
