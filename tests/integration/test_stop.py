@@ -29,6 +29,13 @@ DeafClientStopTest: a YJL1 client that pipelines and never reads a reply
 is closed by the ingest guard, the daemon keeps serving, and a SIGTERM
 still ends it with status 0.
 
+Both transports' timeouts are the longest a config may set (600 s), far
+past any wait of the test: the receivers run in this process, and on a busy
+machine it can be starved for seconds, which with the default webhook
+timeout of 5 s had a POST given up and sent again before the stop (a retry
+the daemon is right to make, not the case under test). Every transfer of
+the first run is thus either answered or still under way at the stop.
+
 No timing is asserted (a shared test machine): every wait polls for its
 condition up to YJ_TEST_WAIT_S (default 120 s), and the daemon is killed
 only if it has not exited 60 s after SIGTERM. How long the stop took is
@@ -61,12 +68,12 @@ SLOW_S = 0.5            # the webhook receiver's time per request before the sto
 
 CONFIG = """
 deployment = { id = "st"; name = "Stop test"; force = "E23000029"; };
-email = { smtp_url = "smtp://127.0.0.1:%(port)d"; from = "yjlink@test.example"; starttls = "off"; };
+email = { smtp_url = "smtp://127.0.0.1:%(port)d"; from = "yjlink@test.example"; starttls = "off"; timeout_ms = 600000; };
 recipients = (
   { id = "yjs:mk"; kind = "yjs"; name = "Milton Keynes YJS"; local_authorities = [ "E06000042" ];
     transport = "email"; email = [ "yjs@mk.example" ]; allow = [ "source_id", "occurred_at", "custody.*" ]; },
   { id = "children_services:E06000042"; kind = "children_services"; name = "Milton Keynes Children's Services";
-    local_authority = "E06000042"; transport = "webhook"; webhook = { url = "%(url)s"; secret = "s3"; };
+    local_authority = "E06000042"; transport = "webhook"; webhook = { url = "%(url)s"; secret = "s3"; timeout_ms = 600000; };
     allow = [ "source_id", "occurred_at", "custody.*" ]; }
 );
 rules = (
@@ -128,13 +135,22 @@ class StopTest(unittest.TestCase):
     def fail_with_log(self, msg):
         self.fail("%s\n--- yjlinkd log (tail):\n%s" % (msg, self.daemon.read_log()[-6000:]))
 
-    def wait_until(self, what, cond):
+    def wait_until(self, what, cond, progress=None):
+        """Poll cond until true. With progress (a function whose value grows
+        as the work gets done), WAIT bounds the time without any progress,
+        not the whole: a busy machine may take longer, a stuck daemon fails."""
         deadline = time.monotonic() + WAIT
+        last = progress() if progress else None
         while time.monotonic() < deadline:
             if cond():
                 return
             time.sleep(0.05)
-        self.fail_with_log("not within %.0f s: %s" % (WAIT, what))
+            if progress:
+                now = progress()
+                if now != last:
+                    last, deadline = now, time.monotonic() + WAIT
+        self.fail_with_log("not within %.0f s%s: %s" % (WAIT, " of the last progress (%s)" % last if progress else "",
+                                                         what))
 
     def metrics(self):
         url = "http://%s/metrics" % self.daemon.sets["metrics.endpoint"]
@@ -233,7 +249,10 @@ class StopTest(unittest.TestCase):
         self.assertEqual(twice1, set())
         http1 = self.webhook_ids(self.http.snapshot())
         smtp1 = self.email_ids(list(self.smtp.waited)) + self.email_ids(list(self.smtp.messages))
-        self.assertEqual(len(http1), len({n for n, _ in http1}), "a webhook sent twice before the stop")
+        retried = re.findall(r"outbox: \S+ to \S+ will be retried \(.*", first_log)
+        self.assertEqual(len(http1), len({n for n, _ in http1}),
+                         "a webhook sent twice before the stop; the daemon's retries: %s" % retried[:5])
+        self.assertEqual(retried, [], "a delivery failed before the stop")
         self.assertTrue({n for n in delivered1} <= {n for n, _ in http1},
                         "recorded delivered but never reached a receiver")
         self.assertGreater(len(delivered1), 0)
@@ -243,12 +262,16 @@ class StopTest(unittest.TestCase):
         self.smtp.mode = "250"
         self.http.mode = 200
         n_http1, n_smtp1 = len(http1), len(self.smtp.messages)
+        follow = yjtest.LogFollower(d.log_path, offset=os.path.getsize(d.log_path))
         d.start()
+        n_delivered2 = 0
 
         def all_delivered():
-            text = d.read_log()[len(first_log):]
-            return len(_DELIVERED.findall(text)) + len(delivered1) >= 2 * N_EVENTS
-        self.wait_until("every notification delivered after the restart", all_delivered)
+            nonlocal n_delivered2
+            n_delivered2 += sum(1 for line in follow.lines() if _DELIVERED.search(line))
+            return n_delivered2 + len(delivered1) >= 2 * N_EVENTS
+        self.wait_until("every notification delivered after the restart", all_delivered,
+                        progress=lambda: "%d delivered after the restart" % n_delivered2)
         self.wait_until("the outbox empty", lambda: self.metrics().get("yjlink_outbox_depth", -1) == 0)
         m = self.metrics()
         self.assertEqual(m.get("yjlink_dead_letters"), 0)

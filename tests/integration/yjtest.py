@@ -80,6 +80,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+class LogFollower:
+    """The whole lines a log gains: each lines() reads only what was appended
+    since the last call (from offset at first), so that polling a log that
+    grows by tens of thousands of lines costs what it gains, not its whole
+    length every time (which on a busy machine starved the test's own
+    receivers of the CPU they needed to keep up)."""
+
+    def __init__(self, path, offset=0):
+        self.path = path
+        self.offset = offset
+
+    def lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        whole = data.rfind(b"\n") + 1   # a line being written waits for its end
+        self.offset += whole
+        return data[:whole].decode("utf-8", "replace").splitlines()
+
+
 def utc(ts):
     """RFC 3339 Z form of a unix time."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
