@@ -22,6 +22,7 @@
 #include "db/positions.h"
 #include "db/quarantine.h"
 #include "err.h"
+#include "event_pack.h"
 #include "log.h"
 #include "practice.h"
 #include "loop.h"
@@ -93,6 +94,9 @@ struct s_batch {
  * thread never waits for a commit. Only the thread touches a batch between
  * handover and done; only the loop touches it otherwise. */
 #define S_BATCHES 3
+/* An event packed longer than this (some 600 bytes is usual) is packed by
+ * protobuf-c. */
+#define S_PLAIN_EVENT_MAX 8192
 struct yj_ingest {
 	const struct yj_core *core;      /* borrowed: store, and the config and tables in force */
 	struct s_batch b[S_BATCHES];
@@ -223,12 +227,21 @@ static void s_reply_retry(struct yj_ingest *ing, yj_reply_fn done, void *arg, co
 static int s_take_event(struct s_batch *b, struct s_pending *p, const Yjlink__V1__Event *ev)
 {
 	struct yj_arena *a = &b->arena;
-	size_t len = protobuf_c_message_get_packed_size(&ev->base);
-	uint8_t *buf = yj_arena_alloc(a, len ? len : 1);
+	uint8_t plain[S_PLAIN_EVENT_MAX];
+	size_t len = yj_event_pack(ev, plain, sizeof(plain));
+	uint8_t *buf;
 	char tmp[600];
-	if (!buf)
-		return YJ_ENOMEM;
-	protobuf_c_message_pack(&ev->base, buf);
+	if (len) {
+		if (!(buf = yj_arena_alloc(a, len)))
+			return YJ_ENOMEM;
+		memcpy(buf, plain, len);
+	} else {
+		/* Longer than the stack buffer, or unknown fields. */
+		len = protobuf_c_message_get_packed_size(&ev->base);
+		if (!(buf = yj_arena_alloc(a, len ? len : 1)))
+			return YJ_ENOMEM;
+		protobuf_c_message_pack(&ev->base, buf);
+	}
 	p->event = buf;
 	p->event_len = len;
 	p->ev = ev;

@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbwire.h"
 
 /* The NEXT number to hand out, be64 (absent: 1). The name is older than
  * this module: stores written before it keep their count. */
@@ -47,79 +48,36 @@ int yj_notes_next_number(struct yj_txn *txn, uint64_t *number)
 	return yj_txn_counter_next(txn, S_META_NEXT, number);
 }
 
-/* The wire encoding of a Notification, as protobuf-c writes it (fields in
- * number order, proto2 presence: a scalar when has_ is set, a string when
- * not NULL), for the one written per routed event: protobuf-c's generic
- * packer walks all 23 descriptors twice (size, then bytes), a twelfth of
- * the loop's work per event. */
-struct s_wire {
-	uint8_t *p, *end;
-	int over;
-};
-
-static void s_wire_varint(struct s_wire *w, uint64_t v)
-{
-	do {
-		if (w->p == w->end) {
-			w->over = 1;
-			return;
-		}
-		uint8_t b = v & 0x7f;
-		v >>= 7;
-		*w->p++ = v ? (uint8_t)(b | 0x80) : b;
-	} while (v);
-}
-
-static void s_wire_u64(struct s_wire *w, unsigned field, int has, uint64_t v)
-{
-	if (!has)
-		return;
-	s_wire_varint(w, (uint64_t)field << 3);
-	s_wire_varint(w, v);
-}
-
-static void s_wire_str(struct s_wire *w, unsigned field, const char *str)
-{
-	if (!str)
-		return;
-	size_t n = strlen(str);
-	s_wire_varint(w, (uint64_t)field << 3 | 2);
-	s_wire_varint(w, n);
-	if ((size_t)(w->end - w->p) < n) {
-		w->over = 1;
-		return;
-	}
-	memcpy(w->p, str, n);
-	w->p += n;
-}
-
+/* The wire encoding of a Notification (pbwire.h), for the one written per
+ * routed event: protobuf-c's generic packer walks all 23 descriptors twice
+ * (size, then bytes), a twelfth of the loop's work per event. */
 size_t yj_notes_pack_plain(const Yjlink__V1__Notification *n, uint8_t *buf, size_t cap)
 {
 	if (!n || !buf || n->digest || n->report || n->base.n_unknown_fields)
 		return 0;
-	struct s_wire w = { buf, buf + cap, 0 };
+	struct yj_pbw w = { buf, buf + cap, 0 };
 	/* int64 fields go as their two's complement, as protobuf-c's int64. */
-	s_wire_u64(&w, 1, n->has_number, n->number);
-	s_wire_str(&w, 2, n->recipient);
-	s_wire_str(&w, 3, n->rule);
-	s_wire_str(&w, 4, n->kind);
-	s_wire_u64(&w, 5, n->has_seq, n->seq);
-	s_wire_u64(&w, 6, n->has_created_at_us, (uint64_t)n->created_at_us);
-	s_wire_u64(&w, 7, n->has_not_before_us, (uint64_t)n->not_before_us);
-	s_wire_u64(&w, 8, n->has_out_of_hours, n->out_of_hours ? 1 : 0);
-	s_wire_str(&w, 9, n->legal_basis);
-	s_wire_u64(&w, 10, n->has_attempts, n->attempts);
-	s_wire_u64(&w, 11, n->has_next_attempt_us, (uint64_t)n->next_attempt_us);
-	s_wire_str(&w, 12, n->last_error);
-	s_wire_u64(&w, 13, n->has_failed_at_us, (uint64_t)n->failed_at_us);
-	s_wire_u64(&w, 15, n->has_escalated_at_us, (uint64_t)n->escalated_at_us);
-	s_wire_str(&w, 16, n->reason);
-	s_wire_u64(&w, 17, n->has_about_number, n->about_number);
-	s_wire_str(&w, 18, n->about_recipient);
-	s_wire_str(&w, 19, n->about_rule);
-	s_wire_str(&w, 20, n->detail);
-	s_wire_str(&w, 21, n->about_feed);
-	s_wire_u64(&w, 22, n->has_about_at_us, (uint64_t)n->about_at_us);
+	yj_pbw_u64(&w, 1, n->has_number, n->number);
+	yj_pbw_str(&w, 2, n->recipient);
+	yj_pbw_str(&w, 3, n->rule);
+	yj_pbw_str(&w, 4, n->kind);
+	yj_pbw_u64(&w, 5, n->has_seq, n->seq);
+	yj_pbw_u64(&w, 6, n->has_created_at_us, (uint64_t)n->created_at_us);
+	yj_pbw_u64(&w, 7, n->has_not_before_us, (uint64_t)n->not_before_us);
+	yj_pbw_u64(&w, 8, n->has_out_of_hours, n->out_of_hours ? 1 : 0);
+	yj_pbw_str(&w, 9, n->legal_basis);
+	yj_pbw_u64(&w, 10, n->has_attempts, n->attempts);
+	yj_pbw_u64(&w, 11, n->has_next_attempt_us, (uint64_t)n->next_attempt_us);
+	yj_pbw_str(&w, 12, n->last_error);
+	yj_pbw_u64(&w, 13, n->has_failed_at_us, (uint64_t)n->failed_at_us);
+	yj_pbw_u64(&w, 15, n->has_escalated_at_us, (uint64_t)n->escalated_at_us);
+	yj_pbw_str(&w, 16, n->reason);
+	yj_pbw_u64(&w, 17, n->has_about_number, n->about_number);
+	yj_pbw_str(&w, 18, n->about_recipient);
+	yj_pbw_str(&w, 19, n->about_rule);
+	yj_pbw_str(&w, 20, n->detail);
+	yj_pbw_str(&w, 21, n->about_feed);
+	yj_pbw_u64(&w, 22, n->has_about_at_us, (uint64_t)n->about_at_us);
 	return w.over ? 0 : (size_t)(w.p - buf);
 }
 
