@@ -64,6 +64,7 @@ struct s_pending {
 	const uint8_t *event;        /* packed normalised Event */
 	size_t event_len;
 	const Yjlink__V1__Event *ev; /* the same, unpacked by the thread for routing (batch arena) */
+	const struct yj_route_plan *plan; /* routing's part that needs no store, or NULL (batch arena) */
 	uint8_t hash[16];
 	const char *source_key;
 	const char *child_id;
@@ -84,6 +85,7 @@ struct s_batch {
 	struct s_pending *pend;          /* owned */
 	size_t n_pend, cap_pend;
 	const struct yj_refdata *ref;    /* the tables its normalisation uses, in force when handed over */
+	const struct yj_config *cfg;     /* the config its routing plans use, the same */
 };
 
 /* Three batches make a pipeline (issue 14: parsing off the commit path, on
@@ -258,6 +260,10 @@ static int s_take_event(struct s_batch *b, struct s_pending *p, const Yjlink__V1
 	}
 	p->occurred_us = ev->occurred_at ? ev->occurred_at->unix_us : 0;
 	p->data_quality = yj_event_data_quality(ev, b->ref);
+	/* Routing's part that needs no store, here off the loop. Without it
+	 * (out of memory) the commit works it out itself. */
+	struct yj_route_plan *plan = yj_arena_alloc(a, sizeof(*plan));
+	p->plan = plan && b->cfg && !yj_route_plan(b->cfg, b->ref, ev, a, plan) ? plan : NULL;
 	if (!p->force || !p->source_key || !p->child_id)
 		return YJ_ENOMEM;
 	return 0;
@@ -419,6 +425,7 @@ static void s_handover(struct yj_ingest *ing, const struct s_batch *committing)
 {
 	struct s_batch *b = ing->fill;
 	b->ref = ing->core->ref;
+	b->cfg = ing->core->cfg;
 	for (int i = 0; i < S_BATCHES; i++) {
 		if (&ing->b[i] != b && &ing->b[i] != committing) {
 			ing->fill = &ing->b[i];
@@ -492,8 +499,15 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	size_t copy = req->payload_len <= max_bytes && req->payload_len > keep ? req->payload_len : keep;
 	uint8_t *raw = yj_arena_alloc(a, copy ? copy : 1);
 	p->sender = req->sender ? s_copy(a, req->sender, strlen(req->sender)) : NULL;
-	p->feed_name = s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
-	p->content_type = s_label(a, req->content_type ? req->content_type : "", req->content_type ? req->content_type_len : 0);
+	/* The protocol checks of interfaces.md §1 come below, in its order; the
+	 * names are read first so that a known one is kept without a copy. */
+	enum yj_feed feed = yj_feed_from_name(req->feed, req->feed_len);
+	enum yj_content_type ct = yj_content_type_from_name(req->content_type, req->content_type_len);
+	p->feed_name = feed != YJ_FEED_NONE ? yj_feed_name(feed)
+					    : s_label(a, req->feed ? req->feed : "", req->feed ? req->feed_len : 0);
+	p->content_type = ct != YJ_CT_NONE ? yj_content_type_name(ct)
+					   : s_label(a, req->content_type ? req->content_type : "",
+						     req->content_type ? req->content_type_len : 0);
 	if (!raw || !p->feed_name || !p->content_type || (req->sender && !p->sender) || s_take_extras(a, req, p)) {
 		s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 		return YJ_ENOMEM;
@@ -504,9 +518,6 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 	p->raw_len = keep;
 	p->raw_total = req->payload_len;
 
-	/* The protocol checks of interfaces.md §1, in its order. */
-	enum yj_feed feed = yj_feed_from_name(req->feed, req->feed_len);
-	enum yj_content_type ct = yj_content_type_from_name(req->content_type, req->content_type_len);
 	if (req->protocol_error) {
 		yj_reject_set(&p->rej, YJ_REJ_PROTOCOL, "", "%s", req->protocol_error);
 	} else if (feed == YJ_FEED_NONE) {
@@ -523,6 +534,7 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 			p->payload_len = req->payload_len;
 		} else {
 			b->ref = ing->core->ref;
+			b->cfg = ing->core->cfg;
 			s_normalise_one(&ing->loop_scratch, b, p, req->payload, req->payload_len, max_bytes);
 		}
 	}
@@ -662,7 +674,7 @@ static int s_store_and_route(struct yj_txn *txn, struct yj_ingest *ing, struct s
 		return 0;
 	unsigned known = (firsts.first_contact ? YJ_ROUTE_FIRST_CONTACT : 0u) |
 			 (firsts.record_alone ? YJ_ROUTE_RECORD_ALONE : 0u);
-	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, p->ev, known, ing->batch_now_us,
+	return yj_route_event(txn, ing->core->cfg, ing->core->ref, p->seq, p->ev, p->plan, known, ing->batch_now_us,
 			      &ing->routed);
 }
 

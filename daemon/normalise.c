@@ -127,6 +127,15 @@ enum yj_content_type yj_content_type_from_name(const char *name, size_t len)
 	return YJ_CT_NONE;
 }
 
+const char *yj_content_type_name(enum yj_content_type ct)
+{
+	switch (ct) {
+	case YJ_CT_JSON: return "application/json";
+	case YJ_CT_PROTOBUF: return "application/x-protobuf";
+	default: return "";
+	}
+}
+
 const char *yj_reject_code_name(enum yj_reject_code code)
 {
 	if (code <= YJ_REJ_NONE || code > YJ_REJ_FORBIDDEN)

@@ -81,6 +81,8 @@ struct yj_norm_result {
 enum yj_feed yj_feed_from_name(const char *name, size_t len);
 const char *yj_feed_name(enum yj_feed feed);
 enum yj_content_type yj_content_type_from_name(const char *name, size_t len);
+/* The wire name of ct; "" for YJ_CT_NONE. */
+const char *yj_content_type_name(enum yj_content_type ct);
 const char *yj_reject_code_name(enum yj_reject_code code);
 
 /* Record a refusal in r unless r already holds one of higher precedence. */

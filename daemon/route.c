@@ -580,21 +580,75 @@ static int s_ld_closed(struct yj_txn *txn, const struct yj_rule *r, uint64_t seq
 	return strcmp(status, "detained") != 0;
 }
 
+int yj_route_plan(const struct yj_config *cfg, const struct yj_refdata *ref, const Yjlink__V1__Event *ev,
+		  struct yj_arena *a, struct yj_route_plan *plan)
+{
+	char rcpt[300];
+	struct yj_route_facts first;
+	memset(plan, 0, sizeof(*plan));
+	plan->cfg = cfg;
+	plan->ref = ref;
+	plan->held = yj_route_hold_markers(cfg, ev);
+	yj_route_facts(cfg, ref, ev, 0, &plan->facts);
+	first = plan->facts;
+	first.first_contact = 1;
+	plan->rcpt = yj_arena_alloc(a, cfg->n_rules * sizeof(*plan->rcpt));
+	plan->match = yj_arena_alloc(a, cfg->n_rules);
+	if (!plan->rcpt || !plan->match)
+		return YJ_ENOMEM;
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct yj_rule *r = &cfg->rules[i];
+		unsigned m = yj_rule_matches(r, &plan->facts) ? YJ_PLAN_MATCH : 0u;
+		/* Only a rule that asks about first contact can answer differently. */
+		if (r->first_contact < 0 ? m != 0 : yj_rule_matches(r, &first))
+			m |= YJ_PLAN_MATCH_FIRST;
+		plan->rcpt[i] = NULL;
+		if (m && yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)) &&
+		    !(plan->rcpt[i] = yj_arena_strndup(a, rcpt, strlen(rcpt))))
+			return YJ_ENOMEM;
+		plan->match[i] = plan->rcpt[i] ? (unsigned char)m : 0;
+	}
+	plan->n_rules = cfg->n_rules;
+	return 0;
+}
+
+/* Whom rule i names for ev (into rcpt, or the plan's), or NULL when it does
+ * not apply: from the plan when there is one, else as the plan would. */
+static const char *s_rule_target(const struct yj_config *cfg, const struct yj_refdata *ref,
+				 const Yjlink__V1__Event *ev, const struct yj_route_plan *plan,
+				 const struct yj_route_facts *f, size_t i, char *rcpt, size_t size)
+{
+	const struct yj_rule *r = &cfg->rules[i];
+	if (plan)
+		return plan->match[i] & (f->first_contact ? YJ_PLAN_MATCH_FIRST : YJ_PLAN_MATCH) ? plan->rcpt[i] : NULL;
+	if (!yj_rule_matches(r, f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, size))
+		return NULL;
+	return rcpt;
+}
+
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
-		   const Yjlink__V1__Event *ev, unsigned known, int64_t now_us, struct yj_route_counts *counts)
+		   const Yjlink__V1__Event *ev, const struct yj_route_plan *plan, unsigned known, int64_t now_us,
+		   struct yj_route_counts *counts)
 {
 	struct yj_route_facts f;
-	char rcpt[300];
+	char own[300];
 	int rc = 0;
 
 	char waiting[512] = "";
 	size_t wlen = 0;
-	unsigned held = yj_route_hold_markers(cfg, ev);
+	if (plan && (plan->cfg != cfg || plan->ref != ref || plan->n_rules != cfg->n_rules))
+		plan = NULL;
+	unsigned held = plan ? plan->held : yj_route_hold_markers(cfg, ev);
 
-	yj_route_facts(cfg, ref, ev, (known & YJ_ROUTE_FIRST_CONTACT) != 0, &f);
+	if (plan)
+		f = plan->facts;
+	else
+		yj_route_facts(cfg, ref, ev, 0, &f);
+	f.first_contact = (known & YJ_ROUTE_FIRST_CONTACT) != 0;
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		const struct yj_rule *r = &cfg->rules[i];
-		if (!yj_rule_matches(r, &f) || !yj_route_resolve(cfg, ref, r->recipient, ev, rcpt, sizeof(rcpt)))
+		const char *rcpt = s_rule_target(cfg, ref, ev, plan, &f, i, own, sizeof(own));
+		if (!rcpt)
 			continue;
 		if (r->mode == YJ_MODE_DIGEST) {
 			if ((rc = yj_digests_add(txn, rcpt, seq, r->id)))

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "config.h"
 #include "normalise.h"
 #include "refdata.h"
@@ -132,10 +133,39 @@ int yj_route_custody_now(struct yj_txn *txn, uint64_t seq, const Yjlink__V1__Eve
 #define YJ_ROUTE_FIRST_CONTACT 1u /* no earlier event for this child */
 #define YJ_ROUTE_RECORD_ALONE 2u  /* the only stored message of its custody record */
 
+/* What routing decides from an event, the config and the tables alone,
+ * worked out ahead of the commit (on ingest's normaliser thread), so that
+ * routing inside the write transaction, on the loop, does only what needs
+ * the store: for each rule, whether it matches without and with first
+ * contact (the one fact only the store knows), and whom it resolves to. */
+struct yj_route_plan {
+	const struct yj_config *cfg;   /* borrowed: the plan holds for this config and these tables only */
+	const struct yj_refdata *ref;
+	size_t n_rules;                /* cfg->n_rules */
+	struct yj_route_facts facts;   /* first_contact 0 */
+	unsigned held;                 /* yj_route_hold_markers() */
+	const char **rcpt;             /* per rule: whom it resolves to; NULL when it applies neither way */
+	unsigned char *match;          /* per rule: YJ_PLAN_* bits */
+};
+#define YJ_PLAN_MATCH 1u       /* matches an event that is not the child's first contact */
+#define YJ_PLAN_MATCH_FIRST 2u /* matches one that is */
+
+/* Work out ev's plan into *plan; its arrays and strings are allocated from
+ * a, which owns them. Reads cfg and ref only: safe on another thread while
+ * neither is swapped. 0, or YJ_ENOMEM. */
+int yj_route_plan(const struct yj_config *cfg, const struct yj_refdata *ref, const Yjlink__V1__Event *ev,
+		  struct yj_arena *a, struct yj_route_plan *plan);
+
 /* Route the event just stored as seq, inside txn. known: YJ_ROUTE_* bits.
- * Adds to *counts. Returns 0 or a store error. */
+ * plan: ev's yj_route_plan, or NULL to work it out here. A plan is only
+ * good for the config and tables it was made with: ingest flushes every
+ * batch before a reload swaps them, which is what guarantees it (a plan
+ * naming another config or rule count is not used either, as a guard, but
+ * a new config may reuse a freed one's address). Adds to *counts. Returns
+ * 0 or a store error. */
 int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct yj_refdata *ref, uint64_t seq,
-		   const Yjlink__V1__Event *ev, unsigned known, int64_t now_us, struct yj_route_counts *counts);
+		   const Yjlink__V1__Event *ev, const struct yj_route_plan *plan, unsigned known, int64_t now_us,
+		   struct yj_route_counts *counts);
 
 /* When a notification to recipient r may go, made at now_us: *not_before_us
  * 0 (at once) or the next opening of an L&D service outside its hours (then

@@ -345,8 +345,17 @@ static inline int s_put_fn(struct yj_txn *txn, void *arg)
 	free(buf);
 	if (rc)
 		return rc;
-	/* Routed by the config in force, as ingest does. */
-	return yj_route_event(txn, p->c->core.cfg, p->c->core.ref, p->seq, &ev, known == 0, p->now, &p->counts);
+	/* Routed by the config in force, through a plan made ahead, as ingest
+	 * does (test_route holds a plan's routing equal to one made without). */
+	struct yj_arena a;
+	struct yj_route_plan plan;
+	yj_arena_init(&a, 4096);
+	rc = yj_route_plan(p->c->core.cfg, p->c->core.ref, &ev, &a, &plan);
+	if (!rc)
+		rc = yj_route_event(txn, p->c->core.cfg, p->c->core.ref, p->seq, &ev, &plan, known == 0, p->now,
+				    &p->counts);
+	yj_arena_free(&a);
+	return rc;
 }
 
 /* Store and route e at the clock's now; its seq, and in *counts (when not

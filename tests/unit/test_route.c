@@ -388,6 +388,161 @@ static void test_route_facts(void **state)
 	assert_false(fa.home_other_force);
 }
 
+/* --- yj_route_plan: routing's part that needs no store, made ahead --- */
+
+/* Rules over every fact a plan carries, first contact both ways. */
+static const char s_plan_conf_text[] =
+	"deployment = { id = \"tst\"; name = \"Plan test\"; force = \"" FORCE "\"; };\n"
+	"pigeon = { speed = 4; };\n"
+	"holds = { markers = [ \"mappa\" ]; };\n"
+	"recipients = (\n"
+	"  { id = \"yjs:mk\"; kind = \"yjs\"; name = \"MK YJS\"; local_authorities = [ \"E06000042\" ];\n"
+	"    digest_times = [ \"07:30\" ]; transport = \"pigeon\"; pigeon = { loft = \"mk\"; };\n"
+	"    allow = [ \"child.*\", \"custody.*\" ]; },\n"
+	"  { id = \"liaison_diversion:tvp\"; kind = \"liaison_diversion\"; name = \"TV L&D\"; suites = [ \"TVP-MK\" ];\n"
+	"    transport = \"pigeon\"; pigeon = { loft = \"ld\"; }; allow = [ \"child.*\", \"custody.*\" ]; }\n"
+	");\n"
+	"rules = (\n"
+	"  { id = \"home_digest\"; home_served = true; recipient = \"yjs:home\"; mode = \"digest\"; },\n"
+	"  { id = \"suite_first\"; feeds = [ \"custody\" ]; first_contact = true; recipient = \"yjs:suite\";\n"
+	"    mode = \"immediate\"; },\n"
+	"  { id = \"suite_again\"; feeds = [ \"custody\" ]; first_contact = false; recipient = \"yjs:suite\";\n"
+	"    mode = \"immediate\"; },\n"
+	"  { id = \"lac\"; looked_after = true; recipient = \"children_services:home\"; mode = \"immediate\"; },\n"
+	"  { id = \"resp\"; age_min = 16; recipient = \"children_services:responsible_la\"; mode = \"immediate\"; },\n"
+	"  { id = \"other_force\"; home_other_force = true; recipient = \"force:home\"; mode = \"immediate\"; },\n"
+	"  { id = \"ld\"; feeds = [ \"custody\" ]; custody_status = [ \"detained\" ]; recipient = \"liaison_diversion:suite\";\n"
+	"    mode = \"immediate\"; },\n"
+	"  { id = \"mappa\"; markers = [ \"mappa\" ]; recipient = \"yjs:home\"; mode = \"immediate\"; }\n"
+	");\n";
+
+static int setup_plan(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f || s_fx_open(&f->c, "route_plan", s_plan_conf_text, "", &s_pigeon, NULL) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+/* For every mix of the facts, and first contact either way, a plan names
+ * for each rule exactly whom matching and resolving it there and then
+ * would: the commit routes from the plan (ingest) as from the event. */
+static void test_plan_as_routing(void **state)
+{
+	struct fx *f = *state;
+	static const char *const homes[] = { "E06000042", "E09000033", "E99999999", NULL };
+	static const char *const resps[] = { NULL, "E06000042", "E09000033" };
+	static const char *const suites[] = { "TVP-MK", "NOPE-1", NULL };
+	static const char *const dobs[] = { "2010-03-01", "2012-01-01", "2008-07-01" };
+	struct s_ev_mem m;
+	Yjlink__V1__Markers mk = YJLINK__V1__MARKERS__INIT;
+	struct yj_arena a;
+	size_t checked = 0, named = 0;
+	yj_arena_init(&a, 4096);
+	assert_int_equal(f->c.cfg->n_rules, 8);
+	for (int feed = 0; feed < 2; feed++)
+		for (size_t h = 0; h < 4; h++)
+			for (int lac = 0; lac < 2; lac++)
+				for (size_t r = 0; r < 3; r++)
+					for (size_t su = 0; su < 3; su++)
+						for (size_t d = 0; d < 3; d++)
+							for (int mp = 0; mp < 2; mp++) {
+		s_ev_mem(&m, feed ? "arrest" : "custody", homes[h], lac, resps[r], suites[su]);
+		m.ch.date_of_birth = (char *)dobs[d];
+		mk.has_mappa = 1;
+		mk.mappa = mp;
+		m.ev.markers = &mk;
+		struct yj_route_plan plan;
+		yj_arena_reset(&a);
+		assert_int_equal(yj_route_plan(f->c.cfg, f->c.ref, &m.ev, &a, &plan), 0);
+		assert_ptr_equal(plan.cfg, f->c.cfg);
+		assert_int_equal(plan.n_rules, f->c.cfg->n_rules);
+		assert_int_equal(plan.held, yj_route_hold_markers(f->c.cfg, &m.ev));
+		for (int first = 0; first < 2; first++) {
+			struct yj_route_facts fa;
+			yj_route_facts(f->c.cfg, f->c.ref, &m.ev, first, &fa);
+			struct yj_route_facts pf = plan.facts;
+			pf.first_contact = first;
+			assert_memory_equal(&pf, &fa, sizeof(fa));
+			for (size_t i = 0; i < f->c.cfg->n_rules; i++) {
+				const struct yj_rule *rule = &f->c.cfg->rules[i];
+				char out[300];
+				int want = yj_rule_matches(rule, &fa) &&
+					   yj_route_resolve(f->c.cfg, f->c.ref, rule->recipient, &m.ev, out, sizeof(out));
+				int got = (plan.match[i] & (first ? YJ_PLAN_MATCH_FIRST : YJ_PLAN_MATCH)) != 0;
+				assert_int_equal(got, want);
+				if (want) {
+					assert_non_null(plan.rcpt[i]);
+					assert_string_equal(plan.rcpt[i], out);
+					named++;
+				}
+				checked++;
+			}
+		}
+	}
+	/* Every rule named somebody somewhere, and first contact split the two suite rules. */
+	assert_int_equal(checked, (size_t)2 * 4 * 2 * 3 * 3 * 3 * 2 * 2 * 8);
+	assert_true(named > checked / 8);
+	yj_arena_free(&a);
+}
+
+struct s_plan_route {
+	struct fx *f;
+	const Yjlink__V1__Event *ev;
+	const struct yj_route_plan *plan;
+	struct yj_route_counts c;
+};
+
+static int s_plan_route_fn(struct yj_txn *txn, void *arg)
+{
+	struct s_plan_route *r = arg;
+	return yj_route_event(txn, r->f->c.cfg, r->f->c.ref, 1000, r->ev, r->plan,
+			      YJ_ROUTE_FIRST_CONTACT | YJ_ROUTE_RECORD_ALONE, yj_clock_now_us(), &r->c);
+}
+
+/* A plan naming another config is not used: routing works it out again
+ * (a guard: ingest flushes before a reload, so none reaches a commit). */
+static void test_plan_of_another_config_unused(void **state)
+{
+	struct fx *f = *state;
+	struct jobs ob;
+	struct yj_arena a;
+	struct s_ev_mem m;
+	yj_arena_init(&a, 4096);
+	yj_clock_set_us(s_utc(2026, 6, 10, 9, 5));
+	s_ev_mem(&m, "custody", "E06000042", 0, NULL, "TVP-MK");
+	struct yj_route_plan plan;
+	assert_int_equal(yj_route_plan(f->c.cfg, f->c.ref, &m.ev, &a, &plan), 0);
+	/* The same plan, said to be another config's, naming someone else. */
+	struct yj_config other = *f->c.cfg;
+	plan.cfg = &other;
+	for (size_t i = 0; i < plan.n_rules; i++) {
+		plan.match[i] = YJ_PLAN_MATCH | YJ_PLAN_MATCH_FIRST;
+		plan.rcpt[i] = "pigeon:nobody";
+	}
+	struct s_plan_route r = { .f = f, .ev = &m.ev, .plan = &plan };
+	assert_int_equal(yj_store_write(f->c.st, s_plan_route_fn, &r), 0);
+	assert_true(r.c.outbox >= 1);
+	s_jobs(&f->c, YJ_NOTES_OUTBOX, &ob);
+	for (size_t i = 0; i < ob.n; i++)
+		assert_string_not_equal(ob.v[i]->recipient, "pigeon:nobody");
+	/* The config's own routing: the L&D referral. */
+	assert_non_null(s_find(&ob, "liaison_diversion:tvp", "ld"));
+	s_jobs_free(&ob);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &ob);
+	assert_null(s_find(&ob, "pigeon:nobody", NULL));
+	s_jobs_free(&ob);
+	/* The check is what kept it out: the same plan, this config's, is used. */
+	plan.cfg = f->c.cfg;
+	memset(&r.c, 0, sizeof(r.c));
+	assert_int_equal(yj_store_write(f->c.st, s_plan_route_fn, &r), 0);
+	s_jobs(&f->c, YJ_NOTES_UNROUTABLE, &ob);
+	assert_non_null(s_find(&ob, "pigeon:nobody", NULL));
+	s_jobs_free(&ob);
+	yj_arena_free(&a);
+}
+
 /* --- yj_route_resolve --- */
 
 static void test_resolve(void **state)
@@ -888,6 +1043,8 @@ int main(void)
 		cmocka_unit_test(test_rule_age_and_outcomes),
 		cmocka_unit_test_setup_teardown(test_route_facts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plan_as_routing, setup_plan, teardown),
+		cmocka_unit_test_setup_teardown(test_plan_of_another_config_unused, setup_plan, teardown),
 		cmocka_unit_test_setup_teardown(test_when, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_out_of_hours, setup, teardown),
