@@ -612,6 +612,33 @@ int yj_route_plan(const struct yj_config *cfg, const struct yj_refdata *ref, con
 	return 0;
 }
 
+/* Digest rules matching one event, written as one entry per YJS. */
+#define S_DIGEST_HITS 8
+
+/* The n digest hits (rcpt[i], rule[i]) of event seq: one entry per YJS
+ * holding all its rules. */
+static int s_digest_entries(struct yj_txn *txn, uint64_t seq, const char *const *rcpt, const char *const *rule,
+			    size_t n)
+{
+	unsigned done = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *rules[S_DIGEST_HITS];
+		size_t k = 0;
+		if (done >> i & 1)
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (!(done >> j & 1) && !strcmp(rcpt[j], rcpt[i])) {
+				rules[k++] = rule[j];
+				done |= 1u << j;
+			}
+		}
+		int rc = yj_digests_add_rules(txn, rcpt[i], seq, rules, k);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Whom rule i names for ev (into rcpt, or the plan's), or NULL when it does
  * not apply: from the plan when there is one, else as the plan would. */
 static const char *s_rule_target(const struct yj_config *cfg, const struct yj_refdata *ref,
@@ -633,6 +660,10 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 	struct yj_route_facts f;
 	char own[300];
 	int rc = 0;
+	/* The digest rules that matched, by YJS: one entry each (db/digests.h). */
+	const char *dg_rcpt[S_DIGEST_HITS], *dg_rule[S_DIGEST_HITS];
+	char dg_own[S_DIGEST_HITS][sizeof(own)];
+	size_t n_dg = 0;
 
 	char waiting[512] = "";
 	size_t wlen = 0;
@@ -651,8 +682,15 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 		if (!rcpt)
 			continue;
 		if (r->mode == YJ_MODE_DIGEST) {
-			if ((rc = yj_digests_add(txn, rcpt, seq, r->id)))
+			/* Kept to be written one entry per YJS below; beyond the
+			 * room, an entry of its own (read back the same). */
+			if (n_dg < S_DIGEST_HITS) {
+				dg_rule[n_dg] = r->id;
+				dg_rcpt[n_dg] = rcpt == own ? strcpy(dg_own[n_dg], own) : rcpt;
+				n_dg++;
+			} else if ((rc = yj_digests_add(txn, rcpt, seq, r->id))) {
 				return rc;
+			}
 			counts->digest++;
 			continue;
 		}
@@ -678,6 +716,8 @@ int yj_route_event(struct yj_txn *txn, const struct yj_config *cfg, const struct
 		if (held && wlen + strlen(r->id) + 2 < sizeof(waiting))
 			wlen += (size_t)snprintf(waiting + wlen, sizeof(waiting) - wlen, "%s%s", wlen ? "," : "", r->id);
 	}
+	if ((rc = s_digest_entries(txn, seq, dg_rcpt, dg_rule, n_dg)))
+		return rc;
 	if (held) {
 		if ((rc = s_hold(txn, cfg, seq, ev, held, waiting, now_us)))
 			return rc;

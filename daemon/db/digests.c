@@ -12,6 +12,8 @@
 /* Above LMDB's default key limit (511): a longer key is refused here, a
  * shorter one by the store if its own limit is lower. */
 #define S_KEY_BUF 512
+/* Rules one entry can hold: every digest rule of a config naming one YJS. */
+#define S_RULES_MAX 32
 
 /* "<yjs id>\0" + n (be64): the key of both the entries and the log. */
 static int s_yjs_key(uint8_t *buf, size_t size, const char *yjs, uint64_t n, size_t *len)
@@ -52,11 +54,38 @@ static int s_put_msg(struct yj_txn *txn, enum yj_db db, const void *key, size_t 
 
 int yj_digests_add(struct yj_txn *txn, const char *yjs, uint64_t seq, const char *rule)
 {
+	return yj_digests_add_rules(txn, yjs, seq, &rule, 1);
+}
+
+int yj_digests_add_rules(struct yj_txn *txn, const char *yjs, uint64_t seq, const char *const *rules, size_t n)
+{
 	uint8_t k[S_KEY_BUF];
-	size_t klen;
-	if (!rule || !*rule || s_yjs_key(k, sizeof(k), yjs, seq, &klen))
+	char v[S_KEY_BUF];
+	const char *sorted[S_RULES_MAX];
+	size_t klen, vlen = 0;
+	if (!rules || !n || n > S_RULES_MAX || s_yjs_key(k, sizeof(k), yjs, seq, &klen))
 		return yj_txn_refuse(txn);
-	return yj_txn_put(txn, YJ_DB_DIGEST, k, klen, rule, strlen(rule));
+	/* In name order, as LMDB kept separate values. */
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		if (!rules[i] || !*rules[i])
+			return yj_txn_refuse(txn);
+		while (j > 0 && strcmp(sorted[j - 1], rules[i]) > 0) {
+			sorted[j] = sorted[j - 1];
+			j--;
+		}
+		sorted[j] = rules[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t rl = strlen(sorted[i]);
+		if (vlen + rl + (i > 0) >= sizeof(v))
+			return yj_txn_refuse(txn);
+		if (i > 0)
+			v[vlen++] = '\0';
+		memcpy(v + vlen, sorted[i], rl);
+		vlen += rl;
+	}
+	return yj_txn_put(txn, YJ_DB_DIGEST, k, klen, v, vlen);
 }
 
 struct s_entries {
@@ -79,9 +108,19 @@ static int s_entries_cb(void *arg, const void *key, size_t klen, const void *val
 	uint64_t seq = yj_be64_get((const uint8_t *)key + e->rl + 1);
 	if (seq > e->upto)
 		return 1;
+	/* One rule, or several NUL-separated (yj_digests_add_rules). */
 	memcpy(rule, val, vlen);
 	rule[vlen] = '\0';
-	return e->fn(e->arg, seq, rule);
+	for (size_t at = 0; at < vlen;) {
+		size_t rl = strlen(rule + at);
+		if (rl) {
+			int rc = e->fn(e->arg, seq, rule + at);
+			if (rc)
+				return rc;
+		}
+		at += rl + 1;
+	}
+	return 0;
 }
 
 int yj_digests_entries(struct yj_txn *txn, const char *yjs, uint64_t after, uint64_t upto, yj_digest_entry_fn fn,

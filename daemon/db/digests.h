@@ -21,6 +21,12 @@
 /* Event seq goes into the digest of yjs, by rule. */
 int yj_digests_add(struct yj_txn *txn, const char *yjs, uint64_t seq, const char *rule);
 
+/* The same for n rules at once (n >= 1): one entry holding them all (its
+ * rules NUL-separated), where one a rule took a value of its own under the
+ * key (a second value under a DUPSORT key is LMDB's costliest put). Read
+ * back one rule at a time, in name order, as separate entries were. */
+int yj_digests_add_rules(struct yj_txn *txn, const char *yjs, uint64_t seq, const char *const *rules, size_t n);
+
 /* Every (seq, rule) of yjs's digest entries with after < seq <= upto, by
  * seq (0 go on, 1 stop, <0 fail). rule is NUL-terminated, borrowed. */
 typedef int (*yj_digest_entry_fn)(void *arg, uint64_t seq, const char *rule);

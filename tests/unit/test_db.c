@@ -1577,10 +1577,48 @@ static int s_log_fn(struct yj_txn *txn, void *arg)
 	return 0;
 }
 
+/* Several rules of one event for one YJS: one entry (one value under the
+ * key, where a value each made LMDB's costliest put), read back a rule at
+ * a time in name order, beside entries of one rule; a stop in the middle
+ * of one stops. */
+static int s_entries_rules_fn(struct yj_txn *txn, void *arg)
+{
+	(void)arg;
+	char jbuf[256];
+	uint64_t before = 0, after = 0;
+	static const char *const three[] = { "r_zeta", "r_alpha", "r_mid" };
+	static const char *const one[] = { "r_solo" };
+	static const char *const bad[] = { "r_ok", "" };
+	CHECK(yj_txn_count(txn, YJ_DB_DIGEST, &before) == 0);
+	CHECK(yj_digests_add_rules(txn, "yjs:rr", 11, three, 3) == 0);
+	CHECK(yj_digests_add_rules(txn, "yjs:rr", 12, one, 1) == 0);
+	CHECK(yj_digests_add(txn, "yjs:rr", 13, "r_single") == 0);
+	CHECK(yj_txn_count(txn, YJ_DB_DIGEST, &after) == 0 && after == before + 3);
+	CHECK(yj_digests_add_rules(txn, "yjs:rr", 14, three, 0) == YJ_EINVAL);
+	CHECK(yj_digests_add_rules(txn, "yjs:rr", 14, bad, 2) == YJ_EINVAL);
+	CHECK(yj_digests_add_rules(txn, "yjs:rr", 14, NULL, 1) == YJ_EINVAL);
+	CHECK(yj_txn_rc(txn) == 0);
+	struct strs s = { .n = 0 };
+	CHECK(yj_digests_entries(txn, "yjs:rr", 0, UINT64_MAX, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_alpha,r_mid,r_zeta,r_solo,r_single"));
+	CHECK(s.u[0] == 11 && s.u[1] == 11 && s.u[2] == 11 && s.u[3] == 12 && s.u[4] == 13);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	CHECK(yj_digests_entries(txn, "yjs:rr", 0, UINT64_MAX, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_alpha,r_mid"));
+	/* Erased with its event: all its rules at once. */
+	CHECK(yj_digests_erase_entry(txn, "yjs:rr", 11) == 0);
+	memset(&s, 0, sizeof(s));
+	CHECK(yj_digests_entries(txn, "yjs:rr", 0, UINT64_MAX, s_entry_cb, &s) == 0);
+	CHECK(JOINED_IS(s, "r_solo,r_single"));
+	return 0;
+}
+
 static void test_digests(void **state)
 {
 	struct fx *f = *state;
 	s_write(f, s_entries_fn, NULL);
+	s_write(f, s_entries_rules_fn, NULL);
 	s_write(f, s_state_fn, NULL);
 	s_write(f, s_log_fn, NULL);
 }
