@@ -521,6 +521,9 @@ static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
 		return rc;
 	if (!key || (!val && vlen) || (s_dupfixed(db) && vlen != S_SEQ_LEN))
 		return s_bad(t, YJ_EINVAL);
+	/* Values in order under one key are a DUPSORT database's alone. */
+	if (!(s_dbs[db].flags & MDB_DUPSORT))
+		flags &= ~(unsigned)MDB_APPENDDUP;
 	MDB_cursor *c;
 	if ((rc = s_cursor(t, db, &c)))
 		return rc;
@@ -530,7 +533,7 @@ static int s_put(struct yj_txn *t, enum yj_db db, const void *key, size_t klen,
 	/* Not above the last key after all: LMDB wrote nothing (it compares
 	 * before it touches a page), so the ordinary put follows. */
 	if (mrc == MDB_KEYEXIST && (flags & S_PUT_HIGH))
-		mrc = mdb_cursor_put(c, &k, &v, flags & ~(S_PUT_HIGH | MDB_APPEND));
+		mrc = mdb_cursor_put(c, &k, &v, flags & ~(S_PUT_HIGH | MDB_APPEND | MDB_APPENDDUP));
 	/* "Already there" is the answer MDB_NOOVERWRITE asks for, not a
 	 * failure: LMDB wrote nothing and the transaction goes on. */
 	if (mrc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE))
@@ -549,10 +552,20 @@ int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 	return rc;
 }
 
+int yj_txn_put_dup_high(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
+			size_t vlen)
+{
+	int rc = s_put(txn, db, key, klen, val, vlen, MDB_APPENDDUP | S_PUT_HIGH);
+	if (!rc)
+		s_note_write(txn, db, key, klen, 0);
+	return rc;
+}
+
 int yj_txn_put_dup_count(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
 			 size_t vlen, size_t *count)
 {
-	int rc = s_put(txn, db, key, klen, val, vlen, 0);
+	/* Every caller's value is a seq just handed out: above the key's others. */
+	int rc = s_put(txn, db, key, klen, val, vlen, MDB_APPENDDUP | S_PUT_HIGH);
 	if (rc)
 		return rc;
 	s_note_write(txn, db, key, klen, 0);

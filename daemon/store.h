@@ -106,10 +106,15 @@ int yj_txn_get(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 /* Write key -> val; for DUPSORT databases adds a value. */
 int yj_txn_put(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 	       const void *val, size_t vlen);
-/* yj_txn_put into a DUPSORT database, and how many values key holds after
- * it (1: it was not there before). */
+/* yj_txn_put_dup_high, and how many values key holds after it (1: it was
+ * not there before). */
 int yj_txn_put_dup_count(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
 			 size_t vlen, size_t *count);
+/* yj_txn_put into a DUPSORT database of a value expected above every value
+ * key holds (a seq just handed out): appended to the key's values without
+ * a search among them when it is (MDB_APPENDDUP), put as usual when not. */
+int yj_txn_put_dup_high(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen, const void *val,
+			size_t vlen);
 /* Append with a key greater than every key present (MDB_APPEND). */
 int yj_txn_append(struct yj_txn *txn, enum yj_db db, const void *key, size_t klen,
 		  const void *val, size_t vlen);

@@ -52,7 +52,8 @@ int yj_events_put_first(struct yj_txn *txn, uint64_t seq, const struct yj_event_
 	if (firsts)
 		*firsts = (struct yj_event_firsts){ .first_contact = child_events == 1 };
 	yj_be64_put(tk, yj_time_key(keys->occurred_us));
-	if ((rc = yj_txn_put(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k))))
+	/* The seq is the newest: above every other of the same instant. */
+	if ((rc = yj_txn_put_dup_high(txn, YJ_DB_TIME, tk, sizeof(tk), k, sizeof(k))))
 		return rc;
 	if (!keys->custody_key)
 		return 0;

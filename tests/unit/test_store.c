@@ -1153,6 +1153,87 @@ static void test_put_high(void **state)
 	}
 }
 
+/* yj_txn_put_dup_high and yj_txn_put_dup_count: a value above the key's
+ * others is appended to them; one below, or one already there, is put as
+ * usual (no error, the transaction goes on), so the values always end in
+ * order, each once, and the count says how many. */
+struct dup_high {
+	size_t counts[6];
+	uint8_t vals[16];
+	size_t n;
+};
+
+static int s_dup_high_fn(struct yj_txn *txn, void *arg)
+{
+	struct dup_high *d = arg;
+	uint8_t k[8], v[8];
+	static const uint64_t order[] = { 10, 20, 15, 30, 30, 5 };
+	int rc;
+	yj_be64_put(k, 7);
+	for (int i = 0; i < 6; i++) {
+		yj_be64_put(v, order[i]);
+		if (i % 2)
+			rc = yj_txn_put_dup_count(txn, YJ_DB_TIME, k, 8, v, 8, &d->counts[i]);
+		else
+			rc = yj_txn_put_dup_high(txn, YJ_DB_TIME, k, 8, v, 8);
+		if (rc)
+			return rc;
+	}
+	/* One value, then one below it: the key's single value becomes two. */
+	yj_be64_put(k, 9);
+	yj_be64_put(v, 50);
+	if ((rc = yj_txn_put_dup_high(txn, YJ_DB_TIME, k, 8, v, 8)))
+		return rc;
+	yj_be64_put(v, 40);
+	if ((rc = yj_txn_put_dup_high(txn, YJ_DB_TIME, k, 8, v, 8)))
+		return rc;
+	/* A key of its own, and a database without sorted values: as a put. */
+	yj_be64_put(k, 8);
+	if ((rc = yj_txn_put_dup_high(txn, YJ_DB_TIME, k, 8, v, 8)) ||
+	    (rc = yj_txn_put_dup_high(txn, YJ_DB_META, "dup-high", 8, "x", 1)))
+		return rc;
+	return yj_txn_rc(txn);
+}
+
+static int s_dup_high_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct dup_high *d = arg;
+	(void)key;
+	(void)klen;
+	if (vlen != 8 || d->n >= 16)
+		return YJ_EPROTO;
+	d->vals[d->n++] = (uint8_t)yj_be64_get(val);
+	return 0;
+}
+
+static int s_dup_high_read_fn(struct yj_txn *txn, void *arg)
+{
+	uint8_t k[8];
+	int rc;
+	yj_be64_put(k, 7);
+	if ((rc = yj_txn_iter_dups(txn, YJ_DB_TIME, k, 8, s_dup_high_cb, arg)))
+		return rc;
+	yj_be64_put(k, 9);
+	return yj_txn_iter_dups(txn, YJ_DB_TIME, k, 8, s_dup_high_cb, arg);
+}
+
+static void test_put_dup_high(void **state)
+{
+	struct fx *f = *state;
+	struct dup_high d = { { 0 }, { 0 }, 0 };
+	assert_int_equal(s_open(f, 1 << 20, 8 << 20), 0);
+	assert_int_equal(yj_store_write(f->st, s_dup_high_fn, &d), 0);
+	/* counted after each: 20 the 2nd, 30 the 4th, 30 again still 4 */
+	assert_int_equal(d.counts[1], 2);
+	assert_int_equal(d.counts[3], 4);
+	assert_int_equal(d.counts[5], 5);
+	d.n = 0;
+	assert_int_equal(yj_store_read(f->st, s_dup_high_read_fn, &d), 0);
+	const uint8_t want[] = { 5, 10, 15, 20, 30, 40, 50 };
+	assert_int_equal(d.n, 7);
+	assert_memory_equal(d.vals, want, 7);
+}
+
 /* yj_txn_next_id: events and quarantine only, cached per transaction,
  * following appends, never handing out an id again. */
 struct next_id {
@@ -1304,6 +1385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_high, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_dup_high, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive, setup, teardown),
