@@ -88,13 +88,15 @@ struct s_batch {
 	const struct yj_config *cfg;     /* the config its routing plans use, the same */
 };
 
-/* Three batches make a pipeline (issue 14: parsing off the commit path, on
- * the second core): while the normaliser thread parses one, the loop commits
- * the one before and collects the next. A batch goes fill -> work (handed to
- * the thread, which parses it) -> committed on the loop -> empty; the next
- * fill is handed over before the parsed one is committed, so that the
- * thread never waits for a commit. Only the thread touches a batch between
- * handover and done; only the loop touches it otherwise. */
+/* Three batches make a pipeline (issue 14: parsing and the commit off the
+ * loop): while the normaliser thread parses one, the store's committer
+ * thread writes and syncs the one before, and the loop collects the next. A
+ * batch goes fill -> work (handed to the normaliser, which parses it) ->
+ * committing (handed to the committer) -> answered on the loop -> empty; the
+ * next fill is handed over as soon as the parsed one goes to the committer,
+ * so that the normaliser never waits for a commit. Only the normaliser
+ * touches a batch between handover and done, only the committer between
+ * its start and its collect, only the loop otherwise. */
 #define S_BATCHES 3
 /* An event packed longer than this (some 600 bytes is usual) is packed by
  * protobuf-c. */
@@ -104,7 +106,9 @@ struct yj_ingest {
 	struct s_batch b[S_BATCHES];
 	struct s_batch *fill;            /* inputs add here (loop) */
 	struct s_batch *work;            /* NULL, or handed to the normaliser, or normalised and awaiting commit */
+	struct s_batch *committing;      /* NULL, or with the committer until collected */
 	struct s_batch *pend_batch;      /* the batch s_write_batch writes */
+	struct timespec commit_t0;       /* when committing was handed to the committer */
 	pthread_t thread;
 	int thread_started;
 	pthread_mutex_t mu;
@@ -162,6 +166,9 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 	struct yj_ingest *ing = ping ? *ping : NULL;
 	if (!ing)
 		return;
+	/* Not answered (yj_ingest_flush answers): only ended. */
+	if (ing->committing)
+		(void)yj_store_write_collect(ing->core->store, 1);
 	s_thread_stop(ing);
 	yj_arena_free(&ing->scratch);
 	yj_arena_free(&ing->loop_scratch);
@@ -175,7 +182,8 @@ void yj_ingest_destroy(struct yj_ingest **ping)
 
 size_t yj_ingest_pending(const struct yj_ingest *ing)
 {
-	return ing->fill->n_pend + (ing->work ? ing->work->n_pend : 0);
+	return ing->fill->n_pend + (ing->work ? ing->work->n_pend : 0) +
+	       (ing->committing ? ing->committing->n_pend : 0);
 }
 void yj_ingest_set_draining(struct yj_ingest *ing, int on) { ing->draining = on; }
 
@@ -419,15 +427,15 @@ static void s_thread_stop(struct yj_ingest *ing)
 }
 
 /* Hand the fill batch to the thread (none may be there); the next fill is
- * an empty one other than committing (the parsed batch about to be
- * committed, or NULL). */
-static void s_handover(struct yj_ingest *ing, const struct s_batch *committing)
+ * the empty one: neither the committer's nor next (the parsed batch about
+ * to go to the committer, or NULL). */
+static void s_handover(struct yj_ingest *ing, const struct s_batch *next)
 {
 	struct s_batch *b = ing->fill;
 	b->ref = ing->core->ref;
 	b->cfg = ing->core->cfg;
 	for (int i = 0; i < S_BATCHES; i++) {
-		if (&ing->b[i] != b && &ing->b[i] != committing) {
+		if (&ing->b[i] != b && &ing->b[i] != next && &ing->b[i] != ing->committing) {
 			ing->fill = &ing->b[i];
 			break;
 		}
@@ -459,7 +467,7 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 		return 0;
 	}
 	/* Nothing waits to be answered before it: no need to wait either. */
-	if (req->overloaded && !b->n_pend && !ing->work) {
+	if (req->overloaded && !b->n_pend && !ing->work && !ing->committing) {
 		s_reply_retry(ing, done, arg, "", YJ_RETRY_OVERLOADED, "overloaded");
 		return 0;
 	}
@@ -899,30 +907,27 @@ static void s_report(struct yj_ingest *ing, struct yj_route_counts *routed)
 	memset(&ing->unreported, 0, sizeof(ing->unreported));
 }
 
-/* Commit batch b (normalised) and send its replies; it is empty after. */
-static int s_commit(struct yj_ingest *ing, struct s_batch *b)
+/* The committer's wake-up of the loop, on the committer's thread: the same
+ * eventfd as the normaliser's (the work is yj_ingest_pump()'s). */
+static void s_commit_wake(void *arg)
 {
-	int rc = 0;
-	size_t taken = 0;
-	for (size_t i = 0; i < b->n_pend; i++)
-		taken += !b->pend[i].retry;
-	memset(&ing->routed, 0, sizeof(ing->routed));
-	if (taken) {
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ing->batch_now_us = yj_clock_now_us();
-		ing->pend_batch = b;
-		rc = yj_store_write(ing->core->store, s_write_batch, ing);
-		ing->pend_batch = NULL;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		s_observe_commit(ing, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	} else {
-		/* Only requests not taken: nothing to store, no disk flush for a
-		 * client that does not listen. */
-		for (size_t i = 0; i < b->n_pend; i++)
-			b->pend[i].status = YJ_STATUS_RETRY;
+	struct yj_ingest *ing = arg;
+	if (ing->efd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(ing->efd, &one, sizeof(one));
+		(void)w;
 	}
+}
 
+/* Batch b written (rc 0) or not: its replies, and it is empty after. */
+static void s_commit_end(struct yj_ingest *ing, struct s_batch *b, int taken, int rc)
+{
+	if (taken) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s_observe_commit(ing, (double)(t1.tv_sec - ing->commit_t0.tv_sec) +
+					      (double)(t1.tv_nsec - ing->commit_t0.tv_nsec) / 1e9);
+	}
 	if (rc) {
 		const char *why = rc == YJ_ENOSPC ? "store full: disk or map at its cap" : "store error";
 		yj_warn("ingest: batch of %zu not stored (%s): answering RETRY", b->n_pend, yj_strerror(rc));
@@ -953,26 +958,79 @@ static int s_commit(struct yj_ingest *ing, struct s_batch *b)
 	}
 	b->n_pend = 0;
 	yj_arena_reset(&b->arena);
+}
+
+/* Start the commit of batch b (normalised): on the committer when the loop
+ * runs (its eventfd brings the loop back to collect it), else here and now.
+ * 1 when it is under way (ing->committing), 0 when it is done (answered,
+ * empty), or the commit's error (answered RETRY). */
+static int s_commit_start(struct yj_ingest *ing, struct s_batch *b)
+{
+	size_t taken = 0;
+	for (size_t i = 0; i < b->n_pend; i++)
+		taken += !b->pend[i].retry;
+	if (!taken) {
+		/* Only requests not taken: nothing to store, no disk flush for a
+		 * client that does not listen. */
+		for (size_t i = 0; i < b->n_pend; i++)
+			b->pend[i].status = YJ_STATUS_RETRY;
+		s_commit_end(ing, b, 0, 0);
+		return 0;
+	}
+	memset(&ing->routed, 0, sizeof(ing->routed));
+	clock_gettime(CLOCK_MONOTONIC, &ing->commit_t0);
+	ing->batch_now_us = yj_clock_now_us();
+	ing->pend_batch = b;
+	if (ing->efd >= 0 && !yj_store_write_start(ing->core->store, s_write_batch, ing, s_commit_wake, ing)) {
+		ing->committing = b;
+		return 1;
+	}
+	int rc = yj_store_write(ing->core->store, s_write_batch, ing);
+	ing->pend_batch = NULL;
+	s_commit_end(ing, b, 1, rc);
 	return rc;
 }
 
-/* One step of the pipeline: take the thread's batch once parsed (waiting
- * for it with wait), give the thread the fill batch, then commit the parsed
- * one while the thread parses. 1 when a batch was committed, 0 when none
- * was ready, or the commit's error. */
+/* The committer's batch, once written (waiting for it with wait): answered.
+ * 1 when one was, 0 when none is (or not yet), or the commit's error. */
+static int s_commit_collect(struct yj_ingest *ing, int wait)
+{
+	if (!ing->committing)
+		return 0;
+	int rc = yj_store_write_collect(ing->core->store, wait);
+	if (rc == YJ_EAGAIN)
+		return 0;
+	struct s_batch *b = ing->committing;
+	ing->committing = NULL;
+	ing->pend_batch = NULL;
+	s_commit_end(ing, b, 1, rc);
+	return rc ? rc : 1;
+}
+
+/* One step of the pipeline: answer the committed batch, take the
+ * normaliser's batch once parsed (waiting for either with wait), give the
+ * normaliser the fill batch, then start the commit of the parsed one. A
+ * parsed batch is taken only when the committer is free: three batches, and
+ * the fill batch needs the third. 1 when a batch was answered, 0 when none
+ * was, or a commit's error. */
 static int s_advance(struct yj_ingest *ing, int wait)
 {
 	struct s_batch *parsed = NULL;
-	if (ing->work && s_work_done(ing, wait)) {
+	int result = s_commit_collect(ing, wait);
+	if (!ing->committing && ing->work && s_work_done(ing, wait)) {
 		parsed = ing->work;
 		ing->work = NULL;
 	}
 	if (!ing->work && ing->fill->n_pend)
 		s_handover(ing, parsed);
-	if (!parsed)
-		return 0;
-	int rc = s_commit(ing, parsed);
-	return rc ? rc : 1;
+	if (parsed) {
+		int rc = s_commit_start(ing, parsed);
+		if (rc < 0 && result >= 0)
+			result = rc;
+		else if (rc == 0 && result == 0)
+			result = 1;
+	}
+	return result;
 }
 
 /* The fill batch is full: it goes to the thread once the thread is done
@@ -980,7 +1038,7 @@ static int s_advance(struct yj_ingest *ing, int wait)
 static int s_make_room(struct yj_ingest *ing)
 {
 	int rc = s_advance(ing, 1);
-	if (ing->fill->n_pend)
+	if (ing->fill->n_pend && !ing->work)
 		s_handover(ing, NULL);
 	return rc < 0 ? rc : 0;
 }
@@ -995,7 +1053,7 @@ int yj_ingest_pump(struct yj_ingest *ing, struct yj_route_counts *routed)
 int yj_ingest_flush(struct yj_ingest *ing, struct yj_route_counts *routed)
 {
 	int rc = 0;
-	while (ing->work || ing->fill->n_pend) {
+	while (ing->work || ing->fill->n_pend || ing->committing) {
 		int r = s_advance(ing, 1);
 		if (r < 0 && !rc)
 			rc = r;

@@ -3,9 +3,16 @@
  * Every LMDB call of yjlink is in this file, and so is the translation of its
  * codes into err.h's: nothing above this file sees an MDB_* value.
  *
- * Threading: the store belongs to one thread (the main loop). The environment
- * is opened MDB_NOTLS so that a read transaction may be open while that same
- * thread writes (a read inside a write function, or the cached reader below).
+ * Threading: the store belongs to one thread (the main loop), but for its
+ * committer: a thread that runs one write transaction at a time handed to it
+ * by yj_store_write_start(), in the plain case only (a transaction that
+ * needs the map grown or the environment reopened goes back to the owner,
+ * where s_write handles it). While the thread has a write, the owner's own
+ * writes, remaps and reopens wait for it (s_com_wait): LMDB has one writer,
+ * and a remap would move pages under it. The environment is opened MDB_NOTLS
+ * so that a read transaction may be open while a write runs, on the same
+ * thread (a read inside a write function, or the cached reader below) or on
+ * the other.
  */
 #include "store.h"
 
@@ -18,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -56,7 +65,27 @@ struct yj_store {
 	unsigned map_grows;           /* times the map was doubled since open */
 	unsigned stale_readers;       /* readers cleared by mdb_reader_check at open */
 	int lock_fd;                  /* yjlinkd.lock, flock'ed for as long as the store is open; -1 none */
+	struct s_committer *com;      /* the committer thread, started by the first yj_store_write_start; owned */
 };
+
+/* The committer's hand-over: everything below mu is under it. */
+struct s_committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int job;                      /* a write handed over and not yet collected */
+	int taken;                    /* the thread has begun it */
+	int done;                     /* the thread is done with it */
+	int quit;                     /* the owner asks the thread to end */
+	int rc;                       /* its result; S_HANDBACK: to be run again by s_write */
+	yj_store_txn_fn fn;
+	void *arg;
+	void (*wake)(void *);
+	void *wake_arg;
+};
+/* Not an err.h code: the thread's "run it again where growth and reopening
+ * are allowed". */
+#define S_HANDBACK 1
 
 /* Counters a write transaction may keep in memory (notification numbers). */
 #define S_COUNTERS 4
@@ -220,8 +249,11 @@ static void s_txn_abort(struct yj_txn *t)
 
 /* After a failed meta-page write LMDB marks the environment unusable
  * (MDB_PANIC) for good; closing and opening it again is the one way back. */
+static void s_com_wait(struct yj_store *s);
+
 static int s_reopen(struct yj_store *s)
 {
+	s_com_wait(s);
 	if (s->in_write || s->active_reads || s->reopening) {
 		yj_err("store: environment unusable and in use: cannot reopen it now");
 		return YJ_ESTORE;
@@ -242,8 +274,9 @@ static int s_reopen(struct yj_store *s)
 
 /* Remapping moves the map: every pointer a caller got from an open
  * transaction would dangle. Allowed only when none is open. */
-static int s_can_remap(const struct yj_store *s)
+static int s_can_remap(struct yj_store *s)
 {
+	s_com_wait(s);
 	if (s->in_write || s->active_reads) {
 		yj_warn("store: the map must be remapped but a transaction is open: try again later");
 		return 0;
@@ -424,7 +457,179 @@ int yj_store_write(struct yj_store *store, yj_store_txn_fn fn, void *arg)
 	/* LMDB has one writer: a nested write would wait for itself. */
 	if (store->in_write)
 		return YJ_EINVAL;
+	s_com_wait(store);
 	return s_write(store, fn, arg);
+}
+
+/* --- the committer --- */
+
+/* Until the thread is done with the write it has, if any. The result stays
+ * for yj_store_write_collect. */
+static void s_com_wait(struct yj_store *s)
+{
+	struct s_committer *c = s->com;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	while (c->job && !c->done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* s_write's plain case, on the thread. Anything else (a begin that fails,
+ * the map full, fn's error, a failed commit) is handed back untouched or
+ * aborted: s_write on the owner's thread runs it again and makes of it what
+ * it always did, logging included. The owner changes neither env nor dbi
+ * while the thread has a write (s_com_wait). */
+static int s_com_write(struct yj_store *s, yj_store_txn_fn fn, void *arg)
+{
+	struct yj_txn t;
+	s_txn_init(&t, s, 0);
+	if (!s->env || mdb_txn_begin(s->env, NULL, 0, &t.txn))
+		return S_HANDBACK;
+	int frc = fn(&t, arg);
+	if (frc >= 0 && !t.rc)
+		s_counters_flush(&t);
+	if (frc < 0 || t.rc || t.mdb_rc) {
+		s_txn_abort(&t);
+		return S_HANDBACK;
+	}
+	s_cursors_close(&t);
+	int mrc = mdb_txn_commit(t.txn);
+	return mrc ? S_HANDBACK : 0;
+}
+
+static void *s_com_main(void *arg)
+{
+	struct yj_store *s = arg;
+	struct s_committer *c = s->com;
+	pthread_setname_np(pthread_self(), "yj-commit");
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->quit && !(c->job && !c->taken))
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->quit)
+			break;
+		c->taken = 1;
+		yj_store_txn_fn fn = c->fn;
+		void *fn_arg = c->arg;
+		pthread_mutex_unlock(&c->mu);
+		int rc = s_com_write(s, fn, fn_arg);
+		pthread_mutex_lock(&c->mu);
+		c->rc = rc;
+		c->done = 1;
+		pthread_cond_broadcast(&c->cv);
+		/* Under the lock: once the owner has collected, the wake's target may
+		 * be gone. */
+		if (c->wake)
+			c->wake(c->wake_arg);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static int s_com_start(struct yj_store *s)
+{
+	struct s_committer *c = calloc(1, sizeof(*c));
+	sigset_t all, old;
+	if (!c)
+		return YJ_ENOMEM;
+	if (pthread_mutex_init(&c->mu, NULL)) {
+		free(c);
+		return YJ_EIO;
+	}
+	if (pthread_cond_init(&c->cv, NULL)) {
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return YJ_EIO;
+	}
+	s->com = c;
+	/* Signals are the loop's (signalfd): the thread takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&c->thread, NULL, s_com_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc) {
+		yj_err("store: cannot start the committer thread: %s", strerror(prc));
+		s->com = NULL;
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return YJ_EIO;
+	}
+	return 0;
+}
+
+static void s_com_stop(struct yj_store *s)
+{
+	struct s_committer *c = s->com;
+	if (!c)
+		return;
+	s_com_wait(s);
+	pthread_mutex_lock(&c->mu);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	s->com = NULL;
+}
+
+int yj_store_write_start(struct yj_store *store, yj_store_txn_fn fn, void *arg, void (*wake)(void *), void *wake_arg)
+{
+	if (!store || !fn || store->in_write)
+		return YJ_EINVAL;
+	if (!store->com) {
+		int rc = s_com_start(store);
+		if (rc)
+			return rc == YJ_ENOMEM ? YJ_ENOMEM : YJ_EIO;
+	}
+	struct s_committer *c = store->com;
+	pthread_mutex_lock(&c->mu);
+	if (c->job) {
+		pthread_mutex_unlock(&c->mu);
+		return YJ_EBUSY;
+	}
+	c->job = 1;
+	c->taken = 0;
+	c->done = 0;
+	c->rc = 0;
+	c->fn = fn;
+	c->arg = arg;
+	c->wake = wake;
+	c->wake_arg = wake_arg;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int yj_store_write_collect(struct yj_store *store, int wait)
+{
+	struct s_committer *c = store ? store->com : NULL;
+	if (!c)
+		return YJ_EINVAL;
+	pthread_mutex_lock(&c->mu);
+	if (!c->job) {
+		pthread_mutex_unlock(&c->mu);
+		return YJ_EINVAL;
+	}
+	while (wait && !c->done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	if (!c->done) {
+		pthread_mutex_unlock(&c->mu);
+		return YJ_EAGAIN;
+	}
+	int rc = c->rc;
+	yj_store_txn_fn fn = c->fn;
+	void *arg = c->arg;
+	c->job = 0;
+	c->done = 0;
+	pthread_mutex_unlock(&c->mu);
+	if (rc == S_HANDBACK)
+		rc = yj_store_write(store, fn, arg);
+	return rc;
 }
 
 int yj_store_read(struct yj_store *store, yj_store_txn_fn fn, void *arg)
@@ -1107,6 +1312,9 @@ void yj_store_close(struct yj_store **store)
 	if (!store || !*store)
 		return;
 	struct yj_store *s = *store;
+	/* First: a write under way is finished (its owner did not collect it:
+	 * its callers were never answered, as at a crash). */
+	s_com_stop(s);
 	if (s->rtxn)
 		mdb_txn_abort(s->rtxn);
 	if (s->env)

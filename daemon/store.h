@@ -89,6 +89,26 @@ typedef int (*yj_store_txn_fn)(struct yj_txn *txn, void *arg);
  * YJ_ESTORE on any other LMDB failure. */
 int yj_store_write(struct yj_store *store, yj_store_txn_fn fn, void *arg);
 
+/* The same write, on the store's committer thread (issue 14: the loop goes
+ * on receiving and replying while a batch's B-tree writes and its sync
+ * run). Returns at once: 0 when the thread has it, YJ_EBUSY while an
+ * earlier one is not yet collected, YJ_EIO when no thread could be started
+ * (the caller writes with yj_store_write instead). fn runs on that thread:
+ * it may read what the caller does not change until the collect. wake(arg)
+ * is called on the thread when it is done, under the committer's lock: a
+ * write to an eventfd, nothing more. Until the collect, every other write
+ * of this store, a remap and a reopen first wait for the thread. */
+int yj_store_write_start(struct yj_store *store, yj_store_txn_fn fn, void *arg, void (*wake)(void *),
+			 void *wake_arg);
+
+/* What yj_store_write(fn, arg) would have returned for the write started
+ * last, once it is done (with wait, waiting for it); YJ_EAGAIN while it is
+ * still under way and wait is 0. A write the thread leaves alone (the map
+ * full, the environment to reopen, any failure) is run again here, by
+ * yj_store_write, on the caller's thread: fn must be one that may run more
+ * than once, as every write function must already (map growth). */
+int yj_store_write_collect(struct yj_store *store, int wait);
+
 /* Run fn in a read-only transaction. Returns fn's result or a store error. */
 int yj_store_read(struct yj_store *store, yj_store_txn_fn fn, void *arg);
 
