@@ -75,12 +75,14 @@ int yj_ingest_submit(struct yj_ingest *ing, const struct yj_request *req, yj_rep
 
 struct yj_route_counts;
 
-/* Once per loop iteration: commit the batch the normaliser thread has
- * parsed, if it has, and send its replies; hand the requests collected
- * since to the thread when it is free. *routed (may be NULL) says what was
- * routed since the last report (all zero when nothing was written), so the
- * caller can wake delivery. Returns 1 when a batch was committed, 0 when
- * none was ready, or the store's error (the replies then said RETRY). */
+/* Once per loop iteration: send the replies of the batch the store's
+ * committer has written, if it has; hand it the batch the normaliser thread
+ * has parsed, if it is free; hand the requests collected since to the
+ * normaliser when it is free. Both threads wake the loop through one
+ * eventfd. *routed (may be NULL) says what was routed since the last report
+ * (all zero when nothing was written), so the caller can wake delivery.
+ * Returns 1 when a batch was answered, 0 when none was, or the store's error
+ * (the replies then said RETRY). */
 int yj_ingest_pump(struct yj_ingest *ing, struct yj_route_counts *routed);
 
 /* Commit everything submitted so far (waiting for its parsing) and send

@@ -1,9 +1,11 @@
-/* store.h: the LMDB store. One environment, one writer (the main loop),
- * named databases fixed at open, big-endian uint64 keys.
+/* store.h: the LMDB store. One environment, one writer at a time (the main
+ * loop, or the committer thread for a write it hands over), named databases
+ * fixed at open, big-endian uint64 keys.
  *
- * Durability contract: yj_store_write() returns 0 only after the transaction
- * is committed and synced to disk. The ingest core sends OK replies only
- * after that return (persist before acknowledge).
+ * Durability contract: yj_store_write() and yj_store_write_collect() return
+ * 0 only after the transaction is committed and synced to disk. The ingest
+ * core sends OK replies only after that return (persist before
+ * acknowledge).
  *
  * Map growth: on MDB_MAP_FULL the transaction is aborted, the map doubled (up
  * to max_map_size) and the write function run again from the start. Hence a
