@@ -1498,7 +1498,9 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 /* Field by JSON key: protobuf-c's binary search costs five strcmp per key,
  * a fifth of the schema walk. Every message reachable from Event gets a
  * small hash table of its field names, built once; a lookup hashes the key
- * and compares one name. */
+ * and compares one name. The hash reads the length and three bytes, not
+ * the whole name: a collision costs one more compare, and the names are
+ * the schema's. */
 #define S_NAME_SLOTS 64u
 #define S_NAME_MSGS 24u
 
@@ -1509,6 +1511,14 @@ struct s_name_index {
 
 static struct s_name_index s_names[S_NAME_MSGS];
 static size_t s_n_names;
+
+static uint32_t s_name_hash(const char *s, size_t len)
+{
+	if (!len)
+		return 0;
+	return (uint32_t)len * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[len / 2] * 3u +
+	       (unsigned char)s[len - 1];
+}
 
 static struct s_name_index *s_name_index_of(const ProtobufCMessageDescriptor *md)
 {
@@ -1526,7 +1536,8 @@ static void s_name_index_add(const ProtobufCMessageDescriptor *md)
 	struct s_name_index *x = &s_names[s_n_names++];
 	x->md = md;
 	for (unsigned f = 0; f < md->n_fields; f++) {
-		uint32_t h = s_hash(md->fields[f].name) & (S_NAME_SLOTS - 1);
+		const char *name = md->fields[f].name;
+		uint32_t h = s_name_hash(name, strlen(name)) & (S_NAME_SLOTS - 1);
 		while (x->slot[h])
 			h = (h + 1) & (S_NAME_SLOTS - 1);
 		x->slot[h] = (uint8_t)(f + 1);
@@ -1539,14 +1550,21 @@ static void s_name_index_add(const ProtobufCMessageDescriptor *md)
 
 static void s_name_index_build(void) { s_name_index_add(&yjlink__v1__event__descriptor); }
 
-static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDescriptor *md, const char *name)
+/* The name table of md, NULL when it has none (then protobuf-c's search). */
+static const struct s_name_index *s_names_of(const ProtobufCMessageDescriptor *md)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, s_name_index_build);
-	const struct s_name_index *x = s_name_index_of(md);
+	return s_name_index_of(md);
+}
+
+static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDescriptor *md,
+						       const struct s_name_index *x, const char *name)
+{
 	if (!x)
 		return protobuf_c_message_descriptor_get_field_by_name(md, name);
-	for (uint32_t h = s_hash(name) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
+	size_t len = strlen(name);
+	for (uint32_t h = s_name_hash(name, len) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
 		const ProtobufCFieldDescriptor *fd = &md->fields[x->slot[h] - 1];
 		if (strcmp(fd->name, name) == 0)
 			return fd;
@@ -1557,12 +1575,13 @@ static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDes
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
 {
 	const struct s_rules *rs = s_rules_for(md);
+	const struct s_name_index *names = s_names_of(md);
 	const cJSON *dup = NULL;
 	bool dup_known = false;
 	uint32_t seen = 0;
 
 	for (const cJSON *k = obj->child; k && !s_syntax_found(c); k = k->next) {
-		const ProtobufCFieldDescriptor *fd = s_field_by_name(md, k->string);
+		const ProtobufCFieldDescriptor *fd = s_field_by_name(md, names, k->string);
 		bool other_feed = fd && (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->id != c->body_id;
 		if (!fd || other_feed) {
 			/* keys the schema does not know can only repeat each other;
