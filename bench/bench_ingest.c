@@ -127,7 +127,7 @@ int main(int argc, char **argv)
 	usleep(300000);
 
 	unsigned long sent = 0, got = 0, ok = 0, other = 0;
-	double t0 = yj_bench_now(), cpu0 = s_cpu_seconds(pid);
+	double t0 = yj_bench_now(), cpu0 = s_cpu_seconds(pid), self0 = s_cpu_seconds(getpid());
 	/* The client's own CPU shares the machine with yjlinkd, as nats.c's
 	 * does with nats-server: the three constant frames are sent without a
 	 * copy, the payload straight from its buffer (it outlives the socket),
@@ -175,6 +175,7 @@ int main(int argc, char **argv)
 	}
 	zmq_msg_close(&rep);
 	double ingest_s = yj_bench_now() - t0, cpu_s = s_cpu_seconds(pid) - cpu0;
+	double self_s = s_cpu_seconds(getpid()) - self0;
 	yj_bench_mem_stop(&mem);
 	zmq_close(s);
 	zmq_ctx_term(ctx);
@@ -190,6 +191,8 @@ int main(int argc, char **argv)
 	       n, (double)total_bytes / (double)n, ingest_s, rate, ok, other, window);
 	printf("yjlinkd CPU during ingest: %.2f s, %.1f us per event (user+system, all its threads)\n", cpu_s,
 	       1e6 * cpu_s / (double)n);
+	printf("client CPU during ingest: %.2f s, %.1f us per event (this program and its ZeroMQ I/O thread)\n", self_s,
+	       1e6 * self_s / (double)n);
 	printf("raw LMDB limit: %.0f events/s (600-byte values, 1,000 per synced txn)\n", raw);
 	printf("ratio ingest/raw: %.3f   (bar: >= 0.25, and >= NATS JetStream: bench/run --peer)\n",
 	       raw > 0 ? rate / raw : 0);

@@ -1610,6 +1610,8 @@ static void s_free_routing(struct yj_config *cfg)
 	free(cfg->recipients);
 	free(cfg->recipients_by_id);
 	free(cfg->yjs_by_la);
+	yj_strset_free(&cfg->recipient_ids);
+	yj_strset_free(&cfg->yjs_las);
 	for (size_t i = 0; i < cfg->n_rules; i++) {
 		struct yj_rule *r = &cfg->rules[i];
 		free(r->id);
@@ -1660,6 +1662,22 @@ static int s_index_routing(struct yj_config *cfg)
 	}
 	if (m)
 		qsort(cfg->yjs_by_la, m, sizeof(*cfg->yjs_by_la), s_by_la);
+	/* Hash lookups on top (the first of equal keys kept, as the bsearch
+	 * finds it); without the memory for them, the bsearch alone. */
+	if (n <= UINT32_MAX && m <= UINT32_MAX && !yj_strset_init(&cfg->recipient_ids, n) &&
+	    !yj_strset_init(&cfg->yjs_las, m)) {
+		int rc = 0;
+		for (size_t i = 0; i < n && (!rc || rc == YJ_EEXIST); i++)
+			rc = yj_strset_add(&cfg->recipient_ids, cfg->recipients[cfg->recipients_by_id[i]].id, (uint32_t)i);
+		for (size_t i = 0; i < m && (!rc || rc == YJ_EEXIST); i++)
+			rc = yj_strset_add(&cfg->yjs_las, cfg->yjs_by_la[i].la, (uint32_t)i);
+		if (rc && rc != YJ_EEXIST) {
+			yj_strset_free(&cfg->recipient_ids);
+			yj_strset_free(&cfg->yjs_las);
+		}
+	} else {
+		yj_strset_free(&cfg->recipient_ids);
+	}
 	return 0;
 }
 
@@ -1673,6 +1691,10 @@ const struct yj_recipient *yj_config_recipient(const struct yj_config *cfg, cons
 				return &cfg->recipients[i];
 		}
 		return NULL;
+	}
+	if (cfg->recipient_ids.n) {
+		int64_t i = yj_strset_get(&cfg->recipient_ids, id);
+		return i < 0 ? NULL : &cfg->recipients[cfg->recipients_by_id[i]];
 	}
 	/* The first position among equal ids: the lower bound. */
 	size_t lo = 0, hi = cfg->n_recipients;
@@ -1701,6 +1723,10 @@ const struct yj_recipient *yj_config_yjs_for_la(const struct yj_config *cfg, con
 			}
 		}
 		return NULL;
+	}
+	if (cfg->yjs_las.n) {
+		int64_t i = yj_strset_get(&cfg->yjs_las, la);
+		return i < 0 ? NULL : &cfg->recipients[cfg->yjs_by_la[i].rcpt];
 	}
 	size_t lo = 0, hi = cfg->n_yjs_by_la;
 	while (lo < hi) {

@@ -23,6 +23,7 @@
 
 #include "diag.h"
 #include "settings.h"
+#include "strset.h"
 
 struct yj_strlist {
 	char **v;   /* owned strings */
@@ -187,6 +188,9 @@ struct yj_config {
 	size_t *recipients_by_id;       /* indexes into recipients, by id, then position */
 	struct yj_la_yjs *yjs_by_la;    /* every (la, YJS recipient) pair, by la, then position */
 	size_t n_yjs_by_la;
+	/* The same two by hash (strset.h): id -> recipients_by_id position of
+	 * its first, la -> yjs_by_la position of its first. Empty: bsearch. */
+	struct yj_strset recipient_ids, yjs_las;
 	struct yj_rule *rules;          /* owned, in config order */
 	size_t n_rules;
 

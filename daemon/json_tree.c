@@ -253,6 +253,12 @@ static bool s_string(struct s_rd *r, char **out)
 		}
 		*w = '\0';
 	}
+	/* The length where the opening quote was (json_tree.h: yj_json_strlen).
+	 * A NUL can be in it only by an escape or as a control byte, and a
+	 * control byte makes the read odd: for the common plain payload the
+	 * length is what the scan found. */
+	size_t len = escapes || r->odd ? strlen((const char *)o) : raw;
+	o[-1] = (unsigned char)(len < YJ_JSON_LEN_LONG ? len : YJ_JSON_LEN_LONG);
 	*out = (char *)o;
 	r->at = (size_t)(q - r->p) + 1;
 	r->odd |= escapes;

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "arena.h"
 
@@ -35,5 +36,18 @@ cJSON *yj_json_parse(struct yj_arena *a, const char *p, size_t n, const char **e
  * pre-pass is not run (normalise.c, s_norm_json). */
 cJSON *yj_json_read(struct yj_arena *a, const char *p, size_t n, unsigned plain_depth, const char **end, int *oom,
 		    int *plain);
+
+/* The length of a key or string value of a tree made here, without
+ * strlen: the reader leaves it in the byte before the string (where its
+ * opening quote was), YJ_JSON_LEN_LONG meaning "this long or longer". The
+ * normaliser asks it of every key and value, some forty per event.
+ * Only for strings of these trees; a string may hold "\u0000", so the
+ * length is up to its first NUL, as strlen would say. */
+#define YJ_JSON_LEN_LONG 255u
+static inline size_t yj_json_strlen(const char *s)
+{
+	unsigned char n = (unsigned char)s[-1];
+	return n < YJ_JSON_LEN_LONG ? n : YJ_JSON_LEN_LONG + strlen(s + YJ_JSON_LEN_LONG);
+}
 
 #endif

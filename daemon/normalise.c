@@ -1383,7 +1383,7 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 	case PROTOBUF_C_TYPE_STRING: {
 		if (!cJSON_IsString(v))
 			break;
-		char *s = yj_arena_strndup(c->arena, v->valuestring, strlen(v->valuestring));
+		char *s = yj_arena_strndup(c->arena, v->valuestring, yj_json_strlen(v->valuestring));
 		if (!s) {
 			c->rc = YJ_ENOMEM;
 			return false;
@@ -1432,7 +1432,8 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 			Yjlink__V1__Time *t = (Yjlink__V1__Time *)s_new_msg(c, sub);
 			if (!t)
 				return false;
-			if (yj_time_parse(v->valuestring, strlen(v->valuestring), &t->unix_us, &t->offset_minutes) != 0) {
+			if (yj_time_parse(v->valuestring, yj_json_strlen(v->valuestring), &t->unix_us, &t->offset_minutes) !=
+			    0) {
 				s_rej(c, YJ_REJ_VALUE, fd->name, "not an RFC 3339 timestamp with an offset");
 				return false;
 			}
@@ -1507,6 +1508,7 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 struct s_name_index {
 	const ProtobufCMessageDescriptor *md;
 	uint8_t slot[S_NAME_SLOTS];  /* field index + 1; 0 empty */
+	uint8_t len[S_NAME_SLOTS];   /* each field's name length, by field index (0: 255 or longer) */
 };
 
 static struct s_name_index s_names[S_NAME_MSGS];
@@ -1537,7 +1539,9 @@ static void s_name_index_add(const ProtobufCMessageDescriptor *md)
 	x->md = md;
 	for (unsigned f = 0; f < md->n_fields; f++) {
 		const char *name = md->fields[f].name;
-		uint32_t h = s_name_hash(name, strlen(name)) & (S_NAME_SLOTS - 1);
+		size_t len = strlen(name);
+		x->len[f] = (uint8_t)(len < 255 ? len : 0);
+		uint32_t h = s_name_hash(name, len) & (S_NAME_SLOTS - 1);
 		while (x->slot[h])
 			h = (h + 1) & (S_NAME_SLOTS - 1);
 		x->slot[h] = (uint8_t)(f + 1);
@@ -1563,10 +1567,13 @@ static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDes
 {
 	if (!x)
 		return protobuf_c_message_descriptor_get_field_by_name(md, name);
-	size_t len = strlen(name);
+	/* The key's length from the reader; names are compared only when the
+	 * lengths agree, and then without looking for their ends. */
+	size_t len = yj_json_strlen(name);
 	for (uint32_t h = s_name_hash(name, len) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
-		const ProtobufCFieldDescriptor *fd = &md->fields[x->slot[h] - 1];
-		if (strcmp(fd->name, name) == 0)
+		unsigned f = x->slot[h] - 1u;
+		const ProtobufCFieldDescriptor *fd = &md->fields[f];
+		if (x->len[f] ? x->len[f] == len && memcmp(fd->name, name, len) == 0 : strcmp(fd->name, name) == 0)
 			return fd;
 	}
 	return NULL;

@@ -25,6 +25,7 @@
 
 #include "embedded.h"
 #include "err.h"
+#include "strset.h"
 
 enum { S_FORCES, S_LAS, S_SUITES, S_OUTCOMES, S_ETHNICITY, S_HOLIDAYS, S_NTABLES };
 
@@ -51,6 +52,7 @@ struct s_key {
 struct s_index {
 	struct s_key *v;
 	size_t n, cap;
+	struct yj_strset set; /* string key -> position in v; empty: bsearch */
 };
 
 struct yj_refdata {
@@ -580,6 +582,17 @@ static void s_index_finish(struct s_loader *L, int t, const char *what)
 	if (!ix->n)
 		return;
 	qsort(ix->v, ix->n, sizeof(*ix->v), is_str ? s_key_cmp_str : s_key_cmp_int);
+	/* Lookups by hash (strset.h); without memory for it, by bsearch. A
+	 * duplicate keeps its first line's row, as the report below names it. */
+	if (is_str && ix->n <= UINT32_MAX && yj_strset_init(&ix->set, ix->n) == 0) {
+		for (size_t i = 0; i < ix->n; i++) {
+			int rc = yj_strset_add(&ix->set, ix->v[i].s, (uint32_t)i);
+			if (rc && rc != YJ_EEXIST) {
+				yj_strset_free(&ix->set);
+				break;
+			}
+		}
+	}
 	for (size_t i = 1; i < ix->n; i++) {
 		const struct s_key *a = &ix->v[i - 1], *b = &ix->v[i];
 		if (is_str && strcmp(a->s, b->s) == 0) {
@@ -621,6 +634,10 @@ static const struct s_key *s_lookup_str(const struct s_index *ix, const char *s)
 {
 	if (!s || !ix->n)
 		return NULL;
+	if (ix->set.n) {
+		int64_t i = yj_strset_get(&ix->set, s);
+		return i < 0 ? NULL : &ix->v[i];
+	}
 	return bsearch(s, ix->v, ix->n, sizeof(*ix->v), s_key_find_str);
 }
 
@@ -1032,6 +1049,7 @@ void yj_refdata_free(struct yj_refdata **ref)
 	for (int t = 0; t < S_NTABLES; t++) {
 		free(r->buf[t]);
 		free(r->ix[t].v);
+		yj_strset_free(&r->ix[t].set);
 	}
 	free(r->forces);
 	free(r->las);

@@ -317,6 +317,7 @@ static inline void fz_json_tree_matches_cjson(const char *p, size_t n)
 	if (mine && theirs) {
 		FZ_CHECK(end1 == end2, "json_tree ends at %td, cJSON at %td", end1 - p, end2 - p);
 		FZ_CHECK(fz_same_tree(mine, theirs), "json_tree's tree differs from cJSON's");
+		FZ_CHECK(fz_lengths_known(mine), "json_tree's string lengths differ from strlen");
 	}
 	cJSON_Delete(theirs);
 	yj_arena_free(&a);

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "json_tree.h"
+
 static inline bool fz_same_tree(const cJSON *a, const cJSON *b)
 {
 	const cJSON *a0 = a, *b0 = b, *al = NULL, *bl = NULL;
@@ -26,6 +28,21 @@ static inline bool fz_same_tree(const cJSON *a, const cJSON *b)
 	if (a || b)
 		return false;
 	return !a0 || ((a0->prev == al) == (b0->prev == bl));
+}
+
+/* Every key and string of a json_tree.c tree says its length as strlen
+ * would (yj_json_strlen, which the normaliser uses instead). */
+static inline bool fz_lengths_known(const cJSON *t)
+{
+	for (; t; t = t->next) {
+		if (t->string && yj_json_strlen(t->string) != strlen(t->string))
+			return false;
+		if (cJSON_IsString(t) && t->valuestring && yj_json_strlen(t->valuestring) != strlen(t->valuestring))
+			return false;
+		if (!fz_lengths_known(t->child))
+			return false;
+	}
+	return true;
 }
 
 #endif

@@ -54,6 +54,8 @@ static bool s_check(const char *p, size_t n)
 			fail_msg("%s: json_tree ends at %td, cJSON at %td", p, e1 - p, e2 - p);
 		if (!fz_same_tree(mine, theirs))
 			fail_msg("%s: the trees differ", p);
+		if (!fz_lengths_known(mine))
+			fail_msg("%s: a string's length is not strlen's", p);
 		s_prev_linked(mine);
 	}
 	bool ok = theirs != NULL;
@@ -103,6 +105,22 @@ static void test_strings(void **state)
 	s_check("1\0", 2);
 	s_check("[1,\0 2]", 7);
 	s_check("\0", 1);
+	/* Lengths either side of the one byte the reader keeps them in
+	 * (yj_json_strlen), as keys and as values, plain and escaped, and a
+	 * long one with a NUL escaped past that byte. */
+	static const size_t lens[] = { 253, 254, 255, 256, 257, 1000 };
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		char buf[3200];
+		size_t n = lens[i];
+		int w = snprintf(buf, sizeof(buf), "{\"%*s\":\"%*s\",\"e\":\"\\n%*s\"}", (int)n, "k", (int)n, "v",
+				 (int)n, "x");
+		assert_true(w > 0 && (size_t)w < sizeof(buf));
+		s_check_str(buf);
+	}
+	char nul[600];
+	int w = snprintf(nul, sizeof(nul), "[\"%300s\\u0000tail\"]", "a");
+	assert_true(w > 0 && (size_t)w < sizeof(nul));
+	s_check_str(nul);
 }
 
 static void test_containers(void **state)
