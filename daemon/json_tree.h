@@ -19,6 +19,9 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "arena.h"
 
@@ -48,6 +51,27 @@ static inline size_t yj_json_strlen(const char *s)
 {
 	unsigned char n = (unsigned char)s[-1];
 	return n < YJ_JSON_LEN_LONG ? n : YJ_JSON_LEN_LONG + strlen(s + YJ_JSON_LEN_LONG);
+}
+
+/* A NUL-terminated copy of a string of such a tree, len its
+ * yj_json_strlen, in a (NULL when it is exhausted). Every string of the
+ * tree lies in the reader's copy of the payload, which is followed by 16
+ * zero bytes: a string shorter than 16 bytes is copied with one 16-byte
+ * load and store (the arena hands out multiples of 16), not a memcpy
+ * call. Most values of an event are that short. */
+static inline char *yj_json_strdup(struct yj_arena *a, const char *s, size_t len)
+{
+#if defined(__SSE2__)
+	if (len < 16) {
+		char *p = yj_arena_alloc(a, 16);
+		if (!p)
+			return NULL;
+		_mm_storeu_si128((__m128i *)(void *)p, _mm_loadu_si128((const __m128i *)(const void *)s));
+		p[len] = '\0';
+		return p;
+	}
+#endif
+	return yj_arena_strndup(a, s, len);
 }
 
 #endif

@@ -1383,7 +1383,7 @@ static bool s_json_field(struct s_ctx *c, const ProtobufCFieldDescriptor *fd, co
 	case PROTOBUF_C_TYPE_STRING: {
 		if (!cJSON_IsString(v))
 			break;
-		char *s = yj_arena_strndup(c->arena, v->valuestring, yj_json_strlen(v->valuestring));
+		char *s = yj_json_strdup(c->arena, v->valuestring, yj_json_strlen(v->valuestring));
 		if (!s) {
 			c->rc = YJ_ENOMEM;
 			return false;
