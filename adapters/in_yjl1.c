@@ -276,38 +276,41 @@ static void s_send_reply(void *arg, const struct yj_reply *r)
 /* The request's parts from its frames f (n kept of frames received, f[0]
  * the routing id) into req; a malformed request's frames joined into
  * *joined (the caller frees it) for the quarantine. */
-static int s_take_frames(zmq_msg_t *f, unsigned n, unsigned frames, struct yj_request *req, char **joined)
+/* The request of frames f[1..n) (frames in all), each frame's data and size
+ * read once by the caller (a libzmq call each, ten per request before). */
+static int s_take_frames(void *const *data, const size_t *size, unsigned n, unsigned frames, struct yj_request *req,
+			 char **joined)
 {
-	if (frames == 4 && zmq_msg_size(&f[1]) == 4 && memcmp(zmq_msg_data(&f[1]), "YJL1", 4) == 0) {
-		req->feed = zmq_msg_data(&f[2]);
-		req->feed_len = zmq_msg_size(&f[2]);
-		req->content_type = zmq_msg_data(&f[3]);
-		req->content_type_len = zmq_msg_size(&f[3]);
-		req->payload = zmq_msg_data(&f[4]);
-		req->payload_len = zmq_msg_size(&f[4]);
+	if (frames == 4 && size[1] == 4 && memcmp(data[1], "YJL1", 4) == 0) {
+		req->feed = data[2];
+		req->feed_len = size[2];
+		req->content_type = data[3];
+		req->content_type_len = size[3];
+		req->payload = data[4];
+		req->payload_len = size[4];
 		return 0;
 	}
 	req->protocol_error = frames != 4 ? "a request has exactly four frames" : "frame 0 must be YJL1";
 	/* Keep every frame for the operator, joined. */
 	size_t len = 0;
 	for (unsigned i = 1; i < n; i++)
-		len += zmq_msg_size(&f[i]);
+		len += size[i];
 	if (!(*joined = malloc(len ? len : 1)))
 		return YJ_ENOMEM;
 	len = 0;
 	for (unsigned i = 1; i < n; i++) {
-		memcpy(*joined + len, zmq_msg_data(&f[i]), zmq_msg_size(&f[i]));
-		len += zmq_msg_size(&f[i]);
+		memcpy(*joined + len, data[i], size[i]);
+		len += size[i];
 	}
 	req->payload = *joined;
 	req->payload_len = len;
 	if (frames >= 2) {
-		req->feed = zmq_msg_data(&f[2]);
-		req->feed_len = zmq_msg_size(&f[2]);
+		req->feed = data[2];
+		req->feed_len = size[2];
 	}
 	if (frames >= 3) {
-		req->content_type = zmq_msg_data(&f[3]);
-		req->content_type_len = zmq_msg_size(&f[3]);
+		req->content_type = data[3];
+		req->content_type_len = size[3];
 	}
 	return 0;
 }
@@ -317,6 +320,8 @@ static int s_take_frames(zmq_msg_t *f, unsigned n, unsigned frames, struct yj_re
 static int s_read_one(struct s_state *st)
 {
 	zmq_msg_t f[S_MAX_FRAMES];
+	void *data[S_MAX_FRAMES];
+	size_t size[S_MAX_FRAMES];
 	unsigned n = 0, total = 0;
 	size_t bytes = 0;
 	int more = 1, rc = 0, fd = -1;
@@ -340,24 +345,28 @@ static int s_read_one(struct s_state *st)
 		/* The routing id is made up by the ROUTER: it has no descriptor. */
 		if (total == 1)
 			fd = zmq_msg_get(m, ZMQ_SRCFD);
+		size_t sz = zmq_msg_size(m);
 		if (total > 0)
-			bytes += zmq_msg_size(m);
+			bytes += sz;
 		total++;
+		/* m is f[n], or past the cap the last slot again (its frame now) */
+		data[m - f] = zmq_msg_data(m);
+		size[m - f] = sz;
 		if (n < S_MAX_FRAMES)
 			n++;
 	}
 	/* f[0] is the routing id; the request is f[1..]. */
 	unsigned frames = total - 1;
 	yj_zguard_consumed(st->guard, fd, bytes, frames);
-	peer = malloc(sizeof(*peer) + zmq_msg_size(&f[0]));
+	peer = malloc(sizeof(*peer) + size[0]);
 	if (!peer) {
 		rc = YJ_ENOMEM;
 		goto out;
 	}
 	peer->st = st;
 	peer->fd = fd;
-	peer->len = zmq_msg_size(&f[0]);
-	memcpy(peer->id, zmq_msg_data(&f[0]), peer->len);
+	peer->len = size[0];
+	memcpy(peer->id, data[0], peer->len);
 
 	struct yj_request req = { .origin = "yjl1", .frames = frames };
 	char *joined = NULL;
@@ -373,7 +382,7 @@ static int s_read_one(struct s_state *st)
 		req.sender = uid && *uid ? uid : NULL;
 		if (st->curve)
 			s_client_forces(st, req.sender, &req.forces, &req.n_forces);
-		if ((rc = s_take_frames(f, n, frames, &req, &joined))) {
+		if ((rc = s_take_frames(data, size, n, frames, &req, &joined))) {
 			free(peer);
 			goto out;
 		}
