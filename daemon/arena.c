@@ -17,20 +17,40 @@ static void s_pb_free(void *data, void *p) { (void)data; (void)p; }
 void yj_arena_init(struct yj_arena *a, size_t block_size)
 {
 	a->head = NULL;
+	a->spare = NULL;
 	a->cur = a->end = NULL;
 	a->block_size = block_size ? block_size : 16384;
+	a->keep = 0;
 	a->pb.alloc = s_pb_alloc;
 	a->pb.free = s_pb_free;
 	a->pb.allocator_data = a;
 }
 
+void yj_arena_keep(struct yj_arena *a, size_t bytes) { a->keep = bytes; }
+
+/* A kept block of at least need bytes, unlinked, or NULL. */
+static struct yj_arena_block *s_take_spare(struct yj_arena *a, size_t need)
+{
+	for (struct yj_arena_block **pp = &a->spare; *pp; pp = &(*pp)->next) {
+		struct yj_arena_block *b = *pp;
+		if (b->size >= need) {
+			*pp = b->next;
+			return b;
+		}
+	}
+	return NULL;
+}
+
 void *yj_arena_alloc_block(struct yj_arena *a, size_t need)
 {
-	size_t bsize = need > a->block_size ? need : a->block_size;
-	struct yj_arena_block *b = malloc(sizeof(*b) + bsize);
-	if (!b)
-		return NULL;
-	b->size = bsize;
+	struct yj_arena_block *b = s_take_spare(a, need);
+	if (!b) {
+		size_t bsize = need > a->block_size ? need : a->block_size;
+		if (!(b = malloc(sizeof(*b) + bsize)))
+			return NULL;
+		b->size = bsize;
+	}
+	size_t bsize = b->size;
 	b->next = a->head;
 	a->head = b;
 	a->cur = b->data + need;
@@ -53,10 +73,23 @@ void yj_arena_reset(struct yj_arena *a)
 	struct yj_arena_block *b = a->head;
 	if (!b)
 		return;
-	/* Keep the oldest block: it is the common-case size. */
+	/* Keep the oldest block: it is the common-case size. The others go to
+	 * the spares while the keep allows. */
+	size_t kept = 0;
+	for (struct yj_arena_block *s = a->spare; s; s = s->next)
+		kept += s->size;
+	for (struct yj_arena_block *s = b; s; s = s->next)
+		if (!s->next)
+			kept += s->size;
 	while (b->next) {
 		struct yj_arena_block *next = b->next;
-		free(b);
+		if (kept + b->size <= a->keep) {
+			kept += b->size;
+			b->next = a->spare;
+			a->spare = b;
+		} else {
+			free(b);
+		}
 		b = next;
 	}
 	a->head = b;
@@ -64,14 +97,20 @@ void yj_arena_reset(struct yj_arena *a)
 	a->end = b->data + b->size;
 }
 
-void yj_arena_free(struct yj_arena *a)
+static void s_free_chain(struct yj_arena_block *b)
 {
-	struct yj_arena_block *b = a->head;
 	while (b) {
 		struct yj_arena_block *next = b->next;
 		free(b);
 		b = next;
 	}
+}
+
+void yj_arena_free(struct yj_arena *a)
+{
+	s_free_chain(a->head);
+	s_free_chain(a->spare);
 	a->head = NULL;
+	a->spare = NULL;
 	a->cur = a->end = NULL;
 }

@@ -98,6 +98,11 @@ struct s_batch {
  * touches a batch between handover and done, only the committer between
  * its start and its collect, only the loop otherwise. */
 #define S_BATCHES 3
+/* What a batch's arena keeps between fills: a full batch of the default
+ * 4,096 custody events takes some 8 MiB (raw copy, event, packed record).
+ * Freed and taken again, it was fresh pages each time, faulted in by the
+ * loop's copy and the normaliser's writes (docs/performance.md, change 27). */
+#define S_BATCH_KEEP ((size_t)6 << 20)
 /* An event packed longer than this (some 600 bytes is usual) is packed by
  * protobuf-c. */
 #define S_PLAIN_EVENT_MAX 8192
@@ -148,8 +153,10 @@ int yj_ingest_new(const struct yj_core *core, struct yj_ingest **out)
 	ing->core = core;
 	yj_arena_init(&ing->scratch, 32768);
 	yj_arena_init(&ing->loop_scratch, 4096);
-	for (int i = 0; i < S_BATCHES; i++)
+	for (int i = 0; i < S_BATCHES; i++) {
 		yj_arena_init(&ing->b[i].arena, 1 << 20);
+		yj_arena_keep(&ing->b[i].arena, S_BATCH_KEEP);
+	}
 	ing->fill = &ing->b[0];
 	ing->efd = -1;
 	int rc = s_thread_start(ing);

@@ -61,6 +61,64 @@ static void test_reset_reuses_first_block(void **state)
 	yj_arena_free(&a);
 }
 
+/* With a keep, a reset keeps the later blocks too, and an allocation that
+ * outgrows the first block takes one of them again rather than fresh memory;
+ * what is beyond the keep is freed (ASan/LSan see the rest freed by
+ * yj_arena_free). */
+static void test_keep_reuses_later_blocks(void **state)
+{
+	(void)state;
+	struct yj_arena a;
+	yj_arena_init(&a, 1024);
+	yj_arena_keep(&a, 3 * 1024);
+	unsigned char *first = yj_arena_alloc(&a, 1000);
+	unsigned char *second = yj_arena_alloc(&a, 1000);
+	unsigned char *third = yj_arena_alloc(&a, 1000);
+	unsigned char *fourth = yj_arena_alloc(&a, 1000);
+	assert_non_null(first);
+	assert_non_null(fourth);
+	/* Four blocks, one allocation each. */
+	assert_ptr_not_equal(second, first + 1008);
+	memset(fourth, 7, 1000);
+	yj_arena_reset(&a);
+	assert_ptr_equal(yj_arena_alloc(&a, 1000), first);
+	unsigned char *again[3];
+	for (int i = 0; i < 3; i++) {
+		again[i] = yj_arena_alloc(&a, 1000);
+		assert_non_null(again[i]);
+		memset(again[i], i, 1000);
+	}
+	/* The keep held two blocks besides the first: the next two
+	 * allocations are theirs, the one after is fresh. */
+	int reused = 0;
+	for (int i = 0; i < 2; i++)
+		reused += again[i] == second || again[i] == third || again[i] == fourth;
+	assert_int_equal(reused, 2);
+	/* A need bigger than every kept block takes a fresh one. */
+	yj_arena_reset(&a);
+	unsigned char *big = yj_arena_alloc(&a, 4096);
+	assert_non_null(big);
+	assert_ptr_not_equal(big, first);
+	memset(big, 1, 4096);
+	yj_arena_free(&a);
+}
+
+/* Without a keep, a reset keeps the first block only: a second reset and
+ * fill takes fresh blocks for the rest (the behaviour of every arena but a
+ * batch's). */
+static void test_no_keep_keeps_first_only(void **state)
+{
+	(void)state;
+	struct yj_arena a;
+	yj_arena_init(&a, 1024);
+	unsigned char *first = yj_arena_alloc(&a, 1000);
+	assert_non_null(yj_arena_alloc(&a, 1000));
+	yj_arena_reset(&a);
+	assert_null(a.spare);
+	assert_ptr_equal(yj_arena_alloc(&a, 1000), first);
+	yj_arena_free(&a);
+}
+
 /* A size that overflows when rounded up is refused, not wrapped round to a
  * tiny block. */
 static void test_size_overflow_refused(void **state)
@@ -93,6 +151,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aligned_and_apart),
 		cmocka_unit_test(test_reset_reuses_first_block),
+		cmocka_unit_test(test_keep_reuses_later_blocks),
+		cmocka_unit_test(test_no_keep_keeps_first_only),
 		cmocka_unit_test(test_size_overflow_refused),
 		cmocka_unit_test(test_strndup),
 	};
