@@ -46,6 +46,9 @@
 #include "normalise.h"
 
 #include <cjson/cJSON.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1562,21 +1565,29 @@ static const struct s_name_index *s_names_of(const ProtobufCMessageDescriptor *m
 	return s_name_index_of(md);
 }
 
+/* The field named name[0..len) (not NUL-terminated) in x's table. */
+static inline __attribute__((always_inline)) const ProtobufCFieldDescriptor *s_field_by_key(const ProtobufCMessageDescriptor *md,
+						      const struct s_name_index *x, const char *name, size_t len)
+{
+	/* Names are compared only when the lengths agree, and then without
+	 * looking for their ends. */
+	for (uint32_t h = s_name_hash(name, len) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
+		unsigned f = x->slot[h] - 1u;
+		const ProtobufCFieldDescriptor *fd = &md->fields[f];
+		size_t flen = x->len[f] ? x->len[f] : strlen(fd->name);
+		if (flen == len && memcmp(fd->name, name, len) == 0)
+			return fd;
+	}
+	return NULL;
+}
+
 static const ProtobufCFieldDescriptor *s_field_by_name(const ProtobufCMessageDescriptor *md,
 						       const struct s_name_index *x, const char *name)
 {
 	if (!x)
 		return protobuf_c_message_descriptor_get_field_by_name(md, name);
-	/* The key's length from the reader; names are compared only when the
-	 * lengths agree, and then without looking for their ends. */
-	size_t len = yj_json_strlen(name);
-	for (uint32_t h = s_name_hash(name, len) & (S_NAME_SLOTS - 1); x->slot[h]; h = (h + 1) & (S_NAME_SLOTS - 1)) {
-		unsigned f = x->slot[h] - 1u;
-		const ProtobufCFieldDescriptor *fd = &md->fields[f];
-		if (x->len[f] ? x->len[f] == len && memcmp(fd->name, name, len) == 0 : strcmp(fd->name, name) == 0)
-			return fd;
-	}
-	return NULL;
+	/* The key's length from the reader. */
+	return s_field_by_key(md, x, name, yj_json_strlen(name));
 }
 
 static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, const cJSON *obj, ProtobufCMessage *msg)
@@ -1620,6 +1631,291 @@ static void s_json_msg(struct s_ctx *c, const ProtobufCMessageDescriptor *md, co
 	s_required(c, md, rs, msg, seen);
 }
 
+/* --------------------------------------------- the fused plain reader */
+
+/* Most payloads are plain (json_tree.h) and valid: for them the tree was
+ * built only to be walked once, a third of the normaliser's instructions
+ * (docs/performance.md, change 28). The fused reader reads a narrower
+ * plain straight into the event: printable ASCII strings without escapes,
+ * integers of at most nine digits without a leading zero, true and false,
+ * objects, and arrays only where the schema has a repeated message. It
+ * gives up, leaving the payload to the tree's path from the start, at the
+ * first thing outside that, at a key the schema does not know or has seen,
+ * a value of the wrong type and at any refusal at all: so every refusal,
+ * its field and its reason, comes from the one path that has always made
+ * them, and the fuzz targets (always_prepass, which turns this reader off)
+ * check that both paths build the same event. */
+#define S_FAST_DEPTH 6
+
+struct s_fast {
+	const char *p, *end;
+};
+
+static inline void s_fast_ws(struct s_fast *f)
+{
+	while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
+		f->p++;
+}
+
+static inline bool s_fast_at(const struct s_fast *f, char ch) { return f->p < f->end && *f->p == ch; }
+
+/* An object's or array's opening byte: -1 not there, 0 empty (its close
+ * read too), 1 items follow. */
+static inline int s_fast_open(struct s_fast *f, char open, char close)
+{
+	if (!s_fast_at(f, open))
+		return -1;
+	f->p++;
+	s_fast_ws(f);
+	if (!s_fast_at(f, close))
+		return 1;
+	f->p++;
+	return 0;
+}
+
+/* After an item: 1 a comma (another follows), 0 the close, -1 neither. */
+static inline int s_fast_next(struct s_fast *f, char close)
+{
+	s_fast_ws(f);
+	if (s_fast_at(f, close)) {
+		f->p++;
+		return 0;
+	}
+	if (!s_fast_at(f, ','))
+		return -1;
+	f->p++;
+	s_fast_ws(f);
+	return 1;
+}
+
+static inline __attribute__((always_inline)) bool s_fast_string(struct s_fast *f, const char **s, size_t *len)
+{
+	if (!s_fast_at(f, '"'))
+		return false;
+	const char *q = f->p + 1;
+#if defined(__SSE2__)
+	/* Sixteen bytes at a time while sixteen are left (nothing is read past
+	 * the payload): as a signed byte, every control and non-ASCII byte is
+	 * below 0x20; DEL is the one other byte outside printable ASCII. */
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20),
+		      del = _mm_set1_epi8(0x7F);
+	while (f->end - q >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+					   _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+		unsigned m = (unsigned)_mm_movemask_epi8(hit);
+		if (m) {
+			q += __builtin_ctz(m);
+			goto found;
+		}
+		q += 16;
+	}
+#endif
+	for (; q < f->end; q++) {
+		unsigned char ch = (unsigned char)*q;
+		if (ch < 0x20 || ch > 0x7E || ch == '"' || ch == '\\')
+			break;
+	}
+#if defined(__SSE2__)
+found:
+#endif
+	if (q >= f->end || *q != '"')
+		return false;
+	*s = f->p + 1;
+	*len = (size_t)(q - (f->p + 1));
+	f->p = q + 1;
+	return true;
+}
+
+static inline __attribute__((always_inline)) bool s_fast_int(struct s_fast *f, int64_t *v)
+{
+	const char *q = f->p;
+	bool neg = q < f->end && *q == '-';
+	q += neg;
+	if (q >= f->end || *q < '0' || *q > '9')
+		return false;
+	if (*q == '0' && q + 1 < f->end && q[1] >= '0' && q[1] <= '9')
+		return false;
+	int64_t n = 0;
+	unsigned digits = 0;
+	for (; q < f->end && *q >= '0' && *q <= '9'; q++) {
+		if (++digits > 9)
+			return false;
+		n = n * 10 + (*q - '0');
+	}
+	if (q < f->end && (*q == '.' || *q == 'e' || *q == 'E'))
+		return false;
+	*v = neg ? -n : n;
+	f->p = q;
+	return true;
+}
+
+static bool s_fast_word(struct s_fast *f, const char *w, size_t n)
+{
+	if ((size_t)(f->end - f->p) < n || memcmp(f->p, w, n) != 0)
+		return false;
+	f->p += n;
+	return true;
+}
+
+static bool s_fast_msg(struct s_ctx *c, struct s_fast *f, const ProtobufCMessageDescriptor *md, ProtobufCMessage *msg,
+		       unsigned depth);
+
+/* One value into fd of msg, as s_json_field does: 1 set (its value rules
+ * are to be checked), 0 set (a message: checked inside), -1 give up. */
+static int s_fast_field(struct s_ctx *c, struct s_fast *f, const ProtobufCFieldDescriptor *fd, ProtobufCMessage *msg,
+			unsigned depth)
+{
+	char *member = (char *)msg + fd->offset;
+	protobuf_c_boolean *has = (protobuf_c_boolean *)((char *)msg + fd->quantifier_offset);
+	const char *s;
+	size_t n;
+	int64_t v;
+
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_STRING: {
+		if (!s_fast_string(f, &s, &n))
+			return -1;
+		char *d = yj_arena_strndup(c->arena, s, n);
+		if (!d)
+			return -1;
+		*(char **)member = d;
+		return 1;
+	}
+	case PROTOBUF_C_TYPE_BOOL: {
+		protobuf_c_boolean b;
+		if (s_fast_word(f, "true", 4))
+			b = 1;
+		else if (s_fast_word(f, "false", 5))
+			b = 0;
+		else
+			return -1;
+		*has = 1;
+		*(protobuf_c_boolean *)member = b;
+		return 1;
+	}
+	case PROTOBUF_C_TYPE_INT32:
+		if (!s_fast_int(f, &v))
+			return -1;
+		*has = 1;
+		*(int32_t *)member = (int32_t)v;
+		return 1;
+	case PROTOBUF_C_TYPE_UINT32:
+		if (!s_fast_int(f, &v))
+			return -1;
+		*has = 1;
+		*(uint32_t *)member = v < 0 ? 0 : (uint32_t)v;
+		return 1;
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessageDescriptor *sub = fd->descriptor;
+		if (sub == &yjlink__v1__time__descriptor) {
+			if (!s_fast_string(f, &s, &n))
+				return -1;
+			Yjlink__V1__Time *t = (Yjlink__V1__Time *)s_new_msg(c, sub);
+			if (!t || yj_time_parse(s, n, &t->unix_us, &t->offset_minutes) != 0)
+				return -1;
+			t->has_unix_us = t->has_offset_minutes = 1;
+			*(Yjlink__V1__Time **)member = t;
+			return 1;
+		}
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+			ProtobufCMessage *got[S_MAX_OFFENCES];
+			size_t k = 0;
+			int more = s_fast_open(f, '[', ']');
+			while (more > 0) {
+				if (k == S_MAX_OFFENCES || !(got[k] = s_new_msg(c, sub)) ||
+				    !s_fast_msg(c, f, sub, got[k], depth + 1))
+					return -1;
+				k++;
+				more = s_fast_next(f, ']');
+			}
+			if (more < 0)
+				return -1;
+			ProtobufCMessage **items = k ? s_alloc(c, k * sizeof(*items)) : NULL;
+			if (k && !items)
+				return -1;
+			if (k)
+				memcpy(items, got, k * sizeof(*items));
+			*(size_t *)has = k;
+			*(ProtobufCMessage ***)member = items;
+			return 0;
+		}
+		ProtobufCMessage *m = s_new_msg(c, sub);
+		if (!m)
+			return -1;
+		if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+			*(uint32_t *)has = fd->id;
+		*(ProtobufCMessage **)member = m;
+		return s_fast_msg(c, f, sub, m, depth + 1) ? 0 : -1;
+	}
+	default:
+		return -1;
+	}
+}
+
+/* The object at f->p into msg, as s_json_msg walks one; false: give up. */
+static bool s_fast_msg(struct s_ctx *c, struct s_fast *f, const ProtobufCMessageDescriptor *md, ProtobufCMessage *msg,
+		       unsigned depth)
+{
+	const struct s_rules *rs = s_rules_for(md);
+	const struct s_name_index *names = s_names_of(md);
+	uint32_t seen = 0;
+
+	if (!names || depth > S_FAST_DEPTH)
+		return false;
+	int more = s_fast_open(f, '{', '}');
+	while (more > 0) {
+		const char *key;
+		size_t klen;
+		if (!s_fast_string(f, &key, &klen))
+			return false;
+		s_fast_ws(f);
+		if (!s_fast_at(f, ':'))
+			return false;
+		f->p++;
+		s_fast_ws(f);
+		const ProtobufCFieldDescriptor *fd = s_field_by_key(md, names, key, klen);
+		if (!fd || ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->id != c->body_id))
+			return false;
+		uint32_t bit = 1u << (fd - md->fields);
+		if (seen & bit)
+			return false;
+		seen |= bit;
+		int r = s_fast_field(c, f, fd, msg, depth);
+		if (r < 0)
+			return false;
+		if (r > 0)
+			s_check_field(c, rs, fd, msg);
+		if (c->rej->code != YJ_REJ_NONE || c->rc)
+			return false;
+		more = s_fast_next(f, '}');
+	}
+	if (more < 0)
+		return false;
+	s_required(c, md, rs, msg, seen);
+	return c->rej->code == YJ_REJ_NONE && !c->rc;
+}
+
+/* The event of a payload the fused reader takes whole, or NULL: then
+ * nothing it did stands (the caller starts again on the tree's path). */
+static Yjlink__V1__Event *s_fast_json(struct s_ctx *c, const char *p, size_t n, struct yj_norm_result *res)
+{
+	struct s_fast f = { p, p + n };
+	s_fast_ws(&f);
+	Yjlink__V1__Event *ev = (Yjlink__V1__Event *)s_new_msg(c, &yjlink__v1__event__descriptor);
+	if (!ev || !s_fast_msg(c, &f, &yjlink__v1__event__descriptor, &ev->base, 0))
+		return NULL;
+	s_fast_ws(&f);
+	if (f.p != f.end)
+		return NULL;
+	s_check_event(c, ev);
+	if (c->rej->code != YJ_REJ_NONE || c->rc)
+		return NULL;
+	if (ev->source_id && !(res->source_id = yj_arena_strndup(c->arena, ev->source_id, strlen(ev->source_id))))
+		return NULL;
+	return ev;
+}
+
 static void s_source_id(struct s_ctx *c, const cJSON *root, struct yj_norm_result *res)
 {
 	const cJSON *v = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "source_id") : NULL;
@@ -1635,6 +1931,17 @@ static Yjlink__V1__Event *s_norm_json(struct s_ctx *c, const char *p, size_t n, 
 {
 	const char *end = NULL;
 
+	if (!c->opts->always_prepass) {
+		Yjlink__V1__Event *ev = s_fast_json(c, p, n, res);
+		if (ev)
+			return ev;
+		/* Given up: the tree's path decides, from a clean slate. */
+		c->rc = 0;
+		c->depth = 0;
+		res->source_id = NULL;
+		c->rej->code = YJ_REJ_NONE;
+		c->rej->field[0] = c->rej->reason[0] = '\0';
+	}
 	/* cJSON's tree, read as cJSON reads it (json_tree.h); the end pointer
 	 * is checked below. The pre-pass looks for what cJSON lets through;
 	 * a plain payload (printable ASCII strings without escapes, integers,

@@ -68,7 +68,9 @@ struct yj_norm_opts {
 	struct yj_arena *parse_arena;  /* where the JSON tree goes, when it should not
 	                                * outlive the parse (NULL: the event's arena) */
 	int always_prepass;            /* tests: run the JSON pre-pass also for a plain
-	                                * payload (json_tree.h), which it never refuses */
+	                                * payload (json_tree.h), which it never refuses,
+	                                * and read every payload through the tree (no
+	                                * fused reader): the reference path */
 };
 
 struct yj_norm_result {

@@ -356,7 +356,9 @@ static inline int fz_normalise_one(enum yj_content_type ct, const uint8_t *data,
 	 * runs it: the tree's arena is freed before the event is read, so a
 	 * pointer left into it is a use after free. The second run also has
 	 * the JSON pre-pass forced: the plain payloads the first run took
-	 * without it must be decided as the pre-pass would, reason included. */
+	 * without it must be decided as the pre-pass would, reason included;
+	 * and the fused plain reader off (normalise.h): what the first run
+	 * read through it must match the tree's path, decision and bytes. */
 	struct yj_arena a2, tree;
 	struct yj_norm_result res2;
 	yj_arena_init(&a2, 32768);

@@ -484,13 +484,27 @@ static void s_parse_arena_apart(enum yj_feed feed, const char *json)
 	yj_arena_init(&a2, 0);
 	yj_arena_init(&tree, 0);
 	assert_int_equal(s_norm(&a1, feed, json, &r1), 0);
-	struct yj_norm_opts o = { .ref = g_ref, .now_us = NOW_US, .max_bytes = 65536, .parse_arena = &tree };
+	/* always_prepass: the tree's path, which the fused reader leaves. */
+	struct yj_norm_opts o = { .ref = g_ref, .now_us = NOW_US, .max_bytes = 65536, .parse_arena = &tree,
+				  .always_prepass = 1 };
 	assert_int_equal(yj_normalise(&o, feed, YJ_CT_JSON, json, strlen(json), &a2, &r2), 0);
 	assert_non_null(tree.head);  /* the tree went there */
 	yj_arena_free(&tree);
 	s_same_event(&r1, &r2);
+	/* A plain payload read by the fused reader builds no tree at all, and
+	 * the same event as the tree's path (r1 came from it too). */
+	struct yj_arena a3, tree3;
+	struct yj_norm_result r3;
+	yj_arena_init(&a3, 0);
+	yj_arena_init(&tree3, 0);
+	struct yj_norm_opts o3 = { .ref = g_ref, .now_us = NOW_US, .max_bytes = 65536, .parse_arena = &tree3 };
+	assert_int_equal(yj_normalise(&o3, feed, YJ_CT_JSON, json, strlen(json), &a3, &r3), 0);
+	assert_null(tree3.head);
+	s_same_event(&r2, &r3);
+	yj_arena_free(&tree3);
 	yj_arena_free(&a1);
 	yj_arena_free(&a2);
+	yj_arena_free(&a3);
 }
 
 static void test_parse_arena_apart(void **state)
